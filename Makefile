@@ -1,0 +1,161 @@
+# libfinevent -- read top to bottom: variables, library, tests, bench,
+# examples, install.  `make help` lists the targets.
+
+# ---------------------------------------------------------------- variables
+VERSION   := 0.1.0
+SOVERSION := 0
+PREFIX    ?= /usr/local
+LIBDIR    ?= $(PREFIX)/lib
+INCDIR    ?= $(PREFIX)/include
+DESTDIR   ?=
+BUILD     ?= build
+
+# Debian packages, as pkg-config-module:debian-package.
+LIB_DEPS  := ck:libck-dev libxxhash:libxxhash-dev
+TEST_DEPS := cmocka:libcmocka-dev
+
+# Flavours of the build: release, asan (AddressSanitizer + UBSan), tsan.
+FLAVOUR ?= release
+O       := $(BUILD)/$(FLAVOUR)
+
+WARN       := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wvla
+CFLAGS     ?= -O2 -g
+BASE_FLAGS := -std=c11 $(WARN) -fvisibility=hidden -pthread -Iinclude -Ilib
+SAN_asan   := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+SAN_tsan   := -fsanitize=thread
+SAN_release:=
+SAN        := $(SAN_$(FLAVOUR))
+# Expanded when a recipe runs, i.e. after the deps check has installed them.
+PKG_CFLAGS  = $(shell pkg-config --cflags ck libxxhash)
+PKG_LIBS    = $(shell pkg-config --libs ck libxxhash)
+TEST_CFLAGS = $(shell pkg-config --cflags cmocka)
+TEST_LIBS   = $(shell pkg-config --libs cmocka)
+ALL_CFLAGS  = $(BASE_FLAGS) $(CFLAGS) $(SAN) $(PKG_CFLAGS)
+
+# Installs missing Debian packages (through sudo when not root), or stops
+# naming them.  $(1): list of pc-module:debian-package.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+define need_packages
+	@missing=""; command -v pkg-config >/dev/null 2>&1 || missing="pkg-config"; \
+	for p in $(1); do pkg-config --exists "$${p%%:*}" 2>/dev/null || missing="$$missing $${p#*:}"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "libfinevent: installing missing Debian packages:$$missing"; \
+	  { $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	    $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; } >/dev/null || \
+	  { echo "libfinevent: could not install$$missing -- run: sudo apt-get install$$missing" >&2; exit 1; }; \
+	fi
+endef
+
+.DEFAULT_GOAL := all
+.PHONY: all help deps lib test test-asan test-tsan test-all check-symbols \
+        demo examples install uninstall clean
+
+help:
+	@echo "make              build the library (static + shared) in $(BUILD)/release"
+	@echo "make deps         install the Debian packages it needs (apt-get, sudo if not root)"
+	@echo "make demo         build and run the bus demo (examples/bus_demo.c)"
+	@echo "make test         build and run every cmocka suite"
+	@echo "make test-asan    the suites under AddressSanitizer + UBSan"
+	@echo "make test-tsan    the suites under ThreadSanitizer"
+	@echo "make test-all     all three, as CI does"
+	@echo "make examples     build the examples"
+	@echo "make install      install headers, libraries, libfinevent.pc (PREFIX, DESTDIR)"
+	@echo "make clean        remove $(BUILD)/"
+
+deps: $(BUILD)/.deps-test
+
+$(BUILD)/.deps-lib:
+	$(call need_packages,$(LIB_DEPS))
+	@mkdir -p $(@D) && touch $@
+
+$(BUILD)/.deps-test: $(BUILD)/.deps-lib
+	$(call need_packages,$(TEST_DEPS))
+	@mkdir -p $(@D) && touch $@
+
+# ------------------------------------------------------------------ library
+LIB_SRC  := $(wildcard lib/*.c)
+LIB_OBJ  := $(LIB_SRC:lib/%.c=$(O)/lib/%.o)
+HEADERS  := $(wildcard include/finevent/*.h) $(wildcard lib/*.h)
+STATIC   := $(O)/libfinevent.a
+SONAME   := libfinevent.so.$(SOVERSION)
+SHARED   := $(O)/libfinevent.so.$(VERSION)
+
+all: lib
+lib: $(STATIC) $(SHARED)
+
+$(O)/lib/%.o: lib/%.c $(HEADERS) $(BUILD)/.deps-lib
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -fPIC -c $< -o $@
+
+$(STATIC): $(LIB_OBJ)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(SHARED): $(LIB_OBJ)
+	$(CC) $(ALL_CFLAGS) -shared -Wl,-soname,$(SONAME) -o $@ $^ $(PKG_LIBS)
+	ln -sf $(notdir $@) $(O)/$(SONAME)
+	ln -sf $(SONAME) $(O)/libfinevent.so
+
+# Only fe_ symbols may leave the shared library.
+check-symbols: $(SHARED)
+	@bad=$$(nm -D --defined-only $(SHARED) | awk '{print $$3}' | grep -v '^fe_' || true); \
+	if [ -n "$$bad" ]; then echo "exported symbols without fe_ prefix:"; echo "$$bad"; exit 1; fi; \
+	echo "check-symbols: only fe_ symbols exported"
+
+# -------------------------------------------------------------------- tests
+TEST_SRC := $(wildcard test/test_*.c)
+TEST_BIN := $(TEST_SRC:test/%.c=$(O)/test/%)
+TEST_TIMEOUT ?= 600
+
+$(O)/test/%: test/%.c test/*.h $(STATIC) $(BUILD)/.deps-test
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(TEST_CFLAGS) -Itest $< -o $@ $(STATIC) $(PKG_LIBS) $(TEST_LIBS)
+
+# Each suite runs in its own process with a timeout; all run even if one
+# fails, and the target fails if any did.
+run-tests: $(TEST_BIN)
+	@fail=0; for t in $(TEST_BIN); do echo "== $$t"; \
+	  timeout $(TEST_TIMEOUT) $$t || { echo "FAILED: $$t"; fail=1; }; done; \
+	[ $$fail = 0 ] || { echo "some $(FLAVOUR) suites failed"; exit 1; }
+
+test: $(BUILD)/.deps-test
+	@$(MAKE) --no-print-directory FLAVOUR=release run-tests check-symbols
+test-asan: $(BUILD)/.deps-test
+	@$(MAKE) --no-print-directory FLAVOUR=asan run-tests \
+	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1
+test-tsan: $(BUILD)/.deps-test
+	@$(MAKE) --no-print-directory FLAVOUR=tsan run-tests TSAN_OPTIONS=halt_on_error=1
+test-all: test test-asan test-tsan
+
+# ----------------------------------------------------------------- examples
+EXAMPLE_SRC := $(wildcard examples/*.c)
+EXAMPLE_BIN := $(EXAMPLE_SRC:examples/%.c=$(O)/examples/%)
+
+$(O)/examples/%: examples/%.c $(STATIC)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $< -o $@ $(STATIC) $(PKG_LIBS)
+
+examples: $(EXAMPLE_BIN)
+
+demo: $(O)/examples/bus_demo
+	$(O)/examples/bus_demo
+
+# ------------------------------------------------------------------ install
+install: $(STATIC) $(SHARED)
+	install -d $(DESTDIR)$(INCDIR)/finevent $(DESTDIR)$(LIBDIR)/pkgconfig
+	install -m 644 include/finevent/*.h $(DESTDIR)$(INCDIR)/finevent/
+	install -m 644 $(STATIC) $(DESTDIR)$(LIBDIR)/
+	install -m 755 $(SHARED) $(DESTDIR)$(LIBDIR)/
+	ln -sf libfinevent.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libfinevent.so
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
+	    -e 's|@INCLUDEDIR@|$(INCDIR)|' -e 's|@VERSION@|$(VERSION)|' \
+	    pkgconfig/libfinevent.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/libfinevent.pc
+
+uninstall:
+	rm -rf $(DESTDIR)$(INCDIR)/finevent
+	rm -f $(DESTDIR)$(LIBDIR)/libfinevent.a $(DESTDIR)$(LIBDIR)/libfinevent.so* \
+	      $(DESTDIR)$(LIBDIR)/pkgconfig/libfinevent.pc
+
+clean:
+	rm -rf $(BUILD)

@@ -1,0 +1,320 @@
+/*
+ * libfinevent: the event bus.
+ *
+ * A ring of pre-allocated, cache-line-aligned event slots (LMAX Disruptor
+ * style).  Producers claim a sequence, fill the slot in place and publish
+ * it; stages consume the published events in sequence order, each gated on
+ * the stages it depends on; producers are gated on the last stages, so a
+ * slot is never reused before every stage has finished with it.
+ *
+ * Lifecycle (one order, like LMDB's create/configure/open):
+ *
+ *     fe_bus_config_init(&cfg);  ... fill cfg and its stage table ...
+ *     fe_bus_create(&cfg, &bus, &diag);   validates, allocates, pre-faults
+ *     fe_bus_start(bus, &diag);           starts worker threads (if any)
+ *     fe_bus_try_claim / fe_bus_publish ... from producer threads
+ *     fe_bus_drain(bus, timeout);         optional: wait for quiescence
+ *     fe_bus_stop(bus);                   refuse new events, finish the rest
+ *     fe_bus_destroy(bus);
+ *
+ * Threads.  "Worker" means one unit of execution: a library thread, or in
+ * host-driven mode a host thread calling fe_bus_poll() for that worker
+ * index.  Every stage shard is assigned to exactly one worker; a worker may
+ * run shards of several stages.  Handlers of one shard always run on its
+ * worker, one event at a time, in sequence order.
+ *
+ * Every event ends exactly once: completed (no stage rejected it) or
+ * rejected (by one stage, with a reason).  After fe_bus_drain() returns 0,
+ * published == completed + rejected in fe_bus_stats().
+ */
+#ifndef FINEVENT_BUS_H
+#define FINEVENT_BUS_H
+
+#include <stdint.h>
+
+#include "error.h"
+#include "event.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define FE_BUS_MAX_STAGES 64   /* stages in one bus */
+#define FE_BUS_MAX_DEPS 8      /* upstream stages of one stage */
+#define FE_BUS_MAX_WORKERS 64  /* workers (threads) of one bus */
+#define FE_BUS_MAX_SHARDS 64   /* workers of one stage */
+#define FE_BUS_MAX_NAME 32     /* stage name bytes, including the NUL */
+#define FE_REASON_MAX 255      /* reject reasons are 1..FE_REASON_MAX */
+#define FE_WAIT_FOREVER UINT64_MAX /* timeout meaning "no timeout" */
+
+typedef struct fe_bus fe_bus_t;
+
+/* Producer modes. */
+typedef enum fe_producer {
+  /* One thread publishes at a time (the host guarantees it): claims need no
+   * atomic read-modify-write. */
+  FE_PRODUCER_SINGLE = 1,
+  /* Any number of threads publish concurrently; the ring sequence is the one
+   * total order across them.  Claims are one compare-and-swap. */
+  FE_PRODUCER_MULTI = 2
+} fe_producer_t;
+
+/* How an idle worker (and a producer facing a full ring) waits. */
+typedef enum fe_wait {
+  /* Busy spin with the CPU's pause hint: lowest latency, burns a core per
+   * worker even when idle.  Only for workers pinned to their own cores. */
+  FE_WAIT_SPIN = 1,
+  /* Spin spin_tries times, then sched_yield() between checks: good latency,
+   * shares cores, still uses CPU while idle. */
+  FE_WAIT_YIELD = 2,
+  /* Spin, yield yield_tries times, then sleep on a futex until upstream
+   * progress wakes it: no CPU while idle; a publish wakes parked workers
+   * (the publisher pays a system call only when somebody is parked). */
+  FE_WAIT_PARK = 3
+} fe_wait_t;
+
+/* What a handler returns. */
+typedef enum fe_verdict {
+  FE_CONTINUE = 0, /* pass the event on */
+  FE_REJECT = 1    /* reject it: use fe_reject() to return this */
+} fe_verdict_t;
+
+/* Per-call context handed to a handler.  The bus fills every field but
+ * `reason` before each call; the handler reads them and writes `reason`
+ * only through fe_reject(). */
+typedef struct fe_stage_ctx {
+  fe_bus_t *bus;
+  uint32_t stage;       /* id of the running stage (its index in cfg) */
+  uint32_t shard;       /* which of the stage's workers, 0..shards-1 */
+  uint32_t worker;      /* the worker (thread) index running it */
+  uint32_t end_of_batch;/* 1 on the last event this handler gets in the
+                           current batch: flush buffered work now */
+  uint32_t reason;      /* out: reject reason, set by fe_reject() */
+  uint32_t reserved;
+} fe_stage_ctx_t;
+
+/* A stage handler.  Called on the stage shard's worker, once per event the
+ * shard owns, in sequence order.  It may read the event and write the order
+ * fields and user area that no parallel stage touches; it must not claim or
+ * publish on the same bus from a worker (the ring may be full of events
+ * that wait for this very worker: that is a deadlock), and must not block
+ * for external I/O (DESIGN.md, decision 5).  Return FE_CONTINUE, or
+ * fe_reject(ctx, reason) to short-circuit the event: stages downstream of
+ * this one skip their handlers for it, and it still completes in order. */
+typedef fe_verdict_t (*fe_stage_fn)(fe_stage_ctx_t *ctx, fe_event_t *ev,
+                                    void *user);
+
+/* Records `reason` (1..FE_REASON_MAX; other values are counted as reason 0)
+ * and returns FE_REJECT, for use as `return fe_reject(ctx, 42);`. */
+static inline fe_verdict_t fe_reject(fe_stage_ctx_t *ctx, uint32_t reason) {
+  ctx->reason = reason;
+  return FE_REJECT;
+}
+
+/* Sharding key: the value whose hash picks the shard.  Must depend only on
+ * the event's contents, and be cheap: every shard of a stage evaluates it
+ * for every event. */
+typedef uint64_t (*fe_key_fn)(const fe_event_t *ev, void *user);
+
+/* One stage of the graph.  Initialise with fe_stage_def_init(). */
+typedef struct fe_stage_def {
+  const char *name;     /* required, unique, < FE_BUS_MAX_NAME bytes; copied */
+  fe_stage_fn handler;  /* required */
+  void *user;           /* passed to handler */
+  uint32_t n_deps;      /* 0: the stage reads straight from the producers */
+  uint32_t deps[FE_BUS_MAX_DEPS]; /* indices (in cfg->stages) of upstream
+                                     stages: this stage sees an event only
+                                     after all of them have finished it */
+  uint32_t shards;      /* workers for this stage, 1..FE_BUS_MAX_SHARDS
+                           (default 1); events are partitioned by key */
+  uint32_t worker;      /* worker index of shard 0; shard k runs on worker
+                           `worker + k` (default 0) */
+  fe_key_fn key;        /* NULL (default): XXH3-64 of order.account */
+  void *key_user;       /* passed to key */
+} fe_stage_def_t;
+
+/* Bus configuration.  Initialise with fe_bus_config_init(). */
+typedef struct fe_bus_config {
+  uint32_t capacity;      /* slots; power of two >= 2 (default 65536) */
+  uint32_t slot_size;     /* bytes per slot, rounded up to a multiple of 64;
+                             must hold fe_event_t (default 256: 128 bytes
+                             of user area) */
+  fe_producer_t producer; /* default FE_PRODUCER_SINGLE */
+  fe_wait_t wait;         /* default FE_WAIT_PARK */
+  uint32_t max_batch;     /* most events a shard takes per batch, >= 1
+                             (default 256) */
+  uint32_t spin_tries;    /* checks spun before yielding (default 200) */
+  uint32_t yield_tries;   /* FE_WAIT_PARK: yields before parking (default
+                             50) */
+  int host_driven;        /* 1: no library threads; host calls fe_bus_poll()
+                             (default 0) */
+  const fe_stage_def_t *stages; /* the stage table, read during create only */
+  uint32_t n_stages;      /* 1..FE_BUS_MAX_STAGES */
+  int cpu[FE_BUS_MAX_WORKERS]; /* CPU to pin each worker thread to; -1
+                                  (default): no pinning.  Ignored in
+                                  host-driven mode. */
+} fe_bus_config_t;
+
+/* Whole-bus counters (fe_bus_stats()).  Each is read atomically but the set
+ * is not a snapshot while events flow; after fe_bus_drain() returns 0 (and
+ * with no concurrent publisher), published == completed + rejected. */
+typedef struct fe_bus_stats {
+  uint64_t published; /* events published (claims voided by stop excluded) */
+  uint64_t completed; /* events that passed every stage */
+  uint64_t rejected;  /* events rejected by some stage */
+  uint64_t full;      /* try-claims refused because the ring was full */
+  uint64_t parks;     /* times a worker went to sleep (FE_WAIT_PARK) */
+  uint64_t wakeups;   /* futex wake calls made by publishers and stages */
+  uint64_t lost_wakeups; /* parks that ended by the safety timeout while
+                            work was waiting: always 0 unless a wake-up was
+                            missed (a library bug; the timeout bounds it) */
+} fe_bus_stats_t;
+
+/* Per-stage counters, summed over the stage's shards. */
+typedef struct fe_stage_stats {
+  uint64_t handled;  /* handler calls */
+  uint64_t rejected; /* handler calls that returned FE_REJECT */
+  uint64_t skipped;  /* events not handed over: rejected upstream */
+  uint64_t batches;  /* batches in which the handler ran at least once */
+  uint64_t processed;/* sequence reached, minimum over shards */
+} fe_stage_stats_t;
+
+/* Fills cfg with the defaults above and no stages.  Cannot fail. */
+FE_API void fe_bus_config_init(fe_bus_config_t *cfg);
+
+/* Fills def with the defaults above (no name, no handler).  Cannot fail. */
+FE_API void fe_stage_def_init(fe_stage_def_t *def);
+
+/* Validates cfg, then allocates and pre-faults everything the bus will ever
+ * use (ring, sequences, counters).  No allocation happens after this call.
+ *   cfg   in: read during the call only; cfg->stages likewise.
+ *   out   out: the new bus, in the created state; untouched on failure.
+ *   diag  out, may be NULL: on failure, the code and a message naming the
+ *         offending field and value.
+ * Returns 0, or FE_EINVAL (NULL argument, bad flag), FE_ECAPACITY (zero,
+ * one, not a power of two, or too large), FE_ESLOTSIZE (slot smaller than
+ * fe_event_t or over 1 MiB), FE_EPRODUCER, FE_EWAIT, FE_EBATCH (max_batch
+ * 0 or above capacity), FE_ENOSTAGES (none, or more than the maximum),
+ * FE_ENAME (missing, too long or duplicate stage name), FE_ENOHANDLER,
+ * FE_EDEPEND (dependency index out of range or repeated, too many deps),
+ * FE_ECYCLE (the graph has a cycle, self-dependency included), FE_ESHARDS,
+ * FE_EWORKER (worker index out of range, or a worker between 0 and the
+ * highest used that runs no stage), FE_ERANGE (cpu index invalid),
+ * FE_ENOMEM.  On failure nothing is allocated.  Thread-safe (no shared
+ * state).  Blocking (allocates and touches memory). */
+FE_API int fe_bus_create(const fe_bus_config_t *cfg, fe_bus_t **out,
+                         fe_diag_t *diag);
+
+/* Starts the worker threads (none in host-driven mode) and pins them.
+ * Returns 0, FE_EINVAL (bus NULL), FE_ESTATE (not in the created state),
+ * FE_ETHREAD (a thread could not be created), FE_EAFFINITY (pinning
+ * failed: the CPU is offline or not allowed).  On failure the threads that
+ * were started are stopped again and the bus stays in the created state.
+ * Call from one thread; blocking. */
+FE_API int fe_bus_start(fe_bus_t *bus, fe_diag_t *diag);
+
+/* Claims the next slot without waiting.  On success *ev points at the slot,
+ * whose header (seq, type = FE_EV_NEW_ORDER) is set and whose payload and
+ * user area hold whatever the previous event left: the caller fills it and
+ * must then call fe_bus_publish(ev) exactly once, soon (stages stall at an
+ * unpublished sequence).  Returns 0, FE_EFULL (every slot is still in use:
+ * backpressure; nothing changed), FE_ESTOPPED (fe_bus_stop() was called).
+ * Allowed in the created and running states.  Single-producer mode: one
+ * thread at a time.  Multi-producer: any thread.  Lock-free; no allocation,
+ * no system call. */
+FE_API int fe_bus_try_claim(fe_bus_t *bus, fe_event_t **ev);
+
+/* Like fe_bus_try_claim(), but when the ring is full waits by the bus's
+ * wait strategy for up to timeout_ns nanoseconds (FE_WAIT_FOREVER: no
+ * limit).  Returns 0, FE_ETIMEDOUT (still full; nothing changed),
+ * FE_ESTOPPED.  Blocking only while the ring is full. */
+FE_API int fe_bus_claim(fe_bus_t *bus, fe_event_t **ev, uint64_t timeout_ns);
+
+/* Publishes a claimed event: stages may see it from now on and the caller
+ * must not touch it again.  Returns 0, or FE_EINVAL when ev is NULL.  In
+ * multi-producer mode events become visible in sequence order, so an event
+ * waits for earlier claims to be published.  Wait-free; no system call
+ * unless a worker is parked. */
+FE_API int fe_bus_publish(fe_bus_t *bus, fe_event_t *ev);
+
+/* Batch claim: n consecutive sequences starting at *first, all or nothing.
+ * Reach each slot with fe_bus_event_at(bus, *first + i) and publish them
+ * with one fe_bus_publish_n(bus, *first, n).  Returns 0, FE_EINVAL (n is 0
+ * or above capacity), FE_EFULL, FE_ESTOPPED.  Threads as fe_bus_try_claim. */
+FE_API int fe_bus_try_claim_n(fe_bus_t *bus, uint32_t n, uint64_t *first);
+
+/* Blocking batch claim with a timeout, as fe_bus_claim(). */
+FE_API int fe_bus_claim_n(fe_bus_t *bus, uint32_t n, uint64_t *first,
+                          uint64_t timeout_ns);
+
+/* The slot of sequence seq.  Valid for a sequence the caller has claimed and
+ * not yet published, or inside a handler for the event being handled.
+ * Wait-free, cannot fail. */
+FE_API fe_event_t *fe_bus_event_at(fe_bus_t *bus, uint64_t seq);
+
+/* Publishes n events claimed together by fe_bus_(try_)claim_n().  Returns 0
+ * or FE_EINVAL (n is 0).  Wait-free as fe_bus_publish(). */
+FE_API int fe_bus_publish_n(fe_bus_t *bus, uint64_t first, uint32_t n);
+
+/* Host-driven mode: runs one batch of every stage shard assigned to
+ * `worker` that has work, on the calling thread.  A worker must be polled
+ * by one thread at a time (different workers from different threads is
+ * fine).  Returns the number of sequences the worker's shards advanced
+ * (0 when idle; it never waits), FE_ESTOPPED once fe_bus_stop() was called
+ * and this worker has finished every event published before it,
+ * FE_EWORKER (no such worker), FE_ESTATE (not host-driven, or not
+ * started).  Lock-free. */
+FE_API int fe_bus_poll(fe_bus_t *bus, uint32_t worker);
+
+/* Waits until every event claimed before the call has completed, for up to
+ * timeout_ns (FE_WAIT_FOREVER: no limit).  In host-driven mode other
+ * threads must keep polling meanwhile.  Returns 0, FE_ETIMEDOUT, FE_ESTATE
+ * (not started).  Any thread; blocking (sleeps on a futex in FE_WAIT_PARK,
+ * otherwise yields). */
+FE_API int fe_bus_drain(fe_bus_t *bus, uint64_t timeout_ns);
+
+/* Stops the bus: from now on claims fail with FE_ESTOPPED; every event
+ * published before (and every claim racing with this call that succeeds) is
+ * still processed by every stage, then the worker threads exit and are
+ * joined.  In host-driven mode it returns at once and the host keeps
+ * polling each worker until fe_bus_poll() returns FE_ESTOPPED.  Returns 0,
+ * FE_EINVAL (bus NULL), FE_ESTATE (already stopped).  Stopping a bus that
+ * was never started just marks it stopped.  Call from one thread, not from
+ * a handler; blocking. */
+FE_API int fe_bus_stop(fe_bus_t *bus);
+
+/* Frees everything.  Accepts NULL.  A running bus is stopped first (so
+ * nothing published is lost).  Not thread-safe: no other call may be in
+ * progress or follow. */
+FE_API void fe_bus_destroy(fe_bus_t *bus);
+
+/* Fills *out with the whole-bus counters.  Returns 0 or FE_EINVAL.  Any
+ * thread; wait-free. */
+FE_API int fe_bus_stats(const fe_bus_t *bus, fe_bus_stats_t *out);
+
+/* Fills *out with the counters of one stage.  Returns 0, FE_EINVAL, or
+ * FE_ERANGE (no such stage).  Any thread; wait-free. */
+FE_API int fe_bus_stage_stats(const fe_bus_t *bus, uint32_t stage,
+                              fe_stage_stats_t *out);
+
+/* Number of events stage rejected with reason (0..FE_REASON_MAX; 0 counts
+ * rejections with an out-of-range reason).  Returns 0 for an unknown stage
+ * or reason.  Any thread; wait-free. */
+FE_API uint64_t fe_bus_stage_rejects(const fe_bus_t *bus, uint32_t stage,
+                                     uint32_t reason);
+
+/* Id of the stage called name, or FE_ENAME.  Any thread; cannot block. */
+FE_API int fe_bus_stage_id(const fe_bus_t *bus, const char *name);
+
+/* Name of stage id, or NULL.  Owned by the bus. */
+FE_API const char *fe_bus_stage_name(const fe_bus_t *bus, uint32_t stage);
+
+/* Geometry: slots, bytes of user area per slot, workers. */
+FE_API uint32_t fe_bus_capacity(const fe_bus_t *bus);
+FE_API uint32_t fe_bus_user_size(const fe_bus_t *bus);
+FE_API uint32_t fe_bus_workers(const fe_bus_t *bus);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* FINEVENT_BUS_H */

@@ -1,0 +1,106 @@
+/*
+ * libfinevent: the event that travels through the ring.
+ *
+ * Every ring slot holds one fe_event_t followed by a user area whose size is
+ * fixed when the bus is created (fe_bus_user_size()).  Events are filled in
+ * place by the publisher and read or amended in place by stage handlers; the
+ * library never copies them.
+ *
+ * Money is integers: quantities are whole units (shares, contracts) and
+ * prices are signed 64-bit fixed point with FE_PRICE_SCALE units per 1.0 of
+ * currency, so 123.45 is 12345000000.  No floating point touches money.
+ */
+#ifndef FINEVENT_EVENT_H
+#define FINEVENT_EVENT_H
+
+#include <stdint.h>
+
+#include "error.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Fixed-point price scale: 10^8 units per 1.0 (covers crypto lot sizes and
+ * keeps +/- 92 billion of price range in an int64_t). */
+#define FE_PRICE_SCALE INT64_C(100000000)
+
+#define FE_CLORDID_MAX 32 /* client order id bytes (FIX tag 11), NUL padded */
+#define FE_SYMBOL_MAX 16  /* symbol bytes, NUL padded */
+
+typedef enum fe_side {
+  FE_SIDE_BUY = 1,
+  FE_SIDE_SELL = 2,
+  FE_SIDE_SELL_SHORT = 3
+} fe_side_t;
+
+typedef enum fe_ord_type {
+  FE_ORD_MARKET = 1,
+  FE_ORD_LIMIT = 2,
+  FE_ORD_STOP = 3,
+  FE_ORD_STOP_LIMIT = 4
+} fe_ord_type_t;
+
+typedef enum fe_tif {
+  FE_TIF_DAY = 1,
+  FE_TIF_GTC = 2, /* good till cancel */
+  FE_TIF_IOC = 3, /* immediate or cancel */
+  FE_TIF_FOK = 4, /* fill or kill */
+  FE_TIF_GTD = 5  /* good till date: see fe_order_t.expire_ns */
+} fe_tif_t;
+
+/* Event types.  Values from FE_EV_USER upwards are the host's own. */
+typedef enum fe_event_type {
+  FE_EV_NEW_ORDER = 1,
+  FE_EV_CANCEL = 2,
+  FE_EV_EXEC_REPORT = 3,
+  FE_EV_SETTLE_CONFIRM = 4,
+  FE_EV_MARKET_DATA = 5,
+  FE_EV_USER = 1024
+} fe_event_type_t;
+
+/* The typed order payload.  Field widths are fixed so the layout is the same
+ * for every compiler on a 64-bit target (96 bytes). */
+typedef struct fe_order {
+  uint64_t account;        /* account number: the default sharding key */
+  int64_t quantity;        /* whole units; must be > 0 for a valid order */
+  int64_t price;           /* FE_PRICE_SCALE fixed point; 0 for market */
+  uint64_t client_ts_ns;   /* when the client sent it (CLOCK_REALTIME ns) */
+  uint64_t recv_ts_ns;     /* when the host received it (host's clock, ns) */
+  uint64_t expire_ns;      /* FE_TIF_GTD expiry (CLOCK_REALTIME ns), else 0 */
+  char client_order_id[FE_CLORDID_MAX];
+  char symbol[FE_SYMBOL_MAX];
+  uint8_t side;            /* fe_side_t */
+  uint8_t type;            /* fe_ord_type_t */
+  uint8_t tif;             /* fe_tif_t */
+  uint8_t reserved[5];
+} fe_order_t;
+
+/* One event: the header the bus maintains, then the order payload.  The
+ * user area follows the struct (fe_event_user()). */
+typedef struct fe_event {
+  uint64_t seq;      /* ring sequence, set by the claim; read-only */
+  uint64_t trace_id; /* host-defined correlation id, carried untouched */
+  uint32_t type;     /* fe_event_type_t or a host type >= FE_EV_USER */
+  uint32_t flags;    /* private to the bus: do not touch */
+  uint64_t verdict;  /* private to the bus: read with fe_event_rejected() */
+  fe_order_t order;
+} fe_event_t;
+
+/* Start of the user area that follows the event in its slot.  Its size is
+ * fe_bus_user_size(); it is 16-byte aligned and zeroed only at create:
+ * publishers own its contents. */
+static inline void *fe_event_user(fe_event_t *ev) { return (void *)(ev + 1); }
+
+/* Reads whether an upstream stage rejected ev.  Returns 1 and stores the
+ * rejecting stage id and its reason code (either pointer may be NULL) when
+ * it did, 0 otherwise.  Call it only from a stage that runs after the event
+ * was rejected (a stage downstream of the rejecting one, or after drain):
+ * parallel stages may reject concurrently.  Wait-free, cannot fail. */
+FE_API int fe_event_rejected(const fe_event_t *ev, uint32_t *stage,
+                             uint32_t *reason);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* FINEVENT_EVENT_H */

@@ -1,0 +1,16 @@
+/*
+ * libfinevent: umbrella header.  Include this one; the module headers it
+ * pulls in document each call.
+ */
+#ifndef FINEVENT_FINEVENT_H
+#define FINEVENT_FINEVENT_H
+
+#define FE_VERSION_MAJOR 0
+#define FE_VERSION_MINOR 1
+#define FE_VERSION_PATCH 0
+
+#include "error.h"
+#include "event.h"
+#include "bus.h"
+
+#endif /* FINEVENT_FINEVENT_H */

@@ -1,0 +1,712 @@
+/*
+ * The event bus: ring, sequencers, stage graph, workers.
+ *
+ * Sequences are counts, not indices: a consumer's `seq` is the number of
+ * events it has finished, so it may process sequence s when s < the gate
+ * (the minimum `seq` of its upstream consumers, or the producers' published
+ * count).  Slot of sequence s: s & mask.  A producer may claim s when
+ * s < min(end seq) + capacity.
+ *
+ * Memory-order pairs used below (DPDK style labels):
+ *   P1 (producer publish, release)   pairs with C1 (consumer gate, acquire):
+ *      the slot contents written before publish are visible to the stage.
+ *   C2 (consumer batch end, release) pairs with C1 of downstream consumers
+ *      and with P2 (producer gate, acquire): a stage's reads and writes of a
+ *      slot happen before the next stage reads it, and before a producer
+ *      overwrites it on wrap-around.
+ *   G1 (gate cache, release) pairs with G2 (gate cache, acquire): in
+ *      multi-producer mode a producer may rely on another producer's reading
+ *      of the end sequences (P2) without reading them itself.
+ * The park/wake and stop protocols are store-load (Dekker) patterns ordered
+ * with the asymmetric fence of sync.h; see park_worker() and fe_bus_stop().
+ */
+#define _GNU_SOURCE
+#include "bus_impl.h"
+#include "sync.h"
+
+#include <ck_pr.h>
+#include <errno.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
+/* ---------------------------------------------------------------- helpers */
+
+static inline fe_event_t *slot(const fe_bus_t *bus, uint64_t seq) {
+  return (fe_event_t *)(bus->slots + (seq & bus->mask) * bus->slot_size);
+}
+
+static uint64_t min_seq(const uint64_t *const *gates, uint32_t n) {
+  uint64_t m = UINT64_MAX;
+  for (uint32_t i = 0; i < n; i++) {
+    uint64_t v = fe__load_acquire(gates[i]); /* C1 / P2 */
+    if (v < m)
+      m = v;
+  }
+  return m;
+}
+
+static uint64_t end_seq(const fe_bus_t *bus) {
+  uint64_t m = UINT64_MAX;
+  for (uint32_t i = 0; i < bus->n_ends; i++) {
+    uint64_t v = fe__load_acquire(&bus->ends[i]->seq); /* P2, pairs with C2 */
+    if (v < m)
+      m = v;
+  }
+  return m;
+}
+
+/* Events claimed so far (published, being filled, or voided). */
+static uint64_t claimed_count(const fe_bus_t *bus) {
+  return bus->producer == FE_PRODUCER_SINGLE ? fe__load_relaxed(&bus->claimed)
+                                             : fe__load_relaxed(&bus->cursor);
+}
+
+static void wake_workers(fe_bus_t *bus, uint64_t mask) {
+  /* Publisher side of the park protocol: our sequence store is ordered
+   * before this load by fe__asym_light (the parker runs fe__asym_heavy
+   * between setting its bit and re-reading the sequences). */
+  fe__asym_light(bus->asym);
+  uint64_t parked = fe__load_relaxed(&bus->parked_mask) & mask;
+  while (FE_UNLIKELY(parked != 0)) {
+    worker_t *w = &bus->workers[__builtin_ctzll(parked)];
+    parked &= parked - 1;
+    __atomic_fetch_add(&w->futex, 1, __ATOMIC_RELEASE);
+    fe__futex_wake(&w->futex, 1);
+    __atomic_fetch_add(&bus->wakeups, 1, __ATOMIC_RELAXED);
+  }
+}
+
+static void wake_space(fe_bus_t *bus) {
+  fe__asym_light(bus->asym);
+  if (FE_UNLIKELY(fe__load_relaxed(&bus->space_waiters) != 0)) {
+    __atomic_fetch_add(&bus->space_futex, 1, __ATOMIC_RELEASE);
+    fe__futex_wake(&bus->space_futex, -1);
+    __atomic_fetch_add(&bus->wakeups, 1, __ATOMIC_RELAXED);
+  }
+}
+
+static void wake_all(fe_bus_t *bus) {
+  for (uint32_t i = 0; i < bus->n_workers; i++) {
+    __atomic_fetch_add(&bus->workers[i].futex, 1, __ATOMIC_SEQ_CST);
+    fe__futex_wake(&bus->workers[i].futex, 1);
+  }
+  __atomic_fetch_add(&bus->space_futex, 1, __ATOMIC_SEQ_CST);
+  fe__futex_wake(&bus->space_futex, -1);
+}
+
+/* ------------------------------------------------------------- consumers */
+
+/* How far c may go, reading its gates (C1). */
+static uint64_t gate_of(const fe_bus_t *bus, const consumer_t *c,
+                        uint64_t next) {
+  if (c->gates != NULL)
+    return min_seq(c->gates, c->n_gates);
+  if (bus->producer == FE_PRODUCER_SINGLE)
+    return fe__load_acquire(&bus->cursor); /* C1, pairs with P1 */
+  /* Multi-producer: the longest run of published slots from next.  Each
+   * acquire pairs with that slot's P1; no need to read the contended claim
+   * cursor at all. */
+  uint64_t s = next, limit = next + bus->max_batch;
+  while (s < limit && fe__load_acquire(&bus->avail[s & bus->mask]) == s + 1)
+    s++;
+  return s;
+}
+
+static inline uint32_t shard_of(const stage_t *st, const fe_event_t *ev) {
+  uint64_t k = st->key ? st->key(ev, st->key_user) : ev->order.account;
+  uint64_t h = XXH3_64bits(&k, sizeof k);
+  /* Multiply-shift range reduction: uniform, no division. */
+  return (uint32_t)(((h >> 32) * st->n_shards) >> 32);
+}
+
+/* Does shard c hand ev to its handler?  Counts a skip. */
+static inline int wants(consumer_t *c, const stage_t *st, const fe_event_t *ev,
+                        uint64_t *skipped) {
+  if (FE_UNLIKELY(ev->flags & FE_EV_VOID))
+    return 0;
+  if (st->n_shards > 1 && shard_of(st, ev) != c->shard)
+    return 0;
+  /* Relaxed is enough: a reject by an ancestor happens-before this read
+   * through the C2/C1 chain, so coherence shows it; a reject by a parallel
+   * stage may or may not be seen and is ignored by the ancestor test. */
+  uint64_t v = fe__load_relaxed(&ev->verdict);
+  if (FE_UNLIKELY(v != 0) && ((c->ancestors >> ((v >> 32) - 1)) & 1)) {
+    (*skipped)++;
+    return 0;
+  }
+  return 1;
+}
+
+static inline void handle(consumer_t *c, stage_t *st, fe_stage_ctx_t *ctx,
+                          fe_event_t *ev, uint32_t eob, uint64_t *rejected) {
+  ctx->end_of_batch = eob;
+  ctx->reason = 0;
+  if (FE_UNLIKELY(st->fn(ctx, ev, st->user) != FE_CONTINUE)) {
+    uint32_t r = ctx->reason <= FE_REASON_MAX ? ctx->reason : 0;
+    uint64_t expect = 0, v = ((uint64_t)(st->id + 1) << 32) | r;
+    /* First rejecter wins; relaxed: the value travels to later stages with
+     * the slot (C2/C1). */
+    __atomic_compare_exchange_n(&ev->verdict, &expect, v, 0, __ATOMIC_RELAXED,
+                                __ATOMIC_RELAXED);
+    fe__add_owned(&c->reasons[r], 1);
+    (*rejected)++;
+  }
+}
+
+/* Runs one batch of consumer c.  Returns how many sequences it advanced. */
+static uint32_t consumer_run(fe_bus_t *bus, consumer_t *c) {
+  uint64_t next = fe__load_relaxed(&c->seq); /* owner's own value */
+  if (next >= c->cached_gate) {
+    c->cached_gate = gate_of(bus, c, next);
+    if (next >= c->cached_gate)
+      return 0;
+  }
+  uint64_t end = c->cached_gate;
+  if (end - next > bus->max_batch)
+    end = next + bus->max_batch;
+
+  stage_t *st = c->stage;
+  uint64_t handled = 0, rejected = 0, skipped = 0;
+  if (st != NULL) {
+    fe_stage_ctx_t ctx = {.bus = bus, .stage = st->id, .shard = c->shard,
+                          .worker = c->worker};
+    /* One event behind, so the last one handed over can be flagged
+     * end_of_batch even when later sequences belong to other shards. */
+    fe_event_t *pending = NULL;
+    for (uint64_t s = next; s < end; s++) {
+      fe_event_t *ev = slot(bus, s);
+      if (!wants(c, st, ev, &skipped))
+        continue;
+      if (pending != NULL)
+        handle(c, st, &ctx, pending, 0, &rejected);
+      pending = ev;
+      handled++;
+    }
+    if (pending != NULL) {
+      handle(c, st, &ctx, pending, 1, &rejected);
+      fe__add_owned(&c->batches, 1);
+    }
+  }
+  if (c->counts_outcome) {
+    /* After the handlers: a reject by this very stage counts.  Every other
+     * stage is an ancestor here, so their verdicts are visible (C1). */
+    uint64_t done = 0, rej = 0;
+    for (uint64_t s = next; s < end; s++) {
+      fe_event_t *ev = slot(bus, s);
+      if ((ev->flags & FE_EV_VOID) ||
+          (st != NULL && st->n_shards > 1 && shard_of(st, ev) != c->shard))
+        continue;
+      if (fe__load_relaxed(&ev->verdict) != 0)
+        rej++;
+      else
+        done++;
+    }
+    fe__add_owned(&c->completed_out, done);
+    fe__add_owned(&c->rejected_out, rej);
+  }
+  if (handled)
+    fe__add_owned(&c->handled, handled);
+  if (rejected)
+    fe__add_owned(&c->rejected, rejected);
+  if (skipped)
+    fe__add_owned(&c->skipped, skipped);
+
+  fe__store_release(&c->seq, end); /* C2 */
+  if (bus->wait == FE_WAIT_PARK) {
+    if (c->wake_mask)
+      wake_workers(bus, c->wake_mask);
+    if (c->wakes_space)
+      wake_space(bus);
+  } else if (c->wakes_space && bus->space_waiters) {
+    wake_space(bus); /* drain sleeps on the futex whatever the strategy */
+  }
+  return (uint32_t)(end - next);
+}
+
+/* ---------------------------------------------------------------- workers */
+
+static uint32_t worker_poll(fe_bus_t *bus, worker_t *w) {
+  uint32_t n = 0;
+  for (uint32_t i = 0; i < w->n; i++)
+    n += consumer_run(bus, w->list[i]);
+  return n;
+}
+
+static int worker_has_work(const fe_bus_t *bus, const worker_t *w) {
+  for (uint32_t i = 0; i < w->n; i++) {
+    const consumer_t *c = w->list[i];
+    uint64_t next = fe__load_relaxed(&c->seq);
+    if (gate_of(bus, c, next) > next)
+      return 1;
+  }
+  return 0;
+}
+
+/* Stopping and every shard of this worker reached the stop target. */
+static int worker_done(const fe_bus_t *bus, const worker_t *w) {
+  uint64_t target = fe__load_acquire(&bus->stop_target);
+  if (target == UINT64_MAX)
+    return 0;
+  for (uint32_t i = 0; i < w->n; i++)
+    if (fe__load_relaxed(&w->list[i]->seq) < target)
+      return 0;
+  return 1;
+}
+
+/* Sleeps until a sequence this worker is gated on moves (or stop).
+ * Dekker with the publishers' wake_workers(): we set our parked bit, then
+ * fe__asym_heavy, then re-read the gates; a publisher stores its sequence,
+ * then fe__asym_light, then reads parked_mask.  One of the two sees the
+ * other's store, so either we do not sleep or we are woken.  The futex word
+ * is read before the bit is set, so a wake between our check and
+ * futex_wait makes the wait return at once. */
+static void park_worker(fe_bus_t *bus, worker_t *w) {
+  uint64_t bit = 1ull << w->index;
+  uint32_t v = __atomic_load_n(&w->futex, __ATOMIC_ACQUIRE);
+  __atomic_fetch_or(&bus->parked_mask, bit, __ATOMIC_SEQ_CST);
+  fe__asym_heavy(bus->asym);
+  if (!worker_has_work(bus, w) && !worker_done(bus, w) &&
+      !fe__load_relaxed(&bus->abort_workers)) {
+    __atomic_fetch_add(&bus->parks, 1, __ATOMIC_RELAXED);
+    if (fe__futex_wait(&w->futex, v, PARK_SAFETY_NS) != 0 &&
+        worker_has_work(bus, w)) {
+      /* Woken by the safety timeout with work waiting: unless a wake is in
+       * flight (the futex word moved), a wake-up was lost. */
+      sched_yield();
+      if (__atomic_load_n(&w->futex, __ATOMIC_ACQUIRE) == v)
+        __atomic_fetch_add(&bus->lost_wakeups, 1, __ATOMIC_RELAXED);
+    }
+  }
+  __atomic_fetch_and(&bus->parked_mask, ~bit, __ATOMIC_RELAXED);
+}
+
+static void idle_wait(fe_bus_t *bus, worker_t *w, uint32_t *idle) {
+  uint32_t i = (*idle)++;
+  if (bus->wait == FE_WAIT_SPIN || i < bus->spin_tries) {
+    ck_pr_stall();
+  } else if (bus->wait == FE_WAIT_YIELD ||
+             i < bus->spin_tries + bus->yield_tries) {
+    sched_yield();
+  } else {
+    park_worker(bus, w);
+    *idle = 0;
+  }
+}
+
+static void *worker_main(void *arg) {
+  worker_t *w = arg;
+  fe_bus_t *bus = w->bus;
+  uint32_t idle = 0;
+  while (!fe__load_relaxed(&bus->abort_workers)) {
+    if (worker_poll(bus, w) != 0) {
+      idle = 0;
+      continue;
+    }
+    if (worker_done(bus, w))
+      break;
+    idle_wait(bus, w, &idle);
+  }
+  return NULL;
+}
+
+/* ------------------------------------------------------------- producers */
+
+/* Waits for the end sequences to move, by the wait strategy.  Returns
+ * FE_ETIMEDOUT once the deadline passed, else 0 (re-check the condition). */
+static int wait_space(fe_bus_t *bus, uint32_t *iter, uint64_t deadline,
+                      int (*ready)(fe_bus_t *, uint64_t), uint64_t arg) {
+  uint32_t i = (*iter)++;
+  if (i < bus->spin_tries && bus->wait != FE_WAIT_PARK) {
+    ck_pr_stall();
+  } else if (bus->wait != FE_WAIT_PARK || i < bus->spin_tries + bus->yield_tries) {
+    sched_yield();
+  } else {
+    uint32_t v = __atomic_load_n(&bus->space_futex, __ATOMIC_ACQUIRE);
+    __atomic_fetch_add(&bus->space_waiters, 1, __ATOMIC_SEQ_CST);
+    fe__asym_heavy(bus->asym); /* pairs with wake_space(): as park_worker */
+    uint64_t now = fe__mono_ns();
+    if (!ready(bus, arg) && now < deadline) {
+      uint64_t left = deadline - now;
+      fe__futex_wait(&bus->space_futex, v, left < PARK_SAFETY_NS ? left : PARK_SAFETY_NS);
+    }
+    __atomic_fetch_sub(&bus->space_waiters, 1, __ATOMIC_RELAXED);
+  }
+  return fe__mono_ns() >= deadline ? FE_ETIMEDOUT : 0;
+}
+
+static int stopping(const fe_bus_t *bus) {
+  return fe__load_relaxed(&bus->state) >= ST_STOPPING;
+}
+
+static void reset_slots(fe_bus_t *bus, uint64_t first, uint32_t n) {
+  for (uint32_t i = 0; i < n; i++) {
+    fe_event_t *ev = slot(bus, first + i);
+    ev->seq = first + i;
+    ev->type = FE_EV_NEW_ORDER;
+    ev->flags = 0;
+    /* Consumers read verdict atomically; our store is ordered after their
+     * reads by P2 (we only got here because the gate passed this slot). */
+    fe__store_relaxed(&ev->verdict, 0);
+  }
+}
+
+static void publish_range(fe_bus_t *bus, uint64_t first, uint32_t n) {
+  if (bus->producer == FE_PRODUCER_SINGLE) {
+    fe__store_release(&bus->cursor, first + n); /* P1 */
+  } else {
+    for (uint32_t i = 0; i < n; i++) {
+      uint64_t s = first + i;
+      fe__store_release(&bus->avail[s & bus->mask], s + 1); /* P1 */
+    }
+  }
+  if (bus->wait == FE_WAIT_PARK)
+    wake_workers(bus, bus->root_wake_mask);
+}
+
+/* A claim that raced with fe_bus_stop() and lost: the sequences are taken,
+ * so they are published as void events that every stage steps over. */
+static int void_claim(fe_bus_t *bus, uint64_t first, uint32_t n) {
+  for (uint32_t i = 0; i < n; i++)
+    slot(bus, first + i)->flags = FE_EV_VOID;
+  __atomic_fetch_add(&bus->voided, n, __ATOMIC_RELAXED);
+  publish_range(bus, first, n);
+  return FE_ESTOPPED;
+}
+
+/* One claim attempt; FE_EFULL without counting it. */
+static int claim_n(fe_bus_t *bus, uint32_t n, uint64_t *first) {
+  if (FE_UNLIKELY(stopping(bus)))
+    return FE_ESTOPPED;
+  uint64_t cap = bus->capacity, s;
+  if (bus->producer == FE_PRODUCER_SINGLE) {
+    s = fe__load_relaxed(&bus->claimed);
+    if (s + n - bus->sp_gate > cap) {
+      bus->sp_gate = end_seq(bus); /* P2 */
+      if (s + n - bus->sp_gate > cap)
+        return FE_EFULL;
+    }
+    fe__store_relaxed(&bus->claimed, s + n);
+  } else {
+    s = fe__load_relaxed(&bus->cursor);
+    do {
+      uint64_t gate = fe__load_acquire(&bus->mp_gate); /* G2 */
+      if (s + n - gate > cap) {
+        gate = end_seq(bus); /* P2 */
+        fe__store_release(&bus->mp_gate, gate); /* G1; a stale overwrite
+                                                   only lowers the cache */
+        if (s + n - gate > cap)
+          return FE_EFULL;
+      }
+    } while (!__atomic_compare_exchange_n(&bus->cursor, &s, s + n, 1,
+                                          __ATOMIC_SEQ_CST, __ATOMIC_RELAXED));
+  }
+  /* Stop protocol, light side: the claim store above is ordered before
+   * this state load; fe_bus_stop() sets the state, runs the heavy side and
+   * then reads the claimed count.  So either stop waits for this claim, or
+   * we see the stop and void the claim (never both missed). */
+  fe__asym_light(bus->asym);
+  if (FE_UNLIKELY(stopping(bus)))
+    return void_claim(bus, s, n);
+  reset_slots(bus, s, n);
+  *first = s;
+  return 0;
+}
+
+static int space_ready(fe_bus_t *bus, uint64_t n) {
+  return claimed_count(bus) + n - end_seq(bus) <= bus->capacity;
+}
+
+static int claim_wait(fe_bus_t *bus, uint32_t n, uint64_t *first,
+                      uint64_t timeout_ns) {
+  uint64_t deadline = 0;
+  uint32_t iter = 0;
+  for (;;) {
+    int r = claim_n(bus, n, first);
+    if (r != FE_EFULL)
+      return r;
+    if (timeout_ns == 0)
+      return FE_ETIMEDOUT;
+    if (deadline == 0)
+      deadline = fe__deadline(timeout_ns);
+    if (wait_space(bus, &iter, deadline, space_ready, n) != 0 &&
+        !space_ready(bus, n))
+      return FE_ETIMEDOUT;
+  }
+}
+
+int fe_bus_try_claim_n(fe_bus_t *bus, uint32_t n, uint64_t *first) {
+  if (FE_UNLIKELY(bus == NULL || first == NULL || n == 0 || n > bus->capacity))
+    return FE_EINVAL;
+  int r = claim_n(bus, n, first);
+  if (r == FE_EFULL)
+    __atomic_fetch_add(&bus->full, 1, __ATOMIC_RELAXED);
+  return r;
+}
+
+int fe_bus_claim_n(fe_bus_t *bus, uint32_t n, uint64_t *first,
+                   uint64_t timeout_ns) {
+  if (bus == NULL || first == NULL || n == 0 || n > bus->capacity)
+    return FE_EINVAL;
+  return claim_wait(bus, n, first, timeout_ns);
+}
+
+int fe_bus_try_claim(fe_bus_t *bus, fe_event_t **ev) {
+  uint64_t s;
+  if (FE_UNLIKELY(ev == NULL))
+    return FE_EINVAL;
+  int r = fe_bus_try_claim_n(bus, 1, &s);
+  if (r == 0)
+    *ev = slot(bus, s);
+  return r;
+}
+
+int fe_bus_claim(fe_bus_t *bus, fe_event_t **ev, uint64_t timeout_ns) {
+  uint64_t s;
+  if (ev == NULL)
+    return FE_EINVAL;
+  int r = fe_bus_claim_n(bus, 1, &s, timeout_ns);
+  if (r == 0)
+    *ev = slot(bus, s);
+  return r;
+}
+
+fe_event_t *fe_bus_event_at(fe_bus_t *bus, uint64_t seq) {
+  return slot(bus, seq);
+}
+
+int fe_bus_publish(fe_bus_t *bus, fe_event_t *ev) {
+  if (FE_UNLIKELY(bus == NULL || ev == NULL))
+    return FE_EINVAL;
+  publish_range(bus, ev->seq, 1);
+  return 0;
+}
+
+int fe_bus_publish_n(fe_bus_t *bus, uint64_t first, uint32_t n) {
+  if (FE_UNLIKELY(bus == NULL || n == 0))
+    return FE_EINVAL;
+  publish_range(bus, first, n);
+  return 0;
+}
+
+int fe_event_rejected(const fe_event_t *ev, uint32_t *stage, uint32_t *reason) {
+  uint64_t v = fe__load_relaxed(&ev->verdict);
+  if (v == 0)
+    return 0;
+  if (stage)
+    *stage = (uint32_t)(v >> 32) - 1;
+  if (reason)
+    *reason = (uint32_t)v;
+  return 1;
+}
+
+/* ------------------------------------------------------------- lifecycle */
+
+static void join_workers(fe_bus_t *bus) {
+  for (uint32_t i = 0; i < bus->n_workers; i++)
+    if (bus->workers[i].started) {
+      pthread_join(bus->workers[i].thread, NULL);
+      bus->workers[i].started = 0;
+    }
+}
+
+static int start_worker(worker_t *w, fe_diag_t *diag) {
+  pthread_attr_t attr;
+  cpu_set_t set;
+  if (pthread_attr_init(&attr) != 0)
+    return fe__diag(diag, FE_ETHREAD, "worker %u: pthread_attr_init failed",
+                    w->index);
+  if (w->cpu >= 0) {
+    CPU_ZERO(&set);
+    CPU_SET(w->cpu, &set);
+    pthread_attr_setaffinity_np(&attr, sizeof set, &set);
+  }
+  int e = pthread_create(&w->thread, &attr, worker_main, w);
+  pthread_attr_destroy(&attr);
+  if (e == EINVAL && w->cpu >= 0)
+    return fe__diag(diag, FE_EAFFINITY, "worker %u: cannot pin to cpu %d "
+                    "(offline or not allowed)", w->index, w->cpu);
+  if (e != 0)
+    return fe__diag(diag, FE_ETHREAD, "worker %u: pthread_create: %s",
+                    w->index, strerror(e));
+  w->started = 1;
+  char name[16];
+  snprintf(name, sizeof name, "fe-worker-%u", w->index);
+  pthread_setname_np(w->thread, name);
+  return 0;
+}
+
+int fe_bus_start(fe_bus_t *bus, fe_diag_t *diag) {
+  if (bus == NULL)
+    return fe__diag(diag, FE_EINVAL, "bus is NULL");
+  if (fe__load_relaxed(&bus->state) != ST_CREATED)
+    return fe__diag(diag, FE_ESTATE, "fe_bus_start: the bus was already "
+                    "started or stopped");
+  if (!bus->host_driven)
+    for (uint32_t i = 0; i < bus->n_workers; i++) {
+      int r = start_worker(&bus->workers[i], diag);
+      if (r != 0) {
+        fe__store_relaxed(&bus->abort_workers, 1);
+        wake_all(bus);
+        join_workers(bus);
+        fe__store_relaxed(&bus->abort_workers, 0);
+        return r;
+      }
+    }
+  __atomic_store_n(&bus->state, ST_RUNNING, __ATOMIC_RELEASE);
+  return 0;
+}
+
+int fe_bus_poll(fe_bus_t *bus, uint32_t worker) {
+  if (bus == NULL)
+    return FE_EINVAL;
+  if (worker >= bus->n_workers)
+    return FE_EWORKER;
+  uint32_t st = fe__load_acquire(&bus->state);
+  if (!bus->host_driven || st == ST_CREATED)
+    return FE_ESTATE;
+  worker_t *w = &bus->workers[worker];
+  uint32_t n = worker_poll(bus, w);
+  if (n == 0 && worker_done(bus, w))
+    return FE_ESTOPPED;
+  return (int)(n > INT32_MAX ? INT32_MAX : n);
+}
+
+static int drained(fe_bus_t *bus, uint64_t target) {
+  return end_seq(bus) >= target;
+}
+
+int fe_bus_drain(fe_bus_t *bus, uint64_t timeout_ns) {
+  if (bus == NULL)
+    return FE_EINVAL;
+  if (fe__load_acquire(&bus->state) == ST_CREATED)
+    return FE_ESTATE;
+  uint64_t target = claimed_count(bus), deadline = fe__deadline(timeout_ns);
+  uint32_t iter = bus->spin_tries; /* drain is not latency critical */
+  while (!drained(bus, target)) {
+    if (bus->wait != FE_WAIT_PARK) {
+      /* Workers of non-park buses do not wake space waiters on every batch
+       * unless someone waits: register, as the park path does. */
+      uint32_t v = __atomic_load_n(&bus->space_futex, __ATOMIC_ACQUIRE);
+      __atomic_fetch_add(&bus->space_waiters, 1, __ATOMIC_SEQ_CST);
+      fe__asym_heavy(bus->asym);
+      uint64_t now = fe__mono_ns();
+      if (!drained(bus, target) && now < deadline)
+        fe__futex_wait(&bus->space_futex, v,
+                       deadline - now < 1000000 ? deadline - now : 1000000);
+      __atomic_fetch_sub(&bus->space_waiters, 1, __ATOMIC_RELAXED);
+      if (fe__mono_ns() >= deadline)
+        return drained(bus, target) ? 0 : FE_ETIMEDOUT;
+    } else if (wait_space(bus, &iter, deadline, drained, target) != 0) {
+      return drained(bus, target) ? 0 : FE_ETIMEDOUT;
+    }
+  }
+  return 0;
+}
+
+int fe_bus_stop(fe_bus_t *bus) {
+  if (bus == NULL)
+    return FE_EINVAL;
+  uint32_t st = fe__load_acquire(&bus->state);
+  if (st >= ST_STOPPING)
+    return FE_ESTATE;
+  if (st == ST_CREATED && claimed_count(bus) != 0)
+    return FE_ESTATE; /* events are waiting: start the bus to process them */
+  __atomic_store_n(&bus->state, ST_STOPPING, __ATOMIC_SEQ_CST);
+  /* Heavy side of the claim/stop Dekker (claim_n): after this, every claim
+   * not counted below will see ST_STOPPING and void itself. */
+  fe__asym_heavy(bus->asym);
+  uint64_t target = claimed_count(bus);
+  __atomic_store_n(&bus->stop_target, target, __ATOMIC_SEQ_CST);
+  wake_all(bus);
+  if (st == ST_CREATED || !bus->host_driven) {
+    join_workers(bus);
+    __atomic_store_n(&bus->state, ST_STOPPED, __ATOMIC_RELEASE);
+  }
+  return 0;
+}
+
+void fe_bus_destroy(fe_bus_t *bus) {
+  if (bus == NULL)
+    return;
+  uint32_t st = fe__load_acquire(&bus->state);
+  if (st == ST_RUNNING || (st == ST_CREATED && claimed_count(bus) == 0))
+    fe_bus_stop(bus);
+  else
+    join_workers(bus);
+  fe__bus_free(bus);
+}
+
+/* ----------------------------------------------------------------- stats */
+
+int fe_bus_stats(const fe_bus_t *bus, fe_bus_stats_t *out) {
+  if (bus == NULL || out == NULL)
+    return FE_EINVAL;
+  memset(out, 0, sizeof *out);
+  for (uint32_t i = 0; i < bus->n_ends; i++) {
+    out->completed += fe__load_relaxed(&bus->ends[i]->completed_out);
+    out->rejected += fe__load_relaxed(&bus->ends[i]->rejected_out);
+  }
+  out->published = claimed_count(bus) - fe__load_relaxed(&bus->voided);
+  out->full = fe__load_relaxed(&bus->full);
+  out->parks = fe__load_relaxed(&bus->parks);
+  out->wakeups = fe__load_relaxed(&bus->wakeups);
+  out->lost_wakeups = fe__load_relaxed(&bus->lost_wakeups);
+  return 0;
+}
+
+int fe_bus_stage_stats(const fe_bus_t *bus, uint32_t stage,
+                       fe_stage_stats_t *out) {
+  if (bus == NULL || out == NULL)
+    return FE_EINVAL;
+  if (stage >= bus->n_stages)
+    return FE_ERANGE;
+  const stage_t *st = &bus->stages[stage];
+  memset(out, 0, sizeof *out);
+  out->processed = UINT64_MAX;
+  for (uint32_t s = 0; s < st->n_shards; s++) {
+    const consumer_t *c = st->shards[s];
+    out->handled += fe__load_relaxed(&c->handled);
+    out->rejected += fe__load_relaxed(&c->rejected);
+    out->skipped += fe__load_relaxed(&c->skipped);
+    out->batches += fe__load_relaxed(&c->batches);
+    uint64_t q = fe__load_relaxed(&c->seq);
+    if (q < out->processed)
+      out->processed = q;
+  }
+  return 0;
+}
+
+uint64_t fe_bus_stage_rejects(const fe_bus_t *bus, uint32_t stage,
+                              uint32_t reason) {
+  if (bus == NULL || stage >= bus->n_stages || reason > FE_REASON_MAX)
+    return 0;
+  uint64_t n = 0;
+  const stage_t *st = &bus->stages[stage];
+  for (uint32_t s = 0; s < st->n_shards; s++)
+    n += fe__load_relaxed(&st->shards[s]->reasons[reason]);
+  return n;
+}
+
+int fe_bus_stage_id(const fe_bus_t *bus, const char *name) {
+  if (bus == NULL || name == NULL)
+    return FE_ENAME;
+  for (uint32_t i = 0; i < bus->n_stages; i++)
+    if (strcmp(bus->stages[i].name, name) == 0)
+      return (int)i;
+  return FE_ENAME;
+}
+
+const char *fe_bus_stage_name(const fe_bus_t *bus, uint32_t stage) {
+  return bus != NULL && stage < bus->n_stages ? bus->stages[stage].name : NULL;
+}
+
+uint32_t fe_bus_capacity(const fe_bus_t *bus) { return bus->capacity; }
+uint32_t fe_bus_user_size(const fe_bus_t *bus) {
+  return bus->slot_size - (uint32_t)sizeof(fe_event_t);
+}
+uint32_t fe_bus_workers(const fe_bus_t *bus) { return bus->n_workers; }

@@ -1,0 +1,363 @@
+/*
+ * Bus construction: configuration defaults, validation with precise
+ * messages, and allocation of everything the running bus will use.
+ */
+#define _GNU_SOURCE
+#include "bus_impl.h"
+#include "sync.h"
+
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---------------------------------------------------------------- config */
+
+void fe_bus_config_init(fe_bus_config_t *cfg) {
+  memset(cfg, 0, sizeof *cfg);
+  cfg->capacity = 65536;
+  cfg->slot_size = 256;
+  cfg->producer = FE_PRODUCER_SINGLE;
+  cfg->wait = FE_WAIT_PARK;
+  cfg->max_batch = 256;
+  cfg->spin_tries = 200;
+  cfg->yield_tries = 50;
+  for (int i = 0; i < FE_BUS_MAX_WORKERS; i++)
+    cfg->cpu[i] = -1;
+}
+
+void fe_stage_def_init(fe_stage_def_t *def) {
+  memset(def, 0, sizeof *def);
+  def->shards = 1;
+}
+
+static int check_geometry(const fe_bus_config_t *cfg, fe_diag_t *d) {
+  uint32_t cap = cfg->capacity;
+  if (cap < 2 || (cap & (cap - 1)) != 0 || cap > MAX_CAPACITY)
+    return fe__diag(d, FE_ECAPACITY,
+                    "capacity %u: must be a power of two between 2 and %u",
+                    cap, MAX_CAPACITY);
+  if (cfg->slot_size < sizeof(fe_event_t) || cfg->slot_size > MAX_SLOT_SIZE)
+    return fe__diag(d, FE_ESLOTSIZE,
+                    "slot_size %u: must be between %zu (sizeof(fe_event_t)) "
+                    "and %u bytes",
+                    cfg->slot_size, sizeof(fe_event_t), MAX_SLOT_SIZE);
+  if (cfg->producer != FE_PRODUCER_SINGLE && cfg->producer != FE_PRODUCER_MULTI)
+    return fe__diag(d, FE_EPRODUCER,
+                    "producer %d: use FE_PRODUCER_SINGLE or FE_PRODUCER_MULTI",
+                    (int)cfg->producer);
+  if (cfg->wait != FE_WAIT_SPIN && cfg->wait != FE_WAIT_YIELD &&
+      cfg->wait != FE_WAIT_PARK)
+    return fe__diag(d, FE_EWAIT,
+                    "wait %d: use FE_WAIT_SPIN, FE_WAIT_YIELD or FE_WAIT_PARK",
+                    (int)cfg->wait);
+  if (cfg->max_batch == 0 || cfg->max_batch > cap)
+    return fe__diag(d, FE_EBATCH, "max_batch %u: must be between 1 and the "
+                    "capacity (%u)", cfg->max_batch, cap);
+  if (cfg->host_driven != 0 && cfg->host_driven != 1)
+    return fe__diag(d, FE_EINVAL, "host_driven %d: must be 0 or 1",
+                    cfg->host_driven);
+  return 0;
+}
+
+static int check_stage(const fe_bus_config_t *cfg, uint32_t i, fe_diag_t *d) {
+  const fe_stage_def_t *s = &cfg->stages[i];
+  if (s->name == NULL || s->name[0] == '\0')
+    return fe__diag(d, FE_ENAME, "stages[%u]: name is missing", i);
+  if (strlen(s->name) >= FE_BUS_MAX_NAME)
+    return fe__diag(d, FE_ENAME, "stages[%u]: name \"%.40s...\" is longer than "
+                    "%d bytes", i, s->name, FE_BUS_MAX_NAME - 1);
+  for (uint32_t j = 0; j < i; j++)
+    if (strcmp(cfg->stages[j].name, s->name) == 0)
+      return fe__diag(d, FE_ENAME, "stages[%u]: name \"%s\" is already used by "
+                      "stages[%u]", i, s->name, j);
+  if (s->handler == NULL)
+    return fe__diag(d, FE_ENOHANDLER, "stage \"%s\": handler is NULL", s->name);
+  if (s->n_deps > FE_BUS_MAX_DEPS)
+    return fe__diag(d, FE_EDEPEND, "stage \"%s\": n_deps %u exceeds %d",
+                    s->name, s->n_deps, FE_BUS_MAX_DEPS);
+  for (uint32_t k = 0; k < s->n_deps; k++) {
+    if (s->deps[k] >= cfg->n_stages)
+      return fe__diag(d, FE_EDEPEND, "stage \"%s\": deps[%u] = %u, but there "
+                      "are only %u stages", s->name, k, s->deps[k],
+                      cfg->n_stages);
+    for (uint32_t m = 0; m < k; m++)
+      if (s->deps[m] == s->deps[k])
+        return fe__diag(d, FE_EDEPEND, "stage \"%s\": deps[%u] repeats stage "
+                        "%u", s->name, k, s->deps[k]);
+  }
+  if (s->shards == 0 || s->shards > FE_BUS_MAX_SHARDS)
+    return fe__diag(d, FE_ESHARDS, "stage \"%s\": shards %u: must be between 1 "
+                    "and %d", s->name, s->shards, FE_BUS_MAX_SHARDS);
+  if (s->worker >= FE_BUS_MAX_WORKERS ||
+      s->worker + s->shards > FE_BUS_MAX_WORKERS)
+    return fe__diag(d, FE_EWORKER, "stage \"%s\": workers %u..%u: the bus has "
+                    "at most %d workers", s->name, s->worker,
+                    s->worker + s->shards - 1, FE_BUS_MAX_WORKERS);
+  return 0;
+}
+
+/* Kahn's algorithm: fills order[] with a topological order of the stages,
+ * or reports a stage on a cycle. */
+static int topo_sort(const fe_bus_config_t *cfg, uint32_t *order,
+                     fe_diag_t *d) {
+  uint32_t n = cfg->n_stages, indeg[FE_BUS_MAX_STAGES], head = 0, tail = 0;
+  for (uint32_t i = 0; i < n; i++)
+    indeg[i] = cfg->stages[i].n_deps;
+  for (uint32_t i = 0; i < n; i++)
+    if (indeg[i] == 0)
+      order[tail++] = i;
+  while (head < tail) {
+    uint32_t u = order[head++];
+    for (uint32_t v = 0; v < n; v++)
+      for (uint32_t k = 0; k < cfg->stages[v].n_deps; k++)
+        if (cfg->stages[v].deps[k] == u && --indeg[v] == 0)
+          order[tail++] = v;
+  }
+  if (tail == n)
+    return 0;
+  for (uint32_t i = 0; i < n; i++)
+    if (indeg[i] != 0)
+      return fe__diag(d, FE_ECYCLE, "stage \"%s\" is on a dependency cycle "
+                      "(it depends, directly or not, on itself)",
+                      cfg->stages[i].name);
+  return FE_ECYCLE; /* unreachable */
+}
+
+static int check_config(const fe_bus_config_t *cfg, uint32_t *order,
+                        uint32_t *n_workers, fe_diag_t *d) {
+  int r = check_geometry(cfg, d);
+  if (r)
+    return r;
+  if (cfg->stages == NULL || cfg->n_stages == 0)
+    return fe__diag(d, FE_ENOSTAGES, "no stages: set stages and n_stages");
+  if (cfg->n_stages > FE_BUS_MAX_STAGES)
+    return fe__diag(d, FE_ENOSTAGES, "n_stages %u exceeds %d", cfg->n_stages,
+                    FE_BUS_MAX_STAGES);
+  uint64_t used = 0;
+  uint32_t top = 0;
+  for (uint32_t i = 0; i < cfg->n_stages; i++) {
+    if ((r = check_stage(cfg, i, d)) != 0)
+      return r;
+    const fe_stage_def_t *s = &cfg->stages[i];
+    for (uint32_t k = 0; k < s->shards; k++)
+      used |= 1ull << (s->worker + k);
+    if (s->worker + s->shards > top)
+      top = s->worker + s->shards;
+  }
+  for (uint32_t w = 0; w < top; w++)
+    if (!(used & (1ull << w)))
+      return fe__diag(d, FE_EWORKER, "worker %u runs no stage, but stages use "
+                      "workers up to %u: number workers from 0 without gaps",
+                      w, top - 1);
+  for (uint32_t w = 0; w < FE_BUS_MAX_WORKERS; w++)
+    if (cfg->cpu[w] < -1 || cfg->cpu[w] >= CPU_SETSIZE)
+      return fe__diag(d, FE_ERANGE, "cpu[%u] = %d: must be -1 or a CPU number "
+                      "below %d", w, cfg->cpu[w], CPU_SETSIZE);
+  *n_workers = top;
+  return topo_sort(cfg, order, d);
+}
+
+/* ---------------------------------------------------------------- create */
+
+void *fe__zalloc_aligned(size_t size) {
+  size = (size + FE_PAD - 1) / FE_PAD * FE_PAD;
+  void *p = aligned_alloc(FE_PAD, size);
+  if (p != NULL)
+    memset(p, 0, size); /* zero and pre-fault */
+  return p;
+}
+
+void fe__bus_free(fe_bus_t *bus) {
+  for (uint32_t i = 0; i < bus->n_consumers; i++) {
+    if (bus->consumers[i] != NULL)
+      free(bus->consumers[i]->gates);
+    free(bus->consumers[i]);
+  }
+  for (uint32_t i = 0; i < bus->n_stages; i++)
+    free(bus->stages[i].shards);
+  for (uint32_t i = 0; i < bus->n_workers; i++)
+    free(bus->workers[i].list);
+  free(bus->consumers);
+  free(bus->stages);
+  free(bus->workers);
+  free(bus->ends);
+  free(bus->avail);
+  free(bus->slots);
+  free(bus);
+}
+
+static consumer_t *new_consumer(fe_bus_t *bus, stage_t *st, uint32_t shard,
+                                uint32_t worker, uint32_t n_gates) {
+  consumer_t *c = fe__zalloc_aligned(sizeof *c);
+  if (c == NULL)
+    return NULL;
+  bus->consumers[bus->n_consumers++] = c;
+  c->bus = bus;
+  c->stage = st;
+  c->shard = shard;
+  c->worker = worker;
+  c->n_gates = n_gates;
+  if (n_gates && (c->gates = calloc(n_gates, sizeof *c->gates)) == NULL)
+    return NULL;
+  return c;
+}
+
+/* Appends c to its worker's list (lists are filled in topological order). */
+static void assign(fe_bus_t *bus, consumer_t *c) {
+  worker_t *w = &bus->workers[c->worker];
+  w->list[w->n++] = c;
+}
+
+/* Marks every worker gated on `up` in its wake mask. */
+static void link_gate(consumer_t *down, uint32_t k, consumer_t *up) {
+  down->gates[k] = &up->seq;
+  if (down->worker != up->worker)
+    up->wake_mask |= 1ull << down->worker;
+}
+
+static int build_stages(fe_bus_t *bus, const fe_bus_config_t *cfg,
+                        const uint32_t *order) {
+  for (uint32_t i = 0; i < cfg->n_stages; i++) {
+    const fe_stage_def_t *d = &cfg->stages[i];
+    stage_t *st = &bus->stages[i];
+    strcpy(st->name, d->name);
+    st->id = i;
+    st->fn = d->handler;
+    st->user = d->user;
+    st->key = d->key;
+    st->key_user = d->key_user;
+    st->n_shards = d->shards;
+    st->n_deps = d->n_deps;
+    memcpy(st->deps, d->deps, sizeof st->deps);
+    for (uint32_t k = 0; k < d->n_deps; k++)
+      bus->stages[d->deps[k]].has_downstream = 1;
+    if ((st->shards = calloc(d->shards, sizeof *st->shards)) == NULL)
+      return FE_ENOMEM;
+  }
+  /* Ancestor sets, in topological order so deps are complete first. */
+  for (uint32_t i = 0; i < cfg->n_stages; i++) {
+    stage_t *st = &bus->stages[order[i]];
+    for (uint32_t k = 0; k < st->n_deps; k++)
+      st->ancestors |= (1ull << st->deps[k]) | bus->stages[st->deps[k]].ancestors;
+  }
+  for (uint32_t i = 0; i < cfg->n_stages; i++) {
+    stage_t *st = &bus->stages[order[i]];
+    uint32_t n_gates = 0;
+    for (uint32_t k = 0; k < st->n_deps; k++)
+      n_gates += bus->stages[st->deps[k]].n_shards;
+    for (uint32_t sh = 0; sh < st->n_shards; sh++) {
+      consumer_t *c = new_consumer(bus, st, sh, cfg->stages[st->id].worker + sh,
+                                   n_gates);
+      if (c == NULL)
+        return FE_ENOMEM;
+      st->shards[sh] = c;
+      c->ancestors = st->ancestors;
+      uint32_t g = 0;
+      for (uint32_t k = 0; k < st->n_deps; k++) {
+        stage_t *up = &bus->stages[st->deps[k]];
+        for (uint32_t u = 0; u < up->n_shards; u++)
+          link_gate(c, g++, up->shards[u]);
+      }
+      if (st->n_deps == 0)
+        bus->root_wake_mask |= 1ull << c->worker;
+      assign(bus, c);
+    }
+  }
+  return 0;
+}
+
+/* The producers' gate: the shards of the only sink stage, which also count
+ * outcomes (every other stage is its ancestor), or else an accountant gated
+ * on every sink, run by the last sink's first worker. */
+static int build_ends(fe_bus_t *bus, const uint32_t *order) {
+  uint32_t sinks = 0, last = 0, n_gates = 0;
+  for (uint32_t i = 0; i < bus->n_stages; i++)
+    if (!bus->stages[order[i]].has_downstream) {
+      sinks++;
+      last = order[i];
+      n_gates += bus->stages[order[i]].n_shards;
+    }
+  stage_t *sink = &bus->stages[last];
+  if (sinks == 1) {
+    bus->n_ends = sink->n_shards;
+    if ((bus->ends = calloc(bus->n_ends, sizeof *bus->ends)) == NULL)
+      return FE_ENOMEM;
+    for (uint32_t s = 0; s < sink->n_shards; s++) {
+      bus->ends[s] = sink->shards[s];
+      bus->ends[s]->counts_outcome = 1;
+      bus->ends[s]->wakes_space = 1;
+    }
+    return 0;
+  }
+  consumer_t *acc = new_consumer(bus, NULL, 0, sink->shards[0]->worker, n_gates);
+  if (acc == NULL || (bus->ends = calloc(1, sizeof *bus->ends)) == NULL)
+    return FE_ENOMEM;
+  uint32_t g = 0;
+  for (uint32_t i = 0; i < bus->n_stages; i++)
+    if (!bus->stages[i].has_downstream)
+      for (uint32_t s = 0; s < bus->stages[i].n_shards; s++)
+        link_gate(acc, g++, bus->stages[i].shards[s]);
+  acc->counts_outcome = 1;
+  acc->wakes_space = 1;
+  bus->ends[0] = acc;
+  bus->n_ends = 1;
+  assign(bus, acc);
+  return 0;
+}
+
+static int bus_alloc(fe_bus_t *bus, const fe_bus_config_t *cfg) {
+  uint32_t n_cons = 1;
+  for (uint32_t i = 0; i < cfg->n_stages; i++)
+    n_cons += cfg->stages[i].shards;
+  size_t ring = (size_t)bus->capacity * bus->slot_size;
+  if ((bus->slots = fe__zalloc_aligned(ring)) == NULL ||
+      (bus->producer == FE_PRODUCER_MULTI &&
+       (bus->avail = fe__zalloc_aligned((size_t)bus->capacity * 8)) == NULL) ||
+      (bus->stages = calloc(cfg->n_stages, sizeof *bus->stages)) == NULL ||
+      (bus->consumers = calloc(n_cons, sizeof *bus->consumers)) == NULL ||
+      (bus->workers = fe__zalloc_aligned(bus->n_workers * sizeof *bus->workers)) == NULL)
+    return FE_ENOMEM;
+  bus->n_stages = cfg->n_stages;
+  for (uint32_t w = 0; w < bus->n_workers; w++) {
+    bus->workers[w].bus = bus;
+    bus->workers[w].index = w;
+    bus->workers[w].cpu = cfg->cpu[w];
+    if ((bus->workers[w].list = calloc(n_cons, sizeof(consumer_t *))) == NULL)
+      return FE_ENOMEM;
+  }
+  return 0;
+}
+
+int fe_bus_create(const fe_bus_config_t *cfg, fe_bus_t **out, fe_diag_t *diag) {
+  uint32_t order[FE_BUS_MAX_STAGES], n_workers = 0;
+  if (cfg == NULL || out == NULL)
+    return fe__diag(diag, FE_EINVAL, "%s is NULL", cfg == NULL ? "cfg" : "out");
+  int r = check_config(cfg, order, &n_workers, diag);
+  if (r)
+    return r;
+  fe_bus_t *bus = fe__zalloc_aligned(sizeof *bus);
+  if (bus == NULL)
+    return fe__diag(diag, FE_ENOMEM, "cannot allocate the bus");
+  bus->capacity = cfg->capacity;
+  bus->mask = cfg->capacity - 1;
+  bus->slot_size = (cfg->slot_size + FE_CACHELINE - 1) / FE_CACHELINE * FE_CACHELINE;
+  bus->max_batch = cfg->max_batch;
+  bus->spin_tries = cfg->spin_tries;
+  bus->yield_tries = cfg->yield_tries;
+  bus->producer = cfg->producer;
+  bus->wait = cfg->wait;
+  bus->host_driven = cfg->host_driven;
+  bus->n_workers = n_workers;
+  bus->stop_target = UINT64_MAX;
+  bus->state = ST_CREATED;
+  bus->asym = fe__asym_init();
+  if ((r = bus_alloc(bus, cfg)) != 0 || (r = build_stages(bus, cfg, order)) != 0 ||
+      (r = build_ends(bus, order)) != 0) {
+    fe__bus_free(bus);
+    return fe__diag(diag, r, "cannot allocate a ring of %u slots of %u bytes "
+                    "and its %u workers", cfg->capacity, cfg->slot_size,
+                    n_workers);
+  }
+  *out = bus;
+  return 0;
+}

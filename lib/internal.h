@@ -1,0 +1,21 @@
+/* Private helpers shared by the library's modules.  Not installed. */
+#ifndef FE_INTERNAL_H
+#define FE_INTERNAL_H
+
+#include <stdint.h>
+
+#include "finevent/finevent.h"
+
+#define FE_CACHELINE 64
+/* Two lines: adjacent-line prefetch pulls pairs of lines on x86. */
+#define FE_PAD 128
+
+#define FE_LIKELY(x) __builtin_expect(!!(x), 1)
+#define FE_UNLIKELY(x) __builtin_expect(!!(x), 0)
+
+/* Stores code and a formatted message into diag (which may be NULL) and
+ * returns code, so validation reads `return fe__diag(d, FE_EX, "...")`. */
+int fe__diag(fe_diag_t *diag, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+#endif /* FE_INTERNAL_H */
