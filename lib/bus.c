@@ -31,6 +31,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define FE_PREFETCH 8 /* slots ahead */
+
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
@@ -117,44 +119,121 @@ static uint64_t gate_of(const fe_bus_t *bus, const consumer_t *c,
   return s;
 }
 
-static inline uint32_t shard_of(const stage_t *st, const fe_event_t *ev) {
+static __attribute__((noinline)) uint32_t shard_of(const stage_t *st,
+                                                  const fe_event_t *ev) {
   uint64_t k = st->key ? st->key(ev, st->key_user) : ev->order.account;
   uint64_t h = XXH3_64bits(&k, sizeof k);
   /* Multiply-shift range reduction: uniform, no division. */
   return (uint32_t)(((h >> 32) * st->n_shards) >> 32);
 }
 
-/* Does shard c hand ev to its handler?  Counts a skip. */
-static inline int wants(consumer_t *c, const stage_t *st, const fe_event_t *ev,
-                        uint64_t *skipped) {
-  if (FE_UNLIKELY(ev->flags & FE_EV_VOID))
-    return 0;
-  if (st->n_shards > 1 && shard_of(st, ev) != c->shard)
-    return 0;
-  /* Relaxed is enough: a reject by an ancestor happens-before this read
-   * through the C2/C1 chain, so coherence shows it; a reject by a parallel
-   * stage may or may not be seen and is ignored by the ancestor test. */
+/* What consumer c does with the event in a slot. */
+enum { EV_HANDLE, EV_SKIP, EV_IGNORE };
+
+/* verdict == 0 is the fast path (live, nobody rejected it).  Relaxed is
+ * enough: a reject by an ancestor happens-before this read through the
+ * C2/C1 chain, so coherence shows it; a reject by a parallel stage may or
+ * may not be seen and is ignored by the ancestor test. */
+static inline __attribute__((always_inline)) int
+classify(const consumer_t *c, const stage_t *st,
+                           const fe_event_t *ev, int sharded) {
   uint64_t v = fe__load_relaxed(&ev->verdict);
-  if (FE_UNLIKELY(v != 0) && ((c->ancestors >> ((v >> 32) - 1)) & 1)) {
-    (*skipped)++;
-    return 0;
-  }
-  return 1;
+  if (FE_UNLIKELY(v == FE_VERDICT_VOID))
+    return EV_IGNORE;
+  if (sharded && shard_of(st, ev) != c->shard)
+    return EV_IGNORE;
+  if (FE_UNLIKELY(v != 0) && ((c->ancestors >> ((v >> 32) - 1)) & 1))
+    return EV_SKIP;
+  return EV_HANDLE;
 }
 
-static inline void handle(consumer_t *c, stage_t *st, fe_stage_ctx_t *ctx,
-                          fe_event_t *ev, uint32_t eob, uint64_t *rejected) {
-  ctx->end_of_batch = eob;
-  ctx->reason = 0;
-  if (FE_UNLIKELY(st->fn(ctx, ev, st->user) != FE_CONTINUE)) {
-    uint32_t r = ctx->reason <= FE_REASON_MAX ? ctx->reason : 0;
-    uint64_t expect = 0, v = ((uint64_t)(st->id + 1) << 32) | r;
-    /* First rejecter wins; relaxed: the value travels to later stages with
-     * the slot (C2/C1). */
-    __atomic_compare_exchange_n(&ev->verdict, &expect, v, 0, __ATOMIC_RELAXED,
-                                __ATOMIC_RELAXED);
-    fe__add_owned(&c->reasons[r], 1);
-    (*rejected)++;
+/* Records a reject of ev by c's stage. */
+static void reject(consumer_t *c, fe_event_t *ev, uint32_t reason) {
+  uint32_t r = reason <= FE_REASON_MAX ? reason : 0;
+  uint64_t expect = 0, v = ((uint64_t)(c->stage->id + 1) << 32) | r;
+  /* First rejecter wins; relaxed: the value travels to later stages with
+   * the slot (C2/C1). */
+  __atomic_compare_exchange_n(&ev->verdict, &expect, v, 0, __ATOMIC_RELAXED,
+                              __ATOMIC_RELAXED);
+  fe__add_owned(&c->reasons[r], 1);
+}
+
+/* The last sequence in [next, end) that c hands to its handler, or end. */
+static uint64_t last_handled(const fe_bus_t *bus, const consumer_t *c,
+                             uint64_t next, uint64_t end, int sharded) {
+  for (uint64_t s = end; s > next; s--)
+    if (classify(c, c->stage, slot(bus, s - 1), sharded) == EV_HANDLE)
+      return s - 1;
+  return end;
+}
+
+typedef struct tally {
+  uint64_t handled, rejected, skipped, done, failed;
+} tally_t;
+
+/* Runs c's handler over [next, end).  Always inlined into run_stage() with
+ * constant `sharded` and `outcome`, so the common loop (one shard, not the
+ * sink) carries no test for either. */
+static inline __attribute__((always_inline)) void
+run_stage_as(fe_bus_t *bus, consumer_t *c, uint64_t next, uint64_t end,
+             tally_t *t, const int sharded, const int outcome) {
+  const stage_t *st = c->stage;
+  const fe_stage_fn fn = st->fn;
+  void *const user = st->user;
+  const uint64_t last = last_handled(bus, c, next, end, sharded);
+  fe_stage_ctx_t ctx = {.bus = bus, .stage = st->id, .shard = c->shard,
+                        .worker = c->worker};
+  /* Locals: the handler call would otherwise force reloads every event. */
+  uint8_t *const base = bus->slots;
+  const uint64_t mask = bus->mask, size = bus->slot_size;
+  for (uint64_t s = next; s < end; s++) {
+    fe_event_t *ev = (fe_event_t *)(base + (s & mask) * size);
+    int what = classify(c, st, ev, sharded);
+    if (FE_UNLIKELY(what != EV_HANDLE)) {
+      if (what == EV_SKIP) {
+        t->skipped++;
+        t->failed += outcome;
+      }
+      continue;
+    }
+    ctx.end_of_batch = s == last;
+    t->handled++;
+    if (FE_UNLIKELY(fn(&ctx, ev, user) != FE_CONTINUE)) {
+      reject(c, ev, ctx.reason);
+      ctx.reason = 0;
+      t->rejected++;
+      t->failed += outcome;
+    } else if (outcome) {
+      /* The only sink: every other stage is an ancestor, so a verdict here
+       * is ours or an ancestor's, both visible. */
+      if (fe__load_relaxed(&ev->verdict) != 0)
+        t->failed++;
+      else
+        t->done++;
+    }
+  }
+}
+
+static void run_stage(fe_bus_t *bus, consumer_t *c, uint64_t next,
+                      uint64_t end, tally_t *t) {
+  int sharded = c->stage->n_shards > 1;
+  if (c->counts_outcome)
+    sharded ? run_stage_as(bus, c, next, end, t, 1, 1)
+            : run_stage_as(bus, c, next, end, t, 0, 1);
+  else
+    sharded ? run_stage_as(bus, c, next, end, t, 1, 0)
+            : run_stage_as(bus, c, next, end, t, 0, 0);
+}
+
+/* The accountant of a graph with several sinks: counts outcomes only. */
+static void run_accountant(fe_bus_t *bus, uint64_t next, uint64_t end,
+                           tally_t *t) {
+  for (uint64_t s = next; s < end; s++) {
+    uint64_t v = fe__load_relaxed(&slot(bus, s)->verdict);
+    if (v == 0)
+      t->done++;
+    else if (v != FE_VERDICT_VOID)
+      t->failed++;
   }
 }
 
@@ -170,51 +249,23 @@ static uint32_t consumer_run(fe_bus_t *bus, consumer_t *c) {
   if (end - next > bus->max_batch)
     end = next + bus->max_batch;
 
-  stage_t *st = c->stage;
-  uint64_t handled = 0, rejected = 0, skipped = 0;
-  if (st != NULL) {
-    fe_stage_ctx_t ctx = {.bus = bus, .stage = st->id, .shard = c->shard,
-                          .worker = c->worker};
-    /* One event behind, so the last one handed over can be flagged
-     * end_of_batch even when later sequences belong to other shards. */
-    fe_event_t *pending = NULL;
-    for (uint64_t s = next; s < end; s++) {
-      fe_event_t *ev = slot(bus, s);
-      if (!wants(c, st, ev, &skipped))
-        continue;
-      if (pending != NULL)
-        handle(c, st, &ctx, pending, 0, &rejected);
-      pending = ev;
-      handled++;
-    }
-    if (pending != NULL) {
-      handle(c, st, &ctx, pending, 1, &rejected);
-      fe__add_owned(&c->batches, 1);
-    }
+  tally_t t = {0, 0, 0, 0, 0};
+  if (c->stage != NULL)
+    run_stage(bus, c, next, end, &t);
+  else
+    run_accountant(bus, next, end, &t);
+  if (t.handled) {
+    fe__add_owned(&c->handled, t.handled);
+    fe__add_owned(&c->batches, 1);
   }
+  if (t.rejected)
+    fe__add_owned(&c->rejected, t.rejected);
+  if (t.skipped)
+    fe__add_owned(&c->skipped, t.skipped);
   if (c->counts_outcome) {
-    /* After the handlers: a reject by this very stage counts.  Every other
-     * stage is an ancestor here, so their verdicts are visible (C1). */
-    uint64_t done = 0, rej = 0;
-    for (uint64_t s = next; s < end; s++) {
-      fe_event_t *ev = slot(bus, s);
-      if ((ev->flags & FE_EV_VOID) ||
-          (st != NULL && st->n_shards > 1 && shard_of(st, ev) != c->shard))
-        continue;
-      if (fe__load_relaxed(&ev->verdict) != 0)
-        rej++;
-      else
-        done++;
-    }
-    fe__add_owned(&c->completed_out, done);
-    fe__add_owned(&c->rejected_out, rej);
+    fe__add_owned(&c->completed_out, t.done);
+    fe__add_owned(&c->rejected_out, t.failed);
   }
-  if (handled)
-    fe__add_owned(&c->handled, handled);
-  if (rejected)
-    fe__add_owned(&c->rejected, rejected);
-  if (skipped)
-    fe__add_owned(&c->skipped, skipped);
 
   fe__store_release(&c->seq, end); /* C2 */
   if (bus->wait == FE_WAIT_PARK) {
@@ -222,8 +273,6 @@ static uint32_t consumer_run(fe_bus_t *bus, consumer_t *c) {
       wake_workers(bus, c->wake_mask);
     if (c->wakes_space)
       wake_space(bus);
-  } else if (c->wakes_space && bus->space_waiters) {
-    wake_space(bus); /* drain sleeps on the futex whatever the strategy */
   }
   return (uint32_t)(end - next);
 }
@@ -321,7 +370,7 @@ static void *worker_main(void *arg) {
 static int wait_space(fe_bus_t *bus, uint32_t *iter, uint64_t deadline,
                       int (*ready)(fe_bus_t *, uint64_t), uint64_t arg) {
   uint32_t i = (*iter)++;
-  if (i < bus->spin_tries && bus->wait != FE_WAIT_PARK) {
+  if (i < bus->spin_tries) {
     ck_pr_stall();
   } else if (bus->wait != FE_WAIT_PARK || i < bus->spin_tries + bus->yield_tries) {
     sched_yield();
@@ -372,7 +421,7 @@ static void publish_range(fe_bus_t *bus, uint64_t first, uint32_t n) {
  * so they are published as void events that every stage steps over. */
 static int void_claim(fe_bus_t *bus, uint64_t first, uint32_t n) {
   for (uint32_t i = 0; i < n; i++)
-    slot(bus, first + i)->flags = FE_EV_VOID;
+    fe__store_relaxed(&slot(bus, first + i)->verdict, FE_VERDICT_VOID);
   __atomic_fetch_add(&bus->voided, n, __ATOMIC_RELAXED);
   publish_range(bus, first, n);
   return FE_ESTOPPED;
@@ -495,7 +544,7 @@ int fe_bus_publish_n(fe_bus_t *bus, uint64_t first, uint32_t n) {
 
 int fe_event_rejected(const fe_event_t *ev, uint32_t *stage, uint32_t *reason) {
   uint64_t v = fe__load_relaxed(&ev->verdict);
-  if (v == 0)
+  if (v == 0 || v == FE_VERDICT_VOID)
     return 0;
   if (stage)
     *stage = (uint32_t)(v >> 32) - 1;
@@ -588,21 +637,16 @@ int fe_bus_drain(fe_bus_t *bus, uint64_t timeout_ns) {
   uint64_t target = claimed_count(bus), deadline = fe__deadline(timeout_ns);
   uint32_t iter = bus->spin_tries; /* drain is not latency critical */
   while (!drained(bus, target)) {
-    if (bus->wait != FE_WAIT_PARK) {
-      /* Workers of non-park buses do not wake space waiters on every batch
-       * unless someone waits: register, as the park path does. */
-      uint32_t v = __atomic_load_n(&bus->space_futex, __ATOMIC_ACQUIRE);
-      __atomic_fetch_add(&bus->space_waiters, 1, __ATOMIC_SEQ_CST);
-      fe__asym_heavy(bus->asym);
-      uint64_t now = fe__mono_ns();
-      if (!drained(bus, target) && now < deadline)
-        fe__futex_wait(&bus->space_futex, v,
-                       deadline - now < 1000000 ? deadline - now : 1000000);
-      __atomic_fetch_sub(&bus->space_waiters, 1, __ATOMIC_RELAXED);
-      if (fe__mono_ns() >= deadline)
-        return drained(bus, target) ? 0 : FE_ETIMEDOUT;
-    } else if (wait_space(bus, &iter, deadline, drained, target) != 0) {
-      return drained(bus, target) ? 0 : FE_ETIMEDOUT;
+    if (fe__mono_ns() >= deadline)
+      return FE_ETIMEDOUT;
+    if (bus->wait == FE_WAIT_PARK) {
+      wait_space(bus, &iter, deadline, drained, target);
+    } else if (iter++ < bus->spin_tries + bus->yield_tries) {
+      sched_yield();
+    } else {
+      /* Spin and yield workers do not wake sleepers: poll gently. */
+      struct timespec ts = {0, 50000};
+      nanosleep(&ts, NULL);
     }
   }
   return 0;

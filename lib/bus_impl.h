@@ -9,7 +9,9 @@
 
 #include <pthread.h>
 
-#define FE_EV_VOID 1u               /* claimed by a producer that saw stop */
+/* Verdict of a void slot: claimed by a producer that saw stop, published
+ * so that sequences stay contiguous, skipped by every stage, not counted. */
+#define FE_VERDICT_VOID UINT64_MAX
 #define PARK_SAFETY_NS 100000000ull /* longest sleep: bounds a lost wake-up */
 #define MAX_SLOT_SIZE (1u << 20)
 #define MAX_CAPACITY (1u << 30)

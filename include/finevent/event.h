@@ -59,33 +59,41 @@ typedef enum fe_event_type {
   FE_EV_USER = 1024
 } fe_event_type_t;
 
-/* The typed order payload.  Field widths are fixed so the layout is the same
- * for every compiler on a 64-bit target (96 bytes). */
+/* The typed order payload.  The fields every stage of an order cascade
+ * reads (account, quantity, price) and the one execution writes (notional)
+ * share the event's first cache line with the bus's header, so a stage that
+ * needs only those touches one line per event; the descriptive fields follow
+ * on the next line.  Fixed widths: the layout is the same for every compiler
+ * on a 64-bit target. */
 typedef struct fe_order {
   uint64_t account;        /* account number: the default sharding key */
-  int64_t quantity;        /* whole units; must be > 0 for a valid order */
+  int64_t quantity;        /* whole units; > 0 for a valid order */
   int64_t price;           /* FE_PRICE_SCALE fixed point; 0 for market */
+  int64_t notional;        /* for the stages' use, e.g. quantity * price as
+                              filled by execution; the bus never reads it */
+  uint8_t side;            /* fe_side_t */
+  uint8_t type;            /* fe_ord_type_t */
+  uint8_t tif;             /* fe_tif_t */
+  uint8_t reserved[5];
+  /* -- second cache line of the event -- */
   uint64_t client_ts_ns;   /* when the client sent it (CLOCK_REALTIME ns) */
   uint64_t recv_ts_ns;     /* when the host received it (host's clock, ns) */
   uint64_t expire_ns;      /* FE_TIF_GTD expiry (CLOCK_REALTIME ns), else 0 */
   char client_order_id[FE_CLORDID_MAX];
   char symbol[FE_SYMBOL_MAX];
-  uint8_t side;            /* fe_side_t */
-  uint8_t type;            /* fe_ord_type_t */
-  uint8_t tif;             /* fe_tif_t */
-  uint8_t reserved[5];
 } fe_order_t;
 
-/* One event: the header the bus maintains, then the order payload.  The
- * user area follows the struct (fe_event_user()). */
+/* One event: the header the bus maintains, the order payload, the host's
+ * trace id.  The user area follows the struct (fe_event_user()). */
 typedef struct fe_event {
   uint64_t seq;      /* ring sequence, set by the claim; read-only */
-  uint64_t trace_id; /* host-defined correlation id, carried untouched */
-  uint32_t type;     /* fe_event_type_t or a host type >= FE_EV_USER */
-  uint32_t flags;    /* private to the bus: do not touch */
   uint64_t verdict;  /* private to the bus: read with fe_event_rejected() */
+  uint32_t type;     /* fe_event_type_t or a host type >= FE_EV_USER; the
+                        claim sets FE_EV_NEW_ORDER */
+  uint32_t flags;    /* private to the bus: do not touch */
   fe_order_t order;
-} fe_event_t;
+  uint64_t trace_id; /* host-defined correlation id, carried untouched */
+} __attribute__((aligned(16))) fe_event_t;
 
 /* Start of the user area that follows the event in its slot.  Its size is
  * fe_bus_user_size(); it is 16-byte aligned and zeroed only at create:
