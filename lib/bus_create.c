@@ -9,6 +9,7 @@
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 /* ---------------------------------------------------------------- config */
 
@@ -167,6 +168,23 @@ void *fe__zalloc_aligned(size_t size) {
   return p;
 }
 
+/* The ring and the availability array come straight from mmap: page
+ * aligned, zeroed, populated now (no page fault once running), and given
+ * back to the system on destroy (a large free() may stay in the heap). */
+static void *map(size_t size) {
+  void *p = mmap(NULL, size, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+  if (p == MAP_FAILED)
+    return NULL;
+  memset(p, 0, size); /* touch: MAP_POPULATE is best effort */
+  return p;
+}
+
+static void unmap(void *p, size_t size) {
+  if (p != NULL)
+    munmap(p, size);
+}
+
 void fe__bus_free(fe_bus_t *bus) {
   for (uint32_t i = 0; i < bus->n_consumers; i++) {
     if (bus->consumers[i] != NULL)
@@ -181,8 +199,8 @@ void fe__bus_free(fe_bus_t *bus) {
   free(bus->stages);
   free(bus->workers);
   free(bus->ends);
-  free(bus->avail);
-  free(bus->slots);
+  unmap(bus->avail, (size_t)bus->capacity * sizeof *bus->avail);
+  unmap(bus->slots, (size_t)bus->capacity * bus->slot_size);
   free(bus);
 }
 
@@ -310,9 +328,9 @@ static int bus_alloc(fe_bus_t *bus, const fe_bus_config_t *cfg) {
   for (uint32_t i = 0; i < cfg->n_stages; i++)
     n_cons += cfg->stages[i].shards;
   size_t ring = (size_t)bus->capacity * bus->slot_size;
-  if ((bus->slots = fe__zalloc_aligned(ring)) == NULL ||
+  if ((bus->slots = map(ring)) == NULL ||
       (bus->producer == FE_PRODUCER_MULTI &&
-       (bus->avail = fe__zalloc_aligned((size_t)bus->capacity * 8)) == NULL) ||
+       (bus->avail = map((size_t)bus->capacity * sizeof *bus->avail)) == NULL) ||
       (bus->stages = calloc(cfg->n_stages, sizeof *bus->stages)) == NULL ||
       (bus->consumers = calloc(n_cons, sizeof *bus->consumers)) == NULL ||
       (bus->workers = fe__zalloc_aligned(bus->n_workers * sizeof *bus->workers)) == NULL)
