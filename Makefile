@@ -48,7 +48,7 @@ endef
 
 .DEFAULT_GOAL := all
 .PHONY: all help deps lib test test-asan test-tsan test-all check-symbols \
-        demo examples install uninstall clean
+        bench bench-bin demo examples install uninstall clean
 
 help:
 	@echo "make              build the library (static + shared) in $(BUILD)/release"
@@ -58,6 +58,7 @@ help:
 	@echo "make test-asan    the suites under AddressSanitizer + UBSan"
 	@echo "make test-tsan    the suites under ThreadSanitizer"
 	@echo "make test-all     all three, as CI does"
+	@echo "make bench        build optimised and run every benchmark (BENCH_ARGS=... for options)"
 	@echo "make examples     build the examples"
 	@echo "make install      install headers, libraries, libfinevent.pc (PREFIX, DESTDIR)"
 	@echo "make clean        remove $(BUILD)/"
@@ -126,6 +127,24 @@ test-asan: $(BUILD)/.deps-test
 test-tsan: $(BUILD)/.deps-test
 	@$(MAKE) --no-print-directory FLAVOUR=tsan run-tests TSAN_OPTIONS=halt_on_error=1
 test-all: test test-asan test-tsan
+
+# -------------------------------------------------------------------- bench
+# Always the optimised release flavour.  --wrap lets fe-bench count the
+# library's heap allocations while a bus runs.
+BENCH_BIN  := $(BUILD)/release/bench/fe_bench
+BENCH_WRAP := -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=aligned_alloc
+BENCH_ARGS ?=
+
+$(BUILD)/release/bench/%: bench/%.c $(STATIC)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $< -o $@ $(BENCH_WRAP) $(STATIC) $(PKG_LIBS)
+
+bench-bin: $(BENCH_BIN)
+
+bench:
+	@$(MAKE) --no-print-directory FLAVOUR=release bench-bin
+	@echo "fe-bench on $$(nproc) cores, $$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $$(date -u +%F)"
+	$(BENCH_BIN) $(BENCH_ARGS)
 
 # ----------------------------------------------------------------- examples
 EXAMPLE_SRC := $(wildcard examples/*.c)

@@ -12,5 +12,7 @@
 #include "error.h"
 #include "event.h"
 #include "bus.h"
+#include "clock.h"
+#include "hist.h"
 
 #endif /* FINEVENT_FINEVENT_H */

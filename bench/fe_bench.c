@@ -1,0 +1,597 @@
+/*
+ * fe_bench: libfinevent's microbenchmarks.
+ *
+ *   fe_bench [options] [scenario ...]      (no scenario: all of them)
+ *
+ * Every scenario runs the same four stage functions: validation rejects
+ * (status 1) a non-positive quantity or price, compliance rejects (status 2)
+ * quantity*price above 10^9, execution sets acc = quantity*price, settlement
+ * XORs acc with the account and adds it to a sink the program prints.  The
+ * baselines carry the 64-byte order of ../shared/anchors; the bus carries
+ * fe_event_t, whose first cache line holds the same fields (status is the
+ * bus's reject verdict, acc is order.notional), so both move one line per
+ * event.  Each result is one line (or a JSON object with --json):
+ *
+ *   bench=NAME threads=N events=N mev_s=X [p50_ns=.. p99_ns=.. p999_ns=..
+ *   p9999_ns=.. max_ns=..] rss_mb=N [allocs=N] sink=N runs=N
+ *
+ * mev_s and the percentiles are medians over --runs runs.  allocs counts
+ * the library's heap allocations between fe_bus_start and fe_bus_stop (the
+ * bench links with -Wl,--wrap for malloc and friends): it must be 0.
+ */
+#define _GNU_SOURCE
+#include <finevent/finevent.h>
+
+#include <ck_pr.h>
+#include <ck_ring.h>
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* ------------------------------------------------------------ allocations */
+
+static uint64_t allocs;
+void *__real_malloc(size_t n);
+void *__real_calloc(size_t n, size_t m);
+void *__real_realloc(void *p, size_t n);
+void *__real_aligned_alloc(size_t a, size_t n);
+void *__wrap_malloc(size_t n) {
+  __atomic_fetch_add(&allocs, 1, __ATOMIC_RELAXED);
+  return __real_malloc(n);
+}
+void *__wrap_calloc(size_t n, size_t m) {
+  __atomic_fetch_add(&allocs, 1, __ATOMIC_RELAXED);
+  return __real_calloc(n, m);
+}
+void *__wrap_realloc(void *p, size_t n) {
+  __atomic_fetch_add(&allocs, 1, __ATOMIC_RELAXED);
+  return __real_realloc(p, n);
+}
+void *__wrap_aligned_alloc(size_t a, size_t n) {
+  __atomic_fetch_add(&allocs, 1, __ATOMIC_RELAXED);
+  return __real_aligned_alloc(a, n);
+}
+
+/* ---------------------------------------------------------------- options */
+
+typedef struct opts {
+  uint64_t events;    /* 0: the scenario's default */
+  uint64_t rate;      /* latency scenarios: events/s (0: scenario's) */
+  uint32_t ring;      /* capacity */
+  uint32_t batch;     /* max_batch of each stage shard */
+  uint32_t claim;     /* events per producer claim (1: single publish) */
+  int wait;           /* 0: scenario's default */
+  int pin;            /* pin threads to CPUs 0, 1, ... */
+  int json;
+  int runs;
+} opts_t;
+
+typedef struct result {
+  double mev_s;
+  uint64_t p50, p99, p999, p9999, max;
+  int has_lat;
+  uint64_t allocs;
+  int has_allocs;
+  uint64_t sink;
+} result_t;
+
+typedef struct scenario {
+  const char *name;
+  int threads;
+  uint64_t events; /* default */
+  int wait;        /* default wait strategy, 0 if none */
+  uint64_t rate;   /* default pacing */
+  int (*run)(const struct scenario *, const opts_t *, uint64_t, result_t *);
+} scenario_t;
+
+static double now_s(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+static double rss_mb(void) {
+  FILE *f = fopen("/proc/self/status", "r");
+  char line[256];
+  double mb = 0;
+  while (f && fgets(line, sizeof line, f))
+    if (strncmp(line, "VmRSS:", 6) == 0)
+      mb = strtod(line + 6, NULL) / 1024.0;
+  if (f)
+    fclose(f);
+  return mb;
+}
+
+static void pin_self(const opts_t *o, int cpu) {
+  if (!o->pin)
+    return;
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpu % CPU_SETSIZE, &set);
+  pthread_setaffinity_np(pthread_self(), sizeof set, &set);
+}
+
+/* -------------------------------------------- the baselines' 64-byte order */
+
+typedef struct order {
+  uint64_t seq, account, qty, price;
+  int status;
+  uint64_t acc;
+} __attribute__((aligned(64))) order_t;
+
+static inline void fill(order_t *o, uint64_t i) {
+  o->seq = i;
+  o->account = i & 1023;
+  o->qty = 1 + (i & 127);
+  o->price = 100 + (i & 63);
+  o->status = 0;
+  o->acc = 0;
+}
+
+static inline void validate(order_t *o) { if (o->qty == 0 || o->price == 0) o->status = 1; }
+static inline void comply(order_t *o) { if (o->qty * o->price > 1000000000u) o->status = 2; }
+static inline void execute(order_t *o) { if (o->status == 0) o->acc = o->qty * o->price; }
+static inline void settle(order_t *o) { if (o->status == 0) o->acc ^= o->account; }
+static inline uint64_t four_stages(order_t *o) {
+  validate(o);
+  comply(o);
+  execute(o);
+  settle(o);
+  return o->acc;
+}
+
+#define BASE_RING 65536
+static order_t *base_slots;
+
+static int run_inline(const scenario_t *sc, const opts_t *o, uint64_t n,
+                      result_t *r) {
+  (void)sc;
+  pin_self(o, 0);
+  uint64_t sink = 0;
+  double t0 = now_s();
+  for (uint64_t i = 0; i < n; i++) {
+    order_t *e = &base_slots[i & (BASE_RING - 1)];
+    fill(e, i);
+    __asm__ volatile("" ::: "memory"); /* the fill is not folded away */
+    sink += four_stages(e);
+  }
+  r->mev_s = (double)n / (now_s() - t0) / 1e6;
+  r->sink = sink;
+  return 0;
+}
+
+/* ---- one producer, one consumer, through ck_ring or a mutex queue ---- */
+
+typedef struct handoff {
+  int kind; /* 0 ck_ring, 1 mutex */
+  uint64_t n, sink;
+  const opts_t *o;
+  ck_ring_t ring;
+  ck_ring_buffer_t *buf;
+  pthread_mutex_t mu;
+  pthread_cond_t not_empty, not_full;
+  order_t **q;
+  uint64_t head, tail;
+} handoff_t;
+
+static inline void backoff(unsigned *k) {
+  if (++*k < 100)
+    ck_pr_stall();
+  else
+    sched_yield();
+}
+
+static void *handoff_consumer(void *arg) {
+  handoff_t *h = arg;
+  pin_self(h->o, 1);
+  uint64_t sink = 0;
+  for (uint64_t i = 0; i < h->n; i++) {
+    order_t *e = NULL;
+    unsigned k = 0;
+    if (h->kind == 0) {
+      while (!ck_ring_dequeue_spsc(&h->ring, h->buf, &e))
+        backoff(&k);
+    } else {
+      pthread_mutex_lock(&h->mu);
+      while (h->tail == h->head)
+        pthread_cond_wait(&h->not_empty, &h->mu);
+      e = h->q[h->head++ % BASE_RING];
+      pthread_cond_signal(&h->not_full);
+      pthread_mutex_unlock(&h->mu);
+    }
+    sink += four_stages(e);
+  }
+  h->sink = sink;
+  return NULL;
+}
+
+static int run_handoff(const scenario_t *sc, const opts_t *o, uint64_t n,
+                       result_t *r) {
+  static handoff_t h;
+  memset(&h, 0, sizeof h);
+  h.kind = strcmp(sc->name, "mutex_queue") == 0;
+  h.n = n;
+  h.o = o;
+  h.buf = calloc(BASE_RING, sizeof *h.buf);
+  h.q = calloc(BASE_RING, sizeof *h.q);
+  ck_ring_init(&h.ring, BASE_RING);
+  pthread_mutex_init(&h.mu, NULL);
+  pthread_cond_init(&h.not_empty, NULL);
+  pthread_cond_init(&h.not_full, NULL);
+  pthread_t th;
+  pin_self(o, 0);
+  double t0 = now_s();
+  pthread_create(&th, NULL, handoff_consumer, &h);
+  for (uint64_t i = 0; i < n; i++) {
+    /* A ring of N holds N-1 (ck 0.7.1), so slot reuse is safe. */
+    order_t *e = &base_slots[i & (BASE_RING - 1)];
+    fill(e, i);
+    unsigned k = 0;
+    if (h.kind == 0) {
+      while (!ck_ring_enqueue_spsc(&h.ring, h.buf, e))
+        backoff(&k);
+    } else {
+      pthread_mutex_lock(&h.mu);
+      while (h.tail - h.head == BASE_RING - 1)
+        pthread_cond_wait(&h.not_full, &h.mu);
+      h.q[h.tail++ % BASE_RING] = e;
+      pthread_cond_signal(&h.not_empty);
+      pthread_mutex_unlock(&h.mu);
+    }
+  }
+  pthread_join(th, NULL);
+  r->mev_s = (double)n / (now_s() - t0) / 1e6;
+  r->sink = h.sink;
+  free(h.buf);
+  free(h.q);
+  return 0;
+}
+
+/* ------------------------------------------------------------- the bus */
+
+typedef struct sink {
+  uint64_t v;
+  fe_hist_t *lat; /* latency scenarios: end-to-end from intended send time */
+  char pad[48];
+} sink_t;
+
+enum { R_INVALID = 1, R_LIMIT = 2 };
+
+static fe_verdict_t st_validate(fe_stage_ctx_t *ctx, fe_event_t *ev, void *u) {
+  (void)u;
+  if (ev->order.quantity <= 0 || ev->order.price <= 0)
+    return fe_reject(ctx, R_INVALID);
+  return FE_CONTINUE;
+}
+static fe_verdict_t st_comply(fe_stage_ctx_t *ctx, fe_event_t *ev, void *u) {
+  (void)u;
+  if (ev->order.quantity * ev->order.price > 1000000000)
+    return fe_reject(ctx, R_LIMIT);
+  return FE_CONTINUE;
+}
+static fe_verdict_t st_execute(fe_stage_ctx_t *ctx, fe_event_t *ev, void *u) {
+  (void)ctx, (void)u;
+  ev->order.notional = ev->order.quantity * ev->order.price;
+  return FE_CONTINUE;
+}
+static fe_verdict_t st_settle(fe_stage_ctx_t *ctx, fe_event_t *ev, void *u) {
+  (void)ctx;
+  sink_t *s = u;
+  ev->order.notional ^= (int64_t)ev->order.account;
+  s->v += (uint64_t)ev->order.notional;
+  if (s->lat != NULL)
+    fe_hist_record(s->lat, fe_clock_now_ns() - ev->order.recv_ts_ns);
+  return FE_CONTINUE;
+}
+
+static inline void fill_event(fe_event_t *ev, uint64_t i) {
+  ev->order.account = i & 1023;
+  ev->order.quantity = (int64_t)(1 + (i & 127));
+  ev->order.price = (int64_t)(100 + (i & 63));
+  ev->order.notional = 0;
+}
+
+typedef struct bus_run {
+  fe_bus_t *bus;
+  const opts_t *o;
+  uint64_t first, n, step; /* this producer publishes first, first+step.. */
+  uint64_t gap_ns, t0_ns;  /* paced: intended time of event i */
+  int cpu;
+} bus_run_t;
+
+static void *bus_producer(void *arg) {
+  bus_run_t *p = arg;
+  pin_self(p->o, p->cpu);
+  uint32_t claim = p->o->claim;
+  for (uint64_t i = p->first; i < p->n;) {
+    uint64_t f, intended = 0;
+    uint32_t m = claim;
+    if (p->gap_ns) { /* open loop: wait for the intended send time */
+      intended = p->t0_ns + (i / p->step) * p->gap_ns;
+      while (fe_clock_now_ns() < intended)
+        ck_pr_stall();
+      m = 1;
+    }
+    if ((p->n - i + p->step - 1) / p->step < m)
+      m = (uint32_t)((p->n - i + p->step - 1) / p->step);
+    if (fe_bus_claim_n(p->bus, m, &f, FE_WAIT_FOREVER) != 0)
+      return NULL;
+    for (uint32_t j = 0; j < m; j++, i += p->step) {
+      fe_event_t *ev = fe_bus_event_at(p->bus, f + j);
+      fill_event(ev, i);
+      ev->order.recv_ts_ns = intended;
+    }
+    fe_bus_publish_n(p->bus, f, m);
+  }
+  return NULL;
+}
+
+/* Graph shapes. */
+enum { SHAPE_GROUPED, SHAPE_4WORKERS, SHAPE_SHARDED };
+
+static uint32_t make_stages(int shape, fe_stage_def_t st[4], sink_t *sink) {
+  static const char *names[4] = {"validation", "compliance", "execution",
+                                 "settlement"};
+  static const fe_stage_fn fns[4] = {st_validate, st_comply, st_execute,
+                                     st_settle};
+  /* worker of each stage: grouped, one each, or sharded compliance */
+  static const uint32_t workers[3][4] = {{0, 0, 0, 0}, {0, 1, 2, 3}, {0, 0, 1, 0}};
+  for (int i = 0; i < 4; i++) {
+    fe_stage_def_init(&st[i]);
+    st[i].name = names[i];
+    st[i].handler = fns[i];
+    st[i].worker = workers[shape][i];
+    if (i > 0)
+      st[i].n_deps = 1, st[i].deps[0] = (uint32_t)i - 1;
+  }
+  st[3].user = sink;
+  if (shape == SHAPE_SHARDED)
+    st[1].shards = 2;
+  return 4;
+}
+
+static int run_bus(const scenario_t *sc, const opts_t *o, uint64_t n,
+                   result_t *r) {
+  int shape = strstr(sc->name, "4stage") ? SHAPE_4WORKERS
+              : strstr(sc->name, "sharded") ? SHAPE_SHARDED
+                                            : SHAPE_GROUPED;
+  int producers = shape == SHAPE_SHARDED ? 2 : 1;
+  int lat = strncmp(sc->name, "lat_", 4) == 0;
+  static sink_t sink;
+  memset(&sink, 0, sizeof sink);
+  fe_stage_def_t st[4];
+  fe_bus_config_t cfg;
+  fe_bus_config_init(&cfg);
+  cfg.capacity = o->ring;
+  cfg.slot_size = sizeof(fe_event_t);
+  cfg.max_batch = o->batch;
+  cfg.wait = o->wait ? o->wait : sc->wait;
+  cfg.producer = producers > 1 ? FE_PRODUCER_MULTI : FE_PRODUCER_SINGLE;
+  cfg.stages = st;
+  cfg.n_stages = make_stages(shape, st, &sink);
+  if (o->pin)
+    for (int w = 0; w < FE_BUS_MAX_WORKERS; w++)
+      cfg.cpu[w] = (producers + w) % 2; /* 2 cores: producers first */
+  fe_hist_t *h = NULL;
+  if (lat) {
+    fe_hist_config_t hc;
+    fe_hist_config_init(&hc);
+    if (fe_hist_create(&hc, &h, NULL) != 0)
+      return -1;
+    sink.lat = h;
+  }
+  fe_bus_t *bus;
+  fe_diag_t d;
+  if (fe_bus_create(&cfg, &bus, &d) != 0) {
+    fprintf(stderr, "fe_bench: %s: %s\n", sc->name, d.msg);
+    return -1;
+  }
+  uint64_t a0 = __atomic_load_n(&allocs, __ATOMIC_RELAXED);
+  fe_bus_start(bus, NULL);
+  bus_run_t p[2];
+  pthread_t th[2];
+  uint64_t rate = o->rate ? o->rate : sc->rate;
+  double t0 = now_s();
+  for (int i = 0; i < producers; i++) {
+    p[i] = (bus_run_t){bus, o, (uint64_t)i, n, (uint64_t)producers,
+                       lat ? 1000000000u / rate : 0, fe_clock_now_ns(), i};
+    pthread_create(&th[i], NULL, bus_producer, &p[i]);
+  }
+  for (int i = 0; i < producers; i++)
+    pthread_join(th[i], NULL);
+  fe_bus_drain(bus, FE_WAIT_FOREVER);
+  double t1 = now_s();
+  fe_bus_stop(bus);
+  r->allocs = __atomic_load_n(&allocs, __ATOMIC_RELAXED) - a0;
+  r->has_allocs = 1;
+  fe_bus_stats_t s;
+  fe_bus_stats(bus, &s);
+  if (s.published != n || s.completed + s.rejected != s.published)
+    fprintf(stderr, "fe_bench: %s: accounting mismatch\n", sc->name);
+  r->mev_s = (double)n / (t1 - t0) / 1e6;
+  r->sink = sink.v;
+  if (h != NULL) {
+    r->has_lat = 1;
+    r->p50 = fe_hist_percentile(h, 50);
+    r->p99 = fe_hist_percentile(h, 99);
+    r->p999 = fe_hist_percentile(h, 99.9);
+    r->p9999 = fe_hist_percentile(h, 99.99);
+    r->max = fe_hist_max(h);
+    fe_hist_destroy(h);
+  }
+  fe_bus_destroy(bus);
+  return 0;
+}
+
+/* -------------------------------------------------------------- driver */
+
+static const scenario_t scenarios[] = {
+    {"inline", 1, 200000000, 0, 0, run_inline},
+    {"ckring_spsc", 2, 20000000, 0, 0, run_handoff},
+    {"mutex_queue", 2, 5000000, 0, 0, run_handoff},
+    {"bus_1p1c", 2, 50000000, FE_WAIT_YIELD, 0, run_bus},
+    {"bus_4stage_spin", 5, 20000000, FE_WAIT_SPIN, 0, run_bus},
+    {"bus_4stage_yield", 5, 20000000, FE_WAIT_YIELD, 0, run_bus},
+    {"bus_4stage_park", 5, 10000000, FE_WAIT_PARK, 0, run_bus},
+    {"bus_2p_sharded", 4, 20000000, FE_WAIT_YIELD, 0, run_bus},
+    {"lat_1p1c_100k", 2, 500000, FE_WAIT_YIELD, 100000, run_bus},
+    {"lat_1p1c_1m", 2, 3000000, FE_WAIT_YIELD, 1000000, run_bus},
+};
+#define N_SCENARIOS (sizeof scenarios / sizeof scenarios[0])
+
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+static int cmp_u64(const void *a, const void *b) {
+  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+  return (x > y) - (x < y);
+}
+
+#define MAX_RUNS 64
+static uint64_t median_u64(uint64_t *v, int n) {
+  qsort(v, (size_t)n, sizeof *v, cmp_u64);
+  return v[n / 2];
+}
+
+static void report(const scenario_t *sc, const opts_t *o, uint64_t n,
+                   result_t *rs, int runs) {
+  double m[MAX_RUNS];
+  uint64_t q[5][MAX_RUNS], al = 0;
+  for (int i = 0; i < runs; i++) {
+    m[i] = rs[i].mev_s;
+    q[0][i] = rs[i].p50, q[1][i] = rs[i].p99, q[2][i] = rs[i].p999;
+    q[3][i] = rs[i].p9999, q[4][i] = rs[i].max;
+    al += rs[i].allocs;
+  }
+  qsort(m, (size_t)runs, sizeof *m, cmp_double);
+  const char *f = o->json ? "{\"bench\":\"%s\",\"threads\":%d,\"events\":%" PRIu64
+                            ",\"mev_s\":%.1f"
+                          : "bench=%s threads=%d events=%" PRIu64 " mev_s=%.1f";
+  printf(f, sc->name, sc->threads, n, m[runs / 2]);
+  if (rs[0].has_lat) {
+    const char *names[5] = {"p50_ns", "p99_ns", "p999_ns", "p9999_ns", "max_ns"};
+    for (int k = 0; k < 5; k++)
+      printf(o->json ? ",\"%s\":%" PRIu64 : " %s=%" PRIu64, names[k],
+             median_u64(q[k], runs));
+  }
+  printf(o->json ? ",\"rss_mb\":%.0f" : " rss_mb=%.0f", rss_mb());
+  if (rs[0].has_allocs)
+    printf(o->json ? ",\"allocs\":%" PRIu64 : " allocs=%" PRIu64, al);
+  printf(o->json ? ",\"sink\":%" PRIu64 ",\"runs\":%d}\n"
+                 : " sink=%" PRIu64 " runs=%d\n",
+         rs[0].sink, runs);
+  fflush(stdout);
+}
+
+static void usage(FILE *f) {
+  fprintf(f,
+          "usage: fe_bench [options] [scenario ...]\n"
+          "  -n, --events N    events per run (default: per scenario)\n"
+          "  -r, --rate N      latency scenarios: events per second\n"
+          "  -R, --ring N      ring capacity, power of two (default 65536)\n"
+          "  -b, --batch N     max batch per stage shard (default 256)\n"
+          "  -c, --claim N     events per producer claim (default 1)\n"
+          "  -w, --wait W      spin | yield | park (default: per scenario)\n"
+          "  -p, --pin         pin threads to CPUs\n"
+          "  -j, --json        JSON lines\n"
+          "  -k, --runs K      runs per scenario; the median is reported (default 3)\n"
+          "  -l, --list        list scenarios\n"
+          "scenarios:");
+  for (size_t i = 0; i < N_SCENARIOS; i++)
+    fprintf(f, " %s", scenarios[i].name);
+  fprintf(f, "\n");
+}
+
+static int parse_u64(const char *s, uint64_t *out) {
+  char *end;
+  errno = 0;
+  unsigned long long v = strtoull(s, &end, 10);
+  if (errno || end == s || *end != '\0' || s[0] == '-')
+    return -1;
+  *out = v;
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  opts_t o = {0, 0, 65536, 256, 1, 0, 0, 0, 3};
+  static const struct option lo[] = {
+      {"events", 1, 0, 'n'}, {"rate", 1, 0, 'r'}, {"ring", 1, 0, 'R'},
+      {"batch", 1, 0, 'b'},  {"claim", 1, 0, 'c'}, {"wait", 1, 0, 'w'},
+      {"pin", 0, 0, 'p'},    {"json", 0, 0, 'j'},  {"runs", 1, 0, 'k'},
+      {"list", 0, 0, 'l'},   {"help", 0, 0, 'h'},  {0, 0, 0, 0}};
+  int ch;
+  uint64_t v;
+  while ((ch = getopt_long(argc, argv, "n:r:R:b:c:w:pjk:lh", lo, NULL)) != -1) {
+    int bad = 0;
+    switch (ch) {
+    case 'n': bad = parse_u64(optarg, &o.events) || o.events == 0; break;
+    case 'r': bad = parse_u64(optarg, &o.rate) || o.rate == 0 || o.rate > 1000000000; break;
+    case 'R': bad = parse_u64(optarg, &v) || v < 2 || v > (1u << 30) || (v & (v - 1)); o.ring = (uint32_t)v; break;
+    case 'b': bad = parse_u64(optarg, &v) || v == 0 || v > (1u << 30); o.batch = (uint32_t)v; break;
+    case 'c': bad = parse_u64(optarg, &v) || v == 0 || v > 65536; o.claim = (uint32_t)v; break;
+    case 'w':
+      o.wait = !strcmp(optarg, "spin") ? FE_WAIT_SPIN : !strcmp(optarg, "yield") ? FE_WAIT_YIELD
+               : !strcmp(optarg, "park") ? FE_WAIT_PARK : -1;
+      bad = o.wait < 0;
+      break;
+    case 'p': o.pin = 1; break;
+    case 'j': o.json = 1; break;
+    case 'k': bad = parse_u64(optarg, &v) || v == 0 || v > MAX_RUNS; o.runs = (int)v; break;
+    case 'l':
+      for (size_t i = 0; i < N_SCENARIOS; i++)
+        printf("%s\n", scenarios[i].name);
+      return 0;
+    case 'h': usage(stdout); return 0;
+    default: usage(stderr); return 2;
+    }
+    if (bad) {
+      fprintf(stderr, "fe_bench: invalid value for -%c: %s\n", ch, optarg);
+      return 2;
+    }
+  }
+  if (o.claim > o.ring) {
+    fprintf(stderr, "fe_bench: --claim %u exceeds --ring %u\n", o.claim, o.ring);
+    return 2;
+  }
+  for (int i = optind; i < argc; i++) {
+    size_t k = 0;
+    while (k < N_SCENARIOS && strcmp(argv[i], scenarios[k].name) != 0)
+      k++;
+    if (k == N_SCENARIOS) {
+      fprintf(stderr, "fe_bench: unknown scenario '%s'\n", argv[i]);
+      usage(stderr);
+      return 2;
+    }
+  }
+  fe_diag_t d;
+  if (fe_clock_init(&d) != 0) {
+    fprintf(stderr, "fe_bench: clock: %s\n", d.msg);
+    return 1;
+  }
+  base_slots = aligned_alloc(64, sizeof(order_t) * BASE_RING);
+  memset(base_slots, 0, sizeof(order_t) * BASE_RING);
+  for (size_t k = 0; k < N_SCENARIOS; k++) {
+    const scenario_t *sc = &scenarios[k];
+    int chosen = optind == argc;
+    for (int i = optind; i < argc; i++)
+      chosen |= strcmp(argv[i], sc->name) == 0;
+    if (!chosen)
+      continue;
+    uint64_t n = o.events ? o.events : sc->events;
+    result_t rs[MAX_RUNS];
+    memset(rs, 0, sizeof rs);
+    for (int i = 0; i < o.runs; i++)
+      if (sc->run(sc, &o, n, &rs[i]) != 0)
+        return 1;
+    report(sc, &o, n, rs, o.runs);
+  }
+  free(base_slots);
+  return 0;
+}
