@@ -67,6 +67,7 @@ typedef struct opts {
   uint32_t batch;     /* max_batch of each stage shard */
   uint32_t claim;     /* events per producer claim (1: single publish) */
   int wait;           /* 0: scenario's default */
+  int batch_handlers; /* stages as fe_stage_batch_fn */
   int pin;            /* pin threads to CPUs 0, 1, ... */
   int json;
   int runs;
@@ -290,6 +291,41 @@ static fe_verdict_t st_settle(fe_stage_ctx_t *ctx, fe_event_t *ev, void *u) {
   return FE_CONTINUE;
 }
 
+/* The same four functions as batch handlers (--handler batch). */
+static void bt_validate(fe_stage_ctx_t *ctx, fe_event_t *const *evs,
+                        uint32_t n, void *u) {
+  (void)u;
+  for (uint32_t i = 0; i < n; i++)
+    if (evs[i]->order.quantity <= 0 || evs[i]->order.price <= 0)
+      fe_batch_reject(ctx, evs[i], R_INVALID);
+}
+static void bt_comply(fe_stage_ctx_t *ctx, fe_event_t *const *evs, uint32_t n,
+                      void *u) {
+  (void)u;
+  for (uint32_t i = 0; i < n; i++)
+    if (evs[i]->order.quantity * evs[i]->order.price > 1000000000)
+      fe_batch_reject(ctx, evs[i], R_LIMIT);
+}
+static void bt_execute(fe_stage_ctx_t *ctx, fe_event_t *const *evs,
+                       uint32_t n, void *u) {
+  (void)ctx, (void)u;
+  for (uint32_t i = 0; i < n; i++)
+    evs[i]->order.notional = evs[i]->order.quantity * evs[i]->order.price;
+}
+static void bt_settle(fe_stage_ctx_t *ctx, fe_event_t *const *evs, uint32_t n,
+                      void *u) {
+  (void)ctx;
+  sink_t *s = u;
+  uint64_t v = 0;
+  for (uint32_t i = 0; i < n; i++) {
+    evs[i]->order.notional ^= (int64_t)evs[i]->order.account;
+    v += (uint64_t)evs[i]->order.notional;
+    if (s->lat != NULL)
+      fe_hist_record(s->lat, fe_clock_now_ns() - evs[i]->order.recv_ts_ns);
+  }
+  s->v += v;
+}
+
 static inline void fill_event(fe_event_t *ev, uint64_t i) {
   ev->order.account = i & 1023;
   ev->order.quantity = (int64_t)(1 + (i & 127));
@@ -335,17 +371,23 @@ static void *bus_producer(void *arg) {
 /* Graph shapes. */
 enum { SHAPE_GROUPED, SHAPE_4WORKERS, SHAPE_SHARDED };
 
-static uint32_t make_stages(int shape, fe_stage_def_t st[4], sink_t *sink) {
+static uint32_t make_stages(int shape, int batch, fe_stage_def_t st[4],
+                            sink_t *sink) {
   static const char *names[4] = {"validation", "compliance", "execution",
                                  "settlement"};
   static const fe_stage_fn fns[4] = {st_validate, st_comply, st_execute,
                                      st_settle};
+  static const fe_stage_batch_fn bfns[4] = {bt_validate, bt_comply, bt_execute,
+                                            bt_settle};
   /* worker of each stage: grouped, one each, or sharded compliance */
   static const uint32_t workers[3][4] = {{0, 0, 0, 0}, {0, 1, 2, 3}, {0, 0, 1, 0}};
   for (int i = 0; i < 4; i++) {
     fe_stage_def_init(&st[i]);
     st[i].name = names[i];
-    st[i].handler = fns[i];
+    if (batch)
+      st[i].batch_handler = bfns[i];
+    else
+      st[i].handler = fns[i];
     st[i].worker = workers[shape][i];
     if (i > 0)
       st[i].n_deps = 1, st[i].deps[0] = (uint32_t)i - 1;
@@ -374,7 +416,7 @@ static int run_bus(const scenario_t *sc, const opts_t *o, uint64_t n,
   cfg.wait = o->wait ? o->wait : sc->wait;
   cfg.producer = producers > 1 ? FE_PRODUCER_MULTI : FE_PRODUCER_SINGLE;
   cfg.stages = st;
-  cfg.n_stages = make_stages(shape, st, &sink);
+  cfg.n_stages = make_stages(shape, o->batch_handlers, st, &sink);
   if (o->pin)
     for (int w = 0; w < FE_BUS_MAX_WORKERS; w++)
       cfg.cpu[w] = (producers + w) % 2; /* 2 cores: producers first */
@@ -499,6 +541,7 @@ static void usage(FILE *f) {
           "  -b, --batch N     max batch per stage shard (default 256)\n"
           "  -c, --claim N     events per producer claim (default 1)\n"
           "  -w, --wait W      spin | yield | park (default: per scenario)\n"
+          "  -H, --handler H   event (fe_stage_fn, default) | batch (fe_stage_batch_fn)\n"
           "  -p, --pin         pin threads to CPUs\n"
           "  -j, --json        JSON lines\n"
           "  -k, --runs K      runs per scenario; the median is reported (default 3)\n"
@@ -520,15 +563,16 @@ static int parse_u64(const char *s, uint64_t *out) {
 }
 
 int main(int argc, char **argv) {
-  opts_t o = {0, 0, 65536, 256, 1, 0, 0, 0, 3};
+  opts_t o = {.ring = 65536, .batch = 256, .claim = 1, .runs = 3};
   static const struct option lo[] = {
       {"events", 1, 0, 'n'}, {"rate", 1, 0, 'r'}, {"ring", 1, 0, 'R'},
       {"batch", 1, 0, 'b'},  {"claim", 1, 0, 'c'}, {"wait", 1, 0, 'w'},
       {"pin", 0, 0, 'p'},    {"json", 0, 0, 'j'},  {"runs", 1, 0, 'k'},
-      {"list", 0, 0, 'l'},   {"help", 0, 0, 'h'},  {0, 0, 0, 0}};
+      {"list", 0, 0, 'l'},   {"help", 0, 0, 'h'},  {"handler", 1, 0, 'H'},
+      {0, 0, 0, 0}};
   int ch;
   uint64_t v;
-  while ((ch = getopt_long(argc, argv, "n:r:R:b:c:w:pjk:lh", lo, NULL)) != -1) {
+  while ((ch = getopt_long(argc, argv, "n:r:R:b:c:w:pjk:lhH:", lo, NULL)) != -1) {
     int bad = 0;
     switch (ch) {
     case 'n': bad = parse_u64(optarg, &o.events) || o.events == 0; break;
@@ -540,6 +584,10 @@ int main(int argc, char **argv) {
       o.wait = !strcmp(optarg, "spin") ? FE_WAIT_SPIN : !strcmp(optarg, "yield") ? FE_WAIT_YIELD
                : !strcmp(optarg, "park") ? FE_WAIT_PARK : -1;
       bad = o.wait < 0;
+      break;
+    case 'H':
+      o.batch_handlers = !strcmp(optarg, "batch");
+      bad = !o.batch_handlers && strcmp(optarg, "event") != 0;
       break;
     case 'p': o.pin = 1; break;
     case 'j': o.json = 1; break;

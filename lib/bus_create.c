@@ -71,8 +71,10 @@ static int check_stage(const fe_bus_config_t *cfg, uint32_t i, fe_diag_t *d) {
     if (strcmp(cfg->stages[j].name, s->name) == 0)
       return fe__diag(d, FE_ENAME, "stages[%u]: name \"%s\" is already used by "
                       "stages[%u]", i, s->name, j);
-  if (s->handler == NULL)
-    return fe__diag(d, FE_ENOHANDLER, "stage \"%s\": handler is NULL", s->name);
+  if ((s->handler == NULL) == (s->batch_handler == NULL))
+    return fe__diag(d, FE_ENOHANDLER, "stage \"%s\": set exactly one of handler "
+                    "and batch_handler (%s)", s->name,
+                    s->handler ? "both are set" : "both are NULL");
   if (s->n_deps > FE_BUS_MAX_DEPS)
     return fe__diag(d, FE_EDEPEND, "stage \"%s\": n_deps %u exceeds %d",
                     s->name, s->n_deps, FE_BUS_MAX_DEPS);
@@ -241,6 +243,7 @@ static int build_stages(fe_bus_t *bus, const fe_bus_config_t *cfg,
     strcpy(st->name, d->name);
     st->id = i;
     st->fn = d->handler;
+    st->batch_fn = d->batch_handler;
     st->user = d->user;
     st->key = d->key;
     st->key_user = d->key_user;

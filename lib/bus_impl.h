@@ -46,7 +46,8 @@ typedef struct consumer {
 struct stage {
   char name[FE_BUS_MAX_NAME];
   uint32_t id;
-  fe_stage_fn fn;
+  fe_stage_fn fn;           /* one of fn and batch_fn */
+  fe_stage_batch_fn batch_fn;
   void *user;
   fe_key_fn key;
   void *key_user;

@@ -91,6 +91,7 @@ typedef struct fe_stage_ctx {
                            current batch: flush buffered work now */
   uint32_t reason;      /* out: reject reason, set by fe_reject() */
   uint32_t reserved;
+  void *priv;           /* private to the bus */
 } fe_stage_ctx_t;
 
 /* A stage handler.  Called on the stage shard's worker, once per event the
@@ -103,6 +104,25 @@ typedef struct fe_stage_ctx {
  * this one skip their handlers for it, and it still completes in order. */
 typedef fe_verdict_t (*fe_stage_fn)(fe_stage_ctx_t *ctx, fe_event_t *ev,
                                     void *user);
+
+/* A batch handler: the alternative to fe_stage_fn for stages whose per-event
+ * work is a few instructions, where one indirect call per event would cost
+ * more than the work.  Called on the shard's worker with the events of one
+ * batch that the shard owns and that no upstream stage rejected, in
+ * sequence order (evs[0..n-1], n >= 1; a batch larger than
+ * FE_BATCH_CHUNK arrives in several calls, ctx->end_of_batch set on the
+ * last).  The same rules as fe_stage_fn apply to what it may touch and
+ * call.  To reject evs[i], call fe_batch_reject(ctx, evs[i], reason); the
+ * others continue. */
+typedef void (*fe_stage_batch_fn)(fe_stage_ctx_t *ctx, fe_event_t *const *evs,
+                                  uint32_t n, void *user);
+#define FE_BATCH_CHUNK 256
+
+/* From inside a batch handler only: rejects ev (one of the evs it was
+ * given) with reason (1..FE_REASON_MAX, others counted as 0), with the same
+ * effect as a handler returning fe_reject().  Wait-free; cannot fail. */
+FE_API void fe_batch_reject(fe_stage_ctx_t *ctx, fe_event_t *ev,
+                            uint32_t reason);
 
 /* Records `reason` (1..FE_REASON_MAX; other values are counted as reason 0)
  * and returns FE_REJECT, for use as `return fe_reject(ctx, 42);`. */
@@ -119,7 +139,8 @@ typedef uint64_t (*fe_key_fn)(const fe_event_t *ev, void *user);
 /* One stage of the graph.  Initialise with fe_stage_def_init(). */
 typedef struct fe_stage_def {
   const char *name;     /* required, unique, < FE_BUS_MAX_NAME bytes; copied */
-  fe_stage_fn handler;  /* required */
+  fe_stage_fn handler;  /* one of handler and batch_handler is required */
+  fe_stage_batch_fn batch_handler;
   void *user;           /* passed to handler */
   uint32_t n_deps;      /* 0: the stage reads straight from the producers */
   uint32_t deps[FE_BUS_MAX_DEPS]; /* indices (in cfg->stages) of upstream
@@ -195,7 +216,8 @@ FE_API void fe_stage_def_init(fe_stage_def_t *def);
  * one, not a power of two, or too large), FE_ESLOTSIZE (slot smaller than
  * fe_event_t or over 1 MiB), FE_EPRODUCER, FE_EWAIT, FE_EBATCH (max_batch
  * 0 or above capacity), FE_ENOSTAGES (none, or more than the maximum),
- * FE_ENAME (missing, too long or duplicate stage name), FE_ENOHANDLER,
+ * FE_ENAME (missing, too long or duplicate stage name), FE_ENOHANDLER
+ * (neither handler nor batch_handler, or both),
  * FE_EDEPEND (dependency index out of range or repeated, too many deps),
  * FE_ECYCLE (the graph has a cycle, self-dependency included), FE_ESHARDS,
  * FE_EWORKER (worker index out of range, or a worker between 0 and the
