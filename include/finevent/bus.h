@@ -158,7 +158,7 @@ typedef struct fe_stage_def {
 typedef struct fe_bus_config {
   uint32_t capacity;      /* slots; power of two >= 2 (default 65536) */
   uint32_t slot_size;     /* bytes per slot, rounded up to a multiple of 64;
-                             must hold fe_event_t (default 256: 128 bytes
+                             must hold fe_event_t (default 256: 112 bytes
                              of user area) */
   fe_producer_t producer; /* default FE_PRODUCER_SINGLE */
   fe_wait_t wait;         /* default FE_WAIT_PARK */
@@ -289,8 +289,11 @@ FE_API int fe_bus_publish_n(fe_bus_t *bus, uint64_t first, uint32_t n);
 FE_API int fe_bus_poll(fe_bus_t *bus, uint32_t worker);
 
 /* Waits until every event claimed before the call has completed, for up to
- * timeout_ns (FE_WAIT_FOREVER: no limit).  In host-driven mode other
- * threads must keep polling meanwhile.  Returns 0, FE_ETIMEDOUT, FE_ESTATE
+ * timeout_ns (FE_WAIT_FOREVER: no limit).  On success everything the
+ * handlers wrote for those events (order fields, user area, their own
+ * state) happens-before the return, so the caller may read it, e.g. through
+ * event pointers it kept.  In host-driven mode other threads must keep
+ * polling meanwhile.  Returns 0, FE_ETIMEDOUT, FE_ESTATE
  * (not started).  Any thread; blocking (sleeps on a futex in FE_WAIT_PARK,
  * otherwise yields). */
 FE_API int fe_bus_drain(fe_bus_t *bus, uint64_t timeout_ns);
