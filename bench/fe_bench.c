@@ -68,6 +68,7 @@ typedef struct opts {
   uint32_t claim;     /* events per producer claim (1: single publish) */
   int wait;           /* 0: scenario's default */
   int batch_handlers; /* stages as fe_stage_batch_fn */
+  int64_t spin, yields; /* -1: the library's defaults */
   int pin;            /* pin threads to CPUs 0, 1, ... */
   int json;
   int runs;
@@ -254,6 +255,15 @@ static int run_handoff(const scenario_t *sc, const opts_t *o, uint64_t n,
   return 0;
 }
 
+/* The platform's own floor for the latency scenarios: two threads, one per
+ * core as in lat_1p1c, each follow the paced schedule and record how late
+ * they reach each intended send time, with no work and no hand-off.  A
+ * stall of a thread (hypervisor or kernel preemption: with both cores busy,
+ * kernel housekeeping must take one of them) shows up here exactly as it
+ * would in the bus scenarios. */
+static int run_floor(const struct scenario *sc, const opts_t *o, uint64_t n,
+                     result_t *r);
+
 /* ------------------------------------------------------------- the bus */
 
 typedef struct sink {
@@ -414,6 +424,10 @@ static int run_bus(const scenario_t *sc, const opts_t *o, uint64_t n,
   cfg.slot_size = sizeof(fe_event_t);
   cfg.max_batch = o->batch;
   cfg.wait = o->wait ? o->wait : sc->wait;
+  if (o->spin >= 0)
+    cfg.spin_tries = (uint32_t)o->spin;
+  if (o->yields >= 0)
+    cfg.yield_tries = (uint32_t)o->yields;
   cfg.producer = producers > 1 ? FE_PRODUCER_MULTI : FE_PRODUCER_SINGLE;
   cfg.stages = st;
   cfg.n_stages = make_stages(shape, o->batch_handlers, st, &sink);
@@ -471,6 +485,57 @@ static int run_bus(const scenario_t *sc, const opts_t *o, uint64_t n,
   return 0;
 }
 
+typedef struct floor_arg {
+  const opts_t *o;
+  fe_hist_t *h;
+  uint64_t n, gap, t0;
+  int cpu;
+} floor_arg_t;
+
+static void *floor_thread(void *arg) {
+  floor_arg_t *f = arg;
+  pin_self(f->o, f->cpu);
+  for (uint64_t i = 0, now; i < f->n; i++) {
+    uint64_t intended = f->t0 + i * f->gap;
+    while ((now = fe_clock_now_ns()) < intended)
+      ck_pr_stall();
+    fe_hist_record(f->h, now - intended);
+  }
+  return NULL;
+}
+
+static int run_floor(const scenario_t *sc, const opts_t *o, uint64_t n,
+                     result_t *r) {
+  fe_hist_config_t hc;
+  fe_hist_t *h[2];
+  fe_hist_config_init(&hc);
+  if (fe_hist_create(&hc, &h[0], NULL) != 0 ||
+      fe_hist_create(&hc, &h[1], NULL) != 0)
+    return -1;
+  uint64_t gap = 1000000000u / (o->rate ? o->rate : sc->rate);
+  floor_arg_t f[2];
+  pthread_t th[2];
+  double s0 = now_s();
+  uint64_t t0 = fe_clock_now_ns();
+  for (int i = 0; i < 2; i++) {
+    f[i] = (floor_arg_t){o, h[i], n, gap, t0, i};
+    pthread_create(&th[i], NULL, floor_thread, &f[i]);
+  }
+  for (int i = 0; i < 2; i++)
+    pthread_join(th[i], NULL);
+  r->mev_s = (double)n / (now_s() - s0) / 1e6;
+  fe_hist_merge(h[0], h[1]);
+  r->has_lat = 1;
+  r->p50 = fe_hist_percentile(h[0], 50);
+  r->p99 = fe_hist_percentile(h[0], 99);
+  r->p999 = fe_hist_percentile(h[0], 99.9);
+  r->p9999 = fe_hist_percentile(h[0], 99.99);
+  r->max = fe_hist_max(h[0]);
+  fe_hist_destroy(h[0]);
+  fe_hist_destroy(h[1]);
+  return 0;
+}
+
 /* -------------------------------------------------------------- driver */
 
 static const scenario_t scenarios[] = {
@@ -482,6 +547,7 @@ static const scenario_t scenarios[] = {
     {"bus_4stage_yield", 5, 20000000, FE_WAIT_YIELD, 0, run_bus},
     {"bus_4stage_park", 5, 10000000, FE_WAIT_PARK, 0, run_bus},
     {"bus_2p_sharded", 4, 20000000, FE_WAIT_YIELD, 0, run_bus},
+    {"lat_floor_100k", 2, 500000, 0, 100000, run_floor},
     {"lat_1p1c_100k", 2, 500000, FE_WAIT_YIELD, 100000, run_bus},
     {"lat_1p1c_1m", 2, 3000000, FE_WAIT_YIELD, 1000000, run_bus},
 };
@@ -542,6 +608,8 @@ static void usage(FILE *f) {
           "  -c, --claim N     events per producer claim (default 1)\n"
           "  -w, --wait W      spin | yield | park (default: per scenario)\n"
           "  -H, --handler H   event (fe_stage_fn, default) | batch (fe_stage_batch_fn)\n"
+          "  -S, --spin N      idle checks spun before yielding (library default 200)\n"
+          "  -Y, --yields N    park: yields before sleeping (library default 50)\n"
           "  -p, --pin         pin threads to CPUs\n"
           "  -j, --json        JSON lines\n"
           "  -k, --runs K      runs per scenario; the median is reported (default 3)\n"
@@ -563,16 +631,17 @@ static int parse_u64(const char *s, uint64_t *out) {
 }
 
 int main(int argc, char **argv) {
-  opts_t o = {.ring = 65536, .batch = 256, .claim = 1, .runs = 3};
+  opts_t o = {.ring = 65536, .batch = 256, .claim = 1, .runs = 3, .spin = -1,
+              .yields = -1};
   static const struct option lo[] = {
       {"events", 1, 0, 'n'}, {"rate", 1, 0, 'r'}, {"ring", 1, 0, 'R'},
       {"batch", 1, 0, 'b'},  {"claim", 1, 0, 'c'}, {"wait", 1, 0, 'w'},
       {"pin", 0, 0, 'p'},    {"json", 0, 0, 'j'},  {"runs", 1, 0, 'k'},
       {"list", 0, 0, 'l'},   {"help", 0, 0, 'h'},  {"handler", 1, 0, 'H'},
-      {0, 0, 0, 0}};
+      {"spin", 1, 0, 'S'},   {"yields", 1, 0, 'Y'}, {0, 0, 0, 0}};
   int ch;
   uint64_t v;
-  while ((ch = getopt_long(argc, argv, "n:r:R:b:c:w:pjk:lhH:", lo, NULL)) != -1) {
+  while ((ch = getopt_long(argc, argv, "n:r:R:b:c:w:pjk:lhH:S:Y:", lo, NULL)) != -1) {
     int bad = 0;
     switch (ch) {
     case 'n': bad = parse_u64(optarg, &o.events) || o.events == 0; break;
@@ -589,6 +658,8 @@ int main(int argc, char **argv) {
       o.batch_handlers = !strcmp(optarg, "batch");
       bad = !o.batch_handlers && strcmp(optarg, "event") != 0;
       break;
+    case 'S': bad = parse_u64(optarg, &v) || v > UINT32_MAX; o.spin = (int64_t)v; break;
+    case 'Y': bad = parse_u64(optarg, &v) || v > UINT32_MAX; o.yields = (int64_t)v; break;
     case 'p': o.pin = 1; break;
     case 'j': o.json = 1; break;
     case 'k': bad = parse_u64(optarg, &v) || v == 0 || v > MAX_RUNS; o.runs = (int)v; break;
