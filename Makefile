@@ -47,7 +47,7 @@ define need_packages
 endef
 
 .DEFAULT_GOAL := all
-.PHONY: all help deps lib test test-asan test-tsan test-all check-symbols \
+.PHONY: all help deps lib test test-asan test-tsan test-all check-symbols check-install \
         bench bench-bin demo examples install uninstall clean
 
 help:
@@ -103,6 +103,22 @@ check-symbols: $(SHARED)
 	if [ -n "$$bad" ]; then echo "exported symbols without fe_ prefix:"; echo "$$bad"; exit 1; fi; \
 	echo "check-symbols: only fe_ symbols exported"
 
+# Installs into a scratch prefix and builds the README's example against it
+# through pkg-config, with the shared and the static library.
+STAGE := $(abspath $(BUILD))/stage
+check-install:
+	@rm -rf $(STAGE)
+	@$(MAKE) --no-print-directory FLAVOUR=release install PREFIX=/usr DESTDIR=$(STAGE) >/dev/null
+	@sed -n '/^## A custom stage/,/^```$$/p' README.md | sed '1,/^```c/d;/^```$$/d' > $(STAGE)/example.c
+	@echo 'int main(void) { return run(); }' >> $(STAGE)/example.c
+	@pc="env PKG_CONFIG_SYSROOT_DIR=$(STAGE) PKG_CONFIG_PATH=$(STAGE)/usr/lib/pkgconfig pkg-config"; \
+	$(CC) -std=c11 -Wall -Werror $(STAGE)/example.c -o $(STAGE)/example-shared $$($$pc --cflags --libs libfinevent) && \
+	LD_LIBRARY_PATH=$(STAGE)/usr/lib $(STAGE)/example-shared && \
+	$(CC) -std=c11 -Wall -Werror $(STAGE)/example.c -o $(STAGE)/example-static $$($$pc --cflags libfinevent) \
+	  $(STAGE)/usr/lib/libfinevent.a $$($$pc --libs --static libfinevent | sed 's/-lfinevent//') && \
+	$(STAGE)/example-static && \
+	echo "check-install: README example builds and runs against the installed library (shared and static)"
+
 # -------------------------------------------------------------------- tests
 TEST_SRC := $(wildcard test/test_*.c)
 TEST_BIN := $(TEST_SRC:test/%.c=$(O)/test/%)
@@ -120,7 +136,7 @@ run-tests: $(TEST_BIN)
 	[ $$fail = 0 ] || { echo "some $(FLAVOUR) suites failed"; exit 1; }
 
 test: $(BUILD)/.deps-test
-	@$(MAKE) --no-print-directory FLAVOUR=release run-tests check-symbols
+	@$(MAKE) --no-print-directory FLAVOUR=release run-tests check-symbols check-install
 test-asan: $(BUILD)/.deps-test
 	@$(MAKE) --no-print-directory FLAVOUR=asan run-tests \
 	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1

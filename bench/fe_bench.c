@@ -612,7 +612,7 @@ static void usage(FILE *f) {
           "  -Y, --yields N    park: yields before sleeping (library default 50)\n"
           "  -p, --pin         pin threads to CPUs\n"
           "  -j, --json        JSON lines\n"
-          "  -k, --runs K      runs per scenario; the median is reported (default 3)\n"
+          "  -k, --runs K      runs per scenario; the median is reported (default 5)\n"
           "  -l, --list        list scenarios\n"
           "scenarios:");
   for (size_t i = 0; i < N_SCENARIOS; i++)
@@ -631,7 +631,7 @@ static int parse_u64(const char *s, uint64_t *out) {
 }
 
 int main(int argc, char **argv) {
-  opts_t o = {.ring = 65536, .batch = 256, .claim = 1, .runs = 3, .spin = -1,
+  opts_t o = {.ring = 65536, .batch = 256, .claim = 1, .runs = 5, .spin = -1,
               .yields = -1};
   static const struct option lo[] = {
       {"events", 1, 0, 'n'}, {"rate", 1, 0, 'r'}, {"ring", 1, 0, 'R'},
