@@ -171,6 +171,23 @@ typedef struct tally {
   uint64_t handled, rejected, skipped, done, failed;
 } tally_t;
 
+/* The sink's count of an event it finished: rejected by someone (the sink
+ * is downstream of every stage, so every verdict is visible) or done. */
+static inline void tally_outcome(const fe_event_t *ev, tally_t *t) {
+  if (fe__load_relaxed(&ev->verdict) != 0)
+    t->failed++;
+  else
+    t->done++;
+}
+
+/* An event c did not hand over: skipped (rejected upstream) or not its. */
+static inline void tally_unhandled(const consumer_t *c, int what, tally_t *t) {
+  if (what == EV_SKIP) {
+    t->skipped++;
+    t->failed += (uint64_t)c->counts_outcome;
+  }
+}
+
 /* Runs c's handler over [next, end).  Always inlined into run_stage() with
  * constant `sharded` and `outcome`, so the common loop (one shard, not the
  * sink) carries no test for either. */
@@ -193,10 +210,7 @@ run_stage_as(fe_bus_t *bus, consumer_t *c, uint64_t next, uint64_t end,
     __builtin_prefetch(base + ((s + FE_PREFETCH) & mask) * size, 1);
     int what = classify(c, st, ev, sharded);
     if (FE_UNLIKELY(what != EV_HANDLE)) {
-      if (what == EV_SKIP) {
-        t->skipped++;
-        t->failed += outcome;
-      }
+      tally_unhandled(c, what, t);
       continue;
     }
     ctx.end_of_batch = s == last;
@@ -207,12 +221,7 @@ run_stage_as(fe_bus_t *bus, consumer_t *c, uint64_t next, uint64_t end,
       t->rejected++;
       t->failed += outcome;
     } else if (outcome) {
-      /* The only sink: every other stage is an ancestor, so a verdict here
-       * is ours or an ancestor's, both visible. */
-      if (fe__load_relaxed(&ev->verdict) != 0)
-        t->failed++;
-      else
-        t->done++;
+      tally_outcome(ev, t);
     }
   }
 }
@@ -224,12 +233,8 @@ static void flush_chunk(consumer_t *c, fe_stage_ctx_t *ctx, fe_event_t **evs,
   c->stage->batch_fn(ctx, evs, n, c->stage->user);
   t->handled += n;
   if (c->counts_outcome)
-    for (uint32_t i = 0; i < n; i++) {
-      if (fe__load_relaxed(&evs[i]->verdict) != 0)
-        t->failed++;
-      else
-        t->done++;
-    }
+    for (uint32_t i = 0; i < n; i++)
+      tally_outcome(evs[i], t);
 }
 
 /* As run_stage_as, for a batch handler: gathers the events the shard
@@ -246,14 +251,10 @@ static void run_batch_stage(fe_bus_t *bus, consumer_t *c, uint64_t next,
   const uint64_t mask = bus->mask, size = bus->slot_size;
   for (uint64_t s = next; s < end; s++) {
     fe_event_t *ev = (fe_event_t *)(base + (s & mask) * size);
-    /* Slots fresh from the producer's cache: request them ahead. */
     __builtin_prefetch(base + ((s + FE_PREFETCH) & mask) * size, 1);
     int what = classify(c, st, ev, sharded);
     if (FE_UNLIKELY(what != EV_HANDLE)) {
-      if (what == EV_SKIP) {
-        t->skipped++;
-        t->failed += c->counts_outcome;
-      }
+      tally_unhandled(c, what, t);
       continue;
     }
     if (n == FE_BATCH_CHUNK) {
