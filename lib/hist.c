@@ -344,7 +344,7 @@ int fe_hist_merge(fe_hist_t *dst, const fe_hist_t *src) {
   if (CFG(dst).half_bits != CFG(src).half_bits ||
       CFG(dst).unit_shift != CFG(src).unit_shift ||
       CFG(dst).highest < CFG(src).highest)
-    return FE_ERANGE;
+    return FE_EINCOMPAT;
   /* Same unit and sub-buckets: bucket i means the same values in both, and
    * src has no more buckets than dst (its highest is not above dst's). */
   for (uint32_t i = 0; i < CFG(src).n_counts; i++) {

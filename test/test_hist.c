@@ -523,10 +523,10 @@ static void test_merge(void **state) {
   /* Incompatible: dst unchanged. */
   fe_hist_t *d2 = make(1, HOUR_NS, 2), *l1k = make(1000, HOUR_NS, 3);
   fe_hist_t *l600 = make(600, HOUR_NS, 3);
-  assert_int_equal(fe_hist_merge(a, d2), FE_ERANGE);
-  assert_int_equal(fe_hist_merge(d2, a), FE_ERANGE);
-  assert_int_equal(fe_hist_merge(a, l1k), FE_ERANGE);
-  assert_int_equal(fe_hist_merge(a, wide), FE_ERANGE); /* narrower dst */
+  assert_int_equal(fe_hist_merge(a, d2), FE_EINCOMPAT);
+  assert_int_equal(fe_hist_merge(d2, a), FE_EINCOMPAT);
+  assert_int_equal(fe_hist_merge(a, l1k), FE_EINCOMPAT);
+  assert_int_equal(fe_hist_merge(a, wide), FE_EINCOMPAT); /* narrower dst */
   assert_same(a, all);
   /* Same unit (512) although lowest differs: compatible. */
   fe_hist_record(l600, 777777);

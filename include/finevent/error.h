@@ -45,7 +45,11 @@ extern "C" {
   X(EPRODUCER,  -19, "invalid producer mode")                                 \
   X(ERANGE,     -20, "value out of range")                                    \
   X(ENOTSUP,    -21, "not supported on this platform")                        \
-  X(ENAME,      -22, "invalid or duplicate name")
+  X(ENAME,      -22, "invalid or duplicate name")                             \
+  X(EINCOMPAT,  -23, "incompatible configurations")                           \
+  X(EBREAKER,   -24, "circuit breaker open: call not permitted")              \
+  X(ETHROTTLED, -25, "throttled: rate limit exceeded")                        \
+  X(ETABLEFULL, -26, "table full")
 
 /* Error codes.  FE_OK is 0; every failure is negative; FE_ERRNO_END closes
  * the range (every code c satisfies FE_ERRNO_END < c < 0). */
@@ -54,7 +58,7 @@ typedef enum fe_errno {
 #define FE__ERR_ENUM(name, value, msg) FE_##name = (value),
   FE_ERRNO_MAP(FE__ERR_ENUM)
 #undef FE__ERR_ENUM
-  FE_ERRNO_END = -23
+  FE_ERRNO_END = -27
 } fe_errno_t;
 
 /* Returns a static, human-readable message for code; "unknown error" for a

@@ -192,7 +192,7 @@ FE_API int fe_hist_reset(fe_hist_t *h);
 /* Adds every sample of src to dst, as if they had been recorded into dst
  * (overflow counts add up too).  src is unchanged; src == dst doubles
  * every count.
- * Returns 0, FE_EINVAL (a NULL argument), FE_ERANGE (incompatible
+ * Returns 0, FE_EINVAL (a NULL argument), FE_EINCOMPAT (incompatible
  * configurations: the two must have the same digits, the same unit - the
  * largest power of two <= lowest - and dst->highest >= src->highest).  On
  * failure dst is unchanged.  dst: no concurrent writer, as fe_hist_reset();
