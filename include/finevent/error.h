@@ -49,7 +49,9 @@ extern "C" {
   X(EINCOMPAT,  -23, "incompatible configurations")                           \
   X(EBREAKER,   -24, "circuit breaker open: call not permitted")              \
   X(ETHROTTLED, -25, "throttled: rate limit exceeded")                        \
-  X(ETABLEFULL, -26, "table full")
+  X(ETABLEFULL, -26, "table full")                                            \
+  X(ENORETRY,   -27, "failure is not retryable")                              \
+  X(EEXHAUSTED, -28, "retry attempts exhausted")
 
 /* Error codes.  FE_OK is 0; every failure is negative; FE_ERRNO_END closes
  * the range (every code c satisfies FE_ERRNO_END < c < 0). */
@@ -58,7 +60,7 @@ typedef enum fe_errno {
 #define FE__ERR_ENUM(name, value, msg) FE_##name = (value),
   FE_ERRNO_MAP(FE__ERR_ENUM)
 #undef FE__ERR_ENUM
-  FE_ERRNO_END = -27
+  FE_ERRNO_END = -29
 } fe_errno_t;
 
 /* Returns a static, human-readable message for code; "unknown error" for a

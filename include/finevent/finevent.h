@@ -14,5 +14,6 @@
 #include "bus.h"
 #include "clock.h"
 #include "hist.h"
+#include "retry.h"
 
 #endif /* FINEVENT_FINEVENT_H */
