@@ -101,9 +101,20 @@ static void test_stop_never_started(void **state) {
 
 static void test_destroy_created_bus_with_events(void **state) {
   (void)state;
-  /* created, events published, never started: destroy frees it all */
+  /* created, events published, never started: stop refuses (it would
+   * strand them), start then stop processes them; destroy of such a bus
+   * without start frees it all */
   fe_t_track_t *t = fe_t_track_new(10);
   fe_bus_t *bus = pipeline(t, 2, 16, 0, FE_PRODUCER_SINGLE);
+  publish_n(bus, 10);
+  assert_fe(fe_bus_stop(bus), FE_ESTATE);
+  fe_t_start(bus);
+  assert_fe_ok(fe_bus_stop(bus));
+  assert_int_equal(fe_t_handled(t, 1), 10);
+  fe_bus_destroy(bus);
+  fe_t_track_free(t);
+  t = fe_t_track_new(10);
+  bus = pipeline(t, 2, 16, 0, FE_PRODUCER_SINGLE);
   publish_n(bus, 10);
   fe_bus_destroy(bus);
   assert_int_equal(fe_t_handled(t, 0), 0);

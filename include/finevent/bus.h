@@ -303,13 +303,16 @@ FE_API int fe_bus_drain(fe_bus_t *bus, uint64_t timeout_ns);
  * still processed by every stage, then the worker threads exit and are
  * joined.  In host-driven mode it returns at once and the host keeps
  * polling each worker until fe_bus_poll() returns FE_ESTOPPED.  Returns 0,
- * FE_EINVAL (bus NULL), FE_ESTATE (already stopped).  Stopping a bus that
- * was never started just marks it stopped.  Call from one thread, not from
- * a handler; blocking. */
+ * FE_EINVAL (bus NULL), FE_ESTATE (already stopped, or never started while
+ * events were claimed: start it to process them, or destroy it to discard
+ * them).  Stopping a bus that was never started and holds no event just
+ * marks it stopped.  Call from one thread, not from a handler; blocking. */
 FE_API int fe_bus_stop(fe_bus_t *bus);
 
 /* Frees everything.  Accepts NULL.  A running bus is stopped first (so
- * nothing published is lost).  Not thread-safe: no other call may be in
+ * nothing published is lost; in host-driven mode the host must have polled
+ * every worker to FE_ESTOPPED first); events claimed on a bus that was
+ * never started are discarded.  Not thread-safe: no other call may be in
  * progress or follow. */
 FE_API void fe_bus_destroy(fe_bus_t *bus);
 
