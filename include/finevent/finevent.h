@@ -15,5 +15,6 @@
 #include "clock.h"
 #include "hist.h"
 #include "retry.h"
+#include "breaker.h"
 
 #endif /* FINEVENT_FINEVENT_H */
