@@ -16,5 +16,6 @@
 #include "hist.h"
 #include "retry.h"
 #include "breaker.h"
+#include "throttle.h"
 
 #endif /* FINEVENT_FINEVENT_H */

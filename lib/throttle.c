@@ -1,0 +1,383 @@
+/* Admission throttles: see include/finevent/throttle.h.
+ *
+ * GCRA.  Each bucket is one 64-bit word, its "theoretical arrival time"
+ * (tat), in ns on the throttle's clock.  With emission interval
+ * T = ceil(1e9 / rate) ns and limit L = T * burst, the bucket at time now
+ * holds
+ *
+ *     tokens(now) = burst - (max(tat, now) - now) / T
+ *
+ * i.e. max(tat, now) - now is the bucket's debt in ns: T per token taken,
+ * paid off at 1 ns per ns of time (one token per T ns, the rate), and
+ * never below 0 (the max: a bucket never holds more than burst).  Taking n
+ * tokens is tat' = max(tat, now) + T * n, and it is allowed when the debt
+ * stays within the capacity:
+ *
+ *     tat' - now <= L          <=>   tokens(now) >= n
+ *
+ * which is exactly a token bucket of that rate and burst, refilled
+ * continuously at ns resolution, with no timer and one word of state.
+ * (For n = 1 this is the textbook test now >= tat - tau with
+ * tau = T * (burst - 1); for n > 1 the textbook form would admit n orders
+ * when only one token is left, so we test the whole debt instead.)  A
+ * fresh or reset bucket has tat = 0: full.  Bounds: T <= 1e9 and
+ * n <= burst <= 1e9, so T * n <= L <= 1e18, and tat' <= now + 1e18 cannot
+ * overflow while now < 2^63.
+ *
+ * Memory order.  A tat word carries no other data: threads only ever
+ * read-modify-write it as a whole, and the modification order of that one
+ * word is all that admission needs.  So every tat access is relaxed.  The
+ * same holds for a slot's key word: it says "this slot belongs to key K";
+ * the tat beside it is 0 from create/reset, which happened before any
+ * admission (the caller hands the throttle to its threads through its own
+ * synchronisation), and is only touched atomically afterwards.  Counters
+ * are statistics: relaxed.
+ *
+ * Two buckets, nothing consumed on reject.  An admission checks the key
+ * bucket and peeks at the global one, commits the key bucket (CAS), then
+ * commits the global one (CAS loop, re-checking on each retry).  If the
+ * global bucket ran dry between the peek and its commit, the key tokens
+ * are given back (a compensating atomic subtract).  No order avoids that
+ * case without a lock or a double-word CAS: either bucket can be changed
+ * by another thread between the two commits.  Key first, because the
+ * rollback's side effect (the tokens are briefly out, so a concurrent
+ * admission may be throttled for lack of them) then hits only the one
+ * account, never every account; and an account is usually published from
+ * one thread, so the key CAS rarely retries, while the contended global
+ * CAS retries cheaply by re-testing.
+ *
+ * The exact rollback would be to subtract T * n from the key's tat, but
+ * that can credit too much: if the bucket would have been full (debt 0)
+ * at some moment while our tokens were out, the refill of that moment was
+ * "spent" paying our debt instead of being capped away, and handing the
+ * tokens back would double it.  That excess is at most the time the tokens
+ * were out, so we give back T * n - (now2 - now) ns (clamped at 0), with
+ * now2 a second clock reading: never more than the exact value, and less
+ * by a few ns of debt (a fraction of a token) at worst.
+ *
+ * Key table.  Open addressing over 2^k slots (at least 2 * max_keys: load
+ * about 1/2 at most, so probes stay short), XXH3 of the key, linear
+ * probing; an empty slot ends the probe for an absent key, and a probe
+ * never visits more than every slot once.
+ * Key word 0 means "empty", so account 0 cannot be stored in a slot; it
+ * gets a dedicated bucket (zero_present, zero_tat) outside the array:
+ * one predictable branch, no arithmetic on every key, no value lost.
+ * Keys are never deleted, and a new key always takes the first empty
+ * slot on its probe path, so a key found at a slot stays there, and a
+ * probe that meets an empty slot proves the key absent at that moment.
+ *
+ * max_keys.  `keys` counts slots won (incremented after the claiming CAS,
+ * so it counts distinct keys exactly).  A new key is refused when its
+ * probe meets an empty slot while keys >= max_keys and the slot is still
+ * empty when looked at again after reading keys: at that moment the key
+ * was absent and the table full (keys only grows), so FE_ETABLEFULL is
+ * never spurious.  An earlier scheme reserved a place before claiming the
+ * slot; two threads inserting the same key both reserved, and the loser's
+ * reservation, briefly counted, refused a third thread's legitimate key
+ * (the many-keys test caught it).  The price of counting after the claim:
+ * threads that pass the check at once and insert distinct keys can each
+ * complete, so the table may end up to (threads inserting at that moment
+ * - 1) keys over max_keys; never over the slots, which the probe bounds,
+ * and single-threaded the limit is exact.  Memory is fixed at create
+ * either way.
+ */
+#include "finevent/throttle.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
+#include "internal.h"
+#include "sync.h"
+
+#define NS_PER_SEC UINT64_C(1000000000)
+
+typedef struct slot {
+  uint64_t key; /* 0 empty; set once by CAS (relaxed, see top) */
+  uint64_t tat; /* the key's bucket */
+} slot_t;
+
+typedef struct counters {
+  uint64_t admitted, throttled_global, throttled_key, table_full, rollbacks;
+} counters_t;
+
+struct fe_throttle {
+  /* Read-only after create: read by every call. */
+  uint64_t g_t, g_limit; /* global T and L (ns); g_t 0: no global limit */
+  uint64_t k_t, k_limit; /* per-key T and L; k_t 0: no per-key limit */
+  uint64_t n_max;        /* largest admissible n: the smallest burst */
+  uint64_t max_keys;
+  uint64_t mask;         /* slots - 1 */
+  slot_t *slots;
+  uint64_t (*now_ns)(void *);
+  void *clock_user;
+
+  /* Written (CAS) by every admission under a global limit. */
+  _Alignas(FE_PAD) uint64_t g_tat;
+
+  /* Written by the first admission of each key: the key count (relaxed
+   * add after winning a slot), account 0's bucket (zero_present set once
+   * by CAS, zero_tat as any tat). */
+  _Alignas(FE_PAD) uint64_t keys;
+  uint64_t zero_present;
+  uint64_t zero_tat;
+
+  /* Written by every admission (relaxed fetch-add), read by stats. */
+  _Alignas(FE_PAD) counters_t c;
+};
+
+/* ---------------------------------------------------------------- helpers */
+
+#define cas_relaxed(p, expected, desired)                                    \
+  __atomic_compare_exchange_n((p), (expected), (desired), 1,                 \
+                              __ATOMIC_RELAXED, __ATOMIC_RELAXED)
+#define count(t, field) __atomic_fetch_add(&(t)->c.field, 1, __ATOMIC_RELAXED)
+
+static inline uint64_t now_of(const fe_throttle_t *t) {
+  return t->now_ns != NULL ? t->now_ns(t->clock_user) : fe_clock_now_ns();
+}
+
+/* The tat after taking cost ns of tokens at now, or 0 when the bucket
+ * holds too few (a valid tat is always > now >= 0). */
+static inline uint64_t take(uint64_t tat, uint64_t now, uint64_t cost,
+                            uint64_t limit) {
+  uint64_t next = (tat > now ? tat : now) + cost;
+  return next - now <= limit ? next : 0;
+}
+
+/* Account 0's bucket, made on first use; NULL when new and the table is
+ * full.  As key_bucket(), with zero_present as the slot. */
+static uint64_t *zero_bucket(fe_throttle_t *t) {
+  if (FE_LIKELY(fe__load_relaxed(&t->zero_present) != 0)) return &t->zero_tat;
+  if (fe__load_relaxed(&t->keys) >= t->max_keys)
+    return fe__load_relaxed(&t->zero_present) != 0 ? &t->zero_tat : NULL;
+  uint64_t expected = 0;
+  if (__atomic_compare_exchange_n(&t->zero_present, &expected, 1, 0,
+                                  __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+    __atomic_fetch_add(&t->keys, 1, __ATOMIC_RELAXED);
+  return &t->zero_tat; /* ours, or another thread made it first */
+}
+
+/* The tat word of key's bucket, inserting key if new; NULL when key is new
+ * and the table is full (see the top for why that answer is exact). */
+static uint64_t *key_bucket(fe_throttle_t *t, uint64_t key) {
+  if (FE_UNLIKELY(key == 0)) return zero_bucket(t);
+  uint64_t i = XXH3_64bits(&key, sizeof key) & t->mask;
+  for (uint64_t seen = 0; seen <= t->mask;) {
+    slot_t *s = &t->slots[i];
+    uint64_t k = fe__load_relaxed(&s->key);
+    if (FE_LIKELY(k == key)) return &s->tat;
+    if (k == 0) {
+      /* Empty: key is absent (see the top). */
+      if (fe__load_relaxed(&t->keys) >= t->max_keys) {
+        if (fe__load_relaxed(&s->key) == 0) return NULL;
+        continue; /* filled meanwhile, maybe by key: look again */
+      }
+      if (__atomic_compare_exchange_n(&s->key, &k, key, 0, __ATOMIC_RELAXED,
+                                      __ATOMIC_RELAXED)) {
+        __atomic_fetch_add(&t->keys, 1, __ATOMIC_RELAXED);
+        return &s->tat;
+      }
+      if (k == key) return &s->tat; /* another thread inserted it first */
+    }
+    i = (i + 1) & t->mask; /* another key's slot: probe on */
+    seen++;
+  }
+  return NULL; /* no empty slot at all (only past max_keys: see the top) */
+}
+
+/* Gives back cost ns of tokens taken at now from *tat, less the time they
+ * were out (see the top: never more than exact). */
+static void give_back(fe_throttle_t *t, uint64_t *tat, uint64_t cost,
+                      uint64_t now) {
+  uint64_t now2 = now_of(t);
+  uint64_t out = now2 > now ? now2 - now : 0;
+  if (cost > out) __atomic_fetch_sub(tat, cost - out, __ATOMIC_RELAXED);
+  count(t, rollbacks);
+}
+
+/* ------------------------------------------------------------- admission */
+
+int fe_throttle_admit(fe_throttle_t *t, uint64_t key, uint32_t n) {
+  if (FE_UNLIKELY(t == NULL || n == 0)) return FE_EINVAL;
+  if (FE_UNLIKELY(n > t->n_max)) return FE_ERANGE;
+  uint64_t now = now_of(t);
+  uint64_t *ktat = NULL;
+  uint64_t kcost = t->k_t * n, gcost = t->g_t * n;
+
+  if (t->k_t != 0) {
+    ktat = key_bucket(t, key);
+    if (FE_UNLIKELY(ktat == NULL)) {
+      count(t, table_full);
+      return FE_ETABLEFULL;
+    }
+    uint64_t cur = fe__load_relaxed(ktat), next;
+    do {
+      next = take(cur, now, kcost, t->k_limit);
+      if (next == 0) {
+        count(t, throttled_key);
+        return FE_ETHROTTLED;
+      }
+      /* Peek before committing, so that the common global reject needs
+       * no rollback. */
+      if (t->g_t != 0 &&
+          take(fe__load_relaxed(&t->g_tat), now, gcost, t->g_limit) == 0) {
+        count(t, throttled_global);
+        return FE_ETHROTTLED;
+      }
+    } while (!cas_relaxed(ktat, &cur, next));
+  }
+
+  if (t->g_t != 0) {
+    uint64_t cur = fe__load_relaxed(&t->g_tat), next;
+    do {
+      next = take(cur, now, gcost, t->g_limit);
+      if (next == 0) {
+        if (ktat != NULL) give_back(t, ktat, kcost, now);
+        count(t, throttled_global);
+        return FE_ETHROTTLED;
+      }
+    } while (!cas_relaxed(&t->g_tat, &cur, next));
+  }
+  count(t, admitted);
+  return 0;
+}
+
+/* ---------------------------------------------------- configuration, life */
+
+void fe_throttle_config_init(fe_throttle_config_t *cfg) {
+  if (cfg == NULL) return;
+  memset(cfg, 0, sizeof *cfg);
+  cfg->max_keys = FE_THROTTLE_DEFAULT_MAX_KEYS;
+}
+
+static int check_pair(const char *what, uint64_t rate, uint64_t burst,
+                      fe_diag_t *diag) {
+  if (rate == 0 && burst != 0)
+    return fe__diag(diag, FE_EINVAL,
+                    "throttle: %s_burst is %llu but %s_rate is 0; set both, "
+                    "or both 0 for no %s limit",
+                    what, (unsigned long long)burst, what, what);
+  if (rate != 0 && burst == 0)
+    return fe__diag(diag, FE_EINVAL,
+                    "throttle: %s_rate is %llu but %s_burst is 0; set both, "
+                    "or both 0 for no %s limit",
+                    what, (unsigned long long)rate, what, what);
+  if (rate > FE_THROTTLE_RATE_MAX)
+    return fe__diag(diag, FE_ERANGE,
+                    "throttle: %s_rate %llu is above the maximum %llu per "
+                    "second",
+                    what, (unsigned long long)rate,
+                    (unsigned long long)FE_THROTTLE_RATE_MAX);
+  if (burst > FE_THROTTLE_BURST_MAX)
+    return fe__diag(diag, FE_ERANGE,
+                    "throttle: %s_burst %llu is above the maximum %llu", what,
+                    (unsigned long long)burst,
+                    (unsigned long long)FE_THROTTLE_BURST_MAX);
+  return 0;
+}
+
+static int check_config(const fe_throttle_config_t *cfg, fe_diag_t *diag) {
+  if (cfg == NULL) return fe__diag(diag, FE_EINVAL, "throttle: cfg is NULL");
+  int rc = check_pair("global", cfg->global_rate, cfg->global_burst, diag);
+  if (rc != 0) return rc;
+  rc = check_pair("key", cfg->key_rate, cfg->key_burst, diag);
+  if (rc != 0) return rc;
+  if (cfg->global_rate == 0 && cfg->key_rate == 0)
+    return fe__diag(diag, FE_EINVAL,
+                    "throttle: no limit set; set global_rate/global_burst, "
+                    "key_rate/key_burst, or both");
+  if (cfg->key_rate != 0 &&
+      (cfg->max_keys == 0 || cfg->max_keys > FE_THROTTLE_MAX_KEYS_MAX))
+    return fe__diag(diag, FE_ERANGE,
+                    "throttle: max_keys %llu is not in 1..%llu",
+                    (unsigned long long)cfg->max_keys,
+                    (unsigned long long)FE_THROTTLE_MAX_KEYS_MAX);
+  if (cfg->now_ns == NULL && cfg->clock_user != NULL)
+    return fe__diag(diag, FE_EINVAL,
+                    "throttle: clock_user is set but now_ns is NULL");
+  return 0;
+}
+
+static uint64_t interval_ns(uint64_t rate) {
+  return rate == 0 ? 0 : (NS_PER_SEC + rate - 1) / rate; /* ceil: never faster */
+}
+
+int fe_throttle_create(const fe_throttle_config_t *cfg, fe_throttle_t **out,
+                       fe_diag_t *diag) {
+  if (out == NULL) return fe__diag(diag, FE_EINVAL, "throttle: out is NULL");
+  int rc = check_config(cfg, diag);
+  if (rc != 0) return rc;
+
+  fe_throttle_t *t = aligned_alloc(FE_PAD, sizeof *t);
+  if (t == NULL)
+    return fe__diag(diag, FE_ENOMEM, "throttle: cannot allocate %zu bytes",
+                    sizeof *t);
+  memset(t, 0, sizeof *t);
+  t->g_t = interval_ns(cfg->global_rate);
+  t->g_limit = t->g_t * cfg->global_burst;
+  t->k_t = interval_ns(cfg->key_rate);
+  t->k_limit = t->k_t * cfg->key_burst;
+  t->n_max = UINT64_MAX;
+  if (cfg->global_rate != 0) t->n_max = cfg->global_burst;
+  if (cfg->key_rate != 0 && cfg->key_burst < t->n_max) t->n_max = cfg->key_burst;
+  t->now_ns = cfg->now_ns;
+  t->clock_user = cfg->clock_user;
+
+  if (cfg->key_rate != 0) {
+    uint64_t n_slots = 2;
+    while (n_slots < 2 * cfg->max_keys) n_slots <<= 1;
+    size_t bytes = (size_t)n_slots * sizeof(slot_t);
+    t->slots = aligned_alloc(FE_CACHELINE, bytes);
+    if (t->slots == NULL) {
+      free(t);
+      return fe__diag(diag, FE_ENOMEM,
+                      "throttle: cannot allocate %zu bytes for %llu keys",
+                      bytes, (unsigned long long)cfg->max_keys);
+    }
+    memset(t->slots, 0, bytes); /* pre-faults: no admission page-faults */
+    t->mask = n_slots - 1;
+    t->max_keys = cfg->max_keys;
+  }
+  *out = t;
+  return 0;
+}
+
+void fe_throttle_destroy(fe_throttle_t *t) {
+  if (t == NULL) return;
+  free(t->slots);
+  free(t);
+}
+
+int fe_throttle_reset(fe_throttle_t *t) {
+  if (t == NULL) return FE_EINVAL;
+  /* Atomic stores rather than memset: fe_throttle_stats() may be running. */
+  if (t->slots != NULL)
+    for (uint64_t i = 0; i <= t->mask; i++) {
+      fe__store_relaxed(&t->slots[i].key, 0);
+      fe__store_relaxed(&t->slots[i].tat, 0);
+    }
+  fe__store_relaxed(&t->g_tat, 0);
+  fe__store_relaxed(&t->zero_present, 0);
+  fe__store_relaxed(&t->zero_tat, 0);
+  fe__store_relaxed(&t->keys, 0);
+  fe__store_relaxed(&t->c.admitted, 0);
+  fe__store_relaxed(&t->c.throttled_global, 0);
+  fe__store_relaxed(&t->c.throttled_key, 0);
+  fe__store_relaxed(&t->c.table_full, 0);
+  fe__store_relaxed(&t->c.rollbacks, 0);
+  return 0;
+}
+
+int fe_throttle_stats(const fe_throttle_t *t, fe_throttle_stats_t *out) {
+  if (t == NULL || out == NULL) return FE_EINVAL;
+  out->admitted = fe__load_relaxed(&t->c.admitted);
+  out->throttled_global = fe__load_relaxed(&t->c.throttled_global);
+  out->throttled_key = fe__load_relaxed(&t->c.throttled_key);
+  out->table_full = fe__load_relaxed(&t->c.table_full);
+  out->rollbacks = fe__load_relaxed(&t->c.rollbacks);
+  out->keys = fe__load_relaxed(&t->keys);
+  return 0;
+}
