@@ -51,7 +51,11 @@ extern "C" {
   X(ETHROTTLED, -25, "throttled: rate limit exceeded")                        \
   X(ETABLEFULL, -26, "table full")                                            \
   X(ENORETRY,   -27, "failure is not retryable")                              \
-  X(EEXHAUSTED, -28, "retry attempts exhausted")
+  X(EEXHAUSTED, -28, "retry attempts exhausted")                              \
+  X(EHALTED,    -29, "trading halted")                                        \
+  X(EREDUCEONLY,-30, "trading state allows only position-reducing orders")    \
+  X(EREDRIVE,   -31, "redrive limit reached")                                 \
+  X(ENOTFOUND,  -32, "no such entry")
 
 /* Error codes.  FE_OK is 0; every failure is negative; FE_ERRNO_END closes
  * the range (every code c satisfies FE_ERRNO_END < c < 0). */
@@ -60,7 +64,7 @@ typedef enum fe_errno {
 #define FE__ERR_ENUM(name, value, msg) FE_##name = (value),
   FE_ERRNO_MAP(FE__ERR_ENUM)
 #undef FE__ERR_ENUM
-  FE_ERRNO_END = -29
+  FE_ERRNO_END = -33
 } fe_errno_t;
 
 /* Returns a static, human-readable message for code; "unknown error" for a
