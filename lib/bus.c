@@ -128,15 +128,24 @@ static __attribute__((noinline)) uint32_t shard_of(const stage_t *st,
 }
 
 /* What consumer c does with the event in a slot. */
-enum { EV_HANDLE, EV_SKIP, EV_IGNORE };
+enum { EV_HANDLE, EV_SKIP, EV_IGNORE, EV_FILTERED };
+
+static int type_selected(const stage_t *st, uint32_t type) {
+  if (type < 64)
+    return (st->type_mask >> type) & 1;
+  for (uint32_t i = 0; i < st->n_big_types; i++)
+    if (st->big_types[i] == type)
+      return 1;
+  return 0;
+}
 
 /* verdict == 0 is the fast path (live, nobody rejected it).  Relaxed is
- * enough: a reject by an ancestor happens-before this read through the
- * C2/C1 chain, so coherence shows it; a reject by a parallel stage may or
- * may not be seen and is ignored by the ancestor test. */
+ * enough: a verdict by an ancestor happens-before this read through the
+ * C2/C1 chain, so coherence shows it; one by a parallel stage may or may
+ * not be seen and is ignored by the ancestor test. */
 static inline __attribute__((always_inline)) int
-classify(const consumer_t *c, const stage_t *st,
-                           const fe_event_t *ev, int sharded) {
+classify(const consumer_t *c, const stage_t *st, const fe_event_t *ev,
+         int sharded) {
   uint64_t v = fe__load_relaxed(&ev->verdict);
   if (FE_UNLIKELY(v == FE_VERDICT_VOID))
     return EV_IGNORE;
@@ -144,18 +153,38 @@ classify(const consumer_t *c, const stage_t *st,
     return EV_IGNORE;
   if (FE_UNLIKELY(v != 0) && ((c->ancestors >> ((v >> 32) - 1)) & 1))
     return EV_SKIP;
+  if (FE_UNLIKELY(!st->all_types) && !type_selected(st, ev->type))
+    return EV_FILTERED;
   return EV_HANDLE;
 }
 
-/* Records a reject of ev by c's stage. */
-static void reject(consumer_t *c, fe_event_t *ev, uint32_t reason) {
+/* Sets ev's verdict for c's stage (kind: 0 reject, FE_VERDICT_DEAD) and
+ * counts the reason. */
+static void mark(consumer_t *c, fe_event_t *ev, uint64_t kind, uint32_t reason) {
   uint32_t r = reason <= FE_REASON_MAX ? reason : 0;
-  uint64_t expect = 0, v = ((uint64_t)(c->stage->id + 1) << 32) | r;
-  /* First rejecter wins; relaxed: the value travels to later stages with
+  uint64_t expect = 0, v = ((uint64_t)(c->stage->id + 1) << 32) | kind | r;
+  /* First verdict wins; relaxed: the value travels to later stages with
    * the slot (C2/C1). */
   __atomic_compare_exchange_n(&ev->verdict, &expect, v, 0, __ATOMIC_RELAXED,
                               __ATOMIC_RELAXED);
-  fe__add_owned(&c->reasons[r], 1);
+  if (kind == 0)
+    fe__add_owned(&c->reasons[r], 1);
+}
+
+static void reject(consumer_t *c, fe_event_t *ev, uint32_t reason) {
+  mark(c, ev, 0, reason);
+}
+
+/* Gives up on ev: verdict, counter, then the host's hook (before any later
+ * stage can see the event, since our progress is published after). */
+static void dead_letter(fe_bus_t *bus, consumer_t *c, fe_event_t *ev,
+                        uint32_t reason, uint32_t attempts, int exhausted) {
+  mark(c, ev, FE_VERDICT_DEAD, reason);
+  fe__add_owned(&c->failed, 1);
+  if (bus->on_dead_letter != NULL) {
+    fe_dead_letter_t info = {c->stage->id, reason, attempts, (uint32_t)exhausted};
+    bus->on_dead_letter(ev, &info, bus->dead_letter_user);
+  }
 }
 
 /* The last sequence in [next, end) that c hands to its handler, or end. */
@@ -168,30 +197,81 @@ static uint64_t last_handled(const fe_bus_t *bus, const consumer_t *c,
 }
 
 typedef struct tally {
-  uint64_t handled, rejected, skipped, done, failed;
+  uint64_t handled, rejected, skipped, filtered, done, failed, dead;
 } tally_t;
 
-/* The sink's count of an event it finished: rejected by someone (the sink
- * is downstream of every stage, so every verdict is visible) or done. */
+/* The sink's count of an event it finished: rejected or dead-lettered by
+ * someone (the sink is downstream of every stage, so every verdict is
+ * visible), or done. */
 static inline void tally_outcome(const fe_event_t *ev, tally_t *t) {
-  if (fe__load_relaxed(&ev->verdict) != 0)
-    t->failed++;
-  else
+  uint64_t v = fe__load_relaxed(&ev->verdict);
+  if (v == 0)
     t->done++;
+  else if (v & FE_VERDICT_DEAD)
+    t->dead++;
+  else
+    t->failed++;
 }
 
-/* An event c did not hand over: skipped (rejected upstream) or not its. */
-static inline void tally_unhandled(const consumer_t *c, int what, tally_t *t) {
-  if (what == EV_SKIP) {
+/* An event c did not hand over: skipped (verdict upstream), filtered (type)
+ * or not its (another shard's, void). */
+static inline void tally_unhandled(const consumer_t *c, const fe_event_t *ev,
+                                   int what, tally_t *t) {
+  if (what == EV_SKIP)
     t->skipped++;
-    t->failed += (uint64_t)c->counts_outcome;
-  }
+  else if (what == EV_FILTERED)
+    t->filtered++;
+  else
+    return;
+  if (c->counts_outcome)
+    tally_outcome(ev, t);
 }
 
-/* Runs c's handler over [next, end).  Always inlined into run_stage() with
- * constant `sharded` and `outcome`, so the common loop (one shard, not the
- * sink) carries no test for either. */
-static inline __attribute__((always_inline)) void
+static uint64_t bus_now(const fe_bus_t *bus) {
+  return bus->now_ns ? bus->now_ns(bus->clock_user) : fe_clock_now_ns();
+}
+
+/* FE_RETRY for the event at seq after `attempts` handler calls: schedules
+ * the next attempt and returns 1 (the shard pauses there), or returns 0
+ * when the policy gives up (the caller dead-letters it). */
+static int schedule_retry(fe_bus_t *bus, consumer_t *c, uint64_t seq,
+                          uint32_t reason, uint32_t attempts) {
+  uint64_t delay, x = c->rng;
+  x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+  c->rng = x;
+  if (fe_retry_next(&c->stage->retry, attempts, reason, x, &delay) != 0)
+    return 0;
+  c->retry_pending = 1;
+  c->retry_seq = seq;
+  c->retry_attempt = attempts;
+  c->retry_at = bus_now(bus) + delay;
+  fe__add_owned(&c->retried, 1);
+  return 1;
+}
+
+/* Applies a handler's non-continue verdict for ev (at seq, after
+ * `attempts` calls).  Returns 1 when the shard must pause at seq. */
+static int settle(fe_bus_t *bus, consumer_t *c, fe_event_t *ev, uint64_t seq,
+                  fe_verdict_t v, uint32_t reason, uint32_t attempts,
+                  tally_t *t) {
+  if (v == FE_REJECT) {
+    reject(c, ev, reason);
+    t->rejected++;
+  } else if (v == FE_RETRY && schedule_retry(bus, c, seq, reason, attempts)) {
+    return 1;
+  } else { /* FE_FAIL, a retry the policy refused, or an unknown verdict */
+    dead_letter(bus, c, ev, reason, attempts, v == FE_RETRY);
+  }
+  if (c->counts_outcome)
+    tally_outcome(ev, t);
+  return 0;
+}
+
+/* Runs c's handler over [next, end) and returns where c got to: end, or
+ * the sequence of an event paused by FE_RETRY.  Always inlined into
+ * run_stage() with constant `sharded` and `outcome`, so the common loop
+ * (one shard, not the sink) carries no test for either. */
+static inline __attribute__((always_inline)) uint64_t
 run_stage_as(fe_bus_t *bus, consumer_t *c, uint64_t next, uint64_t end,
              tally_t *t, const int sharded, const int outcome) {
   const stage_t *st = c->stage;
@@ -199,7 +279,7 @@ run_stage_as(fe_bus_t *bus, consumer_t *c, uint64_t next, uint64_t end,
   void *const user = st->user;
   const uint64_t last = last_handled(bus, c, next, end, sharded);
   fe_stage_ctx_t ctx = {.bus = bus, .stage = st->id, .shard = c->shard,
-                        .worker = c->worker};
+                        .worker = c->worker, .attempt = 1};
   /* Locals: the handler call would otherwise force reloads every event. */
   uint8_t *const base = bus->slots;
   const uint64_t mask = bus->mask, size = bus->slot_size;
@@ -210,20 +290,22 @@ run_stage_as(fe_bus_t *bus, consumer_t *c, uint64_t next, uint64_t end,
     __builtin_prefetch(base + ((s + FE_PREFETCH) & mask) * size, 1);
     int what = classify(c, st, ev, sharded);
     if (FE_UNLIKELY(what != EV_HANDLE)) {
-      tally_unhandled(c, what, t);
+      tally_unhandled(c, ev, what, t);
       continue;
     }
     ctx.end_of_batch = s == last;
     t->handled++;
-    if (FE_UNLIKELY(fn(&ctx, ev, user) != FE_CONTINUE)) {
-      reject(c, ev, ctx.reason);
+    fe_verdict_t v = fn(&ctx, ev, user);
+    if (FE_UNLIKELY(v != FE_CONTINUE)) {
+      uint32_t reason = ctx.reason;
       ctx.reason = 0;
-      t->rejected++;
-      t->failed += outcome;
+      if (settle(bus, c, ev, s, v, reason, 1, t))
+        return s;
     } else if (outcome) {
       tally_outcome(ev, t);
     }
   }
+  return end;
 }
 
 /* Hands one chunk to a batch handler; counts what the sink must. */
@@ -239,14 +321,14 @@ static void flush_chunk(consumer_t *c, fe_stage_ctx_t *ctx, fe_event_t **evs,
 
 /* As run_stage_as, for a batch handler: gathers the events the shard
  * handles, FE_BATCH_CHUNK at a time. */
-static void run_batch_stage(fe_bus_t *bus, consumer_t *c, uint64_t next,
-                            uint64_t end, tally_t *t) {
+static uint64_t run_batch_stage(fe_bus_t *bus, consumer_t *c, uint64_t next,
+                                uint64_t end, tally_t *t) {
   const stage_t *st = c->stage;
   const int sharded = st->n_shards > 1;
   fe_event_t *evs[FE_BATCH_CHUNK];
   uint32_t n = 0;
   fe_stage_ctx_t ctx = {.bus = bus, .stage = st->id, .shard = c->shard,
-                        .worker = c->worker, .priv = c};
+                        .worker = c->worker, .attempt = 1, .priv = c};
   uint8_t *const base = bus->slots;
   const uint64_t mask = bus->mask, size = bus->slot_size;
   for (uint64_t s = next; s < end; s++) {
@@ -254,7 +336,7 @@ static void run_batch_stage(fe_bus_t *bus, consumer_t *c, uint64_t next,
     __builtin_prefetch(base + ((s + FE_PREFETCH) & mask) * size, 1);
     int what = classify(c, st, ev, sharded);
     if (FE_UNLIKELY(what != EV_HANDLE)) {
-      tally_unhandled(c, what, t);
+      tally_unhandled(c, ev, what, t);
       continue;
     }
     if (n == FE_BATCH_CHUNK) {
@@ -265,6 +347,7 @@ static void run_batch_stage(fe_bus_t *bus, consumer_t *c, uint64_t next,
   }
   if (n != 0)
     flush_chunk(c, &ctx, evs, n, 1, t);
+  return end;
 }
 
 void fe_batch_reject(fe_stage_ctx_t *ctx, fe_event_t *ev, uint32_t reason) {
@@ -273,50 +356,75 @@ void fe_batch_reject(fe_stage_ctx_t *ctx, fe_event_t *ev, uint32_t reason) {
   fe__add_owned(&c->rejected, 1);
 }
 
-static void run_stage(fe_bus_t *bus, consumer_t *c, uint64_t next,
-                      uint64_t end, tally_t *t) {
-  if (c->stage->batch_fn != NULL) {
-    run_batch_stage(bus, c, next, end, t);
-    return;
-  }
+void fe_batch_fail(fe_stage_ctx_t *ctx, fe_event_t *ev, uint32_t reason) {
+  consumer_t *c = ctx->priv;
+  dead_letter(c->bus, c, ev, reason, 1, 0);
+}
+
+static uint64_t run_stage(fe_bus_t *bus, consumer_t *c, uint64_t next,
+                          uint64_t end, tally_t *t) {
+  if (c->stage->batch_fn != NULL)
+    return run_batch_stage(bus, c, next, end, t);
   int sharded = c->stage->n_shards > 1;
   if (c->counts_outcome)
-    sharded ? run_stage_as(bus, c, next, end, t, 1, 1)
-            : run_stage_as(bus, c, next, end, t, 0, 1);
-  else
-    sharded ? run_stage_as(bus, c, next, end, t, 1, 0)
-            : run_stage_as(bus, c, next, end, t, 0, 0);
+    return sharded ? run_stage_as(bus, c, next, end, t, 1, 1)
+                   : run_stage_as(bus, c, next, end, t, 0, 1);
+  return sharded ? run_stage_as(bus, c, next, end, t, 1, 0)
+                 : run_stage_as(bus, c, next, end, t, 0, 0);
 }
 
 /* The accountant of a graph with several sinks: counts outcomes only. */
-static void run_accountant(fe_bus_t *bus, uint64_t next, uint64_t end,
-                           tally_t *t) {
+static uint64_t run_accountant(fe_bus_t *bus, uint64_t next, uint64_t end,
+                               tally_t *t) {
   for (uint64_t s = next; s < end; s++) {
-    uint64_t v = fe__load_relaxed(&slot(bus, s)->verdict);
-    if (v == 0)
-      t->done++;
-    else if (v != FE_VERDICT_VOID)
-      t->failed++;
+    const fe_event_t *ev = slot(bus, s);
+    if (fe__load_relaxed(&ev->verdict) != FE_VERDICT_VOID)
+      tally_outcome(ev, t);
   }
+  return end;
+}
+
+/* The paused event's next attempt, when it is due.  Returns the sequence
+ * c reaches: still retry_seq while paused, retry_seq + 1 once settled. */
+static uint64_t resume_retry(fe_bus_t *bus, consumer_t *c, tally_t *t) {
+  uint64_t s = c->retry_seq;
+  if (bus_now(bus) < c->retry_at)
+    return s;
+  fe_event_t *ev = slot(bus, s);
+  fe_stage_ctx_t ctx = {.bus = bus, .stage = c->stage->id, .shard = c->shard,
+                        .worker = c->worker, .end_of_batch = 1,
+                        .attempt = c->retry_attempt + 1};
+  c->retry_pending = 0;
+  t->handled++;
+  fe_verdict_t v = c->stage->fn(&ctx, ev, c->stage->user);
+  if (v == FE_CONTINUE) {
+    if (c->counts_outcome)
+      tally_outcome(ev, t);
+  } else if (settle(bus, c, ev, s, v, ctx.reason, ctx.attempt, t)) {
+    return s;
+  }
+  return s + 1;
 }
 
 /* Runs one batch of consumer c.  Returns how many sequences it advanced. */
 static uint32_t consumer_run(fe_bus_t *bus, consumer_t *c) {
   uint64_t next = fe__load_relaxed(&c->seq); /* owner's own value */
-  if (next >= c->cached_gate) {
-    c->cached_gate = gate_of(bus, c, next);
-    if (next >= c->cached_gate)
-      return 0;
+  tally_t t = {0, 0, 0, 0, 0, 0, 0};
+  uint64_t reached;
+  if (FE_UNLIKELY(c->retry_pending)) {
+    reached = resume_retry(bus, c, &t);
+  } else {
+    if (next >= c->cached_gate) {
+      c->cached_gate = gate_of(bus, c, next);
+      if (next >= c->cached_gate)
+        return 0;
+    }
+    uint64_t end = c->cached_gate;
+    if (end - next > bus->max_batch)
+      end = next + bus->max_batch;
+    reached = c->stage != NULL ? run_stage(bus, c, next, end, &t)
+                               : run_accountant(bus, next, end, &t);
   }
-  uint64_t end = c->cached_gate;
-  if (end - next > bus->max_batch)
-    end = next + bus->max_batch;
-
-  tally_t t = {0, 0, 0, 0, 0};
-  if (c->stage != NULL)
-    run_stage(bus, c, next, end, &t);
-  else
-    run_accountant(bus, next, end, &t);
   if (t.handled) {
     fe__add_owned(&c->handled, t.handled);
     fe__add_owned(&c->batches, 1);
@@ -325,19 +433,40 @@ static uint32_t consumer_run(fe_bus_t *bus, consumer_t *c) {
     fe__add_owned(&c->rejected, t.rejected);
   if (t.skipped)
     fe__add_owned(&c->skipped, t.skipped);
+  if (t.filtered)
+    fe__add_owned(&c->filtered, t.filtered);
   if (c->counts_outcome) {
     fe__add_owned(&c->completed_out, t.done);
     fe__add_owned(&c->rejected_out, t.failed);
+    fe__add_owned(&c->dead_out, t.dead);
   }
-
-  fe__store_release(&c->seq, end); /* C2 */
+  if (reached == next)
+    return 0;
+  fe__store_release(&c->seq, reached); /* C2 */
   if (bus->wait == FE_WAIT_PARK) {
     if (c->wake_mask)
       wake_workers(bus, c->wake_mask);
     if (c->wakes_space)
       wake_space(bus);
   }
-  return (uint32_t)(end - next);
+  return (uint32_t)(reached - next);
+}
+
+/* Nanoseconds until the earliest paused retry of w is due; UINT64_MAX when
+ * none is paused, 0 when one is due. */
+static uint64_t retry_due_in(const fe_bus_t *bus, const worker_t *w) {
+  uint64_t best = UINT64_MAX, now = 0;
+  for (uint32_t i = 0; i < w->n; i++) {
+    const consumer_t *c = w->list[i];
+    if (!c->retry_pending)
+      continue;
+    if (now == 0)
+      now = bus_now(bus);
+    uint64_t in = c->retry_at > now ? c->retry_at - now : 0;
+    if (in < best)
+      best = in;
+  }
+  return best;
 }
 
 /* ---------------------------------------------------------------- workers */
@@ -349,14 +478,19 @@ static uint32_t worker_poll(fe_bus_t *bus, worker_t *w) {
   return n;
 }
 
-static int worker_has_work(const fe_bus_t *bus, const worker_t *w) {
+/* Whether one of w's shards has events to take.  A shard paused by a
+ * retry has work only once it is due, and only if count_due. */
+static int worker_has_work(const fe_bus_t *bus, const worker_t *w,
+                           int count_due) {
   for (uint32_t i = 0; i < w->n; i++) {
     const consumer_t *c = w->list[i];
+    if (c->retry_pending)
+      continue;
     uint64_t next = fe__load_relaxed(&c->seq);
     if (gate_of(bus, c, next) > next)
       return 1;
   }
-  return 0;
+  return count_due && retry_due_in(bus, w) == 0;
 }
 
 /* Stopping and every shard of this worker reached the stop target. */
@@ -370,7 +504,8 @@ static int worker_done(const fe_bus_t *bus, const worker_t *w) {
   return 1;
 }
 
-/* Sleeps until a sequence this worker is gated on moves (or stop).
+/* Sleeps until a sequence this worker is gated on moves, a paused retry is
+ * due, or stop.
  * Dekker with the publishers' wake_workers(): we set our parked bit, then
  * fe__asym_heavy, then re-read the gates; a publisher stores its sequence,
  * then fe__asym_light, then reads parked_mask.  One of the two sees the
@@ -382,11 +517,15 @@ static void park_worker(fe_bus_t *bus, worker_t *w) {
   uint32_t v = __atomic_load_n(&w->futex, __ATOMIC_ACQUIRE);
   __atomic_fetch_or(&bus->parked_mask, bit, __ATOMIC_SEQ_CST);
   fe__asym_heavy(bus->asym);
-  if (!worker_has_work(bus, w) && !worker_done(bus, w) &&
+  if (!worker_has_work(bus, w, 1) && !worker_done(bus, w) &&
       !fe__load_relaxed(&bus->abort_workers)) {
+    /* Sleep no longer than until a paused retry is due. */
+    uint64_t due = retry_due_in(bus, w), nap = PARK_SAFETY_NS;
+    if (due < nap)
+      nap = due;
     __atomic_fetch_add(&bus->parks, 1, __ATOMIC_RELAXED);
-    if (fe__futex_wait(&w->futex, v, PARK_SAFETY_NS) != 0 &&
-        worker_has_work(bus, w)) {
+    if (fe__futex_wait(&w->futex, v, nap) != 0 && nap == PARK_SAFETY_NS &&
+        worker_has_work(bus, w, 0)) {
       /* Woken by the safety timeout with work waiting: unless a wake is in
        * flight (the futex word moved), a wake-up was lost. */
       sched_yield();
@@ -607,12 +746,24 @@ int fe_bus_publish_n(fe_bus_t *bus, uint64_t first, uint32_t n) {
 
 int fe_event_rejected(const fe_event_t *ev, uint32_t *stage, uint32_t *reason) {
   uint64_t v = fe__load_relaxed(&ev->verdict);
-  if (v == 0 || v == FE_VERDICT_VOID)
+  if (v == 0 || v == FE_VERDICT_VOID || (v & FE_VERDICT_DEAD))
     return 0;
   if (stage)
     *stage = (uint32_t)(v >> 32) - 1;
   if (reason)
-    *reason = (uint32_t)v;
+    *reason = (uint32_t)v & 0xffff;
+  return 1;
+}
+
+int fe_event_dead_lettered(const fe_event_t *ev, uint32_t *stage,
+                           uint32_t *reason) {
+  uint64_t v = fe__load_relaxed(&ev->verdict);
+  if (v == FE_VERDICT_VOID || !(v & FE_VERDICT_DEAD))
+    return 0;
+  if (stage)
+    *stage = (uint32_t)(v >> 32) - 1;
+  if (reason)
+    *reason = (uint32_t)v & 0xffff;
   return 1;
 }
 
@@ -757,6 +908,7 @@ int fe_bus_stats(const fe_bus_t *bus, fe_bus_stats_t *out) {
   for (uint32_t i = 0; i < bus->n_ends; i++) {
     out->completed += fe__load_relaxed(&bus->ends[i]->completed_out);
     out->rejected += fe__load_relaxed(&bus->ends[i]->rejected_out);
+    out->dead_lettered += fe__load_relaxed(&bus->ends[i]->dead_out);
   }
   out->published = claimed_count(bus) - fe__load_relaxed(&bus->voided);
   out->full = fe__load_relaxed(&bus->full);
@@ -780,6 +932,9 @@ int fe_bus_stage_stats(const fe_bus_t *bus, uint32_t stage,
     out->handled += fe__load_relaxed(&c->handled);
     out->rejected += fe__load_relaxed(&c->rejected);
     out->skipped += fe__load_relaxed(&c->skipped);
+    out->filtered += fe__load_relaxed(&c->filtered);
+    out->retried += fe__load_relaxed(&c->retried);
+    out->failed += fe__load_relaxed(&c->failed);
     out->batches += fe__load_relaxed(&c->batches);
     uint64_t q = fe__load_relaxed(&c->seq);
     if (q < out->processed)

@@ -29,6 +29,7 @@ void fe_bus_config_init(fe_bus_config_t *cfg) {
 void fe_stage_def_init(fe_stage_def_t *def) {
   memset(def, 0, sizeof *def);
   def->shards = 1;
+  fe_retry_policy_init(&def->retry);
 }
 
 static int check_geometry(const fe_bus_config_t *cfg, fe_diag_t *d) {
@@ -91,6 +92,17 @@ static int check_stage(const fe_bus_config_t *cfg, uint32_t i, fe_diag_t *d) {
   if (s->shards == 0 || s->shards > FE_BUS_MAX_SHARDS)
     return fe__diag(d, FE_ESHARDS, "stage \"%s\": shards %u: must be between 1 "
                     "and %d", s->name, s->shards, FE_BUS_MAX_SHARDS);
+  if (s->n_types > FE_STAGE_MAX_TYPES)
+    return fe__diag(d, FE_ERANGE, "stage \"%s\": n_types %u exceeds %d",
+                    s->name, s->n_types, FE_STAGE_MAX_TYPES);
+  for (uint32_t k = 0; k < s->n_types; k++)
+    if (s->types[k] == 0)
+      return fe__diag(d, FE_ERANGE, "stage \"%s\": types[%u] is 0, which is "
+                      "no event type", s->name, k);
+  fe_diag_t rd;
+  int r = fe_retry_policy_check(&s->retry, &rd);
+  if (r != 0)
+    return fe__diag(d, r, "stage \"%s\": %s", s->name, rd.msg);
   if (s->worker >= FE_BUS_MAX_WORKERS ||
       s->worker + s->shards > FE_BUS_MAX_WORKERS)
     return fe__diag(d, FE_EWORKER, "stage \"%s\": workers %u..%u: the bus has "
@@ -217,6 +229,7 @@ static consumer_t *new_consumer(fe_bus_t *bus, stage_t *st, uint32_t shard,
   c->shard = shard;
   c->worker = worker;
   c->n_gates = n_gates;
+  c->rng = 0x9e3779b97f4a7c15ull * (bus->n_consumers + 1); /* any non-zero */
   if (n_gates && (c->gates = calloc(n_gates, sizeof *c->gates)) == NULL)
     return NULL;
   return c;
@@ -248,6 +261,14 @@ static int build_stages(fe_bus_t *bus, const fe_bus_config_t *cfg,
     st->key = d->key;
     st->key_user = d->key_user;
     st->n_shards = d->shards;
+    st->retry = d->retry;
+    st->all_types = d->n_types == 0;
+    for (uint32_t k = 0; k < d->n_types; k++) {
+      if (d->types[k] < 64)
+        st->type_mask |= 1ull << d->types[k];
+      else
+        st->big_types[st->n_big_types++] = d->types[k];
+    }
     st->n_deps = d->n_deps;
     memcpy(st->deps, d->deps, sizeof st->deps);
     for (uint32_t k = 0; k < d->n_deps; k++)
@@ -372,6 +393,12 @@ int fe_bus_create(const fe_bus_config_t *cfg, fe_bus_t **out, fe_diag_t *diag) {
   bus->stop_target = UINT64_MAX;
   bus->state = ST_CREATED;
   bus->asym = fe__asym_init();
+  bus->on_dead_letter = cfg->on_dead_letter;
+  bus->dead_letter_user = cfg->dead_letter_user;
+  bus->now_ns = cfg->now_ns;
+  bus->clock_user = cfg->clock_user;
+  if (bus->now_ns == NULL)
+    fe_clock_init(NULL); /* calibrates once per process (~20 ms) */
   if ((r = bus_alloc(bus, cfg)) != 0 || (r = build_stages(bus, cfg, order)) != 0 ||
       (r = build_ends(bus, order)) != 0) {
     fe__bus_free(bus);

@@ -9,6 +9,11 @@
 
 #include <pthread.h>
 
+/* An event's verdict word: 0 while live; else (stage + 1) << 32, the kind
+ * in bits 16..23 (0 reject, 1 dead letter) and the reason in bits 0..15. */
+#define FE_VERDICT_DEAD (1ull << 16)
+#define FE_VERDICT_KIND_MASK (0xffull << 16)
+
 /* Verdict of a void slot: claimed by a producer that saw stop, published
  * so that sequences stay contiguous, skipped by every stage, not counted. */
 #define FE_VERDICT_VOID UINT64_MAX
@@ -38,8 +43,14 @@ typedef struct consumer {
   int wakes_space;         /* producers/drain are gated on this consumer */
   /* owner-only */
   uint64_t cached_gate;
+  /* owner-only: an event paused by FE_RETRY (progress stops before it) */
+  int retry_pending;
+  uint32_t retry_attempt; /* handler calls made so far for it */
+  uint64_t retry_seq, retry_at;
+  uint64_t rng;           /* xorshift state for retry jitter */
   /* counters: owner writes (fe__add_owned), anyone reads */
   uint64_t handled, rejected, skipped, batches, completed_out, rejected_out;
+  uint64_t filtered, retried, failed, dead_out;
   uint64_t reasons[FE_REASON_MAX + 1];
 } __attribute__((aligned(FE_PAD))) consumer_t;
 
@@ -57,6 +68,12 @@ struct stage {
   uint64_t ancestors;
   int has_downstream;
   consumer_t **shards;
+  /* type filter: all_types, or types < 64 in type_mask plus a short list */
+  int all_types;
+  uint64_t type_mask;
+  uint32_t n_big_types;
+  uint32_t big_types[FE_STAGE_MAX_TYPES];
+  fe_retry_policy_t retry;
 };
 
 typedef struct worker {
@@ -80,6 +97,10 @@ struct fe_bus {
   fe_producer_t producer;
   fe_wait_t wait;
   int host_driven, asym;
+  fe_dead_letter_fn on_dead_letter;
+  void *dead_letter_user;
+  uint64_t (*now_ns)(void *clock_user);
+  void *clock_user;
   uint64_t root_wake_mask; /* workers gated on the producers */
   consumer_t **ends;       /* the producers are gated on these */
   uint32_t n_ends;

@@ -34,6 +34,7 @@
 
 #include "error.h"
 #include "event.h"
+#include "retry.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -46,6 +47,7 @@ extern "C" {
 #define FE_BUS_MAX_NAME 32     /* stage name bytes, including the NUL */
 #define FE_REASON_MAX 255      /* reject reasons are 1..FE_REASON_MAX */
 #define FE_WAIT_FOREVER UINT64_MAX /* timeout meaning "no timeout" */
+#define FE_STAGE_MAX_TYPES 8   /* event types one stage may select */
 
 typedef struct fe_bus fe_bus_t;
 
@@ -76,7 +78,13 @@ typedef enum fe_wait {
 /* What a handler returns. */
 typedef enum fe_verdict {
   FE_CONTINUE = 0, /* pass the event on */
-  FE_REJECT = 1    /* reject it: use fe_reject() to return this */
+  FE_REJECT = 1,   /* business reject (fe_reject()): later stages skip it */
+  FE_RETRY = 2,    /* transient failure (fe_retry()): the shard pauses and
+                      calls the handler again for this event after the
+                      stage's retry policy delay; exhausted or
+                      non-retryable reasons dead-letter it */
+  FE_FAIL = 3      /* permanent technical failure (fe_fail()): the event is
+                      dead-lettered, later stages skip it */
 } fe_verdict_t;
 
 /* Per-call context handed to a handler.  The bus fills every field but
@@ -89,8 +97,10 @@ typedef struct fe_stage_ctx {
   uint32_t worker;      /* the worker (thread) index running it */
   uint32_t end_of_batch;/* 1 on the last event this handler gets in the
                            current batch: flush buffered work now */
-  uint32_t reason;      /* out: reject reason, set by fe_reject() */
-  uint32_t reserved;
+  uint32_t reason;      /* out: reason of a reject, retry or failure, set
+                           by fe_reject(), fe_retry(), fe_fail() */
+  uint32_t attempt;     /* 1 on the first call for an event, n on the n-th
+                           (after n-1 FE_RETRY verdicts) */
   void *priv;           /* private to the bus */
 } fe_stage_ctx_t;
 
@@ -124,12 +134,45 @@ typedef void (*fe_stage_batch_fn)(fe_stage_ctx_t *ctx, fe_event_t *const *evs,
 FE_API void fe_batch_reject(fe_stage_ctx_t *ctx, fe_event_t *ev,
                             uint32_t reason);
 
+/* From inside a batch handler only: dead-letters ev (permanent failure),
+ * as a handler returning fe_fail().  Batch handlers cannot retry: the
+ * events after ev were already handled in the same call.  Wait-free. */
+FE_API void fe_batch_fail(fe_stage_ctx_t *ctx, fe_event_t *ev, uint32_t reason);
+
 /* Records `reason` (1..FE_REASON_MAX; other values are counted as reason 0)
  * and returns FE_REJECT, for use as `return fe_reject(ctx, 42);`. */
 static inline fe_verdict_t fe_reject(fe_stage_ctx_t *ctx, uint32_t reason) {
   ctx->reason = reason;
   return FE_REJECT;
 }
+
+/* Records `reason` and returns FE_RETRY: `return fe_retry(ctx, E_TIMEOUT);`
+ * The policy's non-retryable reasons dead-letter at once. */
+static inline fe_verdict_t fe_retry(fe_stage_ctx_t *ctx, uint32_t reason) {
+  ctx->reason = reason;
+  return FE_RETRY;
+}
+
+/* Records `reason` and returns FE_FAIL: `return fe_fail(ctx, E_BADDATA);` */
+static inline fe_verdict_t fe_fail(fe_stage_ctx_t *ctx, uint32_t reason) {
+  ctx->reason = reason;
+  return FE_FAIL;
+}
+
+/* What the bus tells the dead-letter hook about an event it gives up on. */
+typedef struct fe_dead_letter {
+  uint32_t stage;    /* the stage that failed it */
+  uint32_t reason;   /* the handler's reason code */
+  uint32_t attempts; /* handler calls made for it by that stage */
+  uint32_t exhausted;/* 1: FE_RETRY until the policy gave up (exhausted or
+                        a non-retryable reason); 0: FE_FAIL */
+} fe_dead_letter_t;
+
+/* Called on the failing shard's worker, once per dead-lettered event, before
+ * any later stage could see it; ev is valid only during the call (copy what
+ * you keep: fe_dlq_put() does).  Same rules as a handler. */
+typedef void (*fe_dead_letter_fn)(const fe_event_t *ev,
+                                  const fe_dead_letter_t *info, void *user);
 
 /* Sharding key: the value whose hash picks the shard.  Must depend only on
  * the event's contents, and be cheap: every shard of a stage evaluates it
@@ -152,6 +195,12 @@ typedef struct fe_stage_def {
                            `worker + k` (default 0) */
   fe_key_fn key;        /* NULL (default): XXH3-64 of order.account */
   void *key_user;       /* passed to key */
+  uint32_t n_types;     /* 0 (default): every event type; else the stage
+                           handles only these types and steps over the rest
+                           (they continue to later stages untouched) */
+  uint32_t types[FE_STAGE_MAX_TYPES];
+  fe_retry_policy_t retry; /* used on FE_RETRY (default: fe_retry_policy_init:
+                              1 ms doubling to 100 ms, 5 attempts) */
 } fe_stage_def_t;
 
 /* Bus configuration.  Initialise with fe_bus_config_init(). */
@@ -174,15 +223,24 @@ typedef struct fe_bus_config {
   int cpu[FE_BUS_MAX_WORKERS]; /* CPU to pin each worker thread to; -1
                                   (default): no pinning.  Ignored in
                                   host-driven mode. */
+  fe_dead_letter_fn on_dead_letter; /* NULL: dead letters are only counted */
+  void *dead_letter_user;
+  uint64_t (*now_ns)(void *clock_user); /* monotonic ns for retry timing;
+                                           NULL (default): fe_clock_now_ns.
+                                           Tests inject a fake clock. */
+  void *clock_user;
 } fe_bus_config_t;
 
 /* Whole-bus counters (fe_bus_stats()).  Each is read atomically but the set
  * is not a snapshot while events flow; after fe_bus_drain() returns 0 (and
- * with no concurrent publisher), published == completed + rejected. */
+ * with no concurrent publisher),
+ * published == completed + rejected + dead_lettered. */
 typedef struct fe_bus_stats {
   uint64_t published; /* events published (claims voided by stop excluded) */
   uint64_t completed; /* events that passed every stage */
   uint64_t rejected;  /* events rejected by some stage */
+  uint64_t dead_lettered; /* events some stage failed (FE_FAIL, or FE_RETRY
+                             until its policy gave up) */
   uint64_t full;      /* try-claims refused because the ring was full */
   uint64_t parks;     /* times a worker went to sleep (FE_WAIT_PARK) */
   uint64_t wakeups;   /* futex wake calls made by publishers and stages */
@@ -195,7 +253,12 @@ typedef struct fe_bus_stats {
 typedef struct fe_stage_stats {
   uint64_t handled;  /* handler calls */
   uint64_t rejected; /* handler calls that returned FE_REJECT */
-  uint64_t skipped;  /* events not handed over: rejected upstream */
+  uint64_t skipped;  /* events not handed over: rejected or dead-lettered
+                        upstream */
+  uint64_t filtered; /* events not handed over: a type the stage does not
+                        select */
+  uint64_t retried;  /* FE_RETRY verdicts that scheduled another attempt */
+  uint64_t failed;   /* events this stage dead-lettered */
   uint64_t batches;  /* batches in which the handler ran at least once */
   uint64_t processed;/* sequence reached, minimum over shards */
 } fe_stage_stats_t;

@@ -108,6 +108,11 @@ static inline void *fe_event_user(fe_event_t *ev) { return (void *)(ev + 1); }
 FE_API int fe_event_rejected(const fe_event_t *ev, uint32_t *stage,
                              uint32_t *reason);
 
+/* As fe_event_rejected(), for an event a stage dead-lettered (FE_FAIL, or
+ * FE_RETRY until its policy gave up).  Wait-free, cannot fail. */
+FE_API int fe_event_dead_lettered(const fe_event_t *ev, uint32_t *stage,
+                                  uint32_t *reason);
+
 #ifdef __cplusplus
 }
 #endif
