@@ -327,7 +327,9 @@ int fe_throttle_create(const fe_throttle_config_t *cfg, fe_throttle_t **out,
   t->clock_user = cfg->clock_user;
 
   if (cfg->key_rate != 0) {
-    uint64_t n_slots = 2;
+    /* At least 4 slots: aligned_alloc() wants a size that is a multiple
+     * of the alignment (16-byte slots, 64-byte alignment). */
+    uint64_t n_slots = 4;
     while (n_slots < 2 * cfg->max_keys) n_slots <<= 1;
     size_t bytes = (size_t)n_slots * sizeof(slot_t);
     t->slots = aligned_alloc(FE_CACHELINE, bytes);

@@ -425,6 +425,23 @@ static void test_table_full(void **state) {
   fe_throttle_destroy(t);
 }
 
+/* The smallest table: one key fits, a second is FE_ETABLEFULL (this once
+ * allocated fewer bytes than its alignment, which ASan rejects). */
+static void test_table_of_one(void **state) {
+  (void)state;
+  fake_clock_t clk = {0};
+  fe_throttle_config_t cfg;
+  cfg_fake(&cfg, &clk);
+  cfg.key_rate = 100;
+  cfg.key_burst = 1;
+  cfg.max_keys = 1;
+  fe_throttle_t *t = make(&cfg);
+  assert_fe_ok(fe_throttle_admit(t, 42, 1));
+  assert_fe(fe_throttle_admit(t, 42, 1), FE_ETHROTTLED);
+  assert_fe(fe_throttle_admit(t, 43, 1), FE_ETABLEFULL);
+  fe_throttle_destroy(t);
+}
+
 /* Random admissions against an independent model of two token buckets
  * (exact rational arithmetic in ns units); the counters must add up. */
 static void test_model_and_counters(void **state) {
@@ -820,6 +837,7 @@ int main(void) {
       FE_T_TEST(test_reject_consumes_nothing),
       FE_T_TEST(test_account_zero),
       FE_T_TEST(test_table_full),
+      FE_T_TEST(test_table_of_one),
       FE_T_TEST(test_model_and_counters),
       FE_T_TEST(test_mt_one_key_exact_burst),
       FE_T_TEST(test_mt_many_keys_inserted_once),
