@@ -17,5 +17,6 @@
 #include "retry.h"
 #include "breaker.h"
 #include "throttle.h"
+#include "trading.h"
 
 #endif /* FINEVENT_FINEVENT_H */

@@ -1,0 +1,363 @@
+/* Trading state and kill switch: see include/finevent/trading.h.
+ *
+ * State words.  The global state and each account's state are one 32-bit
+ * word each, changed only by atomic exchange, so every change has exactly
+ * one "from" (the exchange's result) and is reported exactly once, with no
+ * lock: the kill switch stays wait-free and async-signal-safe.
+ *
+ * Memory order (pairs labelled as in DPDK):
+ *   W1  setters and the kill write a state word with a seq_cst exchange.
+ *   R1  fe_trading_check() reads it with an acquire load.
+ * Why W1 is seq_cst, not release.  The promise is about time: "once
+ * fe_trading_kill() has returned, a check that starts afterwards sees
+ * HALTED".  In the C11 model any check ordered after the kill's return by
+ * happens-before (the host's flag, mutex, queue...) already sees HALTED or
+ * later by write-read coherence, whatever the two orders.  But a check on
+ * another core that is merely later in wall-clock time is not ordered by
+ * anything, and with a release store (a plain MOV on x86-64) the kill could
+ * return while HALTED still sits in its core's store buffer, so that check
+ * would admit an order.  A seq_cst exchange (LOCK XCHG on x86-64) does not
+ * complete until the store is globally visible, which closes that window;
+ * it also keeps the kill from being reordered after anything the killer
+ * does next (telling the desk, signalling a flag).  The setters are
+ * control-plane calls: the extra ~20 ns is irrelevant.
+ * Why R1 is acquire.  For the state itself relaxed would do (coherence);
+ * acquire costs nothing on x86-64 (a plain MOV) and makes the state word a
+ * publication point: a host that writes its own data (say, a halt report)
+ * before a setter may read it after a check that saw the new state.
+ *   W2/R2  an account's key word is claimed by a relaxed CAS and read
+ * relaxed: it carries no data but "this entry is account K", and the state
+ * word beside it starts ACTIVE from create (which happened before any call
+ * through the host's hand-off of t).  A check that finds the key but reads
+ * the state before the setter's exchange sees ACTIVE: exactly what a check
+ * that started before the setter returned may see.
+ *   Counters are statistics: relaxed increments, relaxed reads.
+ *
+ * Account table.  The throttle's (lib/throttle.c) design, read there for
+ * the full argument: open addressing over 2^k entries (at least
+ * 2 * max_accounts, load <= 1/2), XXH3 of the account, linear probing; key
+ * word 0 means empty, so account 0 has a dedicated entry outside the array;
+ * entries are never deleted and a new key takes the first empty entry on
+ * its path, so a probe that meets an empty entry proves the account absent.
+ * Only setters insert; checks and getters only look up.  The entry count
+ * is incremented after the claiming CAS, so FE_ETABLEFULL is never
+ * spurious and concurrent inserters may overshoot max_accounts by at most
+ * their number - 1 (bounded by the array, which has 2 * max_accounts).
+ *
+ * Fail closed.  Under REDUCING, an order whose reduction cannot be shown
+ * (no position callback, quantity <= 0, unknown side) is rejected: a
+ * control that admits what it cannot judge is not a control.
+ */
+#include "finevent/trading.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
+#include "internal.h"
+#include "sync.h"
+
+typedef struct entry {
+  uint64_t key;   /* 0 empty; set once by CAS (W2) */
+  uint32_t state; /* fe_trading_state_t; W1 exchange, R1 acquire load */
+  uint32_t pad;
+} entry_t;
+
+typedef struct counters {
+  uint64_t checked, rejected_halted, rejected_reducing;
+} counters_t;
+
+struct fe_trading {
+  /* Read by every check.  Read-only after create except `global`, which
+   * shares the line on purpose: it changes a handful of times a day, and a
+   * check then touches one line of this struct instead of two. */
+  uint32_t global;       /* W1 by setters and kill; R1 by checks */
+  uint64_t mask;         /* entries - 1 */
+  entry_t *entries;
+  uint64_t max_accounts;
+  fe_trading_position_fn position;
+  void *position_user;
+  fe_trading_change_fn on_change;
+  void *change_user;
+  fe_trading_kill_fn on_kill;
+  void *kill_user;
+
+  /* Written by setters only (rare): account 0's entry (zero_present set
+   * once by CAS, zero_state as any state word), the entry count, the
+   * control-plane counters.  Read by checks (zero_*) and stats. */
+  _Alignas(FE_PAD) uint64_t zero_present;
+  uint32_t zero_state;
+  uint64_t accounts;
+  uint64_t kills, changes, table_full;
+
+  /* Written by every check (relaxed fetch-add), read by stats. */
+  _Alignas(FE_PAD) counters_t c;
+};
+
+#define count(p) __atomic_fetch_add((p), 1, __ATOMIC_RELAXED)
+
+static int state_valid(int s) {
+  return s == FE_TRADING_ACTIVE || s == FE_TRADING_REDUCING ||
+         s == FE_TRADING_HALTED;
+}
+
+/* ------------------------------------------------------------ the table */
+
+static inline uint64_t slot_of(const fe_trading_t *t, uint64_t account) {
+  return XXH3_64bits(&account, sizeof account) & t->mask;
+}
+
+/* account's state word, or NULL when it has no entry.  Lock-free. */
+static const uint32_t *find(const fe_trading_t *t, uint64_t account) {
+  if (FE_UNLIKELY(account == 0))
+    return fe__load_relaxed(&t->zero_present) != 0 ? &t->zero_state : NULL;
+  uint64_t i = slot_of(t, account);
+  for (uint64_t seen = 0; seen <= t->mask; seen++) {
+    const entry_t *e = &t->entries[i];
+    uint64_t k = fe__load_relaxed(&e->key); /* R2 */
+    if (FE_LIKELY(k == account)) return &e->state;
+    if (k == 0) return NULL; /* empty: absent (see the top) */
+    i = (i + 1) & t->mask;
+  }
+  return NULL;
+}
+
+/* account's state word, making its entry if new; NULL when new and the
+ * table is full.  As lib/throttle.c's key_bucket(). */
+static uint32_t *find_or_add(fe_trading_t *t, uint64_t account) {
+  if (account == 0) {
+    if (fe__load_relaxed(&t->zero_present) != 0) return &t->zero_state;
+    if (fe__load_relaxed(&t->accounts) >= t->max_accounts)
+      return fe__load_relaxed(&t->zero_present) != 0 ? &t->zero_state : NULL;
+    uint64_t expected = 0;
+    if (__atomic_compare_exchange_n(&t->zero_present, &expected, 1, 0,
+                                    __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+      count(&t->accounts);
+    return &t->zero_state;
+  }
+  uint64_t i = slot_of(t, account);
+  for (uint64_t seen = 0; seen <= t->mask;) {
+    entry_t *e = &t->entries[i];
+    uint64_t k = fe__load_relaxed(&e->key);
+    if (k == account) return &e->state;
+    if (k == 0) {
+      if (fe__load_relaxed(&t->accounts) >= t->max_accounts) {
+        if (fe__load_relaxed(&e->key) == 0) return NULL;
+        continue; /* filled meanwhile, maybe by account: look again */
+      }
+      if (__atomic_compare_exchange_n(&e->key, &k, account, 0,
+                                      __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+        count(&t->accounts); /* W2 done */
+        return &e->state;
+      }
+      if (k == account) return &e->state; /* another setter made it */
+    }
+    i = (i + 1) & t->mask;
+    seen++;
+  }
+  return NULL; /* no empty entry at all (only past max_accounts) */
+}
+
+/* ---------------------------------------------------------------- check */
+
+/* 0 when an order of side and qty reduces position pos without flipping
+ * it, else FE_EREDUCEONLY.  Magnitudes in uint64_t: -INT64_MIN overflows. */
+static int reduces(int64_t pos, uint8_t side, int64_t qty) {
+  if (qty <= 0) return FE_EREDUCEONLY;
+  uint64_t q = (uint64_t)qty;
+  switch (side) {
+  case FE_SIDE_BUY:
+    return pos < 0 && q <= (uint64_t)0 - (uint64_t)pos ? 0 : FE_EREDUCEONLY;
+  case FE_SIDE_SELL:
+  case FE_SIDE_SELL_SHORT:
+    return pos > 0 && q <= (uint64_t)pos ? 0 : FE_EREDUCEONLY;
+  default:
+    return FE_EREDUCEONLY;
+  }
+}
+
+static int reject(fe_trading_t *t, int rc) {
+  count(rc == FE_EHALTED ? &t->c.rejected_halted : &t->c.rejected_reducing);
+  return rc;
+}
+
+int fe_trading_check(fe_trading_t *t, const fe_event_t *ev) {
+  if (FE_UNLIKELY(t == NULL || ev == NULL)) return FE_EINVAL;
+  count(&t->c.checked);
+  if (ev->type != FE_EV_NEW_ORDER) return 0; /* see trading.h: not gated */
+
+  uint32_t g = fe__load_acquire(&t->global); /* R1, pairs with W1 */
+  if (g == FE_TRADING_HALTED) return reject(t, FE_EHALTED);
+  const uint32_t *as = find(t, ev->order.account);
+  uint32_t s = as != NULL ? fe__load_acquire(as) : FE_TRADING_ACTIVE; /* R1 */
+  if (s < g) s = g; /* the stricter wins: values are ordered */
+  if (FE_LIKELY(s == FE_TRADING_ACTIVE)) return 0;
+  if (s == FE_TRADING_HALTED) return reject(t, FE_EHALTED);
+
+  if (t->position == NULL) return reject(t, FE_EREDUCEONLY);
+  int64_t pos =
+      t->position(ev->order.account, ev->order.symbol, t->position_user);
+  int rc = reduces(pos, ev->order.side, ev->order.quantity);
+  return rc == 0 ? 0 : reject(t, rc);
+}
+
+/* -------------------------------------------------------------- setters */
+
+static void changed(fe_trading_t *t, uint64_t account, int is_global,
+                    uint32_t from, uint32_t to, const char *why) {
+  count(&t->changes);
+  if (t->on_change != NULL)
+    t->on_change(account, is_global, (fe_trading_state_t)from,
+                 (fe_trading_state_t)to, why != NULL ? why : "",
+                 t->change_user);
+}
+
+int fe_trading_set_global(fe_trading_t *t, fe_trading_state_t state,
+                          const char *why) {
+  if (t == NULL || !state_valid((int)state)) return FE_EINVAL;
+  uint32_t from = __atomic_exchange_n(&t->global, (uint32_t)state,
+                                      __ATOMIC_SEQ_CST); /* W1 */
+  if (from != (uint32_t)state) changed(t, 0, 1, from, (uint32_t)state, why);
+  return 0;
+}
+
+int fe_trading_set_account(fe_trading_t *t, uint64_t account,
+                           fe_trading_state_t state, const char *why) {
+  if (t == NULL || !state_valid((int)state)) return FE_EINVAL;
+  uint32_t *w;
+  if (state == FE_TRADING_ACTIVE) {
+    /* An account without an entry is ACTIVE already: spend no entry. */
+    w = (uint32_t *)find(t, account);
+    if (w == NULL) return 0;
+  } else {
+    w = find_or_add(t, account);
+    if (w == NULL) {
+      count(&t->table_full);
+      return FE_ETABLEFULL;
+    }
+  }
+  uint32_t from =
+      __atomic_exchange_n(w, (uint32_t)state, __ATOMIC_SEQ_CST); /* W1 */
+  if (from != (uint32_t)state)
+    changed(t, account, 0, from, (uint32_t)state, why);
+  return 0;
+}
+
+int fe_trading_kill(fe_trading_t *t, const char *why) {
+  if (t == NULL) return FE_EINVAL;
+  if (why == NULL) why = "kill switch";
+  /* W1: seq_cst, so HALTED is globally visible before we return (top). */
+  uint32_t from =
+      __atomic_exchange_n(&t->global, FE_TRADING_HALTED, __ATOMIC_SEQ_CST);
+  count(&t->kills);
+  if (from == FE_TRADING_HALTED) return 0; /* idempotent: no re-fire */
+  if (t->on_kill != NULL)
+    t->on_kill((fe_trading_state_t)from, why, t->kill_user);
+  changed(t, 0, 1, from, FE_TRADING_HALTED, why);
+  return 0;
+}
+
+int fe_trading_get_global(const fe_trading_t *t) {
+  if (t == NULL) return FE_EINVAL;
+  return (int)fe__load_acquire(&t->global); /* R1 */
+}
+
+int fe_trading_get_account(const fe_trading_t *t, uint64_t account) {
+  if (t == NULL) return FE_EINVAL;
+  const uint32_t *w = find(t, account);
+  return w != NULL ? (int)fe__load_acquire(w) : FE_TRADING_ACTIVE; /* R1 */
+}
+
+const char *fe_trading_state_name(int state) {
+  switch (state) {
+  case FE_TRADING_ACTIVE: return "ACTIVE";
+  case FE_TRADING_REDUCING: return "REDUCING";
+  case FE_TRADING_HALTED: return "HALTED";
+  default: return "UNKNOWN";
+  }
+}
+
+/* ---------------------------------------------------- configuration, life */
+
+void fe_trading_config_init(fe_trading_config_t *cfg) {
+  if (cfg == NULL) return;
+  memset(cfg, 0, sizeof *cfg);
+  cfg->max_accounts = FE_TRADING_DEFAULT_MAX_ACCOUNTS;
+}
+
+static int check_config(const fe_trading_config_t *cfg, fe_diag_t *diag) {
+  if (cfg == NULL) return fe__diag(diag, FE_EINVAL, "trading: cfg is NULL");
+  if (cfg->max_accounts == 0 ||
+      cfg->max_accounts > FE_TRADING_MAX_ACCOUNTS_MAX)
+    return fe__diag(diag, FE_ERANGE,
+                    "trading: max_accounts %llu is not in 1..%llu",
+                    (unsigned long long)cfg->max_accounts,
+                    (unsigned long long)FE_TRADING_MAX_ACCOUNTS_MAX);
+  if (cfg->position == NULL && cfg->position_user != NULL)
+    return fe__diag(diag, FE_EINVAL,
+                    "trading: position_user is set but position is NULL");
+  if (cfg->on_change == NULL && cfg->change_user != NULL)
+    return fe__diag(diag, FE_EINVAL,
+                    "trading: change_user is set but on_change is NULL");
+  if (cfg->on_kill == NULL && cfg->kill_user != NULL)
+    return fe__diag(diag, FE_EINVAL,
+                    "trading: kill_user is set but on_kill is NULL");
+  return 0;
+}
+
+int fe_trading_create(const fe_trading_config_t *cfg, fe_trading_t **out,
+                      fe_diag_t *diag) {
+  if (out == NULL) return fe__diag(diag, FE_EINVAL, "trading: out is NULL");
+  int rc = check_config(cfg, diag);
+  if (rc != 0) return rc;
+
+  fe_trading_t *t = aligned_alloc(FE_PAD, sizeof *t);
+  if (t == NULL)
+    return fe__diag(diag, FE_ENOMEM, "trading: cannot allocate %zu bytes",
+                    sizeof *t);
+  memset(t, 0, sizeof *t);
+  /* At least 4 entries: aligned_alloc() wants a size that is a multiple of
+   * the alignment (64 bytes), which the sanitizers enforce. */
+  uint64_t n = 4;
+  while (n < 2 * cfg->max_accounts) n <<= 1;
+  size_t bytes = (size_t)n * sizeof(entry_t);
+  t->entries = aligned_alloc(FE_CACHELINE, bytes);
+  if (t->entries == NULL) {
+    free(t);
+    return fe__diag(diag, FE_ENOMEM,
+                    "trading: cannot allocate %zu bytes for %llu accounts",
+                    bytes, (unsigned long long)cfg->max_accounts);
+  }
+  memset(t->entries, 0, bytes); /* pre-faults: no check page-faults */
+  t->mask = n - 1;
+  t->max_accounts = cfg->max_accounts;
+  t->global = FE_TRADING_ACTIVE;
+  t->position = cfg->position;
+  t->position_user = cfg->position_user;
+  t->on_change = cfg->on_change;
+  t->change_user = cfg->change_user;
+  t->on_kill = cfg->on_kill;
+  t->kill_user = cfg->kill_user;
+  *out = t;
+  return 0;
+}
+
+void fe_trading_destroy(fe_trading_t *t) {
+  if (t == NULL) return;
+  free(t->entries);
+  free(t);
+}
+
+int fe_trading_stats(const fe_trading_t *t, fe_trading_stats_t *out) {
+  if (t == NULL || out == NULL) return FE_EINVAL;
+  out->checked = fe__load_relaxed(&t->c.checked);
+  out->rejected_halted = fe__load_relaxed(&t->c.rejected_halted);
+  out->rejected_reducing = fe__load_relaxed(&t->c.rejected_reducing);
+  out->kills = fe__load_relaxed(&t->kills);
+  out->changes = fe__load_relaxed(&t->changes);
+  out->table_full = fe__load_relaxed(&t->table_full);
+  out->accounts = fe__load_relaxed(&t->accounts);
+  return 0;
+}
