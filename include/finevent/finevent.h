@@ -18,5 +18,6 @@
 #include "breaker.h"
 #include "throttle.h"
 #include "trading.h"
+#include "dlq.h"
 
 #endif /* FINEVENT_FINEVENT_H */
