@@ -737,6 +737,51 @@ int fe_bus_publish(fe_bus_t *bus, fe_event_t *ev) {
   return 0;
 }
 
+/* The admission checks of fe_bus_publish_order; nothing touches the ring. */
+static int admit(fe_bus_t *bus, uint32_t type, const fe_order_t *order) {
+  if (bus->trading != NULL) {
+    /* fe_trading_check reads the event's type and order only. */
+    fe_event_t probe;
+    probe.type = type;
+    probe.order = *order;
+    int r = fe_trading_check(bus->trading, &probe);
+    if (FE_UNLIKELY(r != 0)) {
+      __atomic_fetch_add(&bus->halted, 1, __ATOMIC_RELAXED);
+      return r;
+    }
+  }
+  if (bus->throttle != NULL && type == FE_EV_NEW_ORDER) {
+    int r = fe_throttle_admit(bus->throttle, order->account, 1);
+    if (FE_UNLIKELY(r != 0)) {
+      if (r == FE_ETHROTTLED)
+        __atomic_fetch_add(&bus->throttled, 1, __ATOMIC_RELAXED);
+      return r;
+    }
+  }
+  return 0;
+}
+
+int fe_bus_publish_order(fe_bus_t *bus, uint32_t type, const fe_order_t *order,
+                         uint64_t trace_id, uint64_t timeout_ns,
+                         uint64_t *seq) {
+  uint64_t s;
+  if (FE_UNLIKELY(bus == NULL || order == NULL))
+    return FE_EINVAL;
+  int r = admit(bus, type, order);
+  if (r == 0)
+    r = claim_wait(bus, 1, &s, timeout_ns);
+  if (r != 0)
+    return r;
+  fe_event_t *ev = slot(bus, s);
+  ev->type = type;
+  ev->order = *order;
+  ev->trace_id = trace_id;
+  publish_range(bus, s, 1);
+  if (seq != NULL)
+    *seq = s;
+  return 0;
+}
+
 int fe_bus_publish_n(fe_bus_t *bus, uint64_t first, uint32_t n) {
   if (FE_UNLIKELY(bus == NULL || n == 0))
     return FE_EINVAL;
@@ -912,6 +957,8 @@ int fe_bus_stats(const fe_bus_t *bus, fe_bus_stats_t *out) {
   }
   out->published = claimed_count(bus) - fe__load_relaxed(&bus->voided);
   out->full = fe__load_relaxed(&bus->full);
+  out->throttled = fe__load_relaxed(&bus->throttled);
+  out->halted = fe__load_relaxed(&bus->halted);
   out->parks = fe__load_relaxed(&bus->parks);
   out->wakeups = fe__load_relaxed(&bus->wakeups);
   out->lost_wakeups = fe__load_relaxed(&bus->lost_wakeups);

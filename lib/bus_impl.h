@@ -97,6 +97,8 @@ struct fe_bus {
   fe_producer_t producer;
   fe_wait_t wait;
   int host_driven, asym;
+  fe_trading_t *trading;
+  fe_throttle_t *throttle;
   fe_dead_letter_fn on_dead_letter;
   void *dead_letter_user;
   uint64_t (*now_ns)(void *clock_user);
@@ -136,7 +138,7 @@ struct fe_bus {
   char pad5[FE_PAD - sizeof(uint32_t)];
 
   /* Slow-path counters (atomic read-modify-write, off the hot path). */
-  uint64_t full, voided, parks, wakeups, lost_wakeups;
+  uint64_t full, voided, parks, wakeups, lost_wakeups, throttled, halted;
 };
 
 /* Allocates size bytes (rounded up to FE_PAD) aligned to FE_PAD, zeroed and

@@ -35,6 +35,8 @@
 #include "error.h"
 #include "event.h"
 #include "retry.h"
+#include "throttle.h"
+#include "trading.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -225,6 +227,11 @@ typedef struct fe_bus_config {
                                   host-driven mode. */
   fe_dead_letter_fn on_dead_letter; /* NULL: dead letters are only counted */
   void *dead_letter_user;
+  fe_trading_t *trading;   /* admission by fe_bus_publish_order: trading
+                              states and kill switch; NULL: none.  Borrowed:
+                              must outlive the bus. */
+  fe_throttle_t *throttle; /* admission: rate limits on new orders, keyed
+                              by account; NULL: none.  Borrowed. */
   uint64_t (*now_ns)(void *clock_user); /* monotonic ns for retry timing;
                                            NULL (default): fe_clock_now_ns.
                                            Tests inject a fake clock. */
@@ -242,6 +249,10 @@ typedef struct fe_bus_stats {
   uint64_t dead_lettered; /* events some stage failed (FE_FAIL, or FE_RETRY
                              until its policy gave up) */
   uint64_t full;      /* try-claims refused because the ring was full */
+  uint64_t throttled; /* fe_bus_publish_order refused by the throttle
+                         (never entered the ring: not in published) */
+  uint64_t halted;    /* fe_bus_publish_order refused by the trading state
+                         (halted or reduce-only; not in published) */
   uint64_t parks;     /* times a worker went to sleep (FE_WAIT_PARK) */
   uint64_t wakeups;   /* futex wake calls made by publishers and stages */
   uint64_t lost_wakeups; /* parks that ended by the safety timeout while
@@ -336,6 +347,23 @@ FE_API int fe_bus_claim_n(fe_bus_t *bus, uint32_t n, uint64_t *first,
  * not yet published, or inside a handler for the event being handled.
  * Wait-free, cannot fail. */
 FE_API fe_event_t *fe_bus_event_at(fe_bus_t *bus, uint64_t seq);
+
+/* Admission and publication in one call, for hosts that use the bus's
+ * trading states and throttles (cfg.trading, cfg.throttle): checks the
+ * trading state first (FE_EHALTED, FE_EREDUCEONLY: cancels and non-order
+ * events always pass), then the throttle for new orders (FE_ETHROTTLED,
+ * keyed by order->account), and only then claims a slot (waiting up to
+ * timeout_ns as fe_bus_claim: FE_ETIMEDOUT, FE_ESTOPPED), copies type,
+ * *order and trace_id into it and publishes it; *seq (may be NULL) gets its
+ * sequence.  An admission refusal never touches the ring and is counted in
+ * fe_bus_stats (throttled, halted); a claim that fails after admission has
+ * spent the throttle token (rate limits count attempts).  The raw
+ * claim/publish calls skip admission entirely.  Threads as
+ * fe_bus_try_claim; lock-free admission (no allocation, lock or system
+ * call), blocking only while the ring is full. */
+FE_API int fe_bus_publish_order(fe_bus_t *bus, uint32_t type,
+                                const fe_order_t *order, uint64_t trace_id,
+                                uint64_t timeout_ns, uint64_t *seq);
 
 /* Publishes n events claimed together by fe_bus_(try_)claim_n().  Returns 0
  * or FE_EINVAL (n is 0).  Wait-free as fe_bus_publish(). */
