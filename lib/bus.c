@@ -175,16 +175,41 @@ static void reject(consumer_t *c, fe_event_t *ev, uint32_t reason) {
   mark(c, ev, 0, reason);
 }
 
-/* Gives up on ev: verdict, counter, then the host's hook (before any later
- * stage can see the event, since our progress is published after). */
+/* The redrive count an event carries (fe_bus_redrive), in the private
+ * flags word: bits 16..31. */
+#define FLAGS_REDRIVE_SHIFT 16
+
+/* Gives up on ev: verdict, counter, then the dead-letter queue and the
+ * host's hook (before any later stage can see the event, since our
+ * progress is published after). */
 static void dead_letter(fe_bus_t *bus, consumer_t *c, fe_event_t *ev,
-                        uint32_t reason, uint32_t attempts, int exhausted) {
+                        uint32_t reason, uint32_t attempts, int exhausted,
+                        const char *text) {
   mark(c, ev, FE_VERDICT_DEAD, reason);
   fe__add_owned(&c->failed, 1);
-  if (bus->on_dead_letter != NULL) {
-    fe_dead_letter_t info = {c->stage->id, reason, attempts, (uint32_t)exhausted};
-    bus->on_dead_letter(ev, &info, bus->dead_letter_user);
+  fe_dead_letter_t info = {c->stage->id, reason, attempts, (uint32_t)exhausted,
+                           ev->flags >> FLAGS_REDRIVE_SHIFT, text ? text : ""};
+  if (bus->dlq != NULL) {
+    fe_dlq_put_t in = {
+        .event = ev,
+        .user_area = fe_event_user(ev),
+        .user_len = bus->slot_size - (uint32_t)sizeof(fe_event_t),
+        .stage = info.stage,
+        .kind = exhausted ? FE_DLQ_RETRIES_EXHAUSTED : FE_DLQ_FAIL,
+        .reason = reason <= FE_REASON_MAX ? reason : 0,
+        .text = info.text,
+        .attempts = attempts,
+        .redrive_count = info.redrives,
+        .first_seen_ns = ev->order.recv_ts_ns ? ev->order.recv_ts_ns
+                                               : fe_clock_realtime_ns(),
+        .key = ev->order.client_order_id,
+        .key_len = (uint32_t)strnlen(ev->order.client_order_id, FE_CLORDID_MAX)};
+    /* A refusal (REJECT policy, full) is counted and alerted by the DLQ;
+     * the event still ends dead-lettered here. */
+    fe_dlq_put(bus->dlq, &in, FE_WAIT_FOREVER, NULL);
   }
+  if (bus->on_dead_letter != NULL)
+    bus->on_dead_letter(ev, &info, bus->dead_letter_user);
 }
 
 /* The last sequence in [next, end) that c hands to its handler, or end. */
@@ -252,15 +277,15 @@ static int schedule_retry(fe_bus_t *bus, consumer_t *c, uint64_t seq,
 /* Applies a handler's non-continue verdict for ev (at seq, after
  * `attempts` calls).  Returns 1 when the shard must pause at seq. */
 static int settle(fe_bus_t *bus, consumer_t *c, fe_event_t *ev, uint64_t seq,
-                  fe_verdict_t v, uint32_t reason, uint32_t attempts,
-                  tally_t *t) {
+                  fe_verdict_t v, uint32_t reason, const char *text,
+                  uint32_t attempts, tally_t *t) {
   if (v == FE_REJECT) {
     reject(c, ev, reason);
     t->rejected++;
   } else if (v == FE_RETRY && schedule_retry(bus, c, seq, reason, attempts)) {
     return 1;
   } else { /* FE_FAIL, a retry the policy refused, or an unknown verdict */
-    dead_letter(bus, c, ev, reason, attempts, v == FE_RETRY);
+    dead_letter(bus, c, ev, reason, attempts, v == FE_RETRY, text);
   }
   if (c->counts_outcome)
     tally_outcome(ev, t);
@@ -298,8 +323,10 @@ run_stage_as(fe_bus_t *bus, consumer_t *c, uint64_t next, uint64_t end,
     fe_verdict_t v = fn(&ctx, ev, user);
     if (FE_UNLIKELY(v != FE_CONTINUE)) {
       uint32_t reason = ctx.reason;
+      const char *text = ctx.text;
       ctx.reason = 0;
-      if (settle(bus, c, ev, s, v, reason, 1, t))
+      ctx.text = NULL;
+      if (settle(bus, c, ev, s, v, reason, text, 1, t))
         return s;
     } else if (outcome) {
       tally_outcome(ev, t);
@@ -358,7 +385,7 @@ void fe_batch_reject(fe_stage_ctx_t *ctx, fe_event_t *ev, uint32_t reason) {
 
 void fe_batch_fail(fe_stage_ctx_t *ctx, fe_event_t *ev, uint32_t reason) {
   consumer_t *c = ctx->priv;
-  dead_letter(c->bus, c, ev, reason, 1, 0);
+  dead_letter(c->bus, c, ev, reason, 1, 0, ctx->text);
 }
 
 static uint64_t run_stage(fe_bus_t *bus, consumer_t *c, uint64_t next,
@@ -400,7 +427,7 @@ static uint64_t resume_retry(fe_bus_t *bus, consumer_t *c, tally_t *t) {
   if (v == FE_CONTINUE) {
     if (c->counts_outcome)
       tally_outcome(ev, t);
-  } else if (settle(bus, c, ev, s, v, ctx.reason, ctx.attempt, t)) {
+  } else if (settle(bus, c, ev, s, v, ctx.reason, ctx.text, ctx.attempt, t)) {
     return s;
   }
   return s + 1;
@@ -779,6 +806,28 @@ int fe_bus_publish_order(fe_bus_t *bus, uint32_t type, const fe_order_t *order,
   publish_range(bus, s, 1);
   if (seq != NULL)
     *seq = s;
+  return 0;
+}
+
+int fe_bus_redrive(const fe_event_t *ev, const void *user_area,
+                   uint32_t user_len, uint32_t redrive_count, void *arg) {
+  fe_bus_t *bus = arg;
+  uint64_t s;
+  if (bus == NULL || ev == NULL || (user_len != 0 && user_area == NULL))
+    return FE_EINVAL;
+  int r = claim_wait(bus, 1, &s, FE_WAIT_FOREVER);
+  if (r != 0)
+    return r;
+  fe_event_t *dst = slot(bus, s);
+  dst->type = ev->type;
+  dst->order = ev->order;
+  dst->trace_id = ev->trace_id;
+  dst->flags = (redrive_count > 0xffff ? 0xffff : redrive_count)
+               << FLAGS_REDRIVE_SHIFT;
+  uint32_t room = bus->slot_size - (uint32_t)sizeof(fe_event_t);
+  if (user_len != 0)
+    memcpy(fe_event_user(dst), user_area, user_len < room ? user_len : room);
+  publish_range(bus, s, 1);
   return 0;
 }
 

@@ -99,6 +99,7 @@ struct fe_bus {
   int host_driven, asym;
   fe_trading_t *trading;
   fe_throttle_t *throttle;
+  fe_dlq_t *dlq;
   fe_dead_letter_fn on_dead_letter;
   void *dead_letter_user;
   uint64_t (*now_ns)(void *clock_user);

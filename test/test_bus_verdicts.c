@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <stdio.h>
 #include <time.h>
 
 #include <cmocka.h>
@@ -30,6 +31,7 @@ typedef struct rec {
   uint32_t attempt[N]; /* last ctx->attempt per sequence */
   uint64_t order_errors, last_qty[64];
   int script;          /* what the handler does */
+  int fail_on;         /* script 4: fail quantity 4 while set */
   uint64_t retry_seq;  /* script 2/3: the sequence that fails transiently */
   uint32_t retry_times;/* script 2: how many FE_RETRY before success */
 } rec_t;
@@ -71,6 +73,12 @@ static fe_verdict_t handler(fe_stage_ctx_t *ctx, fe_event_t *ev, void *user) {
                ? fe_retry(ctx, 11) : FE_CONTINUE;
   case 3: /* always transient for one event */
     return s == r->retry_seq ? fe_retry(ctx, 12) : FE_CONTINUE;
+  case 4: /* quantity 4 fails while fail_on, with a text */
+    if (r->fail_on && ev->order.quantity == 4) {
+      ctx->text = "venue down";
+      return fe_fail(ctx, 9);
+    }
+    return FE_CONTINUE;
   default:
     return FE_CONTINUE;
   }
@@ -407,6 +415,107 @@ static void test_retry_wakes_parked_worker(void **state) {
   fe_bus_destroy(bus);
 }
 
+/* Dead letters land in the bus's DLQ with their metadata; fe_bus_redrive
+ * re-publishes them carrying the redrive count, so the queue's limit holds
+ * across repeated failures. */
+static void test_dlq_and_redrive(void **state) {
+  (void)state;
+  static rec_t a, b;
+  static dl_log_t log;
+  memset(&a, 0, sizeof a), memset(&b, 0, sizeof b), memset(&log, 0, sizeof log);
+  a.script = 4, a.fail_on = 1;
+  fe_dlq_config_t qc;
+  fe_dlq_config_init(&qc);
+  qc.capacity = 16;
+  qc.user_size = 64;
+  qc.redrive_limit = 2;
+  fe_dlq_t *q;
+  assert_int_equal(fe_dlq_create(&qc, &q, NULL), 0);
+  bus_spec_t spec = {.n = 0, .log = &log};
+  stage(&spec, "execution", &a, -1);
+  stage(&spec, "settlement", &b, 0);
+  fe_bus_config_t cfg;
+  fe_bus_config_init(&cfg);
+  cfg.capacity = 64, cfg.max_batch = 16, cfg.host_driven = 1;
+  cfg.stages = spec.st, cfg.n_stages = spec.n;
+  cfg.on_dead_letter = on_dead, cfg.dead_letter_user = &log;
+  cfg.dlq = q;
+  fe_bus_t *bus;
+  assert_int_equal(fe_bus_create(&cfg, &bus, NULL), 0);
+  assert_int_equal(fe_bus_start(bus, NULL), 0);
+  for (uint32_t i = 0; i < 6; i++) {
+    fe_event_t *ev;
+    assert_int_equal(fe_bus_try_claim(bus, &ev), 0);
+    ev->order.account = 1;
+    ev->order.quantity = (int64_t)i + 1;
+    ev->trace_id = 500 + i;
+    snprintf(ev->order.client_order_id, FE_CLORDID_MAX, "C%u", i);
+    memset(fe_event_user(ev), 0xA0 + (int)i, 64);
+    fe_bus_publish(bus, ev);
+  }
+  poll_all(bus);
+  /* 1. quantity 4 (sequence 3) is in the queue with its metadata */
+  assert_int_equal(fe_dlq_count(q), 1);
+  static fe_dlq_entry_t e;
+  uint8_t ua[64];
+  uint64_t id = 0;
+  for (id = 1; id < 1000 && fe_dlq_get(q, id, &e, ua, sizeof ua) != 0; id++) {
+  }
+  assert_true(id < 1000);
+  assert_int_equal(e.stage, 0);
+  assert_int_equal(e.kind, FE_DLQ_FAIL);
+  assert_int_equal(e.reason, 9);
+  assert_string_equal(e.text, "venue down");
+  assert_int_equal(e.key_len, 2);
+  assert_memory_equal(e.key, "C3", 2);
+  assert_int_equal(e.redrive_count, 0);
+  assert_int_equal(e.event.order.quantity, 4);
+  assert_int_equal(e.event.trace_id, 503);
+  assert_int_equal(ua[0], 0xA3);
+  assert_int_equal(ua[63], 0xA3);
+  assert_int_equal(log.n, 1);
+  assert_string_equal(log.info[0].text, "venue down");
+  /* 2. redrive while the venue is still down: fails again, count 1 */
+  assert_int_equal(fe_dlq_redrive(q, e.id, fe_bus_redrive, bus), 0);
+  poll_all(bus);
+  assert_int_equal(log.n, 2);
+  assert_int_equal(log.info[1].redrives, 1);
+  assert_int_equal(fe_dlq_count(q), 1);
+  /* 3. venue back: the redrive goes through every stage, queue empties */
+  a.fail_on = 0;
+  assert_int_equal(fe_dlq_redrive_all(q, NULL, fe_bus_redrive, bus, NULL), 0);
+  poll_all(bus);
+  assert_int_equal(fe_dlq_count(q), 0);
+  fe_event_t *last = fe_bus_event_at(bus, 7);
+  assert_int_equal(last->order.quantity, 4);
+  assert_int_equal(b.seen[7], 1);
+  assert_int_equal(((uint8_t *)fe_event_user(last))[10], 0xA3);
+  /* 4. the limit holds across failures: two redrives, then refused */
+  a.fail_on = 1;
+  fe_order_t o;
+  memset(&o, 0, sizeof o);
+  o.account = 2, o.quantity = 4;
+  assert_int_equal(fe_bus_publish_order(bus, FE_EV_NEW_ORDER, &o, 9, 0, NULL), 0);
+  poll_all(bus);
+  for (int k = 0; k < 2; k++) {
+    assert_int_equal(fe_dlq_redrive_all(q, NULL, fe_bus_redrive, bus, NULL), 0);
+    poll_all(bus);
+  }
+  uint64_t done = 0;
+  assert_int_equal(fe_dlq_redrive_all(q, NULL, fe_bus_redrive, bus, &done),
+                   FE_EREDRIVE);
+  assert_int_equal(done, 0);
+  assert_int_equal(fe_dlq_count(q), 1);
+  fe_bus_stats_t s;
+  fe_bus_stats(bus, &s);
+  assert_int_equal(s.published, 11); /* 6 + 2 redrives + 1 + 2 redrives */
+  assert_int_equal(s.dead_lettered, 5);
+  assert_accounted(bus);
+  fe_bus_stop(bus);
+  fe_bus_destroy(bus);
+  fe_dlq_destroy(q);
+}
+
 static void test_invalid_config(void **state) {
   (void)state;
   fe_stage_def_t st;
@@ -439,6 +548,7 @@ int main(void) {
       cmocka_unit_test(test_retry_exhausted_and_non_retryable),
       cmocka_unit_test(test_batch_fail),
       cmocka_unit_test(test_retry_wakes_parked_worker),
+      cmocka_unit_test(test_dlq_and_redrive),
       cmocka_unit_test(test_invalid_config),
   };
   return cmocka_run_group_tests_name("bus_verdicts", tests, NULL, NULL);

@@ -38,6 +38,9 @@
 #include "throttle.h"
 #include "trading.h"
 
+/* dlq.h includes this header; the bus needs only the handle. */
+typedef struct fe_dlq fe_dlq_t;
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -103,6 +106,10 @@ typedef struct fe_stage_ctx {
                            by fe_reject(), fe_retry(), fe_fail() */
   uint32_t attempt;     /* 1 on the first call for an event, n on the n-th
                            (after n-1 FE_RETRY verdicts) */
+  const char *text;     /* out, optional: a short text for a retry or
+                           failure (static storage, or valid until the
+                           handler returns); the dead-letter queue keeps
+                           a copy */
   void *priv;           /* private to the bus */
 } fe_stage_ctx_t;
 
@@ -168,6 +175,9 @@ typedef struct fe_dead_letter {
   uint32_t attempts; /* handler calls made for it by that stage */
   uint32_t exhausted;/* 1: FE_RETRY until the policy gave up (exhausted or
                         a non-retryable reason); 0: FE_FAIL */
+  uint32_t redrives; /* times this event was redriven from a dead-letter
+                        queue before (fe_bus_redrive) */
+  const char *text;  /* the handler's ctx->text, or "" */
 } fe_dead_letter_t;
 
 /* Called on the failing shard's worker, once per dead-lettered event, before
@@ -225,6 +235,12 @@ typedef struct fe_bus_config {
   int cpu[FE_BUS_MAX_WORKERS]; /* CPU to pin each worker thread to; -1
                                   (default): no pinning.  Ignored in
                                   host-driven mode. */
+  fe_dlq_t *dlq;           /* dead letters go here (kind FAIL or
+                              RETRIES_EXHAUSTED, the stage's text, the client
+                              order id as key); NULL: none.  Borrowed.  A
+                              full queue under REJECT refuses the entry (the
+                              DLQ counts and alerts it; the event still ends
+                              dead-lettered); under BLOCK the worker waits. */
   fe_dead_letter_fn on_dead_letter; /* NULL: dead letters are only counted */
   void *dead_letter_user;
   fe_trading_t *trading;   /* admission by fe_bus_publish_order: trading
@@ -364,6 +380,18 @@ FE_API fe_event_t *fe_bus_event_at(fe_bus_t *bus, uint64_t seq);
 FE_API int fe_bus_publish_order(fe_bus_t *bus, uint32_t type,
                                 const fe_order_t *order, uint64_t trace_id,
                                 uint64_t timeout_ns, uint64_t *seq);
+
+/* The republish function for fe_dlq_redrive() / fe_dlq_redrive_all() of a
+ * dead-letter queue fed by this bus: pass it with the bus as `user`.  It
+ * re-publishes a copy of the event (type, order, trace id, user area)
+ * without admission checks (it was admitted once), carrying the redrive
+ * count so that the queue's redrive limit holds across failures.  Waits for
+ * a slot like fe_bus_claim with no timeout; returns 0, FE_ESTOPPED or
+ * FE_EINVAL.  Threads as fe_bus_try_claim (multi-producer mode, or the
+ * single producer thread). */
+FE_API int fe_bus_redrive(const fe_event_t *ev, const void *user_area,
+                          uint32_t user_len, uint32_t redrive_count,
+                          void *bus);
 
 /* Publishes n events claimed together by fe_bus_(try_)claim_n().  Returns 0
  * or FE_EINVAL (n is 0).  Wait-free as fe_bus_publish(). */
