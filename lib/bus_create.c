@@ -174,14 +174,6 @@ static int check_config(const fe_bus_config_t *cfg, uint32_t *order,
 
 /* ---------------------------------------------------------------- create */
 
-void *fe__zalloc_aligned(size_t size) {
-  size = (size + FE_PAD - 1) / FE_PAD * FE_PAD;
-  void *p = aligned_alloc(FE_PAD, size);
-  if (p != NULL)
-    memset(p, 0, size); /* zero and pre-fault */
-  return p;
-}
-
 /* The ring and the availability array come straight from mmap: page
  * aligned, zeroed, populated now (no page fault once running), and given
  * back to the system on destroy (a large free() may stay in the heap). */

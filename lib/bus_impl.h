@@ -142,9 +142,6 @@ struct fe_bus {
   uint64_t full, voided, parks, wakeups, lost_wakeups, throttled, halted;
 };
 
-/* Allocates size bytes (rounded up to FE_PAD) aligned to FE_PAD, zeroed and
- * so pre-faulted.  NULL when out of memory. */
-void *fe__zalloc_aligned(size_t size);
 /* Frees a bus built (even partly) by fe_bus_create. */
 void fe__bus_free(fe_bus_t *bus);
 

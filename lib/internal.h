@@ -3,6 +3,8 @@
 #define FE_INTERNAL_H
 
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "finevent/finevent.h"
 
@@ -17,5 +19,16 @@
  * returns code, so validation reads `return fe__diag(d, FE_EX, "...")`. */
 int fe__diag(fe_diag_t *diag, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* Allocates size bytes aligned to FE_PAD, rounding size up to a multiple
+ * of it (aligned_alloc requires that), zeroed and so pre-faulted.  NULL
+ * when out of memory.  Free with free(). */
+static inline void *fe__zalloc_aligned(size_t size) {
+  size = (size + FE_PAD - 1) / FE_PAD * FE_PAD;
+  void *p = aligned_alloc(FE_PAD, size);
+  if (p != NULL)
+    memset(p, 0, size);
+  return p;
+}
 
 #endif /* FE_INTERNAL_H */

@@ -55,49 +55,21 @@
  * now2 a second clock reading: never more than the exact value, and less
  * by a few ns of debt (a fraction of a token) at worst.
  *
- * Key table.  Open addressing over 2^k slots (at least 2 * max_keys: load
- * about 1/2 at most, so probes stay short), XXH3 of the key, linear
- * probing; an empty slot ends the probe for an absent key, and a probe
- * never visits more than every slot once.
- * Key word 0 means "empty", so account 0 cannot be stored in a slot; it
- * gets a dedicated bucket (zero_present, zero_tat) outside the array:
- * one predictable branch, no arithmetic on every key, no value lost.
- * Keys are never deleted, and a new key always takes the first empty
- * slot on its probe path, so a key found at a slot stays there, and a
- * probe that meets an empty slot proves the key absent at that moment.
- *
- * max_keys.  `keys` counts slots won (incremented after the claiming CAS,
- * so it counts distinct keys exactly).  A new key is refused when its
- * probe meets an empty slot while keys >= max_keys and the slot is still
- * empty when looked at again after reading keys: at that moment the key
- * was absent and the table full (keys only grows), so FE_ETABLEFULL is
- * never spurious.  An earlier scheme reserved a place before claiming the
- * slot; two threads inserting the same key both reserved, and the loser's
- * reservation, briefly counted, refused a third thread's legitimate key
- * (the many-keys test caught it).  The price of counting after the claim:
- * threads that pass the check at once and insert distinct keys can each
- * complete, so the table may end up to (threads inserting at that moment
- * - 1) keys over max_keys; never over the slots, which the probe bounds,
- * and single-threaded the limit is exact.  Memory is fixed at create
- * either way.
+ * Per-key buckets live in the shared account table (lib/keytab.h): grow-
+ * only, lock-free, fixed capacity; its top comment says why a "full" answer
+ * is never spurious and by how much concurrent inserts may overshoot
+ * max_keys.
  */
 #include "finevent/throttle.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#define XXH_INLINE_ALL
-#include <xxhash.h>
-
 #include "internal.h"
+#include "keytab.h"
 #include "sync.h"
 
 #define NS_PER_SEC UINT64_C(1000000000)
-
-typedef struct slot {
-  uint64_t key; /* 0 empty; set once by CAS (relaxed, see top) */
-  uint64_t tat; /* the key's bucket */
-} slot_t;
 
 typedef struct counters {
   uint64_t admitted, throttled_global, throttled_key, table_full, rollbacks;
@@ -108,21 +80,12 @@ struct fe_throttle {
   uint64_t g_t, g_limit; /* global T and L (ns); g_t 0: no global limit */
   uint64_t k_t, k_limit; /* per-key T and L; k_t 0: no per-key limit */
   uint64_t n_max;        /* largest admissible n: the smallest burst */
-  uint64_t max_keys;
-  uint64_t mask;         /* slots - 1 */
-  slot_t *slots;
+  fe__keytab_t keys;     /* account -> its bucket's tat; per-key limit only */
   uint64_t (*now_ns)(void *);
   void *clock_user;
 
   /* Written (CAS) by every admission under a global limit. */
   _Alignas(FE_PAD) uint64_t g_tat;
-
-  /* Written by the first admission of each key: the key count (relaxed
-   * add after winning a slot), account 0's bucket (zero_present set once
-   * by CAS, zero_tat as any tat). */
-  _Alignas(FE_PAD) uint64_t keys;
-  uint64_t zero_present;
-  uint64_t zero_tat;
 
   /* Written by every admission (relaxed fetch-add), read by stats. */
   _Alignas(FE_PAD) counters_t c;
@@ -147,47 +110,6 @@ static inline uint64_t take(uint64_t tat, uint64_t now, uint64_t cost,
   return next - now <= limit ? next : 0;
 }
 
-/* Account 0's bucket, made on first use; NULL when new and the table is
- * full.  As key_bucket(), with zero_present as the slot. */
-static uint64_t *zero_bucket(fe_throttle_t *t) {
-  if (FE_LIKELY(fe__load_relaxed(&t->zero_present) != 0)) return &t->zero_tat;
-  if (fe__load_relaxed(&t->keys) >= t->max_keys)
-    return fe__load_relaxed(&t->zero_present) != 0 ? &t->zero_tat : NULL;
-  uint64_t expected = 0;
-  if (__atomic_compare_exchange_n(&t->zero_present, &expected, 1, 0,
-                                  __ATOMIC_RELAXED, __ATOMIC_RELAXED))
-    __atomic_fetch_add(&t->keys, 1, __ATOMIC_RELAXED);
-  return &t->zero_tat; /* ours, or another thread made it first */
-}
-
-/* The tat word of key's bucket, inserting key if new; NULL when key is new
- * and the table is full (see the top for why that answer is exact). */
-static uint64_t *key_bucket(fe_throttle_t *t, uint64_t key) {
-  if (FE_UNLIKELY(key == 0)) return zero_bucket(t);
-  uint64_t i = XXH3_64bits(&key, sizeof key) & t->mask;
-  for (uint64_t seen = 0; seen <= t->mask;) {
-    slot_t *s = &t->slots[i];
-    uint64_t k = fe__load_relaxed(&s->key);
-    if (FE_LIKELY(k == key)) return &s->tat;
-    if (k == 0) {
-      /* Empty: key is absent (see the top). */
-      if (fe__load_relaxed(&t->keys) >= t->max_keys) {
-        if (fe__load_relaxed(&s->key) == 0) return NULL;
-        continue; /* filled meanwhile, maybe by key: look again */
-      }
-      if (__atomic_compare_exchange_n(&s->key, &k, key, 0, __ATOMIC_RELAXED,
-                                      __ATOMIC_RELAXED)) {
-        __atomic_fetch_add(&t->keys, 1, __ATOMIC_RELAXED);
-        return &s->tat;
-      }
-      if (k == key) return &s->tat; /* another thread inserted it first */
-    }
-    i = (i + 1) & t->mask; /* another key's slot: probe on */
-    seen++;
-  }
-  return NULL; /* no empty slot at all (only past max_keys: see the top) */
-}
-
 /* Gives back cost ns of tokens taken at now from *tat, less the time they
  * were out (see the top: never more than exact). */
 static void give_back(fe_throttle_t *t, uint64_t *tat, uint64_t cost,
@@ -208,7 +130,7 @@ int fe_throttle_admit(fe_throttle_t *t, uint64_t key, uint32_t n) {
   uint64_t kcost = t->k_t * n, gcost = t->g_t * n;
 
   if (t->k_t != 0) {
-    ktat = key_bucket(t, key);
+    ktat = fe__keytab_get(&t->keys, key);
     if (FE_UNLIKELY(ktat == NULL)) {
       count(t, table_full);
       return FE_ETABLEFULL;
@@ -311,11 +233,10 @@ int fe_throttle_create(const fe_throttle_config_t *cfg, fe_throttle_t **out,
   int rc = check_config(cfg, diag);
   if (rc != 0) return rc;
 
-  fe_throttle_t *t = aligned_alloc(FE_PAD, sizeof *t);
+  fe_throttle_t *t = fe__zalloc_aligned(sizeof *t);
   if (t == NULL)
     return fe__diag(diag, FE_ENOMEM, "throttle: cannot allocate %zu bytes",
                     sizeof *t);
-  memset(t, 0, sizeof *t);
   t->g_t = interval_ns(cfg->global_rate);
   t->g_limit = t->g_t * cfg->global_burst;
   t->k_t = interval_ns(cfg->key_rate);
@@ -326,22 +247,10 @@ int fe_throttle_create(const fe_throttle_config_t *cfg, fe_throttle_t **out,
   t->now_ns = cfg->now_ns;
   t->clock_user = cfg->clock_user;
 
-  if (cfg->key_rate != 0) {
-    /* At least 4 slots: aligned_alloc() wants a size that is a multiple
-     * of the alignment (16-byte slots, 64-byte alignment). */
-    uint64_t n_slots = 4;
-    while (n_slots < 2 * cfg->max_keys) n_slots <<= 1;
-    size_t bytes = (size_t)n_slots * sizeof(slot_t);
-    t->slots = aligned_alloc(FE_CACHELINE, bytes);
-    if (t->slots == NULL) {
-      free(t);
-      return fe__diag(diag, FE_ENOMEM,
-                      "throttle: cannot allocate %zu bytes for %llu keys",
-                      bytes, (unsigned long long)cfg->max_keys);
-    }
-    memset(t->slots, 0, bytes); /* pre-faults: no admission page-faults */
-    t->mask = n_slots - 1;
-    t->max_keys = cfg->max_keys;
+  if (cfg->key_rate != 0 && fe__keytab_init(&t->keys, cfg->max_keys) != 0) {
+    free(t);
+    return fe__diag(diag, FE_ENOMEM, "throttle: cannot allocate the table "
+                    "for %llu keys", (unsigned long long)cfg->max_keys);
   }
   *out = t;
   return 0;
@@ -349,22 +258,16 @@ int fe_throttle_create(const fe_throttle_config_t *cfg, fe_throttle_t **out,
 
 void fe_throttle_destroy(fe_throttle_t *t) {
   if (t == NULL) return;
-  free(t->slots);
+  fe__keytab_free(&t->keys);
   free(t);
 }
 
 int fe_throttle_reset(fe_throttle_t *t) {
   if (t == NULL) return FE_EINVAL;
   /* Atomic stores rather than memset: fe_throttle_stats() may be running. */
-  if (t->slots != NULL)
-    for (uint64_t i = 0; i <= t->mask; i++) {
-      fe__store_relaxed(&t->slots[i].key, 0);
-      fe__store_relaxed(&t->slots[i].tat, 0);
-    }
+  if (t->keys.slots != NULL)
+    fe__keytab_clear(&t->keys);
   fe__store_relaxed(&t->g_tat, 0);
-  fe__store_relaxed(&t->zero_present, 0);
-  fe__store_relaxed(&t->zero_tat, 0);
-  fe__store_relaxed(&t->keys, 0);
   fe__store_relaxed(&t->c.admitted, 0);
   fe__store_relaxed(&t->c.throttled_global, 0);
   fe__store_relaxed(&t->c.throttled_key, 0);
@@ -380,6 +283,6 @@ int fe_throttle_stats(const fe_throttle_t *t, fe_throttle_stats_t *out) {
   out->throttled_key = fe__load_relaxed(&t->c.throttled_key);
   out->table_full = fe__load_relaxed(&t->c.table_full);
   out->rollbacks = fe__load_relaxed(&t->c.rollbacks);
-  out->keys = fe__load_relaxed(&t->keys);
+  out->keys = t->keys.slots != NULL ? fe__keytab_count(&t->keys) : 0;
   return 0;
 }

@@ -1,7 +1,7 @@
 /* Trading state and kill switch: see include/finevent/trading.h.
  *
- * State words.  The global state and each account's state are one 32-bit
- * word each, changed only by atomic exchange, so every change has exactly
+ * State words.  The global state (32 bits) and each account's state (its
+ * 64-bit value word in the account table) are one word each, changed only by atomic exchange, so every change has exactly
  * one "from" (the exchange's result) and is reported exactly once, with no
  * lock: the kill switch stays wait-free and async-signal-safe.
  *
@@ -33,16 +33,10 @@
  * that started before the setter returned may see.
  *   Counters are statistics: relaxed increments, relaxed reads.
  *
- * Account table.  The throttle's (lib/throttle.c) design, read there for
- * the full argument: open addressing over 2^k entries (at least
- * 2 * max_accounts, load <= 1/2), XXH3 of the account, linear probing; key
- * word 0 means empty, so account 0 has a dedicated entry outside the array;
- * entries are never deleted and a new key takes the first empty entry on
- * its path, so a probe that meets an empty entry proves the account absent.
- * Only setters insert; checks and getters only look up.  The entry count
- * is incremented after the claiming CAS, so FE_ETABLEFULL is never
- * spurious and concurrent inserters may overshoot max_accounts by at most
- * their number - 1 (bounded by the array, which has 2 * max_accounts).
+ * Account table.  The shared one (lib/keytab.h, also the throttles'):
+ * grow-only, lock-free, fixed capacity; FE_ETABLEFULL is never spurious and
+ * concurrent inserters may overshoot max_accounts by at most their number
+ * - 1.  Only setters insert; checks and getters only look up.
  *
  * Fail closed.  Under REDUCING, an order whose reduction cannot be shown
  * (no position callback, quantity <= 0, unknown side) is rejected: a
@@ -53,17 +47,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define XXH_INLINE_ALL
-#include <xxhash.h>
-
 #include "internal.h"
+#include "keytab.h"
 #include "sync.h"
-
-typedef struct entry {
-  uint64_t key;   /* 0 empty; set once by CAS (W2) */
-  uint32_t state; /* fe_trading_state_t; W1 exchange, R1 acquire load */
-  uint32_t pad;
-} entry_t;
 
 typedef struct counters {
   uint64_t checked, rejected_halted, rejected_reducing;
@@ -74,9 +60,7 @@ struct fe_trading {
    * shares the line on purpose: it changes a handful of times a day, and a
    * check then touches one line of this struct instead of two. */
   uint32_t global;       /* W1 by setters and kill; R1 by checks */
-  uint64_t mask;         /* entries - 1 */
-  entry_t *entries;
-  uint64_t max_accounts;
+  fe__keytab_t accounts;  /* account -> state word (W1/R1); key words W2/R2 */
   fe_trading_position_fn position;
   void *position_user;
   fe_trading_change_fn on_change;
@@ -84,13 +68,8 @@ struct fe_trading {
   fe_trading_kill_fn on_kill;
   void *kill_user;
 
-  /* Written by setters only (rare): account 0's entry (zero_present set
-   * once by CAS, zero_state as any state word), the entry count, the
-   * control-plane counters.  Read by checks (zero_*) and stats. */
-  _Alignas(FE_PAD) uint64_t zero_present;
-  uint32_t zero_state;
-  uint64_t accounts;
-  uint64_t kills, changes, table_full;
+  /* Written by setters only (rare): the control-plane counters. */
+  _Alignas(FE_PAD) uint64_t kills, changes, table_full;
 
   /* Written by every check (relaxed fetch-add), read by stats. */
   _Alignas(FE_PAD) counters_t c;
@@ -101,63 +80,6 @@ struct fe_trading {
 static int state_valid(int s) {
   return s == FE_TRADING_ACTIVE || s == FE_TRADING_REDUCING ||
          s == FE_TRADING_HALTED;
-}
-
-/* ------------------------------------------------------------ the table */
-
-static inline uint64_t slot_of(const fe_trading_t *t, uint64_t account) {
-  return XXH3_64bits(&account, sizeof account) & t->mask;
-}
-
-/* account's state word, or NULL when it has no entry.  Lock-free. */
-static const uint32_t *find(const fe_trading_t *t, uint64_t account) {
-  if (FE_UNLIKELY(account == 0))
-    return fe__load_relaxed(&t->zero_present) != 0 ? &t->zero_state : NULL;
-  uint64_t i = slot_of(t, account);
-  for (uint64_t seen = 0; seen <= t->mask; seen++) {
-    const entry_t *e = &t->entries[i];
-    uint64_t k = fe__load_relaxed(&e->key); /* R2 */
-    if (FE_LIKELY(k == account)) return &e->state;
-    if (k == 0) return NULL; /* empty: absent (see the top) */
-    i = (i + 1) & t->mask;
-  }
-  return NULL;
-}
-
-/* account's state word, making its entry if new; NULL when new and the
- * table is full.  As lib/throttle.c's key_bucket(). */
-static uint32_t *find_or_add(fe_trading_t *t, uint64_t account) {
-  if (account == 0) {
-    if (fe__load_relaxed(&t->zero_present) != 0) return &t->zero_state;
-    if (fe__load_relaxed(&t->accounts) >= t->max_accounts)
-      return fe__load_relaxed(&t->zero_present) != 0 ? &t->zero_state : NULL;
-    uint64_t expected = 0;
-    if (__atomic_compare_exchange_n(&t->zero_present, &expected, 1, 0,
-                                    __ATOMIC_RELAXED, __ATOMIC_RELAXED))
-      count(&t->accounts);
-    return &t->zero_state;
-  }
-  uint64_t i = slot_of(t, account);
-  for (uint64_t seen = 0; seen <= t->mask;) {
-    entry_t *e = &t->entries[i];
-    uint64_t k = fe__load_relaxed(&e->key);
-    if (k == account) return &e->state;
-    if (k == 0) {
-      if (fe__load_relaxed(&t->accounts) >= t->max_accounts) {
-        if (fe__load_relaxed(&e->key) == 0) return NULL;
-        continue; /* filled meanwhile, maybe by account: look again */
-      }
-      if (__atomic_compare_exchange_n(&e->key, &k, account, 0,
-                                      __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
-        count(&t->accounts); /* W2 done */
-        return &e->state;
-      }
-      if (k == account) return &e->state; /* another setter made it */
-    }
-    i = (i + 1) & t->mask;
-    seen++;
-  }
-  return NULL; /* no empty entry at all (only past max_accounts) */
 }
 
 /* ---------------------------------------------------------------- check */
@@ -190,8 +112,9 @@ int fe_trading_check(fe_trading_t *t, const fe_event_t *ev) {
 
   uint32_t g = fe__load_acquire(&t->global); /* R1, pairs with W1 */
   if (g == FE_TRADING_HALTED) return reject(t, FE_EHALTED);
-  const uint32_t *as = find(t, ev->order.account);
-  uint32_t s = as != NULL ? fe__load_acquire(as) : FE_TRADING_ACTIVE; /* R1 */
+  const uint64_t *as = fe__keytab_find(&t->accounts, ev->order.account);
+  uint32_t s = as != NULL ? (uint32_t)fe__load_acquire(as)
+                          : FE_TRADING_ACTIVE; /* R1 */
   if (s < g) s = g; /* the stricter wins: values are ordered */
   if (FE_LIKELY(s == FE_TRADING_ACTIVE)) return 0;
   if (s == FE_TRADING_HALTED) return reject(t, FE_EHALTED);
@@ -226,20 +149,20 @@ int fe_trading_set_global(fe_trading_t *t, fe_trading_state_t state,
 int fe_trading_set_account(fe_trading_t *t, uint64_t account,
                            fe_trading_state_t state, const char *why) {
   if (t == NULL || !state_valid((int)state)) return FE_EINVAL;
-  uint32_t *w;
+  uint64_t *w;
   if (state == FE_TRADING_ACTIVE) {
     /* An account without an entry is ACTIVE already: spend no entry. */
-    w = (uint32_t *)find(t, account);
+    w = fe__keytab_find(&t->accounts, account);
     if (w == NULL) return 0;
   } else {
-    w = find_or_add(t, account);
+    w = fe__keytab_get(&t->accounts, account);
     if (w == NULL) {
       count(&t->table_full);
       return FE_ETABLEFULL;
     }
   }
   uint32_t from =
-      __atomic_exchange_n(w, (uint32_t)state, __ATOMIC_SEQ_CST); /* W1 */
+      (uint32_t)__atomic_exchange_n(w, (uint64_t)state, __ATOMIC_SEQ_CST); /* W1 */
   if (from != (uint32_t)state)
     changed(t, account, 0, from, (uint32_t)state, why);
   return 0;
@@ -266,7 +189,7 @@ int fe_trading_get_global(const fe_trading_t *t) {
 
 int fe_trading_get_account(const fe_trading_t *t, uint64_t account) {
   if (t == NULL) return FE_EINVAL;
-  const uint32_t *w = find(t, account);
+  const uint64_t *w = fe__keytab_find(&t->accounts, account);
   return w != NULL ? (int)fe__load_acquire(w) : FE_TRADING_ACTIVE; /* R1 */
 }
 
@@ -313,26 +236,12 @@ int fe_trading_create(const fe_trading_config_t *cfg, fe_trading_t **out,
   int rc = check_config(cfg, diag);
   if (rc != 0) return rc;
 
-  fe_trading_t *t = aligned_alloc(FE_PAD, sizeof *t);
-  if (t == NULL)
-    return fe__diag(diag, FE_ENOMEM, "trading: cannot allocate %zu bytes",
-                    sizeof *t);
-  memset(t, 0, sizeof *t);
-  /* At least 4 entries: aligned_alloc() wants a size that is a multiple of
-   * the alignment (64 bytes), which the sanitizers enforce. */
-  uint64_t n = 4;
-  while (n < 2 * cfg->max_accounts) n <<= 1;
-  size_t bytes = (size_t)n * sizeof(entry_t);
-  t->entries = aligned_alloc(FE_CACHELINE, bytes);
-  if (t->entries == NULL) {
+  fe_trading_t *t = fe__zalloc_aligned(sizeof *t);
+  if (t == NULL || fe__keytab_init(&t->accounts, cfg->max_accounts) != 0) {
     free(t);
-    return fe__diag(diag, FE_ENOMEM,
-                    "trading: cannot allocate %zu bytes for %llu accounts",
-                    bytes, (unsigned long long)cfg->max_accounts);
+    return fe__diag(diag, FE_ENOMEM, "trading: cannot allocate the table for "
+                    "%llu accounts", (unsigned long long)cfg->max_accounts);
   }
-  memset(t->entries, 0, bytes); /* pre-faults: no check page-faults */
-  t->mask = n - 1;
-  t->max_accounts = cfg->max_accounts;
   t->global = FE_TRADING_ACTIVE;
   t->position = cfg->position;
   t->position_user = cfg->position_user;
@@ -346,7 +255,7 @@ int fe_trading_create(const fe_trading_config_t *cfg, fe_trading_t **out,
 
 void fe_trading_destroy(fe_trading_t *t) {
   if (t == NULL) return;
-  free(t->entries);
+  fe__keytab_free(&t->accounts);
   free(t);
 }
 
@@ -358,6 +267,6 @@ int fe_trading_stats(const fe_trading_t *t, fe_trading_stats_t *out) {
   out->kills = fe__load_relaxed(&t->kills);
   out->changes = fe__load_relaxed(&t->changes);
   out->table_full = fe__load_relaxed(&t->table_full);
-  out->accounts = fe__load_relaxed(&t->accounts);
+  out->accounts = fe__keytab_count(&t->accounts);
   return 0;
 }
