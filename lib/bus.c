@@ -767,11 +767,7 @@ int fe_bus_publish(fe_bus_t *bus, fe_event_t *ev) {
 /* The admission checks of fe_bus_publish_order; nothing touches the ring. */
 static int admit(fe_bus_t *bus, uint32_t type, const fe_order_t *order) {
   if (bus->trading != NULL) {
-    /* fe_trading_check reads the event's type and order only. */
-    fe_event_t probe;
-    probe.type = type;
-    probe.order = *order;
-    int r = fe_trading_check(bus->trading, &probe);
+    int r = fe__trading_check_order(bus->trading, type, order);
     if (FE_UNLIKELY(r != 0)) {
       __atomic_fetch_add(&bus->halted, 1, __ATOMIC_RELAXED);
       return r;

@@ -20,6 +20,11 @@
 int fe__diag(fe_diag_t *diag, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* fe_trading_check() on a type and an order not yet in a slot (the bus's
+ * admission).  t and o non-NULL. */
+int fe__trading_check_order(fe_trading_t *t, uint32_t type,
+                            const fe_order_t *o);
+
 /* Allocates size bytes aligned to FE_PAD, rounding size up to a multiple
  * of it (aligned_alloc requires that), zeroed and so pre-faulted.  NULL
  * when out of memory.  Free with free(). */

@@ -107,12 +107,17 @@ static int reject(fe_trading_t *t, int rc) {
 
 int fe_trading_check(fe_trading_t *t, const fe_event_t *ev) {
   if (FE_UNLIKELY(t == NULL || ev == NULL)) return FE_EINVAL;
+  return fe__trading_check_order(t, ev->type, &ev->order);
+}
+
+int fe__trading_check_order(fe_trading_t *t, uint32_t type,
+                            const fe_order_t *o) {
   count(&t->c.checked);
-  if (ev->type != FE_EV_NEW_ORDER) return 0; /* see trading.h: not gated */
+  if (type != FE_EV_NEW_ORDER) return 0; /* see trading.h: not gated */
 
   uint32_t g = fe__load_acquire(&t->global); /* R1, pairs with W1 */
   if (g == FE_TRADING_HALTED) return reject(t, FE_EHALTED);
-  const uint64_t *as = fe__keytab_find(&t->accounts, ev->order.account);
+  const uint64_t *as = fe__keytab_find(&t->accounts, o->account);
   uint32_t s = as != NULL ? (uint32_t)fe__load_acquire(as)
                           : FE_TRADING_ACTIVE; /* R1 */
   if (s < g) s = g; /* the stricter wins: values are ordered */
@@ -121,8 +126,8 @@ int fe_trading_check(fe_trading_t *t, const fe_event_t *ev) {
 
   if (t->position == NULL) return reject(t, FE_EREDUCEONLY);
   int64_t pos =
-      t->position(ev->order.account, ev->order.symbol, t->position_user);
-  int rc = reduces(pos, ev->order.side, ev->order.quantity);
+      t->position(o->account, o->symbol, t->position_user);
+  int rc = reduces(pos, o->side, o->quantity);
   return rc == 0 ? 0 : reject(t, rc);
 }
 
