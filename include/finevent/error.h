@@ -55,7 +55,17 @@ extern "C" {
   X(EHALTED,    -29, "trading halted")                                        \
   X(EREDUCEONLY,-30, "trading state allows only position-reducing orders")    \
   X(EREDRIVE,   -31, "redrive limit reached")                                 \
-  X(ENOTFOUND,  -32, "no such entry")
+  X(ENOTFOUND,  -32, "no such entry")                                        \
+  X(EMISMATCH,  -33, "idempotency key reused with a different payload")      \
+  X(EINPROGRESS,-34, "duplicate: the first request is still in progress")    \
+  X(EDUPLICATE, -35, "duplicate: the stored outcome of the first request")   \
+  X(ELEASE,     -36, "lease lost: the claim expired and was retaken")        \
+  X(EIO,        -37, "input/output error")                                   \
+  X(ECORRUPT,   -38, "corrupt data (checksum or framing)")                   \
+  X(EVERSION,   -39, "unknown format version")                               \
+  X(ETOKEN,     -40, "unknown token")                                        \
+  X(ELATE,      -41, "late or duplicate completion: already applied")        \
+  X(EDEFINE,    -42, "invalid workflow definition")
 
 /* Error codes.  FE_OK is 0; every failure is negative; FE_ERRNO_END closes
  * the range (every code c satisfies FE_ERRNO_END < c < 0). */
@@ -64,7 +74,7 @@ typedef enum fe_errno {
 #define FE__ERR_ENUM(name, value, msg) FE_##name = (value),
   FE_ERRNO_MAP(FE__ERR_ENUM)
 #undef FE__ERR_ENUM
-  FE_ERRNO_END = -33
+  FE_ERRNO_END = -43
 } fe_errno_t;
 
 /* Returns a static, human-readable message for code; "unknown error" for a
