@@ -48,13 +48,13 @@ endef
 
 .DEFAULT_GOAL := all
 .PHONY: all help deps lib test test-asan test-tsan test-all check-symbols check-install \
-        bench bench-bin demo examples install uninstall clean
+        bench bench-bin demo examples run-examples install uninstall clean
 
 help:
 	@echo "make              build the library (static + shared) in $(BUILD)/release"
 	@echo "make deps         install the Debian packages it needs (apt-get, sudo if not root)"
 	@echo "make demo         build and run the bus demo (examples/bus_demo.c)"
-	@echo "make test         build and run every cmocka suite"
+	@echo "make test         build and run every cmocka suite and every example"
 	@echo "make test-asan    the suites under AddressSanitizer + UBSan"
 	@echo "make test-tsan    the suites under ThreadSanitizer"
 	@echo "make test-all     all three, as CI does"
@@ -136,7 +136,7 @@ run-tests: $(TEST_BIN)
 	[ $$fail = 0 ] || { echo "some $(FLAVOUR) suites failed"; exit 1; }
 
 test: $(BUILD)/.deps-test
-	@$(MAKE) --no-print-directory FLAVOUR=release run-tests check-symbols check-install
+	@$(MAKE) --no-print-directory FLAVOUR=release run-tests run-examples check-symbols check-install
 test-asan: $(BUILD)/.deps-test
 	@$(MAKE) --no-print-directory FLAVOUR=asan run-tests \
 	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1
@@ -171,6 +171,11 @@ $(O)/examples/%: examples/%.c $(STATIC)
 	$(CC) $(ALL_CFLAGS) $< -o $@ $(STATIC) $(PKG_LIBS)
 
 examples: $(EXAMPLE_BIN)
+
+# Every example is a program that checks its own results: run them all.
+run-examples: $(EXAMPLE_BIN)
+	@for e in $(EXAMPLE_BIN); do $$e >/dev/null || { echo "FAILED: $$e"; exit 1; }; done; \
+	echo "run-examples: every example ran and checked its results"
 
 demo: $(O)/examples/bus_demo
 	$(O)/examples/bus_demo

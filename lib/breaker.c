@@ -609,3 +609,7 @@ int fe_breaker_metrics(fe_breaker_t *b, fe_breaker_metrics_t *m) {
   *m = r;
   return 0;
 }
+
+const char *fe_breaker_name(const fe_breaker_t *b) {
+  return b == NULL ? NULL : b->name;
+}

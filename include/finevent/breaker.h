@@ -261,6 +261,10 @@ FE_API int fe_breaker_reset(fe_breaker_t *b);
  * relaxed load, no lock). */
 FE_API int fe_breaker_state(const fe_breaker_t *b);
 
+/* The breaker's name (the copy made at create), or NULL when b is NULL.
+ * Valid until fe_breaker_destroy().  Any thread; wait-free. */
+FE_API const char *fe_breaker_name(const fe_breaker_t *b);
+
 /* "CLOSED", "OPEN", "HALF_OPEN", "DISABLED", "FORCED_OPEN",
  * "METRICS_ONLY", or "UNKNOWN" for another value.  Static string; cannot
  * fail; thread-safe. */

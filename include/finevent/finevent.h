@@ -19,5 +19,6 @@
 #include "throttle.h"
 #include "trading.h"
 #include "dlq.h"
+#include "gateway.h"
 
 #endif /* FINEVENT_FINEVENT_H */
