@@ -579,18 +579,18 @@ int fe_idem_extend(fe_idem_t *t, fe_idem_token_t token, uint64_t lease_ns) {
  * all 8 words are compared without branches into a bit mask (a branch per
  * word would mispredict once per lookup and throw away the work the CPU
  * had started on the caller's next lookup), then only matching slots
- * touch the entry array. */
-int fe_idem_lookup(const fe_idem_t *t, const fe_idem_key_t *key,
-                   fe_idem_entry_t *out) {
-  if (FE_UNLIKELY(t == NULL || key == NULL || out == NULL))
-    return FE_EINVAL;
+ * touch the entry array, whose 16 words are copied (straight into out)
+ * and validated once.  The clock is read on first need, before the copy
+ * (the state is known from the control word), so the read overlaps the
+ * entry's cache miss; *now and *have_now carry it across a batch. */
+static inline int lookup_at(const fe_idem_t *t, const fe_idem_key_t *key,
+                            fe_idem_entry_t *out, uint64_t *now,
+                            int *have_now) {
   const uint64_t want = tag_bits(key) | VISIBLE, mask = TAG_MASK | VISIBLE;
   const uint64_t home = key->lo & t->bmask;
-  uint64_t now = 0;
-  int have_now = 0;
 again:
   for (uint32_t b = 0; b < t->probe; b++) {
-    uint64_t base = ((home + b) & t->bmask) << 3;
+    const uint64_t base = ((home + b) & t->bmask) << 3;
     const uint64_t *w = &t->ctl[base];
     uint64_t c[8];
     unsigned hit = 0, empty = 0;
@@ -600,31 +600,39 @@ again:
       empty |= c[k] == 0;
     }
     while (hit != 0) {
-      unsigned k = (unsigned)__builtin_ctz(hit);
+      const unsigned k = (unsigned)__builtin_ctz(hit);
       hit &= hit - 1;
-      uint64_t i = base + k;
-      head_t h;
-      if (!read_head(t, i, c[k], &h))
-        goto again;
-      if (h.lo != key->lo || h.hi != key->hi)
+      const entry_t *e = &t->ent[base + k];
+      const int done = st_of(c[k]) == S_DONE;
+      if (done && !*have_now) {
+        *now = now_of(t);
+        *have_now = 1;
+      }
+      /* R1: the seqlock copy (see the top), all words, one validation. */
+      const uint64_t lo = fe__load_acquire(&e->lo);
+      const uint64_t hi = fe__load_acquire(&e->hi);
+      const uint64_t fp = fe__load_acquire(&e->fp);
+      const uint64_t dl = fe__load_acquire(&e->deadline);
+      char *o = (char *)&out->outcome;
+      for (int j = 0; j < OUT_WORDS; j++) {
+        uint64_t x = fe__load_acquire(&e->out[j]);
+        memcpy(o + 8 * j, &x, 8);
+      }
+      if (fe__load_acquire(&w[k]) != c[k])
+        goto again; /* recycled or changed meanwhile: start over */
+      if (lo != key->lo || hi != key->hi)
         continue;
-      if (st_of(c[k]) == S_DONE) {
-        if (!have_now) {
-          now = now_of(t);
-          have_now = 1;
-        }
-        if (now >= h.deadline)
+      if (done) {
+        if (*now >= dl)
           continue; /* expired: absent */
-        if (!read_outcome(t, i, c[k], &out->outcome))
-          goto again;
         out->state = FE_IDEM_DONE;
       } else {
         memset(&out->outcome, 0, sizeof out->outcome);
         out->state = FE_IDEM_IN_PROGRESS;
       }
       out->reserved = 0;
-      out->fingerprint = h.fp;
-      out->expires_ns = h.deadline;
+      out->fingerprint = fp;
+      out->expires_ns = dl;
       return 0;
     }
     if (empty)
@@ -633,10 +641,71 @@ again:
   return FE_ENOTFOUND;
 }
 
+int fe_idem_lookup(const fe_idem_t *t, const fe_idem_key_t *key,
+                   fe_idem_entry_t *out) {
+  if (FE_UNLIKELY(t == NULL || key == NULL || out == NULL))
+    return FE_EINVAL;
+  uint64_t now = 0;
+  int have_now = 0;
+  return lookup_at(t, key, out, &now, &have_now);
+}
+
 void fe_idem_prefetch(const fe_idem_t *t, const fe_idem_key_t *key) {
   if (t == NULL || key == NULL)
     return;
   __builtin_prefetch(&t->ctl[(key->lo & t->bmask) << 3], 0, 3);
+}
+
+/* Second stage of the batch pipeline: reads key's home control line (by
+ * now in cache, prefetched LOOKAHEAD keys ago) and starts loading both
+ * lines of every entry whose tag matches.  Only a hint: nothing is
+ * validated here, fe_idem_lookup() does it all again. */
+static inline void prefetch_entries(const fe_idem_t *t,
+                                    const fe_idem_key_t *key) {
+  const uint64_t want = tag_bits(key) | VISIBLE, mask = TAG_MASK | VISIBLE;
+  uint64_t base = (key->lo & t->bmask) << 3;
+  unsigned hit = 0;
+  for (unsigned k = 0; k < 8; k++)
+    hit |= (unsigned)((fe__load_relaxed(&t->ctl[base + k]) & mask) == want)
+           << k;
+  while (hit != 0) {
+    const entry_t *e = &t->ent[base + (unsigned)__builtin_ctz(hit)];
+    hit &= hit - 1;
+    __builtin_prefetch(e, 0, 3);
+    __builtin_prefetch((const char *)e + 64, 0, 3);
+  }
+}
+
+/* Keys ahead: the control line is prefetched 2 * LOOKAHEAD keys ahead and
+ * the entries LOOKAHEAD ahead, so about LOOKAHEAD misses of each kind are
+ * in flight while one lookup runs, where a loop of single lookups keeps
+ * about one (each waits for its control line, then its entry). */
+#define LOOKAHEAD 8
+
+int fe_idem_lookup_n(const fe_idem_t *t, const fe_idem_key_t *keys, size_t n,
+                     fe_idem_entry_t *out, int *rc) {
+  if (t == NULL || (n != 0 && (keys == NULL || out == NULL || rc == NULL)))
+    return FE_EINVAL;
+  if (n > INT32_MAX)
+    return FE_ERANGE;
+  int found = 0;
+  uint64_t now = 0; /* one clock reading for the batch */
+  int have_now = 0;
+  /* Fill the pipeline: control lines of the first 2 * LOOKAHEAD keys,
+   * then the entries of the first LOOKAHEAD (whose lines are on the way). */
+  for (size_t i = 0; i < n && i < 2 * LOOKAHEAD; i++)
+    fe_idem_prefetch(t, &keys[i]);
+  for (size_t i = 0; i < n && i < LOOKAHEAD; i++)
+    prefetch_entries(t, &keys[i]);
+  for (size_t i = 0; i < n; i++) {
+    if (i + 2 * LOOKAHEAD < n)
+      fe_idem_prefetch(t, &keys[i + 2 * LOOKAHEAD]);
+    if (i + LOOKAHEAD < n)
+      prefetch_entries(t, &keys[i + LOOKAHEAD]);
+    rc[i] = lookup_at(t, &keys[i], &out[i], &now, &have_now);
+    found += rc[i] == 0;
+  }
+  return found;
 }
 
 /* ----------------------------------------------------------------- reap */

@@ -924,6 +924,167 @@ static void test_restore_many(void **state) {
   fe_idem_destroy(t);
 }
 
+/* fe_idem_lookup_n() answers each key as fe_idem_lookup() does: batches
+ * shorter and longer than its pipeline, found, absent, in progress,
+ * expired, and one clock reading per batch. */
+static uint64_t counted_now(void *user) {
+  fake_clock_t *c = user;
+  __atomic_fetch_add(&c->tick, 1, __ATOMIC_RELAXED); /* counts readings */
+  return __atomic_load_n(&c->now, __ATOMIC_RELAXED);
+}
+
+static void test_lookup_n(void **state) {
+  (void)state;
+  fake_clock_t clk = {0, 0};
+  fe_idem_config_t cfg;
+  cfg_fake(&cfg, &clk);
+  cfg.now_ns = counted_now;
+  cfg.capacity = 4096;
+  fe_idem_t *t = make(&cfg);
+  enum { N = 300 };
+  static fe_idem_key_t keys[N];
+  static fe_idem_entry_t out[N], one;
+  static int rc[N];
+  for (uint64_t i = 0; i < N; i++) {
+    keys[i] = key_of(i);
+    if (i % 3 == 2)
+      continue; /* absent */
+    fe_idem_claim_t c;
+    assert_fe_ok(fe_idem_claim(t, &keys[i], i, &c));
+    if (i % 3 == 0) {
+      fe_idem_outcome_t o = outcome_for(keys[i], (uint32_t)i);
+      assert_fe_ok(fe_idem_complete(t, c.token, &o)); /* expires 1000 */
+    }
+  }
+  const size_t lens[] = {0, 1, 7, 8, 9, 16, 17, 40, N};
+  for (int phase = 0; phase < 2; phase++) {
+    if (phase == 1)
+      fake_set(&clk, 1000); /* every DONE entry has expired */
+    for (size_t l = 0; l < sizeof lens / sizeof lens[0]; l++) {
+      size_t n = lens[l];
+      memset(rc, 0x55, sizeof rc);
+      __atomic_store_n(&clk.tick, 0, __ATOMIC_RELAXED);
+      int found = fe_idem_lookup_n(t, keys, n, out, rc);
+      assert_true(__atomic_load_n(&clk.tick, __ATOMIC_RELAXED) <= 1);
+      int want_found = 0;
+      for (size_t i = 0; i < n; i++) {
+        int want = fe_idem_lookup(t, &keys[i], &one);
+        assert_fe(rc[i], want);
+        if (want != 0)
+          continue;
+        want_found++;
+        assert_int_equal(out[i].state, one.state);
+        assert_int_equal(out[i].fingerprint, i);
+        assert_int_equal(out[i].expires_ns, one.expires_ns);
+        assert_outcome_eq(&out[i].outcome, &one.outcome);
+        if (one.state == FE_IDEM_DONE)
+          assert_int_equal(out[i].outcome.reason, i);
+      }
+      assert_int_equal(found, want_found);
+      if (n == N)
+        assert_int_equal(found, phase == 0 ? 200 : 100);
+    }
+  }
+  assert_fe(fe_idem_lookup_n(NULL, keys, 1, out, rc), FE_EINVAL);
+  assert_fe(fe_idem_lookup_n(t, NULL, 1, out, rc), FE_EINVAL);
+  assert_fe(fe_idem_lookup_n(t, keys, 1, NULL, rc), FE_EINVAL);
+  assert_fe(fe_idem_lookup_n(t, keys, 1, out, NULL), FE_EINVAL);
+  assert_int_equal(fe_idem_lookup_n(t, NULL, 0, NULL, NULL), 0);
+  assert_fe(fe_idem_lookup_n(t, keys, (size_t)INT32_MAX + 1, out, rc),
+            FE_ERANGE);
+  fe_idem_destroy(t);
+}
+
+/* A clock that, once armed, recycles a slot from inside the lookup that
+ * reads it: fe_idem_lookup() calls the clock after reading a DONE control
+ * word and before copying the entry, so this is the reaper and a new claim
+ * getting in at exactly the wrong moment, made deterministic.  (A clock
+ * must not call into the table in real use; here it runs the calls at a
+ * later time of its own and hands the lookup the earlier one.) */
+typedef struct hook_clock {
+  uint64_t now, late;
+  int armed, inside;
+  fe_idem_t *t;
+  fe_idem_key_t b; /* claimed into the freed slot */
+  int complete;    /* and completed */
+  int rc_reap, rc_claim, rc_complete;
+} hook_clock_t;
+
+static uint64_t hook_now(void *user) {
+  hook_clock_t *h = user;
+  if (h->inside)
+    return h->late;
+  if (h->armed) {
+    h->armed = 0;
+    h->inside = 1;
+    fe_idem_claim_t c;
+    h->rc_reap = fe_idem_reap(h->t, 8, NULL);
+    h->rc_claim = fe_idem_claim(h->t, &h->b, 2, &c);
+    fe_idem_outcome_t o = outcome_for(h->b, 7);
+    h->rc_complete = h->complete ? fe_idem_complete(h->t, c.token, &o) : 0;
+    h->inside = 0;
+  }
+  return h->now;
+}
+
+/* Case 0: another key b takes the slot and completes; case 1: a itself is
+ * claimed again into its slot (a new incarnation, in progress, whose
+ * outcome words are still the old ones). */
+static void run_recycled_under_copy(int reclaim_same) {
+  static hook_clock_t hk;
+  memset(&hk, 0, sizeof hk);
+  fe_idem_config_t cfg;
+  fe_idem_config_init(&cfg);
+  cfg.now_ns = hook_now;
+  cfg.clock_user = &hk;
+  cfg.capacity = 8; /* one bucket: the claim takes the freed slot */
+  cfg.lease_ns = 100;
+  cfg.retention_ns = 1000;
+  fe_idem_t *t = make(&cfg);
+  fe_idem_key_t a = key_of(1);
+  hk.t = t;
+  hk.b = reclaim_same ? a : key_of(2);
+  hk.complete = !reclaim_same;
+  hk.late = 5000; /* a's entry has expired by then */
+  fe_idem_claim_t c;
+  assert_fe_ok(fe_idem_claim(t, &a, 2, &c));
+  fe_idem_outcome_t oa = outcome_for(a, 3);
+  assert_fe_ok(fe_idem_complete(t, c.token, &oa));
+  fe_idem_entry_t e;
+  assert_fe_ok(fe_idem_lookup(t, &a, &e)); /* not armed: found */
+  assert_outcome_eq(&e.outcome, &oa);
+  hk.armed = 1;
+  memset(&e, 0, sizeof e);
+  int rc = fe_idem_lookup(t, &a, &e);
+  assert_int_equal(hk.armed, 0); /* the hook ran */
+  assert_fe_ok(hk.rc_reap);
+  assert_fe_ok(hk.rc_claim);
+  assert_fe_ok(hk.rc_complete);
+  /* The lookup must see that the slot changed under it and answer from
+   * what it holds now, never from a mixture of two incarnations. */
+  if (!reclaim_same) {
+    if (rc == 0)
+      fail_msg("lookup of a returned %s's outcome (ref %" PRIx64 ")",
+               outcome_ok(hk.b, &e.outcome) ? "b" : "a mixture",
+               e.outcome.ref);
+    assert_fe(rc, FE_ENOTFOUND);
+  } else {
+    assert_fe_ok(rc);
+    assert_int_equal(e.state, FE_IDEM_IN_PROGRESS); /* not the old DONE */
+    assert_int_equal(e.expires_ns, 5100);           /* the new lease */
+  }
+  fe_idem_stats_t s = stats(t);
+  assert_int_equal(s.reaped, 1);
+  assert_int_equal(s.live, 1);
+  fe_idem_destroy(t);
+}
+
+static void test_lookup_recycled_under_copy(void **state) {
+  (void)state;
+  run_recycled_under_copy(0);
+  run_recycled_under_copy(1);
+}
+
 /* -------------------------------------------------------- concurrency */
 
 #define MT_THREADS 4
@@ -1074,12 +1235,14 @@ static void test_mt_one_winner(void **state) {
  * reaper recycles their slots; readers look keys up.  Every outcome read
  * anywhere must be one written for that key (outcome_ok), and every
  * claim winner is the only holder of its key at that moment. */
-#define RL_KEYS 384
+#define RL_KEYS_MAX 384
 
 typedef struct rl_shared {
   fe_idem_t *t;
   fe_t_errs_t errs;
-  uint32_t holders[RL_KEYS]; /* claims of the key not yet completed */
+  uint32_t keys;                 /* key space: 0..keys-1 */
+  uint32_t abandon_in;           /* a winner abandons 1 time in this many */
+  uint32_t holders[RL_KEYS_MAX]; /* claims of the key not yet ended */
   int stop;
 } rl_shared_t;
 
@@ -1087,7 +1250,7 @@ typedef struct rl_worker {
   rl_shared_t *sh;
   uint32_t kind; /* 0 writer, 1 reader, 2 reaper */
   uint64_t seed, iters;
-  uint64_t found, won, dup, reaped;
+  uint64_t found, won, dup, reaped, full;
   pthread_t th;
 } rl_worker_t;
 
@@ -1109,7 +1272,7 @@ static void *rl_main(void *arg) {
     }
     if (it == w->iters)
       break;
-    uint64_t n = fe_t_rng_range(&rng, 0, RL_KEYS - 1);
+    uint64_t n = fe_t_rng_range(&rng, 0, sh->keys - 1);
     fe_idem_key_t k = key_of(n);
     if (w->kind == 1) {
       fe_idem_entry_t e;
@@ -1134,13 +1297,15 @@ static void *rl_main(void *arg) {
       FE_T_CHECK_EQ(&sh->errs, h, 1);
       __atomic_sub_fetch(&sh->holders[n], 1, __ATOMIC_ACQ_REL);
       fe_idem_outcome_t o = outcome_for(k, (uint32_t)fe_t_rng_next(&rng));
-      if (fe_t_rng_range(&rng, 0, 9) == 0)
+      if (fe_t_rng_range(&rng, 1, sh->abandon_in) == 1)
         FE_T_CHECK_EQ(&sh->errs, fe_idem_abandon(sh->t, c.token), 0);
       else
         FE_T_CHECK_EQ(&sh->errs, fe_idem_complete(sh->t, c.token, &o), 0);
     } else if (rc == FE_EDUPLICATE) {
       w->dup++;
       FE_T_CHECK(&sh->errs, outcome_ok(k, &c.outcome));
+    } else if (rc == FE_ETABLEFULL) {
+      w->full++; /* possible only when the key space exceeds the table */
     } else if (rc != FE_EINPROGRESS) {
       fe_t_errf(&sh->errs, "claim returned %s", fe_err_name(rc));
     }
@@ -1148,15 +1313,17 @@ static void *rl_main(void *arg) {
   return NULL;
 }
 
-static void test_mt_reaper_under_load(void **state) {
-  (void)state;
+static void run_reaper_under_load(uint64_t capacity, uint32_t keys,
+                                  uint32_t abandon_in, uint64_t retention) {
   fake_clock_t clk = {1, 1}; /* ticking: each reading advances time */
   fe_idem_config_t cfg;
   cfg_fake(&cfg, &clk);
-  cfg.capacity = 1024; /* tombstones and expired entries churn */
-  cfg.retention_ns = 3000;
+  cfg.capacity = capacity;
+  cfg.retention_ns = retention;
   static rl_shared_t sh;
   memset(&sh, 0, sizeof sh);
+  sh.keys = keys;
+  sh.abandon_in = abandon_in;
   sh.t = make(&cfg);
   rl_worker_t w[4];
   memset(w, 0, sizeof w);
@@ -1183,19 +1350,34 @@ static void test_mt_reaper_under_load(void **state) {
   assert_true(w[2].found > 0);
   assert_true(w[0].dup + w[1].dup > 0);
   assert_int_equal(s.claimed, w[0].won + w[1].won);
-  assert_int_equal(s.full, 0);
+  assert_int_equal(s.full, w[0].full + w[1].full);
+  if (keys * 2 <= capacity)
+    assert_int_equal(s.full, 0);
   assert_int_equal(s.in_progress, 0);
   /* Gauges agree with the table once everything expired and is reaped. */
   fake_set(&clk, __atomic_load_n(&clk.now, __ATOMIC_RELAXED) + 10000);
   assert_fe_ok(fe_idem_reap(sh.t, cfg.capacity, NULL));
   s = stats(sh.t);
   assert_int_equal(s.live, 0);
-  for (uint64_t n = 0; n < RL_KEYS; n++) {
+  for (uint64_t n = 0; n < keys; n++) {
     fe_idem_key_t k = key_of(n);
     fe_idem_entry_t e;
     assert_fe(fe_idem_lookup(sh.t, &k, &e), FE_ENOTFOUND);
   }
   fe_idem_destroy(sh.t);
+}
+
+/* A table of 1024 slots for 384 keys: chains, tombstones, expiry. */
+static void test_mt_reaper_under_load(void **state) {
+  (void)state;
+  run_reaper_under_load(1024, 384, 10, 3000);
+}
+
+/* One bucket, 6 keys, half the claims abandoned, short retention: every
+ * slot is recycled all the time under the readers' copies. */
+static void test_mt_hot_slots(void **state) {
+  (void)state;
+  run_reaper_under_load(8, 6, 2, 40);
 }
 
 /* Lease expiry racing the holder: the main thread claims a key, moves the
@@ -1337,8 +1519,11 @@ int main(void) {
       FE_T_TEST(test_retention_and_reap),
       FE_T_TEST(test_restore),
       FE_T_TEST(test_restore_many),
+      FE_T_TEST(test_lookup_n),
+      FE_T_TEST(test_lookup_recycled_under_copy),
       FE_T_TEST(test_mt_one_winner),
       FE_T_TEST(test_mt_reaper_under_load),
+      FE_T_TEST(test_mt_hot_slots),
       FE_T_TEST(test_mt_lease_race),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -360,8 +360,8 @@ FE_API int fe_idem_extend(fe_idem_t *t, fe_idem_token_t token,
                           uint64_t lease_ns);
 
 /* Looks key up without changing anything.
- *   out  out: the entry (see fe_idem_entry_t); untouched unless 0 is
- *        returned.
+ *   out  out: the entry (see fe_idem_entry_t); meaningful only when 0
+ *        is returned (it may be scribbled on otherwise).
  * Returns 0 (the key is IN_PROGRESS, or DONE and not expired),
  * FE_ENOTFOUND (absent, being claimed and not yet won, or expired),
  * FE_EINVAL (a NULL argument).  Any thread, concurrently with every call
@@ -371,6 +371,24 @@ FE_API int fe_idem_extend(fe_idem_t *t, fe_idem_token_t token,
  * it finds a DONE entry. */
 FE_API int fe_idem_lookup(const fe_idem_t *t, const fe_idem_key_t *key,
                           fe_idem_entry_t *out);
+
+/* fe_idem_lookup() of n keys, faster than n calls on a large table: it
+ * prefetches the control lines and then the entries of keys further down
+ * the array while it looks the earlier ones up, so several memory misses
+ * overlap (a single lookup of a key not in cache waits for two misses in
+ * a row: its control line, then its entry).
+ *   keys  in: n keys (may be NULL when n is 0).
+ *   out   out: n entries; out[i] is meaningful when rc[i] is 0.
+ *   rc    out: n codes, as fe_idem_lookup() returns for keys[i]: 0 or
+ *         FE_ENOTFOUND.
+ * Returns the number of keys found (>= 0), FE_EINVAL (t NULL, or a NULL
+ * array with n > 0), FE_ERANGE (n above INT32_MAX; nothing looked up).
+ * Each key's answer is as fe_idem_lookup()'s at some moment during the
+ * call (not one snapshot of all of them), except that expiry is judged
+ * against one clock reading taken when the first DONE entry is found.
+ * Threads and progress as fe_idem_lookup(); reads the clock at most once. */
+FE_API int fe_idem_lookup_n(const fe_idem_t *t, const fe_idem_key_t *keys,
+                            size_t n, fe_idem_entry_t *out, int *rc);
 
 /* Hints that key will be looked up or claimed soon: starts loading its home
  * bucket's control line.  For callers that know the next keys ahead (a
