@@ -16,7 +16,9 @@
  *          sees the same word before and after copying an entry knows the
  *          copy is of one incarnation (a seqlock without a counter).
  *   epoch  bumped by fe_idem_extend(): keeps a takeover that read an
- *          expired deadline from winning over an extension made since.
+ *          expired deadline from winning over an extension made since
+ *          (unless exactly 512 extensions of that claim fit between the
+ *          taker's read and its CAS).
  *   state  EMPTY (the whole word 0: only ever the initial value), RESERVED
  *          (an inserter is writing the entry), PENDING (written, the
  *          insert not yet decided), TOMB (free: withdrawn, killed,

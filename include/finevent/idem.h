@@ -167,7 +167,9 @@ typedef struct fe_idem_entry {
   uint32_t reserved;       /* 0 */
   uint64_t fingerprint;    /* the claim's */
   /* IN_PROGRESS: when the holder's lease expires (it may be past: nobody
-   * retook it yet).  DONE: when the entry expires.  Table clock, ns. */
+   * retook it yet; while the holder is completing, it may already be the
+   * retention expiry about to apply).  DONE: when the entry expires.
+   * Table clock, ns. */
   uint64_t expires_ns;
   fe_idem_outcome_t outcome; /* DONE: the stored outcome; else zeroed */
 } fe_idem_entry_t;
