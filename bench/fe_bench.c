@@ -21,6 +21,7 @@
  */
 #define _GNU_SOURCE
 #include <finevent/finevent.h>
+#include <finevent/idem.h>
 
 #include <ck_pr.h>
 #include <ck_ring.h>
@@ -536,6 +537,174 @@ static int run_floor(const scenario_t *sc, const opts_t *o, uint64_t n,
   return 0;
 }
 
+/* ------------------------------------------------- idempotency table */
+
+/* idem_lookup: one thread, hit lookups of DONE entries on a table of 2^20
+ * slots holding 2^19 (load 1/2), in a shuffled order of the keys (walked
+ * sequentially, so the key array streams and only the table is random),
+ * one fe_idem_lookup() each; idem_lookup_batch: the same through
+ * fe_idem_lookup_n(), 64 keys a call.  idem_claim_2threads: two threads claim and at once
+ * complete keys of their own, and every 4th step also claim a key the
+ * other thread just claimed (a duplicate: a replay or in progress); table
+ * of 2^22 slots, keys hashed beforehand.  Both count allocations during
+ * the measured loop (must be 0) and use the default (TSC) clock. */
+#define IDEM_FILL (1u << 19)
+#define IDEM_BATCH 64 /* keys per fe_idem_lookup_n() */
+
+static fe_idem_key_t *idem_keys(uint64_t n, uint64_t salt) {
+  fe_idem_key_t *k = malloc(n * sizeof *k);
+  for (uint64_t i = 0; i < n; i++) {
+    char id[32];
+    int len = snprintf(id, sizeof id, "ORD-%" PRIu64 "-%" PRIu64, salt, i);
+    fe_idem_key(i & 1023, id, (size_t)len, &k[i]);
+  }
+  return k;
+}
+
+static fe_idem_t *idem_table(uint64_t capacity) {
+  fe_idem_config_t cfg;
+  fe_idem_config_init(&cfg);
+  cfg.capacity = capacity;
+  fe_idem_t *t = NULL;
+  fe_diag_t d;
+  if (fe_idem_create(&cfg, &t, &d) != 0)
+    fprintf(stderr, "fe_bench: idem: %s\n", d.msg);
+  return t;
+}
+
+static int run_idem_lookup(const scenario_t *sc, const opts_t *o, uint64_t n,
+                           result_t *r) {
+  pin_self(o, 0);
+  int batch = strstr(sc->name, "batch") != NULL;
+  fe_idem_t *t = idem_table(UINT64_C(1) << 20);
+  if (t == NULL)
+    return -1;
+  fe_idem_key_t *keys = idem_keys(IDEM_FILL, 1);
+  for (uint64_t i = 0; i < IDEM_FILL; i++) {
+    fe_idem_claim_t c;
+    fe_idem_outcome_t out = {.status = FE_IDEM_COMPLETED, .ref = i};
+    if (fe_idem_claim(t, &keys[i], i, &c) != 0 ||
+        fe_idem_complete(t, c.token, &out) != 0) {
+      fprintf(stderr, "fe_bench: %s: fill failed at %" PRIu64 "\n", sc->name, i);
+      return -1;
+    }
+  }
+  for (uint64_t i = IDEM_FILL - 1; i > 0; i--) { /* shuffle */
+    uint64_t j = (i * UINT64_C(0x9E3779B97F4A7C15) >> 17) % (i + 1);
+    fe_idem_key_t x = keys[i];
+    keys[i] = keys[j];
+    keys[j] = x;
+  }
+  uint64_t sink = 0, misses = 0;
+  static fe_idem_entry_t es[IDEM_BATCH];
+  static int rcs[IDEM_BATCH];
+  uint64_t a0 = __atomic_load_n(&allocs, __ATOMIC_RELAXED);
+  double t0 = now_s();
+  if (batch) {
+    for (uint64_t i = 0; i < n; i += IDEM_BATCH) {
+      int f = fe_idem_lookup_n(t, &keys[i & (IDEM_FILL - 1)], IDEM_BATCH, es,
+                               rcs);
+      misses += IDEM_BATCH - (uint64_t)f;
+      for (int j = 0; j < IDEM_BATCH; j++)
+        sink += es[j].outcome.ref;
+    }
+  } else {
+    for (uint64_t i = 0; i < n; i++) {
+      fe_idem_entry_t e;
+      if (fe_idem_lookup(t, &keys[i & (IDEM_FILL - 1)], &e) == 0)
+        sink += e.outcome.ref;
+      else
+        misses++;
+    }
+  }
+  r->mev_s = (double)n / (now_s() - t0) / 1e6;
+  r->allocs = __atomic_load_n(&allocs, __ATOMIC_RELAXED) - a0;
+  r->has_allocs = 1;
+  r->sink = sink;
+  if (misses)
+    fprintf(stderr, "fe_bench: %s: %" PRIu64 " lookups missed\n", sc->name,
+            misses);
+  free(keys);
+  fe_idem_destroy(t);
+  return 0;
+}
+
+typedef struct idem_run {
+  fe_idem_t *t;
+  const opts_t *o;
+  const fe_idem_key_t *keys; /* thread i owns keys i, i+2, i+4 ... */
+  uint64_t steps, sink, claims;
+  int id, *go;
+} idem_run_t;
+
+static void *idem_claimer(void *arg) {
+  idem_run_t *p = arg;
+  pin_self(p->o, p->id);
+  while (!__atomic_load_n(p->go, __ATOMIC_ACQUIRE))
+    ck_pr_stall();
+  uint64_t sink = 0, claims = 0;
+  for (uint64_t j = 0; j < p->steps; j++) {
+    uint64_t k = 2 * j + (uint64_t)p->id;
+    fe_idem_claim_t c;
+    claims++;
+    if (fe_idem_claim(p->t, &p->keys[k], k, &c) == 0) {
+      fe_idem_outcome_t out = {.status = FE_IDEM_COMPLETED, .ref = k};
+      fe_idem_complete(p->t, c.token, &out);
+    }
+    if (j % 4 == 3) { /* a duplicate of the other thread's recent key */
+      uint64_t d = 2 * (j - 2) + (uint64_t)(1 - p->id);
+      claims++;
+      int rc = fe_idem_claim(p->t, &p->keys[d], d, &c);
+      if (rc == FE_EDUPLICATE)
+        sink += c.outcome.ref;
+      else if (rc == 0) { /* the other thread has not got there yet */
+        fe_idem_outcome_t out = {.status = FE_IDEM_COMPLETED, .ref = d};
+        fe_idem_complete(p->t, c.token, &out);
+      }
+    }
+  }
+  p->sink = sink;
+  p->claims = claims;
+  return NULL;
+}
+
+static int run_idem_claim(const scenario_t *sc, const opts_t *o, uint64_t n,
+                          result_t *r) {
+  (void)sc;
+  uint64_t steps = n * 4 / 10; /* per thread: 2 * 1.25 claims per step */
+  fe_idem_t *t = idem_table(UINT64_C(1) << 22);
+  if (t == NULL)
+    return -1;
+  fe_idem_key_t *keys = idem_keys(2 * steps, 2);
+  static int go;
+  go = 0;
+  idem_run_t p[2];
+  pthread_t th[2];
+  for (int i = 0; i < 2; i++) {
+    p[i] = (idem_run_t){t, o, keys, steps, 0, 0, i, &go};
+    pthread_create(&th[i], NULL, idem_claimer, &p[i]);
+  }
+  uint64_t a0 = __atomic_load_n(&allocs, __ATOMIC_RELAXED);
+  double t0 = now_s();
+  __atomic_store_n(&go, 1, __ATOMIC_RELEASE);
+  for (int i = 0; i < 2; i++)
+    pthread_join(th[i], NULL);
+  double t1 = now_s();
+  r->allocs = __atomic_load_n(&allocs, __ATOMIC_RELAXED) - a0;
+  r->has_allocs = 1;
+  fe_idem_stats_t s;
+  fe_idem_stats(t, &s);
+  if (s.claimed != 2 * steps || s.full != 0 || s.live != 2 * steps)
+    fprintf(stderr, "fe_bench: %s: %" PRIu64 " claimed of %" PRIu64
+            " keys, %" PRIu64 " full\n", sc->name, s.claimed, 2 * steps,
+            s.full);
+  r->mev_s = (double)(p[0].claims + p[1].claims) / (t1 - t0) / 1e6;
+  r->sink = p[0].sink + p[1].sink;
+  free(keys);
+  fe_idem_destroy(t);
+  return 0;
+}
+
 /* -------------------------------------------------------------- driver */
 
 static const scenario_t scenarios[] = {
@@ -550,6 +719,9 @@ static const scenario_t scenarios[] = {
     {"lat_floor_100k", 2, 500000, 0, 100000, run_floor},
     {"lat_1p1c_100k", 2, 500000, FE_WAIT_YIELD, 100000, run_bus},
     {"lat_1p1c_1m", 2, 3000000, FE_WAIT_YIELD, 1000000, run_bus},
+    {"idem_lookup", 1, 20000000, 0, 0, run_idem_lookup},
+    {"idem_lookup_batch", 1, 20000000, 0, 0, run_idem_lookup},
+    {"idem_claim_2threads", 2, 2000000, 0, 0, run_idem_claim},
 };
 #define N_SCENARIOS (sizeof scenarios / sizeof scenarios[0])
 
