@@ -1,5 +1,5 @@
-# libfinevent -- read top to bottom: variables, library, tests, bench,
-# examples, install.  `make help` lists the targets.
+# libfinevent -- read top to bottom: variables, library, tools, tests,
+# bench, examples, install.  `make help` lists the targets.
 
 # ---------------------------------------------------------------- variables
 VERSION   := 0.1.0
@@ -7,6 +7,7 @@ SOVERSION := 0
 PREFIX    ?= /usr/local
 LIBDIR    ?= $(PREFIX)/lib
 INCDIR    ?= $(PREFIX)/include
+BINDIR    ?= $(PREFIX)/bin
 DESTDIR   ?=
 BUILD     ?= build
 
@@ -47,11 +48,12 @@ define need_packages
 endef
 
 .DEFAULT_GOAL := all
-.PHONY: all help deps lib test test-asan test-tsan test-all check-symbols check-install \
+.PHONY: all help deps lib tools test test-asan test-tsan test-all check-symbols check-install \
         bench bench-bin demo examples run-examples install uninstall clean
 
 help:
-	@echo "make              build the library (static + shared) in $(BUILD)/release"
+	@echo "make              build the library (static + shared) and the tools in $(BUILD)/release"
+	@echo "make tools        build the tools: $(BUILD)/release/bin/fe-journal (journal dump/verify/stats)"
 	@echo "make deps         install the Debian packages it needs (apt-get, sudo if not root)"
 	@echo "make demo         build and run the bus demo (examples/bus_demo.c)"
 	@echo "make test         build and run every cmocka suite and every example"
@@ -60,7 +62,7 @@ help:
 	@echo "make test-all     all three, as CI does"
 	@echo "make bench        build optimised and run every benchmark (BENCH_ARGS=... for options)"
 	@echo "make examples     build the examples"
-	@echo "make install      install headers, libraries, libfinevent.pc (PREFIX, DESTDIR)"
+	@echo "make install      install headers, libraries, libfinevent.pc, tools (PREFIX, DESTDIR)"
 	@echo "make clean        remove $(BUILD)/"
 
 deps: $(BUILD)/.deps-test
@@ -81,7 +83,7 @@ STATIC   := $(O)/libfinevent.a
 SONAME   := libfinevent.so.$(SOVERSION)
 SHARED   := $(O)/libfinevent.so.$(VERSION)
 
-all: lib
+all: lib tools
 lib: $(STATIC) $(SHARED)
 
 $(O)/lib/%.o: lib/%.c $(HEADERS) $(BUILD)/.deps-lib
@@ -119,6 +121,18 @@ check-install:
 	$(STAGE)/example-static && \
 	echo "check-install: README example builds and runs against the installed library (shared and static)"
 
+# -------------------------------------------------------------------- tools
+# Command-line tools, one per lib/tools/*.c (kept out of lib/*.c so they
+# are not globbed into the library), linked against the static library.
+TOOL_SRC := $(wildcard lib/tools/*.c)
+TOOL_BIN := $(TOOL_SRC:lib/tools/%.c=$(O)/bin/%)
+
+$(O)/bin/%: lib/tools/%.c $(HEADERS) $(STATIC)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $< -o $@ $(STATIC) $(PKG_LIBS)
+
+tools: $(TOOL_BIN)
+
 # -------------------------------------------------------------------- tests
 TEST_SRC := $(wildcard test/test_*.c)
 TEST_BIN := $(TEST_SRC:test/%.c=$(O)/test/%)
@@ -126,11 +140,15 @@ TEST_TIMEOUT ?= 600
 
 $(O)/test/%: test/%.c test/*.h $(STATIC) $(BUILD)/.deps-test
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) $(TEST_CFLAGS) -Itest $< -o $@ $(STATIC) $(PKG_LIBS) $(TEST_LIBS)
+	$(CC) $(ALL_CFLAGS) $(TEST_CFLAGS) $(TEST_DEFS) -Itest $< -o $@ $(STATIC) $(PKG_LIBS) $(TEST_LIBS)
+
+# The journal suite runs the fe-journal tool of its own flavour.
+$(O)/test/test_journal: $(O)/bin/fe-journal
+$(O)/test/test_journal: TEST_DEFS = -DFE_JOURNAL_TOOL='"$(abspath $(O)/bin/fe-journal)"'
 
 # Each suite runs in its own process with a timeout; all run even if one
 # fails, and the target fails if any did.
-run-tests: $(TEST_BIN)
+run-tests: $(TEST_BIN) $(TOOL_BIN)
 	@fail=0; for t in $(TEST_BIN); do echo "== $$t"; \
 	  timeout $(TEST_TIMEOUT) $$t || { echo "FAILED: $$t"; fail=1; }; done; \
 	[ $$fail = 0 ] || { echo "some $(FLAVOUR) suites failed"; exit 1; }
@@ -181,11 +199,12 @@ demo: $(O)/examples/bus_demo
 	$(O)/examples/bus_demo
 
 # ------------------------------------------------------------------ install
-install: $(STATIC) $(SHARED)
-	install -d $(DESTDIR)$(INCDIR)/finevent $(DESTDIR)$(LIBDIR)/pkgconfig
+install: $(STATIC) $(SHARED) $(TOOL_BIN)
+	install -d $(DESTDIR)$(INCDIR)/finevent $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(BINDIR)
 	install -m 644 include/finevent/*.h $(DESTDIR)$(INCDIR)/finevent/
 	install -m 644 $(STATIC) $(DESTDIR)$(LIBDIR)/
 	install -m 755 $(SHARED) $(DESTDIR)$(LIBDIR)/
+	install -m 755 $(TOOL_BIN) $(DESTDIR)$(BINDIR)/
 	ln -sf libfinevent.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
 	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libfinevent.so
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
@@ -196,6 +215,7 @@ uninstall:
 	rm -rf $(DESTDIR)$(INCDIR)/finevent
 	rm -f $(DESTDIR)$(LIBDIR)/libfinevent.a $(DESTDIR)$(LIBDIR)/libfinevent.so* \
 	      $(DESTDIR)$(LIBDIR)/pkgconfig/libfinevent.pc
+	rm -f $(TOOL_SRC:lib/tools/%.c=$(DESTDIR)$(BINDIR)/%)
 
 clean:
 	rm -rf $(BUILD)

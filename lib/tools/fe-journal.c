@@ -1,0 +1,208 @@
+/*
+ * fe-journal: inspect a libfinevent journal directory, read-only.
+ *
+ *   fe-journal dump [--json] DIR   one line per record
+ *   fe-journal verify DIR          check every segment and record
+ *   fe-journal stats DIR           segments, records, bytes, types, tail
+ *
+ * Exit status: 0 clean; 1 corrupt, unreadable or not a journal (the
+ * precise error on stderr); 2 only a torn tail or a short last segment,
+ * which the next fe_journal_open() would repair (reported, never
+ * repaired here); 64 usage error.  Nothing is ever written to DIR, so it
+ * may run beside the process that owns the journal.
+ */
+#define _POSIX_C_SOURCE 200809L /* gmtime_r */
+
+#include <finevent/finevent.h>
+#include <finevent/journal.h>
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define EXIT_CORRUPT 1
+#define EXIT_TORN 2
+#define EXIT_USAGE 64 /* EX_USAGE */
+#define HEX_PREFIX 16 /* payload bytes shown */
+
+static void usage(FILE *f) {
+  fprintf(f, "usage: fe-journal dump [--json] DIR\n"
+             "       fe-journal verify DIR\n"
+             "       fe-journal stats DIR\n"
+             "exit: 0 clean, 1 corrupt or unreadable, 2 torn tail only "
+             "(not repaired), 64 usage\n");
+}
+
+/* "2024-05-01T12:34:56.123456789Z" into buf[40]. */
+static void format_wall(char *buf, size_t cap, uint64_t ns) {
+  time_t sec = (time_t)(ns / 1000000000u);
+  struct tm tm;
+  if (gmtime_r(&sec, &tm) == NULL) {
+    snprintf(buf, cap, "%" PRIu64 "ns", ns);
+    return;
+  }
+  size_t n = strftime(buf, cap, "%Y-%m-%dT%H:%M:%S", &tm);
+  snprintf(buf + n, cap - n, ".%09" PRIu64 "Z", ns % 1000000000u);
+}
+
+/* Named library types by name, any other by number. */
+static void format_type(char *buf, size_t cap, uint16_t type, int json) {
+  const char *name = fe_journal_type_name(type);
+  int named = strcmp(name, "HOST") != 0 && strcmp(name, "RESERVED") != 0 &&
+              strcmp(name, "INVALID") != 0;
+  if (named)
+    snprintf(buf, cap, json ? "\"%s\"" : "%s", name);
+  else
+    snprintf(buf, cap, "%u", (unsigned)type);
+}
+
+static void format_hex(char *buf, const fe_journal_record_t *r) {
+  static const char digits[] = "0123456789abcdef";
+  const uint8_t *p = r->data;
+  uint32_t n = r->len < HEX_PREFIX ? r->len : HEX_PREFIX;
+  for (uint32_t i = 0; i < n; i++) {
+    buf[2 * i] = digits[p[i] >> 4];
+    buf[2 * i + 1] = digits[p[i] & 15u];
+  }
+  buf[2 * n] = '\0';
+}
+
+static int dump_one(const fe_journal_record_t *r, void *user) {
+  int json = *(const int *)user;
+  char wall[48], type[16], hex[2 * HEX_PREFIX + 1];
+  format_wall(wall, sizeof wall, r->wall_ns);
+  format_type(type, sizeof type, r->type, json);
+  format_hex(hex, r);
+  const char *more = r->len > HEX_PREFIX ? "..." : "";
+  if (json)
+    printf("{\"lsn\":%" PRIu64 ",\"type\":%s,\"type_id\":%u,\"len\":%" PRIu32
+           ",\"segment\":%" PRIu64 ",\"offset\":%" PRIu64
+           ",\"wall_ns\":%" PRIu64 ",\"time\":\"%s\",\"hex\":\"%s\"}\n",
+           r->lsn, type, (unsigned)r->type, r->len, r->segment, r->offset,
+           r->wall_ns, wall, hex);
+  else
+    printf("lsn=%" PRIu64 " type=%s len=%" PRIu32 " at=%" PRIu64 ":%" PRIu64
+           " time=%s data=%s%s\n",
+           r->lsn, type, r->len, r->segment, r->offset, wall, hex, more);
+  return 0;
+}
+
+typedef struct counts {
+  uint64_t by_type[65536];
+} counts_t;
+
+static int count_one(const fe_journal_record_t *r, void *user) {
+  counts_t *c = user;
+  c->by_type[r->type]++;
+  return 0;
+}
+
+/* Reports the tail and the error; returns the exit status. */
+static int finish(const char *dir, int rc, const fe_diag_t *d,
+                  const fe_journal_report_t *rep) {
+  if (rc != 0) {
+    fprintf(stderr, "fe-journal: %s: %s: %s\n", dir, fe_err_name(rc),
+            d->msg[0] ? d->msg : fe_strerror(rc));
+    return EXIT_CORRUPT;
+  }
+  int tail = 0;
+  if (rep->torn) {
+    fprintf(stderr, "fe-journal: %s: torn tail in segment %" PRIu64
+            " at offset %" PRIu64 ": %" PRIu64 " bytes (%s); not repaired: "
+            "the next open truncates it\n", dir, rep->torn_segment,
+            rep->torn_offset, rep->torn_bytes, rep->torn_why);
+    tail = 1;
+  }
+  if (rep->short_segment != 0) {
+    fprintf(stderr, "fe-journal: %s: last segment %" PRIu64 " is %" PRIu64
+            " bytes, shorter than its header; not repaired: the next open "
+            "removes it\n", dir, rep->short_segment, rep->short_bytes);
+    tail = 1;
+  }
+  return tail ? EXIT_TORN : 0;
+}
+
+static int cmd_dump(const char *dir, int json) {
+  fe_journal_report_t rep;
+  fe_diag_t d;
+  memset(&d, 0, sizeof d);
+  int rc = fe_journal_scan(dir, 0, dump_one, &json, &rep, &d);
+  fflush(stdout);
+  return finish(dir, rc, &d, &rep);
+}
+
+static int cmd_verify(const char *dir) {
+  fe_journal_report_t rep;
+  fe_diag_t d;
+  memset(&d, 0, sizeof d);
+  int rc = fe_journal_scan(dir, 0, NULL, NULL, &rep, &d);
+  if (rc == 0)
+    printf("%s: %" PRIu64 " records in %" PRIu64 " segments, lsn %" PRIu64
+           "..%" PRIu64 ", %" PRIu64 " bytes: %s\n", dir, rep.records,
+           rep.segments, rep.first_lsn, rep.last_lsn, rep.bytes,
+           rep.torn || rep.short_segment ? "torn tail" : "ok");
+  fflush(stdout);
+  return finish(dir, rc, &d, &rep);
+}
+
+static int cmd_stats(const char *dir) {
+  counts_t *c = calloc(1, sizeof *c);
+  if (c == NULL) {
+    fprintf(stderr, "fe-journal: out of memory\n");
+    return EXIT_CORRUPT;
+  }
+  fe_journal_report_t rep;
+  fe_diag_t d;
+  memset(&d, 0, sizeof d);
+  int rc = fe_journal_scan(dir, 0, count_one, c, &rep, &d);
+  printf("dir: %s\n", dir);
+  printf("segments: %" PRIu64 " (%016" PRIx64 " .. %016" PRIx64 ")\n",
+         rep.segments, rep.first_segment, rep.last_segment);
+  printf("records: %" PRIu64 "\n", rep.records);
+  printf("bytes: %" PRIu64 "\n", rep.bytes);
+  printf("first_lsn: %" PRIu64 "\nlast_lsn: %" PRIu64 "\nnext_lsn: %" PRIu64
+         "\n", rep.first_lsn, rep.last_lsn, rep.next_lsn);
+  printf("types:");
+  for (unsigned t = 0; t < 65536; t++) {
+    if (c->by_type[t] == 0)
+      continue;
+    char type[16];
+    format_type(type, sizeof type, (uint16_t)t, 0);
+    printf(" %s=%" PRIu64, type, c->by_type[t]);
+  }
+  printf("\n");
+  if (rep.torn)
+    printf("torn_tail: segment %" PRIu64 " offset %" PRIu64 ", %" PRIu64
+           " bytes (%s)\n", rep.torn_segment, rep.torn_offset, rep.torn_bytes,
+           rep.torn_why);
+  else
+    printf("torn_tail: none\n");
+  if (rep.short_segment)
+    printf("short_segment: %" PRIu64 " (%" PRIu64 " bytes)\n",
+           rep.short_segment, rep.short_bytes);
+  printf("tmp_files: %u\n", rep.tmp_files);
+  fflush(stdout);
+  free(c);
+  return finish(dir, rc, &d, &rep);
+}
+
+int main(int argc, char **argv) {
+  if (argc == 2 && (strcmp(argv[1], "--help") == 0 ||
+                    strcmp(argv[1], "-h") == 0)) {
+    usage(stdout);
+    return 0;
+  }
+  if (argc == 3 && strcmp(argv[1], "verify") == 0)
+    return cmd_verify(argv[2]);
+  if (argc == 3 && strcmp(argv[1], "stats") == 0)
+    return cmd_stats(argv[2]);
+  if (argc == 3 && strcmp(argv[1], "dump") == 0 && argv[2][0] != '-')
+    return cmd_dump(argv[2], 0);
+  if (argc == 4 && strcmp(argv[1], "dump") == 0 &&
+      strcmp(argv[2], "--json") == 0)
+    return cmd_dump(argv[3], 1);
+  usage(stderr);
+  return EXIT_USAGE;
+}
