@@ -73,6 +73,7 @@ typedef struct opts {
   int pin;            /* pin threads to CPUs 0, 1, ... */
   int json;
   int runs;
+  int fsync_group;    /* journaled scenarios: fsync every group */
 } opts_t;
 
 typedef struct result {
@@ -344,6 +345,14 @@ static inline void fill_event(fe_event_t *ev, uint64_t i) {
   ev->order.notional = 0;
 }
 
+/* Removes a scratch directory of the journal scenarios. */
+static void rm_rf(const char *dir) {
+  char cmd[128];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+  if (system(cmd) != 0)
+    fprintf(stderr, "fe_bench: could not remove %s\n", dir);
+}
+
 typedef struct bus_run {
   fe_bus_t *bus;
   const opts_t *o;
@@ -416,6 +425,7 @@ static int run_bus(const scenario_t *sc, const opts_t *o, uint64_t n,
                                             : SHAPE_GROUPED;
   int producers = shape == SHAPE_SHARDED ? 2 : 1;
   int lat = strncmp(sc->name, "lat_", 4) == 0;
+  int journaled = strstr(sc->name, "journaled") != NULL;
   static sink_t sink;
   memset(&sink, 0, sizeof sink);
   fe_stage_def_t st[4];
@@ -435,6 +445,23 @@ static int run_bus(const scenario_t *sc, const opts_t *o, uint64_t n,
   if (o->pin)
     for (int w = 0; w < FE_BUS_MAX_WORKERS; w++)
       cfg.cpu[w] = (producers + w) % 2; /* 2 cores: producers first */
+  /* Journaled: the journaller and the outcome stage join the stages on the
+   * one worker; validation runs in parallel with the journaller; no fsync
+   * (the page cache; -F group for an fsync per group). */
+  char jdir[64] = "";
+  fe_journal_config_t jc;
+  if (journaled) {
+    snprintf(jdir, sizeof jdir, "/tmp/fe-bench-journal-XXXXXX");
+    if (mkdtemp(jdir) == NULL)
+      return -1;
+    fe_journal_config_init(&jc);
+    jc.dir = jdir;
+    jc.fsync = o->fsync_group ? FE_FSYNC_GROUP : FE_FSYNC_NONE;
+    cfg.journal = &jc;
+    cfg.journal_worker = 0;
+    cfg.journal_user_bytes = 0;
+    st[0].parallel_to_journal = 1;
+  }
   fe_hist_t *h = NULL;
   if (lat) {
     fe_hist_config_t hc;
@@ -483,6 +510,8 @@ static int run_bus(const scenario_t *sc, const opts_t *o, uint64_t n,
     fe_hist_destroy(h);
   }
   fe_bus_destroy(bus);
+  if (journaled)
+    rm_rf(jdir);
   return 0;
 }
 
@@ -712,6 +741,7 @@ static const scenario_t scenarios[] = {
     {"ckring_spsc", 2, 20000000, 0, 0, run_handoff},
     {"mutex_queue", 2, 5000000, 0, 0, run_handoff},
     {"bus_1p1c", 2, 50000000, FE_WAIT_YIELD, 0, run_bus},
+    {"bus_1p1c_journaled", 2, 10000000, FE_WAIT_YIELD, 0, run_bus},
     {"bus_4stage_spin", 5, 20000000, FE_WAIT_SPIN, 0, run_bus},
     {"bus_4stage_yield", 5, 20000000, FE_WAIT_YIELD, 0, run_bus},
     {"bus_4stage_park", 5, 10000000, FE_WAIT_PARK, 0, run_bus},
@@ -783,6 +813,7 @@ static void usage(FILE *f) {
           "  -S, --spin N      idle checks spun before yielding (library default 200)\n"
           "  -Y, --yields N    park: yields before sleeping (library default 50)\n"
           "  -p, --pin         pin threads to CPUs\n"
+          "  -F, --fsync-group journaled scenarios: fsync every group (default: none)\n"
           "  -j, --json        JSON lines\n"
           "  -k, --runs K      runs per scenario; the median is reported (default 5)\n"
           "  -l, --list        list scenarios\n"
@@ -810,10 +841,11 @@ int main(int argc, char **argv) {
       {"batch", 1, 0, 'b'},  {"claim", 1, 0, 'c'}, {"wait", 1, 0, 'w'},
       {"pin", 0, 0, 'p'},    {"json", 0, 0, 'j'},  {"runs", 1, 0, 'k'},
       {"list", 0, 0, 'l'},   {"help", 0, 0, 'h'},  {"handler", 1, 0, 'H'},
-      {"spin", 1, 0, 'S'},   {"yields", 1, 0, 'Y'}, {0, 0, 0, 0}};
+      {"spin", 1, 0, 'S'},   {"yields", 1, 0, 'Y'}, {"fsync-group", 0, 0, 'F'},
+      {0, 0, 0, 0}};
   int ch;
   uint64_t v;
-  while ((ch = getopt_long(argc, argv, "n:r:R:b:c:w:pjk:lhH:S:Y:", lo, NULL)) != -1) {
+  while ((ch = getopt_long(argc, argv, "n:r:R:b:c:w:pjk:lhH:S:Y:F", lo, NULL)) != -1) {
     int bad = 0;
     switch (ch) {
     case 'n': bad = parse_u64(optarg, &o.events) || o.events == 0; break;
@@ -833,6 +865,7 @@ int main(int argc, char **argv) {
     case 'S': bad = parse_u64(optarg, &v) || v > UINT32_MAX; o.spin = (int64_t)v; break;
     case 'Y': bad = parse_u64(optarg, &v) || v > UINT32_MAX; o.yields = (int64_t)v; break;
     case 'p': o.pin = 1; break;
+    case 'F': o.fsync_group = 1; break;
     case 'j': o.json = 1; break;
     case 'k': bad = parse_u64(optarg, &v) || v == 0 || v > MAX_RUNS; o.runs = (int)v; break;
     case 'l':

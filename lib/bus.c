@@ -189,9 +189,29 @@ static void dead_letter(fe_bus_t *bus, consumer_t *c, fe_event_t *ev,
   fe__add_owned(&c->failed, 1);
   fe_dead_letter_t info = {c->stage->id, reason, attempts, (uint32_t)exhausted,
                            ev->flags >> FLAGS_REDRIVE_SHIFT, text ? text : ""};
+  const fe_event_t *put_ev = ev;
+  fe_event_t copy;
+  if (bus->meta != NULL) {
+    /* For the outcome stage downstream (C2), which journals it. */
+    slot_meta_t *m = fe__meta(bus, ev->seq);
+    m->dl_kind = exhausted ? FE_DLQ_RETRIES_EXHAUSTED : FE_DLQ_FAIL;
+    m->dl_attempts = attempts;
+    m->dl_redrives = info.redrives;
+    strncpy(m->dl_text, info.text, sizeof m->dl_text - 1);
+    m->dl_text[sizeof m->dl_text - 1] = '\0';
+    if (bus->dur != NULL) {
+      /* The queue's copy carries the journal event id in seq, so that a
+       * redrive can be journaled as taking it out of the queue.  A stage
+       * that runs parallel_to_journal may fail an event before it has an
+       * id: then 0. */
+      copy = *ev;
+      copy.seq = bus->stages[c->stage->id].parallel_to_journal ? 0 : m->eid;
+      put_ev = &copy;
+    }
+  }
   if (bus->dlq != NULL) {
     fe_dlq_put_t in = {
-        .event = ev,
+        .event = put_ev,
         .user_area = fe_event_user(ev),
         .user_len = bus->slot_size - (uint32_t)sizeof(fe_event_t),
         .stage = info.stage,
@@ -784,25 +804,121 @@ static int admit(fe_bus_t *bus, uint32_t type, const fe_order_t *order) {
   return 0;
 }
 
+int fe__claim_wait(fe_bus_t *bus, uint64_t *seq, uint64_t timeout_ns) {
+  return claim_wait(bus, 1, seq, timeout_ns);
+}
+
+void fe__publish_one(fe_bus_t *bus, uint64_t seq) { publish_range(bus, seq, 1); }
+
+/* The idempotency claim of a new order: 0 with *token (and key and
+ * fingerprint in *m's fields), or the table's answer. */
+static int idem_claim(fe_bus_t *bus, const fe_order_t *order,
+                      slot_meta_t *m, fe_submit_result_t *out) {
+  if (fe_idem_key_order(order, &m->sub_key) != 0)
+    return FE_EINVAL; /* no client order id: nothing to be idempotent on */
+  m->sub_fp = fe_idem_fingerprint(order);
+  fe_idem_claim_t c;
+  int r = fe_idem_claim(bus->idem, &m->sub_key, m->sub_fp, &c);
+  if (FE_LIKELY(r == 0)) {
+    m->sub_token = c.token;
+    m->sub_flags = META_KEY;
+    return 0;
+  }
+  if (r == FE_EDUPLICATE || r == FE_EINPROGRESS || r == FE_EMISMATCH)
+    __atomic_fetch_add(&bus->duplicates, 1, __ATOMIC_RELAXED);
+  if (out != NULL) {
+    if (r == FE_EDUPLICATE)
+      out->outcome = c.outcome;
+    else if (r == FE_EINPROGRESS)
+      out->lease_expiry_ns = c.expires_ns;
+  }
+  return r;
+}
+
+/* FE_SUBMIT_DURABLE: waits until the journaller has finished seq (its
+ * progress is released after the group was written, C2). */
+static int wait_durable(fe_bus_t *bus, uint64_t seq, uint64_t timeout_ns) {
+  const consumer_t *j = bus->stages[bus->journal_stage].shards[0];
+  uint64_t deadline = 0;
+  for (uint32_t i = 0; fe__load_acquire(&j->seq) <= seq; i++) { /* C1 */
+    if (i < 64) {
+      ck_pr_stall();
+      continue;
+    }
+    if (deadline == 0)
+      deadline = fe__deadline(timeout_ns);
+    if (fe__mono_ns() >= deadline)
+      return FE_ETIMEDOUT;
+    if (i < 256) {
+      sched_yield();
+    } else {
+      struct timespec ts = {0, 20000};
+      nanosleep(&ts, NULL);
+    }
+  }
+  return fe__durable_failed(bus) ? FE_EIO : 0;
+}
+
+int fe_bus_submit(fe_bus_t *bus, const fe_submit_t *in,
+                  fe_submit_result_t *out) {
+  uint64_t s;
+  if (FE_UNLIKELY(bus == NULL || in == NULL || in->order == NULL))
+    return FE_EINVAL;
+  uint32_t room = bus->slot_size - (uint32_t)sizeof(fe_event_t);
+  if (FE_UNLIKELY(in->user_len > room || (in->user_len && !in->user_area) ||
+                  ((in->flags & FE_SUBMIT_DURABLE) && bus->dur == NULL) ||
+                  (in->flags & ~FE_SUBMIT_DURABLE)))
+    return FE_EINVAL;
+  if (FE_UNLIKELY(fe__durable_failed(bus)))
+    return FE_EIO;
+  int r = admit(bus, in->type, in->order);
+  if (r != 0)
+    return r;
+  slot_meta_t sub = {0};
+  if (bus->idem != NULL && in->type == FE_EV_NEW_ORDER &&
+      (r = idem_claim(bus, in->order, &sub, out)) != 0)
+    return r;
+  if ((r = claim_wait(bus, 1, &s, in->timeout_ns)) != 0) {
+    if (sub.sub_token != 0)
+      fe_idem_abandon(bus->idem, sub.sub_token);
+    return r;
+  }
+  fe_event_t *ev = slot(bus, s);
+  ev->type = in->type;
+  ev->order = *in->order;
+  ev->trace_id = in->trace_id;
+  if (in->user_len != 0 || in->user_area != NULL) {
+    memcpy(fe_event_user(ev), in->user_area, in->user_len);
+    memset((uint8_t *)fe_event_user(ev) + in->user_len, 0,
+           room - in->user_len);
+  }
+  if (bus->meta != NULL) {
+    slot_meta_t *m = fe__meta(bus, s);
+    m->sub_seq = s;
+    m->sub_token = sub.sub_token;
+    m->sub_key = sub.sub_key;
+    m->sub_fp = sub.sub_fp;
+    m->sub_flags = sub.sub_flags;
+    m->sub_redrive_of = 0;
+  }
+  publish_range(bus, s, 1); /* P1 releases the slot and its meta */
+  if (out != NULL)
+    out->seq = s;
+  if (in->flags & FE_SUBMIT_DURABLE)
+    return wait_durable(bus, s, in->timeout_ns);
+  return 0;
+}
+
 int fe_bus_publish_order(fe_bus_t *bus, uint32_t type, const fe_order_t *order,
                          uint64_t trace_id, uint64_t timeout_ns,
                          uint64_t *seq) {
-  uint64_t s;
-  if (FE_UNLIKELY(bus == NULL || order == NULL))
-    return FE_EINVAL;
-  int r = admit(bus, type, order);
-  if (r == 0)
-    r = claim_wait(bus, 1, &s, timeout_ns);
-  if (r != 0)
-    return r;
-  fe_event_t *ev = slot(bus, s);
-  ev->type = type;
-  ev->order = *order;
-  ev->trace_id = trace_id;
-  publish_range(bus, s, 1);
-  if (seq != NULL)
-    *seq = s;
-  return 0;
+  fe_submit_t in = {.type = type, .order = order, .trace_id = trace_id,
+                    .timeout_ns = timeout_ns};
+  fe_submit_result_t out;
+  int r = fe_bus_submit(bus, &in, &out);
+  if (r == 0 && seq != NULL)
+    *seq = out.seq;
+  return r;
 }
 
 int fe_bus_redrive(const fe_event_t *ev, const void *user_area,
@@ -823,6 +939,15 @@ int fe_bus_redrive(const fe_event_t *ev, const void *user_area,
   uint32_t room = bus->slot_size - (uint32_t)sizeof(fe_event_t);
   if (user_len != 0)
     memcpy(fe_event_user(dst), user_area, user_len < room ? user_len : room);
+  if (bus->meta != NULL) {
+    /* No idempotency claim: the key's entry keeps the first outcome.  With
+     * a journal, ev's seq is the dead letter's event id (dead_letter()). */
+    slot_meta_t *m = fe__meta(bus, s);
+    m->sub_seq = s;
+    m->sub_token = 0;
+    m->sub_flags = 0;
+    m->sub_redrive_of = bus->dur != NULL ? ev->seq : 0;
+  }
   publish_range(bus, s, 1);
   return 0;
 }
@@ -911,7 +1036,9 @@ int fe_bus_start(fe_bus_t *bus, fe_diag_t *diag) {
       }
     }
   __atomic_store_n(&bus->state, ST_RUNNING, __ATOMIC_RELEASE);
-  return 0;
+  /* Recovery's dead letters back into the DLQ, then its unfinished events,
+   * before anything the host publishes after this returns. */
+  return fe__durable_start(bus, diag);
 }
 
 int fe_bus_poll(fe_bus_t *bus, uint32_t worker) {
@@ -1004,6 +1131,7 @@ int fe_bus_stats(const fe_bus_t *bus, fe_bus_stats_t *out) {
   out->full = fe__load_relaxed(&bus->full);
   out->throttled = fe__load_relaxed(&bus->throttled);
   out->halted = fe__load_relaxed(&bus->halted);
+  out->duplicates = fe__load_relaxed(&bus->duplicates);
   out->parks = fe__load_relaxed(&bus->parks);
   out->wakeups = fe__load_relaxed(&bus->wakeups);
   out->lost_wakeups = fe__load_relaxed(&bus->lost_wakeups);

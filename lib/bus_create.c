@@ -205,6 +205,8 @@ void fe__bus_free(fe_bus_t *bus) {
   free(bus->stages);
   free(bus->workers);
   free(bus->ends);
+  fe__durable_free(bus->dur);
+  unmap(bus->meta, (size_t)bus->capacity * sizeof *bus->meta);
   unmap(bus->avail, (size_t)bus->capacity * sizeof *bus->avail);
   unmap(bus->slots, (size_t)bus->capacity * bus->slot_size);
   free(bus);
@@ -254,6 +256,7 @@ static int build_stages(fe_bus_t *bus, const fe_bus_config_t *cfg,
     st->key_user = d->key_user;
     st->n_shards = d->shards;
     st->retry = d->retry;
+    st->parallel_to_journal = d->parallel_to_journal;
     st->all_types = d->n_types == 0;
     for (uint32_t k = 0; k < d->n_types; k++) {
       if (d->types[k] < 64)
@@ -362,11 +365,99 @@ static int bus_alloc(fe_bus_t *bus, const fe_bus_config_t *cfg) {
   return 0;
 }
 
+/* With a journal or an idempotency table, the host's stage table plus the
+ * internal stages: "fe.journal" (no upstream; every host stage not marked
+ * parallel_to_journal waits for it) and "fe.outcome" (after every sink, the
+ * journaller included).  Both run on journal_worker, one shard each. */
+static int add_internal_stages(const fe_bus_config_t *cfg, fe_bus_config_t *x,
+                               fe_stage_def_t *st, uint32_t *jid,
+                               uint32_t *oid, fe_diag_t *d) {
+  uint32_t n = cfg->n_stages;
+  int journal = cfg->journal != NULL;
+  *jid = *oid = UINT32_MAX;
+  if (cfg->idem == NULL && !journal)
+    return 0;
+  if (cfg->stages == NULL || n == 0 || n > FE_BUS_MAX_STAGES)
+    return 0; /* check_config reports it */
+  if (n + 1 + journal > FE_BUS_MAX_STAGES)
+    return fe__diag(d, FE_ENOSTAGES, "n_stages %u: a bus with %s keeps %d "
+                    "stages for itself, so at most %d are left", n,
+                    journal ? "a journal" : "an idempotency table",
+                    1 + journal, FE_BUS_MAX_STAGES - 1 - journal);
+  if (cfg->journal_worker >= FE_BUS_MAX_WORKERS)
+    return fe__diag(d, FE_EWORKER, "journal_worker %u: must be below %d",
+                    cfg->journal_worker, FE_BUS_MAX_WORKERS);
+  memcpy(st, cfg->stages, n * sizeof *st);
+  uint64_t upstream = 0; /* host stages some host stage depends on */
+  for (uint32_t i = 0; i < n; i++)
+    for (uint32_t k = 0; k < st[i].n_deps && k < FE_BUS_MAX_DEPS; k++)
+      if (st[i].deps[k] < n)
+        upstream |= 1ull << st[i].deps[k];
+  uint32_t next = n;
+  if (journal) {
+    *jid = next++;
+    fe_stage_def_init(&st[*jid]);
+    st[*jid].name = "fe.journal";
+    st[*jid].batch_handler = fe__journal_stage;
+    st[*jid].worker = cfg->journal_worker;
+    for (uint32_t i = 0; i < n; i++) {
+      if (st[i].parallel_to_journal)
+        continue;
+      if (st[i].n_deps >= FE_BUS_MAX_DEPS)
+        return fe__diag(d, FE_EDEPEND, "stage \"%s\": it already has %d "
+                        "upstream stages, so it cannot also wait for the "
+                        "journal (set parallel_to_journal only if it has no "
+                        "effect outside the process)",
+                        st[i].name ? st[i].name : "?", FE_BUS_MAX_DEPS);
+      st[i].deps[st[i].n_deps++] = *jid;
+    }
+  }
+  *oid = next++;
+  fe_stage_def_t *o = &st[*oid];
+  fe_stage_def_init(o);
+  o->name = "fe.outcome";
+  o->batch_handler = fe__outcome_stage;
+  o->worker = cfg->journal_worker;
+  for (uint32_t i = 0; i < n; i++) {
+    if (upstream & (1ull << i))
+      continue;
+    if (o->n_deps == FE_BUS_MAX_DEPS)
+      return fe__diag(d, FE_EDEPEND, "more than %d sink stages: the outcome "
+                      "stage that follows them all can wait for at most %d",
+                      FE_BUS_MAX_DEPS - journal, FE_BUS_MAX_DEPS - journal);
+    o->deps[o->n_deps++] = i;
+  }
+  if (journal) {
+    int journal_feeds = 0;
+    for (uint32_t i = 0; i < n; i++)
+      journal_feeds |= !st[i].parallel_to_journal;
+    if (!journal_feeds) {
+      if (o->n_deps == FE_BUS_MAX_DEPS)
+        return fe__diag(d, FE_EDEPEND, "too many sink stages for the "
+                        "outcome stage (at most %d)", FE_BUS_MAX_DEPS - 1);
+      o->deps[o->n_deps++] = *jid;
+    }
+  }
+  *x = *cfg;
+  x->stages = st;
+  x->n_stages = next;
+  return 0;
+}
+
 int fe_bus_create(const fe_bus_config_t *cfg, fe_bus_t **out, fe_diag_t *diag) {
   uint32_t order[FE_BUS_MAX_STAGES], n_workers = 0;
   if (cfg == NULL || out == NULL)
     return fe__diag(diag, FE_EINVAL, "%s is NULL", cfg == NULL ? "cfg" : "out");
-  int r = check_config(cfg, order, &n_workers, diag);
+  const fe_bus_config_t *host_cfg = cfg;
+  fe_bus_config_t xcfg;
+  fe_stage_def_t xst[FE_BUS_MAX_STAGES];
+  uint32_t jid, oid;
+  int r = add_internal_stages(cfg, &xcfg, xst, &jid, &oid, diag);
+  if (r)
+    return r;
+  if (oid != UINT32_MAX)
+    cfg = &xcfg;
+  r = check_config(cfg, order, &n_workers, diag);
   if (r)
     return r;
   fe_bus_t *bus = fe__zalloc_aligned(sizeof *bus);
@@ -392,6 +483,11 @@ int fe_bus_create(const fe_bus_config_t *cfg, fe_bus_t **out, fe_diag_t *diag) {
   bus->dead_letter_user = cfg->dead_letter_user;
   bus->now_ns = cfg->now_ns;
   bus->clock_user = cfg->clock_user;
+  bus->idem = cfg->idem;
+  bus->on_outcome = cfg->on_outcome;
+  bus->outcome_user = cfg->outcome_user;
+  bus->journal_stage = jid;
+  bus->outcome_stage = oid;
   if (bus->now_ns == NULL)
     fe_clock_init(NULL); /* calibrates once per process (~20 ms) */
   if ((r = bus_alloc(bus, cfg)) != 0 || (r = build_stages(bus, cfg, order)) != 0 ||
@@ -400,6 +496,24 @@ int fe_bus_create(const fe_bus_config_t *cfg, fe_bus_t **out, fe_diag_t *diag) {
     return fe__diag(diag, r, "cannot allocate a ring of %u slots of %u bytes "
                     "and its %u workers", cfg->capacity, cfg->slot_size,
                     n_workers);
+  }
+  if (oid != UINT32_MAX) {
+    bus->stages[oid].user = bus;
+    /* The outcome stage sees every event, rejected and dead ones too. */
+    bus->stages[oid].shards[0]->ancestors = 0;
+    bus->stages[oid].ancestors = 0;
+    if ((bus->meta = map((size_t)bus->capacity * sizeof *bus->meta)) == NULL) {
+      fe__bus_free(bus);
+      return fe__diag(diag, FE_ENOMEM, "cannot allocate the slots' "
+                      "durability data");
+    }
+  }
+  if (jid != UINT32_MAX) {
+    bus->stages[jid].user = bus;
+    if ((r = fe__durable_open(bus, host_cfg, diag)) != 0) {
+      fe__bus_free(bus);
+      return r;
+    }
   }
   *out = bus;
   return 0;

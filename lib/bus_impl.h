@@ -25,6 +25,36 @@ enum { ST_CREATED, ST_RUNNING, ST_STOPPING, ST_STOPPED };
 
 typedef struct stage stage_t;
 
+/* Per-slot durability data, beside the ring (the event layout stays the
+ * host's).  Three writers, each with its own fields:
+ *   sub_*: the submitting thread, before the publish that releases them
+ *          (fe_bus_submit, fe_bus_redrive, recovery); valid only while
+ *          sub_seq equals the event's seq (a raw fe_bus_publish does not
+ *          write them, so stale values are recognised);
+ *   eid, lsn: the journaller, before its progress is released (C2) to the
+ *          stages gated on it;
+ *   dl_*:  the stage that dead-letters the event, read by the outcome stage
+ *          downstream of it (C2 again). */
+typedef struct slot_meta {
+  uint64_t sub_seq;
+  uint64_t sub_token;      /* idempotency claim, 0: none */
+  fe_idem_key_t sub_key;
+  uint64_t sub_fp;
+  uint64_t sub_redrive_of; /* eid of the dead letter redriven, 0: none */
+  uint32_t sub_flags;      /* META_* */
+  uint32_t dl_attempts;
+  uint64_t eid;            /* journal event id, 0: not journaled */
+  uint64_t lsn;            /* journal record that holds the event */
+  uint32_t dl_kind, dl_redrives;
+  char dl_text[48];
+} slot_meta_t;
+
+#define META_KEY 1u       /* sub_key and sub_fp are set */
+#define META_RECOVERED 2u /* re-driven by recovery: already journaled */
+#define META_SENT 4u      /* recovery found it sent: fe_bus_intent refuses */
+
+typedef struct durable durable_t; /* lib/durable.c */
+
 /* One shard of a stage (or the bus's internal end-of-graph accountant).
  * Written by the worker that owns it; `seq` is read by downstream
  * consumers and producers, the counters by fe_bus_stats(). */
@@ -74,6 +104,7 @@ struct stage {
   uint32_t n_big_types;
   uint32_t big_types[FE_STAGE_MAX_TYPES];
   fe_retry_policy_t retry;
+  uint32_t parallel_to_journal;
 };
 
 typedef struct worker {
@@ -99,6 +130,14 @@ struct fe_bus {
   int host_driven, asym;
   fe_trading_t *trading;
   fe_throttle_t *throttle;
+  fe_idem_t *idem;
+  void (*on_outcome)(const fe_event_t *ev, fe_idem_outcome_t *out,
+                     void *user);
+  void *outcome_user;
+  durable_t *dur;     /* journal, recovery state; NULL: none */
+  slot_meta_t *meta;  /* capacity entries when idem or journal; else NULL */
+  uint32_t journal_stage, outcome_stage; /* internal stage ids, or
+                                            UINT32_MAX */
   fe_dlq_t *dlq;
   fe_dead_letter_fn on_dead_letter;
   void *dead_letter_user;
@@ -139,10 +178,37 @@ struct fe_bus {
   char pad5[FE_PAD - sizeof(uint32_t)];
 
   /* Slow-path counters (atomic read-modify-write, off the hot path). */
-  uint64_t full, voided, parks, wakeups, lost_wakeups, throttled, halted;
+  uint64_t full, voided, parks, wakeups, lost_wakeups, throttled, halted,
+      duplicates;
 };
 
 /* Frees a bus built (even partly) by fe_bus_create. */
 void fe__bus_free(fe_bus_t *bus);
+
+/* lib/durable.c.  The internal stages' batch handlers (user: the bus). */
+void fe__journal_stage(fe_stage_ctx_t *ctx, fe_event_t *const *evs,
+                       uint32_t n, void *bus);
+void fe__outcome_stage(fe_stage_ctx_t *ctx, fe_event_t *const *evs,
+                       uint32_t n, void *bus);
+/* Opens cfg->journal and replays it into a new durable_t (idempotency
+ * entries restored, dead letters and unfinished events collected, in-doubt
+ * events resolved).  Called by fe_bus_create once the bus is built. */
+int fe__durable_open(fe_bus_t *bus, const fe_bus_config_t *cfg,
+                     fe_diag_t *diag);
+/* Puts the collected dead letters into the DLQ and re-drives the
+ * unfinished events; called by fe_bus_start once workers run. */
+int fe__durable_start(fe_bus_t *bus, fe_diag_t *diag);
+void fe__durable_free(durable_t *d);
+/* 1 once the journal could not be written (sticky). */
+int fe__durable_failed(const fe_bus_t *bus);
+/* Publishing helpers shared with durable.c (lib/bus.c). */
+int fe__claim_wait(fe_bus_t *bus, uint64_t *seq, uint64_t timeout_ns);
+void fe__publish_one(fe_bus_t *bus, uint64_t seq);
+static inline fe_event_t *fe__slot(const fe_bus_t *bus, uint64_t seq) {
+  return (fe_event_t *)(bus->slots + (seq & bus->mask) * bus->slot_size);
+}
+static inline slot_meta_t *fe__meta(const fe_bus_t *bus, uint64_t seq) {
+  return &bus->meta[seq & bus->mask];
+}
 
 #endif /* FE_BUS_IMPL_H */

@@ -305,3 +305,8 @@ uint64_t fe_clock_now_ns(void) {
 uint64_t fe_clock_realtime_ns(void) { return read_clock(CLOCK_REALTIME); }
 
 uint64_t fe_clock_ticks_per_sec(void) { return state()->ticks_per_sec; }
+
+uint64_t fe_clock_wall_fn(void *unused) {
+  (void)unused;
+  return fe_clock_realtime_ns();
+}

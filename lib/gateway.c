@@ -10,8 +10,8 @@
 /* Counters of one venue, on their own lines: a sharded execution stage
  * updates different venues from different workers. */
 typedef struct venue_ctr {
-  uint64_t sent, accepted, rejected, errors, not_permitted;
-  char pad[FE_PAD - 5 * sizeof(uint64_t)];
+  uint64_t sent, accepted, rejected, errors, not_permitted, already_sent;
+  char pad[FE_PAD - 6 * sizeof(uint64_t)];
 } venue_ctr_t;
 
 struct fe_gateway {
@@ -99,6 +99,22 @@ fe_verdict_t fe_gateway_stage(fe_stage_ctx_t *ctx, fe_event_t *ev,
     count(&c->not_permitted);
     return open_verdict(gw, ctx, b);
   }
+  if (ctx->bus != NULL) {
+    /* Journal the intent before the order can leave the process. */
+    int r = fe_bus_intent(ctx, ev);
+    if (r == FE_EDUPLICATE) { /* sent before a crash: never again */
+      if (b != NULL)
+        fe_breaker_release(b, permit);
+      count(&c->already_sent);
+      return FE_CONTINUE;
+    }
+    if (r != 0) {
+      if (b != NULL)
+        fe_breaker_release(b, permit);
+      ctx->text = "gateway: cannot journal the intent to send";
+      return fe_retry(ctx, gw->cfg.open_reason);
+    }
+  }
   count(&c->sent);
   fe_verdict_t vd = gw->cfg.send(ctx, ev, v, gw->cfg.user);
   switch (vd) {
@@ -133,5 +149,6 @@ int fe_gateway_stats(const fe_gateway_t *gw, uint32_t venue,
   out->rejected = fe__load_relaxed(&c->rejected);
   out->errors = fe__load_relaxed(&c->errors);
   out->not_permitted = fe__load_relaxed(&c->not_permitted);
+  out->already_sent = fe__load_relaxed(&c->already_sent);
   return 0;
 }

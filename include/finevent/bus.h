@@ -34,12 +34,17 @@
 
 #include "error.h"
 #include "event.h"
+#include "idem.h"
 #include "retry.h"
 #include "throttle.h"
 #include "trading.h"
 
 /* dlq.h includes this header; the bus needs only the handle. */
 typedef struct fe_dlq fe_dlq_t;
+/* journal.h: the bus needs only these names. */
+typedef struct fe_journal fe_journal_t;
+struct fe_journal_config;
+struct fe_journal_record;
 
 #ifdef __cplusplus
 extern "C" {
@@ -211,6 +216,13 @@ typedef struct fe_stage_def {
                            handles only these types and steps over the rest
                            (they continue to later stages untouched) */
   uint32_t types[FE_STAGE_MAX_TYPES];
+  uint32_t parallel_to_journal; /* with a journal (cfg.journal): 0 (default):
+                              the stage sees an event only once it is
+                              journaled; 1: it runs in parallel with the
+                              journaller, as LMAX runs business logic -- only
+                              for stages with no effect outside the process
+                              (validation), since a crash may lose an event
+                              they saw */
   fe_retry_policy_t retry; /* used on FE_RETRY (default: fe_retry_policy_init:
                               1 ms doubling to 100 ms, 5 attempts) */
 } fe_stage_def_t;
@@ -248,6 +260,37 @@ typedef struct fe_bus_config {
                               must outlive the bus. */
   fe_throttle_t *throttle; /* admission: rate limits on new orders, keyed
                               by account; NULL: none.  Borrowed. */
+  /* Exactly-once (see "Durability" below).  All three NULL: none. */
+  fe_idem_t *idem;         /* admission by fe_bus_submit of new orders:
+                              duplicates get the first outcome.  Borrowed.
+                              With a journal, give the table a wall clock
+                              (now_ns = fe_clock_wall_fn): recovery restores
+                              entries with their wall completion times */
+  const struct fe_journal_config *journal; /* the bus opens (recovering) and
+                              closes this journal; NULL: no journal */
+  uint32_t journal_worker; /* worker that runs the journaller and the
+                              outcome stage (default 0) */
+  uint32_t journal_user_bytes; /* user-area bytes journaled with each event
+                              (default UINT32_MAX: all of it) */
+  /* Recovery: an event journaled with an intent to send and no outcome is
+   * "in doubt".  The hook asks the outside world (the venue) whether it was
+   * sent and returns 1 (sent: it is re-driven marked as sent, so
+   * fe_bus_intent() answers FE_EDUPLICATE and nothing sends it again), 0
+   * (not sent: re-driven normally) or a negative code (fe_bus_create fails
+   * with it).  NULL: every in-doubt event counts as sent (never send twice;
+   * the host reconciles).  Called during fe_bus_create, on its thread. */
+  int (*in_doubt)(const fe_event_t *ev, void *user);
+  void *in_doubt_user;
+  /* Fills in what the idempotency table stores for a finished event
+   * (venue order id, fill summary, host bytes) after the bus set status,
+   * reason and ref.  Runs on the journal worker; NULL: nothing added. */
+  void (*on_outcome)(const fe_event_t *ev, fe_idem_outcome_t *out,
+                     void *user);
+  void *outcome_user;
+  /* Journal records of host types (>= 0x8000) met during recovery, in
+   * order, e.g. saga state; NULL: skipped. */
+  int (*on_replay)(const struct fe_journal_record *rec, void *user);
+  void *replay_user;
   uint64_t (*now_ns)(void *clock_user); /* monotonic ns for retry timing;
                                            NULL (default): fe_clock_now_ns.
                                            Tests inject a fake clock. */
@@ -269,6 +312,9 @@ typedef struct fe_bus_stats {
                          (never entered the ring: not in published) */
   uint64_t halted;    /* fe_bus_publish_order refused by the trading state
                          (halted or reduce-only; not in published) */
+  uint64_t duplicates;/* fe_bus_submit answered from the idempotency table
+                         (FE_EDUPLICATE, FE_EINPROGRESS, FE_EMISMATCH; not
+                         in published) */
   uint64_t parks;     /* times a worker went to sleep (FE_WAIT_PARK) */
   uint64_t wakeups;   /* futex wake calls made by publishers and stages */
   uint64_t lost_wakeups; /* parks that ended by the safety timeout while
@@ -380,6 +426,110 @@ FE_API fe_event_t *fe_bus_event_at(fe_bus_t *bus, uint64_t seq);
 FE_API int fe_bus_publish_order(fe_bus_t *bus, uint32_t type,
                                 const fe_order_t *order, uint64_t trace_id,
                                 uint64_t timeout_ns, uint64_t *seq);
+
+/* ------------------------------------------------------------ durability
+ *
+ * With cfg.idem and/or cfg.journal the bus gives each new order an
+ * exactly-once effect:
+ *   - fe_bus_submit() claims the order's idempotency key (account, client
+ *     order id) before it claims a slot: a duplicate returns FE_EDUPLICATE
+ *     with the first outcome (or FE_EINPROGRESS) and never enters the ring;
+ *     a different order under a used key returns FE_EMISMATCH.
+ *   - An internal stage, "fe.journal" (on journal_worker), appends every
+ *     event to the journal in groups, in parallel with the stages marked
+ *     parallel_to_journal; every other stage sees an event only after its
+ *     group was written (and fsynced, under FE_FSYNC_GROUP).
+ *   - An internal last stage, "fe.outcome", records each event's outcome
+ *     (completed, rejected, dead-lettered) in the journal and then in the
+ *     idempotency table.
+ *   - The execution stage calls fe_bus_intent() before it sends an order
+ *     out (fe_gateway_stage does): the intent is journaled first, so that
+ *     recovery knows which orders may have reached the venue.
+ *   - fe_bus_create() with a journal recovers: it verifies the journal
+ *     (see journal.h), rebuilds the idempotency table and the dead-letter
+ *     queue, asks cfg.in_doubt about orders with an intent but no outcome,
+ *     and fe_bus_start() re-drives every journaled event with no outcome,
+ *     before anything new.
+ * The two internal stages take stage ids n_stages and n_stages + 1 (so a
+ * journaled bus has at most FE_BUS_MAX_STAGES - 2 stages of its own).
+ */
+
+/* What to submit: fe_bus_submit() copies it into a slot. */
+typedef struct fe_submit {
+  uint32_t type;            /* FE_EV_NEW_ORDER, FE_EV_CANCEL, ... */
+  uint32_t flags;           /* FE_SUBMIT_DURABLE */
+  const fe_order_t *order;  /* required */
+  uint64_t trace_id;
+  const void *user_area;    /* copied into the slot's user area (the rest
+                               of it is zeroed); may be NULL */
+  uint32_t user_len;        /* <= fe_bus_user_size() */
+  uint64_t timeout_ns;      /* longest wait for a slot, and for durability
+                               (FE_WAIT_FOREVER: none) */
+} fe_submit_t;
+
+/* Return only once the event is journaled under the journal's fsync policy
+ * (needs cfg.journal): the acknowledgement a broker may give its client. */
+#define FE_SUBMIT_DURABLE 1u
+
+typedef struct fe_submit_result {
+  uint64_t seq;              /* 0: ring sequence of the published event */
+  uint64_t lease_expiry_ns;  /* FE_EINPROGRESS: when the first claim's lease
+                                ends (the idempotency table's clock) */
+  fe_idem_outcome_t outcome; /* FE_EDUPLICATE: the first outcome */
+} fe_submit_result_t;
+
+/* Admission, idempotency and publication of one event, optionally waiting
+ * until it is durable.  In order: the trading state (FE_EHALTED,
+ * FE_EREDUCEONLY), the throttle for new orders (FE_ETHROTTLED), the
+ * idempotency claim for new orders when cfg.idem is set (FE_EDUPLICATE
+ * with out->outcome, FE_EINPROGRESS, FE_EMISMATCH, FE_ETABLEFULL, FE_EINVAL
+ * for an empty client order id), the slot claim (FE_ETIMEDOUT,
+ * FE_ESTOPPED: the idempotency claim is then abandoned), publication, and
+ * with FE_SUBMIT_DURABLE the wait for the journal (FE_ETIMEDOUT here means
+ * the event IS published but was not yet durable at the deadline; out->seq
+ * is set).  Refusals before the slot claim never touch the ring and are
+ * counted (throttled, halted, duplicates).
+ *   in   required; read during the call.
+ *   out  may be NULL.
+ * Returns 0, the codes above, FE_EINVAL (NULL, user_len too large,
+ * FE_SUBMIT_DURABLE without a journal).  Threads as fe_bus_try_claim.
+ * Lock-free up to the slot claim (no allocation, lock or system call);
+ * blocking while the ring is full and while waiting for durability. */
+FE_API int fe_bus_submit(fe_bus_t *bus, const fe_submit_t *in,
+                         fe_submit_result_t *out);
+
+/* From a handler, before an effect outside the process that must never
+ * happen twice (sending ev to a venue): journals the intent and writes it
+ * out (and fsyncs under FE_FSYNC_GROUP).  Returns
+ *   0             go ahead (also when the bus has no journal);
+ *   FE_EDUPLICATE recovery established that ev was already sent before a
+ *                 crash: do not send it again, treat it as sent;
+ *   FE_EIO        the journal cannot be written: do not send (retry);
+ *   FE_ESTATE     the stage runs parallel_to_journal (ev may not be
+ *                 journaled yet: such a stage must not send).
+ * Called on the stage's worker; blocking (one write, maybe an fsync). */
+FE_API int fe_bus_intent(fe_stage_ctx_t *ctx, const fe_event_t *ev);
+
+/* What recovery found (all 0 without a journal). */
+typedef struct fe_bus_recovery {
+  uint64_t records;         /* journal records read */
+  uint64_t events;          /* events journaled */
+  uint64_t finished;        /* of them, with an outcome */
+  uint64_t redriven;        /* without one: re-driven by fe_bus_start */
+  uint64_t in_doubt_sent;   /* in doubt, found sent (re-driven as sent) */
+  uint64_t in_doubt_unsent; /* in doubt, found not sent */
+  uint64_t idem_restored;   /* idempotency entries rebuilt */
+  uint64_t dlq_restored;    /* dead letters put back into cfg.dlq */
+  uint64_t truncated_bytes; /* torn tail cut off the journal */
+} fe_bus_recovery_t;
+
+/* Copies what recovery found.  Returns 0 or FE_EINVAL.  Any thread. */
+FE_API int fe_bus_recovery(const fe_bus_t *bus, fe_bus_recovery_t *out);
+
+/* The bus's journal (NULL without one), for host records (types >=
+ * 0x8000, e.g. saga state) appended with fe_journal_append().  Owned by
+ * the bus: do not close it. */
+FE_API fe_journal_t *fe_bus_journal(fe_bus_t *bus);
 
 /* The republish function for fe_dlq_redrive() / fe_dlq_redrive_all() of a
  * dead-letter queue fed by this bus: pass it with the bus as `user`.  It

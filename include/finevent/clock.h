@@ -132,6 +132,12 @@ FE_API uint64_t fe_clock_realtime_ns(void);
  * or 1000000000 for the monotonic source.  Any thread; wait-free. */
 FE_API uint64_t fe_clock_ticks_per_sec(void);
 
+/* fe_clock_realtime_ns() in the shape of the modules' injectable clocks
+ * (`now_ns(clock_user)`; the argument is ignored): for tables whose times
+ * must survive a restart, e.g. an idempotency table rebuilt from a
+ * journal.  Thread-safe. */
+FE_API uint64_t fe_clock_wall_fn(void *unused);
+
 #ifdef __cplusplus
 }
 #endif

@@ -20,5 +20,7 @@
 #include "trading.h"
 #include "dlq.h"
 #include "gateway.h"
+#include "idem.h"
+#include "journal.h"
 
 #endif /* FINEVENT_FINEVENT_H */

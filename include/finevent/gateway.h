@@ -15,7 +15,11 @@
  *      (FE_GATEWAY_OPEN_DEAD_LETTER: the order goes to the bus's
  *      dead-letter queue, text "circuit open: <breaker name>", for an
  *      operator to redrive once the venue is back);
- *   3. otherwise calls send and reports its verdict to the breaker:
+ *   3. journals the intent to send (fe_bus_intent(); with no journal this
+ *      costs nothing).  An order that recovery found already sent before a
+ *      crash is not sent again: it continues as accepted.  If the intent
+ *      cannot be written the order is not sent: FE_RETRY with open_reason.
+ *   4. otherwise calls send and reports its verdict to the breaker:
  *        FE_CONTINUE  the venue accepted it              -> success
  *        FE_REJECT    the venue answered with a reject   -> success (a
  *                     business reject says the venue is healthy)
@@ -112,6 +116,8 @@ typedef struct fe_gateway_stats {
   uint64_t rejected;      /* send returned FE_REJECT */
   uint64_t errors;        /* send returned FE_RETRY or FE_FAIL */
   uint64_t not_permitted; /* breaker refused: send not called */
+  uint64_t already_sent;  /* recovery found it sent before a crash
+                             (fe_bus_intent): send not called again */
 } fe_gateway_stats_t;
 
 /* Fills cfg with the defaults above (no send, one unguarded venue).

@@ -1,0 +1,701 @@
+/*
+ * The bus's exactly-once machinery: the journaller and outcome stages, the
+ * intent record, and recovery (replay, idempotency and dead-letter rebuild,
+ * in-doubt resolution, re-drive).  See "durability" in bus.h; the record
+ * layouts are in jrec.h.
+ */
+#define _GNU_SOURCE
+#include "bus_impl.h"
+#include "jrec.h"
+#include "sync.h"
+
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Reason of the dead letters made when the journal cannot be written. */
+#define FE_REASON_JOURNAL 252
+#define RETIRE_EVERY_NS 1000000000ull
+
+/* ------------------------------------------------- recovery's eid map */
+
+/* An event met during replay: its record copy (jrec_event_t + user bytes). */
+typedef struct rentry {
+  uint64_t eid, lsn;
+  int intent;             /* an intent record was seen */
+  int sent;               /* in doubt, resolved as sent */
+  jrec_outcome_t dl;      /* dead letters: what the outcome said */
+  uint32_t size;
+  jrec_event_t rec;       /* followed by the user bytes */
+} rentry_t;
+
+/* Open addressing on eid with linear probing and backward-shift deletion:
+ * recovery only (allocation is fine at create). */
+typedef struct rmap {
+  rentry_t **v;
+  size_t cap, n;
+} rmap_t;
+
+static size_t rmap_slot(const rmap_t *m, uint64_t eid) {
+  return (size_t)((eid * 0x9e3779b97f4a7c15ull) >> 20) & (m->cap - 1);
+}
+
+static int rmap_put(rmap_t *m, rentry_t *e) {
+  if ((m->n + 1) * 2 > m->cap) {
+    rmap_t g = {calloc(m->cap ? m->cap * 2 : 1024, sizeof(rentry_t *)),
+                m->cap ? m->cap * 2 : 1024, 0};
+    if (g.v == NULL)
+      return FE_ENOMEM;
+    for (size_t i = 0; i < m->cap; i++)
+      if (m->v[i] != NULL) {
+        size_t k = rmap_slot(&g, m->v[i]->eid);
+        while (g.v[k] != NULL)
+          k = (k + 1) & (g.cap - 1);
+        g.v[k] = m->v[i];
+        g.n++;
+      }
+    free(m->v);
+    *m = g;
+  }
+  size_t k = rmap_slot(m, e->eid);
+  while (m->v[k] != NULL) {
+    if (m->v[k]->eid == e->eid) { /* a duplicate id: keep the first */
+      free(e);
+      return 0;
+    }
+    k = (k + 1) & (m->cap - 1);
+  }
+  m->v[k] = e;
+  m->n++;
+  return 0;
+}
+
+static rentry_t *rmap_take(rmap_t *m, uint64_t eid) {
+  if (m->cap == 0)
+    return NULL;
+  size_t k = rmap_slot(m, eid);
+  while (m->v[k] != NULL && m->v[k]->eid != eid)
+    k = (k + 1) & (m->cap - 1);
+  rentry_t *e = m->v[k];
+  if (e == NULL)
+    return NULL;
+  m->v[k] = NULL;
+  m->n--;
+  /* Backward shift: move later members of the cluster into the hole when
+   * their home lies at or before it. */
+  for (size_t j = (k + 1) & (m->cap - 1); m->v[j] != NULL;
+       j = (j + 1) & (m->cap - 1)) {
+    size_t h = rmap_slot(m, m->v[j]->eid);
+    if (((j - h) & (m->cap - 1)) >= ((j - k) & (m->cap - 1))) {
+      m->v[k] = m->v[j];
+      m->v[j] = NULL;
+      k = j;
+    }
+  }
+  return e;
+}
+
+static rentry_t *rmap_get(const rmap_t *m, uint64_t eid) {
+  if (m->cap == 0)
+    return NULL;
+  size_t k = rmap_slot(m, eid);
+  while (m->v[k] != NULL && m->v[k]->eid != eid)
+    k = (k + 1) & (m->cap - 1);
+  return m->v[k];
+}
+
+/* Moves the map's entries into a new array sorted by eid. */
+static int cmp_entry(const void *a, const void *b) {
+  uint64_t x = (*(rentry_t *const *)a)->eid, y = (*(rentry_t *const *)b)->eid;
+  return x < y ? -1 : x > y;
+}
+
+static rentry_t **rmap_drain_sorted(rmap_t *m, size_t *n) {
+  rentry_t **out = malloc((m->n ? m->n : 1) * sizeof *out);
+  if (out == NULL)
+    return NULL;
+  size_t k = 0;
+  for (size_t i = 0; i < m->cap; i++)
+    if (m->v[i] != NULL)
+      out[k++] = m->v[i], m->v[i] = NULL;
+  m->n = 0;
+  qsort(out, k, sizeof *out, cmp_entry);
+  *n = k;
+  return out;
+}
+
+static void rmap_free(rmap_t *m) {
+  for (size_t i = 0; i < m->cap; i++)
+    free(m->v[i]);
+  free(m->v);
+  m->v = NULL;
+  m->cap = m->n = 0;
+}
+
+/* --------------------------------------------------------- the state */
+
+struct durable {
+  fe_journal_t *j;
+  uint32_t user_len;   /* user bytes journaled per event */
+  uint32_t entry_size; /* jrec_event_t + user bytes, rounded to 8 */
+  /* Journaller-owned (journal worker). */
+  uint64_t next_eid;
+  uint8_t *ebuf;       /* one FE_JREC_EVENT record of FE_BATCH_CHUNK */
+  slot_meta_t *emeta[FE_BATCH_CHUNK];
+  /* Outcome-stage-owned (journal worker). */
+  uint8_t *obuf;       /* one FE_JREC_OUTCOME record */
+  fe_idem_outcome_t outs[FE_BATCH_CHUNK];
+  uint64_t last_retire_ns, retire_below;
+  /* Set once (release) when the journal cannot be written; read by
+   * submitters and the stages (acquire).  Sticky: nothing after it is
+   * acknowledged. */
+  int failed;
+  /* Recovery, create/start thread only. */
+  const fe_bus_config_t *cfg;
+  rmap_t open, dead;
+  rentry_t **pending, **dls;
+  size_t n_pending, n_dls;
+  fe_bus_recovery_t rep;
+  fe_diag_t *diag;
+};
+
+static size_t dl_entry_size(const durable_t *d) {
+  return sizeof(jrec_outcome_t) + d->entry_size;
+}
+
+/* ----------------------------------------------------- the journaller */
+
+/* The event into a record, without the ring's seq and verdict. */
+static void put_event(jrec_event_t *r, const fe_event_t *ev) {
+  fe_event_t copy = *ev;
+  copy.seq = 0;
+  copy.verdict = 0;
+  memcpy(r->ev, &copy, sizeof copy);
+}
+
+static void get_event(const jrec_event_t *r, fe_event_t *ev) {
+  memcpy(ev, r->ev, sizeof *ev);
+}
+
+static void journal_failed(fe_bus_t *bus, fe_stage_ctx_t *ctx,
+                           fe_event_t *const *evs, uint32_t n) {
+  __atomic_store_n(&bus->dur->failed, 1, __ATOMIC_RELEASE); /* F1 */
+  ctx->text = "journal write failed";
+  for (uint32_t i = 0; i < n; i++)
+    fe_batch_fail(ctx, evs[i], FE_REASON_JOURNAL);
+}
+
+void fe__journal_stage(fe_stage_ctx_t *ctx, fe_event_t *const *evs,
+                       uint32_t n, void *arg) {
+  fe_bus_t *bus = arg;
+  durable_t *d = bus->dur;
+  if (FE_UNLIKELY(__atomic_load_n(&d->failed, __ATOMIC_ACQUIRE))) { /* F1 */
+    journal_failed(bus, ctx, evs, n);
+    return;
+  }
+  jrec_events_t *h = (jrec_events_t *)d->ebuf;
+  uint8_t *p = d->ebuf + sizeof *h;
+  uint32_t count = 0;
+  const uint32_t room = bus->slot_size - (uint32_t)sizeof(fe_event_t);
+  for (uint32_t i = 0; i < n; i++) {
+    fe_event_t *ev = evs[i];
+    slot_meta_t *m = fe__meta(bus, ev->seq);
+    if (m->sub_seq != ev->seq) { /* a raw publish: no submitter data */
+      m->sub_seq = ev->seq;
+      m->sub_token = 0;
+      m->sub_flags = 0;
+      m->sub_redrive_of = 0;
+    }
+    if (m->sub_flags & META_RECOVERED)
+      continue; /* journaled before the crash; eid and lsn came with it */
+    m->eid = d->next_eid + count;
+    d->emeta[count++] = m;
+    jrec_event_t *r = (jrec_event_t *)p;
+    put_event(r, ev);
+    r->key = m->sub_key;
+    r->fingerprint = m->sub_fp;
+    r->redrive_of = m->sub_redrive_of;
+    r->flags = m->sub_flags & META_KEY ? JREC_EV_KEY : 0;
+    r->reserved = 0;
+    uint32_t ul = d->user_len < room ? d->user_len : room;
+    memcpy(r + 1, fe_event_user(ev), ul);
+    memset((uint8_t *)(r + 1) + ul, 0, d->entry_size - sizeof *r - ul);
+    p += d->entry_size;
+  }
+  if (count != 0) {
+    h->version = FE_JREC_BUS_VERSION;
+    h->count = count;
+    h->entry_size = d->entry_size;
+    h->user_len = d->user_len;
+    h->first_eid = d->next_eid;
+    uint64_t lsn = 0;
+    int r = fe_journal_append(d->j, FE_JREC_EVENT, d->ebuf,
+                              (uint32_t)(p - d->ebuf), &lsn);
+    if (r != 0) {
+      journal_failed(bus, ctx, evs, n);
+      return;
+    }
+    d->next_eid += count;
+    for (uint32_t i = 0; i < count; i++)
+      d->emeta[i]->lsn = lsn;
+  }
+  /* The stage's progress is released after the batch (C2): the group must
+   * be in the kernel (and fsynced, per policy) before anything downstream
+   * can act on it. */
+  if (ctx->end_of_batch && fe_journal_commit(d->j) != 0)
+    journal_failed(bus, ctx, evs, n);
+}
+
+/* --------------------------------------------------------- the outcome */
+
+static uint32_t status_of(uint64_t v, uint32_t *stage, uint32_t *reason) {
+  if (v == 0) {
+    *stage = UINT32_MAX;
+    *reason = 0;
+    return FE_IDEM_COMPLETED;
+  }
+  *stage = (uint32_t)(v >> 32) - 1;
+  *reason = (uint32_t)v & 0xffff;
+  return v & FE_VERDICT_DEAD ? FE_IDEM_DEAD_LETTERED : FE_IDEM_REJECTED;
+}
+
+void fe__outcome_stage(fe_stage_ctx_t *ctx, fe_event_t *const *evs,
+                       uint32_t n, void *arg) {
+  (void)ctx;
+  fe_bus_t *bus = arg;
+  durable_t *d = bus->dur;
+  const uint32_t room = bus->slot_size - (uint32_t)sizeof(fe_event_t);
+  static fe_idem_outcome_t no_outs[1];
+  fe_idem_outcome_t *outs = d != NULL ? d->outs : no_outs;
+  uint8_t *p = d != NULL ? d->obuf + sizeof(jrec_outcomes_t) : NULL;
+  uint64_t now_wall = d != NULL ? fe_clock_realtime_ns() : 0;
+  for (uint32_t i = 0; i < n; i++) {
+    fe_event_t *ev = evs[i];
+    slot_meta_t *m = fe__meta(bus, ev->seq);
+    int sub = m->sub_seq == ev->seq;
+    uint64_t v = fe__load_relaxed(&ev->verdict);
+    uint32_t stage, reason;
+    fe_idem_outcome_t o;
+    memset(&o, 0, sizeof o);
+    o.status = (int32_t)status_of(v, &stage, &reason);
+    o.reason = reason;
+    o.ref = d != NULL ? m->eid : ev->seq;
+    if (bus->on_outcome != NULL)
+      bus->on_outcome(ev, &o, bus->outcome_user);
+    if (d == NULL) {
+      if (sub && m->sub_token != 0)
+        fe_idem_complete(bus->idem, m->sub_token, &o);
+      continue;
+    }
+    outs[i] = o;
+    jrec_outcome_t *r = (jrec_outcome_t *)p;
+    memset(r, 0, sizeof *r);
+    r->eid = m->eid;
+    r->wall_ns = now_wall;
+    if (sub && (m->sub_flags & META_KEY)) {
+      r->key = m->sub_key;
+      r->fingerprint = m->sub_fp;
+      r->flags = JREC_EV_KEY;
+    }
+    r->stage = stage;
+    r->outcome = o;
+    r->entry_size = sizeof *r;
+    if (o.status == FE_IDEM_DEAD_LETTERED) {
+      r->dl_kind = m->dl_kind;
+      r->dl_attempts = m->dl_attempts;
+      r->dl_redrives = m->dl_redrives;
+      memcpy(r->dl_text, m->dl_text, sizeof r->dl_text);
+      jrec_event_t *e = (jrec_event_t *)(r + 1);
+      put_event(e, ev);
+      e->key = r->key;
+      e->fingerprint = r->fingerprint;
+      e->redrive_of = 0;
+      e->flags = r->flags;
+      e->reserved = 0;
+      uint32_t ul = d->user_len < room ? d->user_len : room;
+      memcpy(e + 1, fe_event_user(ev), ul);
+      memset((uint8_t *)(e + 1) + ul, 0, d->entry_size - sizeof *e - ul);
+      r->entry_size = (uint32_t)dl_entry_size(d);
+    }
+    p += r->entry_size;
+    d->retire_below = m->lsn;
+  }
+  if (d == NULL)
+    return;
+  /* Journal the outcomes first, then tell the idempotency table: a
+   * duplicate must never get an outcome a crash could take back. */
+  int failed = __atomic_load_n(&d->failed, __ATOMIC_ACQUIRE); /* F1 */
+  if (!failed) {
+    jrec_outcomes_t *h = (jrec_outcomes_t *)d->obuf;
+    h->version = FE_JREC_BUS_VERSION;
+    h->count = n;
+    h->user_len = d->user_len;
+    h->reserved = 0;
+    if (fe_journal_append(d->j, FE_JREC_OUTCOME, d->obuf,
+                          (uint32_t)(p - d->obuf), NULL) != 0 ||
+        fe_journal_commit(d->j) != 0) {
+      __atomic_store_n(&d->failed, 1, __ATOMIC_RELEASE); /* F1 */
+      failed = 1;
+    }
+  }
+  for (uint32_t i = 0; i < n; i++) {
+    slot_meta_t *m = fe__meta(bus, evs[i]->seq);
+    if (m->sub_seq == evs[i]->seq && m->sub_token != 0 && bus->idem != NULL) {
+      if (failed) /* not durable: leave the key to a retry */
+        fe_idem_abandon(bus->idem, m->sub_token);
+      else
+        fe_idem_complete(bus->idem, m->sub_token, &outs[i]);
+    }
+  }
+  /* Segments whose events all finished can go once they are older than
+   * the retention; the journal checks the age.  Once a second. */
+  uint64_t now = fe_clock_now_ns();
+  if (!failed && now - d->last_retire_ns >= RETIRE_EVERY_NS) {
+    d->last_retire_ns = now;
+    fe_journal_retire(d->j, d->retire_below, NULL);
+  }
+}
+
+/* ------------------------------------------------------------- intent */
+
+int fe_bus_intent(fe_stage_ctx_t *ctx, const fe_event_t *ev) {
+  if (ctx == NULL || ev == NULL || ctx->bus == NULL)
+    return FE_EINVAL;
+  fe_bus_t *bus = ctx->bus;
+  durable_t *d = bus->dur;
+  if (d == NULL)
+    return 0;
+  if (ctx->stage < bus->n_stages && bus->stages[ctx->stage].parallel_to_journal)
+    return FE_ESTATE;
+  /* The journaller finished ev before this stage saw it (C2/C1): meta's
+   * eid and the submitter's fields are visible. */
+  const slot_meta_t *m = fe__meta(bus, ev->seq);
+  if (m->sub_seq == ev->seq && (m->sub_flags & META_SENT))
+    return FE_EDUPLICATE;
+  if (__atomic_load_n(&d->failed, __ATOMIC_ACQUIRE)) /* F1 */
+    return FE_EIO;
+  jrec_intent_t r = {m->eid};
+  if (fe_journal_append(d->j, FE_JREC_INTENT, &r, sizeof r, NULL) != 0 ||
+      fe_journal_commit(d->j) != 0)
+    return FE_EIO;
+  return 0;
+}
+
+/* ----------------------------------------------------------- recovery */
+
+static rentry_t *new_rentry(const durable_t *d, uint64_t eid, uint64_t lsn,
+                            const jrec_event_t *src, uint32_t src_size) {
+  uint32_t size = sizeof(rentry_t) - sizeof(jrec_event_t) + d->entry_size;
+  rentry_t *e = calloc(1, size);
+  if (e == NULL)
+    return NULL;
+  e->eid = eid;
+  e->lsn = lsn;
+  e->size = size;
+  /* The journal may have been written with another user_len: copy what
+   * both have, zero the rest. */
+  uint32_t n = src_size < d->entry_size ? src_size : d->entry_size;
+  memcpy(&e->rec, src, n);
+  return e;
+}
+
+static int bad_record(durable_t *d, const fe_journal_record_t *rec,
+                      const char *what) {
+  return fe__diag(d->diag, FE_ECORRUPT, "journal record lsn %llu (%s, %u "
+                  "bytes): %s", (unsigned long long)rec->lsn,
+                  fe_journal_type_name(rec->type), rec->len, what);
+}
+
+static int replay_events(fe_bus_t *bus, durable_t *d,
+                         const fe_journal_record_t *rec) {
+  const jrec_events_t *h = rec->data;
+  if (rec->len < sizeof *h)
+    return bad_record(d, rec, "shorter than its header");
+  if (h->version != FE_JREC_BUS_VERSION)
+    return fe__diag(d->diag, FE_EVERSION, "journal record lsn %llu: event "
+                    "format version %u, this library reads %d",
+                    (unsigned long long)rec->lsn, h->version,
+                    FE_JREC_BUS_VERSION);
+  if (h->entry_size < sizeof(jrec_event_t) || h->entry_size % 8 != 0 ||
+      (uint64_t)h->count * h->entry_size != rec->len - sizeof *h)
+    return bad_record(d, rec, "entry size and count do not match its length");
+  const uint8_t *p = (const uint8_t *)(h + 1);
+  for (uint32_t i = 0; i < h->count; i++, p += h->entry_size) {
+    const jrec_event_t *r = (const jrec_event_t *)p;
+    uint64_t eid = h->first_eid + i;
+    if (r->redrive_of != 0) /* that dead letter left the queue */
+      free(rmap_take(&d->dead, r->redrive_of));
+    rentry_t *e = new_rentry(d, eid, rec->lsn, r, h->entry_size);
+    if (e == NULL || rmap_put(&d->open, e) != 0)
+      return fe__diag(d->diag, FE_ENOMEM, "recovery: out of memory");
+    if (eid >= d->next_eid)
+      d->next_eid = eid + 1;
+    d->rep.events++;
+  }
+  (void)bus;
+  return 0;
+}
+
+static int replay_outcomes(fe_bus_t *bus, durable_t *d,
+                           const fe_journal_record_t *rec) {
+  const jrec_outcomes_t *h = rec->data;
+  if (rec->len < sizeof *h)
+    return bad_record(d, rec, "shorter than its header");
+  if (h->version != FE_JREC_BUS_VERSION)
+    return fe__diag(d->diag, FE_EVERSION, "journal record lsn %llu: outcome "
+                    "format version %u, this library reads %d",
+                    (unsigned long long)rec->lsn, h->version,
+                    FE_JREC_BUS_VERSION);
+  const uint8_t *p = (const uint8_t *)(h + 1), *end = p + (rec->len - sizeof *h);
+  for (uint32_t i = 0; i < h->count; i++) {
+    const jrec_outcome_t *r = (const jrec_outcome_t *)p;
+    if ((size_t)(end - p) < sizeof *r || r->entry_size < sizeof *r ||
+        r->entry_size % 8 != 0 || r->entry_size > (size_t)(end - p))
+      return bad_record(d, rec, "an outcome entry overruns the record");
+    rentry_t *ev = rmap_take(&d->open, r->eid);
+    if (ev != NULL)
+      d->rep.finished++;
+    free(ev);
+    if ((r->flags & JREC_EV_KEY) && bus->idem != NULL) {
+      int rc = fe_idem_restore(bus->idem, &r->key, r->fingerprint,
+                               &r->outcome, r->wall_ns);
+      if (rc == 0)
+        d->rep.idem_restored++;
+      else if (rc == FE_ETABLEFULL)
+        return fe__diag(d->diag, rc, "recovery: the idempotency table is too "
+                        "small for the journal's %llu+ finished orders",
+                        (unsigned long long)d->rep.idem_restored);
+    }
+    if (r->outcome.status == FE_IDEM_DEAD_LETTERED &&
+        r->entry_size >= sizeof *r + sizeof(jrec_event_t)) {
+      const jrec_event_t *copy = (const jrec_event_t *)(r + 1);
+      rentry_t *e = new_rentry(d, r->eid, rec->lsn, copy,
+                               r->entry_size - (uint32_t)sizeof *r);
+      if (e == NULL)
+        return fe__diag(d->diag, FE_ENOMEM, "recovery: out of memory");
+      e->dl = *r;
+      if (rmap_put(&d->dead, e) != 0)
+        return fe__diag(d->diag, FE_ENOMEM, "recovery: out of memory");
+    }
+    p += r->entry_size;
+  }
+  return 0;
+}
+
+static int replay(const fe_journal_record_t *rec, void *arg) {
+  fe_bus_t *bus = arg;
+  durable_t *d = bus->dur;
+  d->rep.records++;
+  switch (rec->type) {
+  case FE_JREC_EVENT:
+    return replay_events(bus, d, rec);
+  case FE_JREC_OUTCOME:
+    return replay_outcomes(bus, d, rec);
+  case FE_JREC_INTENT: {
+    if (rec->len != sizeof(jrec_intent_t))
+      return bad_record(d, rec, "an intent record is 8 bytes");
+    const jrec_intent_t *r = rec->data;
+    rentry_t *e = rmap_get(&d->open, r->eid);
+    if (e != NULL)
+      e->intent = 1;
+    return 0;
+  }
+  default:
+    if (d->cfg->on_replay != NULL)
+      return d->cfg->on_replay(rec, d->cfg->replay_user);
+    return 0;
+  }
+}
+
+/* The event as a handler would see it, for the in-doubt hook. */
+static void rebuild_event(const fe_bus_t *bus, const rentry_t *e,
+                          fe_event_t *ev) {
+  get_event(&e->rec, ev);
+  (void)bus;
+}
+
+int fe__durable_open(fe_bus_t *bus, const fe_bus_config_t *cfg,
+                     fe_diag_t *diag) {
+  durable_t *d = calloc(1, sizeof *d);
+  if (d == NULL)
+    return fe__diag(diag, FE_ENOMEM, "cannot allocate the journal state");
+  bus->dur = d;
+  d->cfg = cfg;
+  d->diag = diag;
+  d->next_eid = 1;
+  uint32_t room = bus->slot_size - (uint32_t)sizeof(fe_event_t);
+  d->user_len = cfg->journal_user_bytes < room ? cfg->journal_user_bytes : room;
+  d->entry_size = (uint32_t)((sizeof(jrec_event_t) + d->user_len + 7) / 8 * 8);
+  d->ebuf = malloc(sizeof(jrec_events_t) + (size_t)FE_BATCH_CHUNK * d->entry_size);
+  d->obuf = malloc(sizeof(jrec_outcomes_t) + (size_t)FE_BATCH_CHUNK *
+                   dl_entry_size(d));
+  if (d->ebuf == NULL || d->obuf == NULL)
+    return fe__diag(diag, FE_ENOMEM, "cannot allocate the journal buffers");
+  fe_journal_report_t jr;
+  memset(&jr, 0, sizeof jr);
+  int r = fe_journal_open(cfg->journal, replay, bus, &d->j, &jr, diag);
+  d->diag = NULL;
+  if (r != 0)
+    return r;
+  d->rep.truncated_bytes = jr.truncated ? jr.torn_bytes : 0;
+  d->pending = rmap_drain_sorted(&d->open, &d->n_pending);
+  d->dls = rmap_drain_sorted(&d->dead, &d->n_dls);
+  if (d->pending == NULL || d->dls == NULL)
+    return fe__diag(diag, FE_ENOMEM, "recovery: out of memory");
+  d->rep.redriven = d->n_pending;
+  for (size_t i = 0; i < d->n_pending; i++) {
+    rentry_t *e = d->pending[i];
+    if (!e->intent)
+      continue;
+    int sent = 1;
+    if (cfg->in_doubt != NULL) {
+      fe_event_t ev;
+      rebuild_event(bus, e, &ev);
+      sent = cfg->in_doubt(&ev, cfg->in_doubt_user);
+      if (sent < 0)
+        return fe__diag(diag, sent, "recovery: the in-doubt hook failed for "
+                        "journal event %llu (client order id \"%.32s\")",
+                        (unsigned long long)e->eid,
+                        ev.order.client_order_id);
+    }
+    e->sent = sent != 0;
+    if (e->sent)
+      d->rep.in_doubt_sent++;
+    else
+      d->rep.in_doubt_unsent++;
+  }
+  return 0;
+}
+
+/* The dead letters recovery found go back into the DLQ. */
+static void restore_dead_letters(fe_bus_t *bus, durable_t *d) {
+  for (size_t i = 0; i < d->n_dls; i++) {
+    rentry_t *e = d->dls[i];
+    if (bus->dlq == NULL)
+      break;
+    fe_event_t ev;
+    rebuild_event(bus, e, &ev);
+    ev.seq = e->eid; /* a dead letter's copy carries its eid (redrive) */
+    fe_dlq_put_t in = {
+        .event = &ev,
+        .user_area = &e->rec + 1,
+        .user_len = d->user_len,
+        .stage = e->dl.stage,
+        .kind = e->dl.dl_kind,
+        .reason = e->dl.outcome.reason,
+        .text = e->dl.dl_text,
+        .attempts = e->dl.dl_attempts,
+        .redrive_count = e->dl.dl_redrives,
+        .first_seen_ns = ev.order.recv_ts_ns ? ev.order.recv_ts_ns
+                                             : e->dl.wall_ns,
+        .key = ev.order.client_order_id,
+        .key_len = (uint32_t)strnlen(ev.order.client_order_id,
+                                     FE_CLORDID_MAX)};
+    char text[JREC_DL_TEXT + 1];
+    memcpy(text, e->dl.dl_text, JREC_DL_TEXT);
+    text[JREC_DL_TEXT] = '\0';
+    in.text = text;
+    if (fe_dlq_put(bus->dlq, &in, 0, NULL) == 0)
+      d->rep.dlq_restored++;
+  }
+}
+
+/* Publishes one recovered event, polling the workers itself in host-driven
+ * mode while the ring is full. */
+static int redrive_one(fe_bus_t *bus, durable_t *d, rentry_t *e) {
+  uint64_t s;
+  int r;
+  for (;;) {
+    r = fe__claim_wait(bus, &s, bus->host_driven ? 0 : FE_WAIT_FOREVER);
+    if (r != FE_ETIMEDOUT && r != FE_EFULL)
+      break;
+    for (uint32_t w = 0; w < bus->n_workers; w++)
+      fe_bus_poll(bus, w);
+  }
+  if (r != 0)
+    return r;
+  fe_event_t *ev = fe__slot(bus, s), src;
+  get_event(&e->rec, &src);
+  ev->type = src.type;
+  ev->order = src.order;
+  ev->trace_id = src.trace_id;
+  ev->flags = src.flags;
+  uint32_t room = bus->slot_size - (uint32_t)sizeof(fe_event_t);
+  uint32_t ul = d->user_len < room ? d->user_len : room;
+  memcpy(fe_event_user(ev), &e->rec + 1, ul);
+  slot_meta_t *m = fe__meta(bus, s);
+  m->sub_seq = s;
+  m->sub_token = 0;
+  m->sub_flags = META_RECOVERED | (e->sent ? META_SENT : 0);
+  m->sub_redrive_of = 0;
+  m->eid = e->eid;
+  m->lsn = e->lsn;
+  if (e->rec.flags & JREC_EV_KEY) {
+    m->sub_key = e->rec.key;
+    m->sub_fp = e->rec.fingerprint;
+    m->sub_flags |= META_KEY;
+    if (bus->idem != NULL) {
+      fe_idem_claim_t c;
+      if (fe_idem_claim(bus->idem, &e->rec.key, e->rec.fingerprint, &c) == 0)
+        m->sub_token = c.token;
+    }
+  }
+  fe__publish_one(bus, s); /* releases the slot and meta (P1) */
+  return 0;
+}
+
+int fe__durable_start(fe_bus_t *bus, fe_diag_t *diag) {
+  durable_t *d = bus->dur;
+  if (d == NULL)
+    return 0;
+  restore_dead_letters(bus, d);
+  for (size_t i = 0; i < d->n_dls; i++)
+    free(d->dls[i]);
+  d->n_dls = 0;
+  for (size_t i = 0; i < d->n_pending; i++) {
+    int r = redrive_one(bus, d, d->pending[i]);
+    if (r != 0)
+      return fe__diag(diag, r, "recovery: re-driving journal event %llu: %s",
+                      (unsigned long long)d->pending[i]->eid, fe_strerror(r));
+    free(d->pending[i]);
+    d->pending[i] = NULL;
+  }
+  d->n_pending = 0;
+  return 0;
+}
+
+void fe__durable_free(durable_t *d) {
+  if (d == NULL)
+    return;
+  fe_journal_close(d->j);
+  rmap_free(&d->open);
+  rmap_free(&d->dead);
+  for (size_t i = 0; i < d->n_pending; i++)
+    free(d->pending[i]);
+  for (size_t i = 0; i < d->n_dls; i++)
+    free(d->dls[i]);
+  free(d->pending);
+  free(d->dls);
+  free(d->ebuf);
+  free(d->obuf);
+  free(d);
+}
+
+int fe__durable_failed(const fe_bus_t *bus) {
+  return bus->dur != NULL &&
+         __atomic_load_n(&bus->dur->failed, __ATOMIC_ACQUIRE); /* F1 */
+}
+
+int fe_bus_recovery(const fe_bus_t *bus, fe_bus_recovery_t *out) {
+  if (bus == NULL || out == NULL)
+    return FE_EINVAL;
+  if (bus->dur == NULL)
+    memset(out, 0, sizeof *out);
+  else
+    *out = bus->dur->rep;
+  return 0;
+}
+
+fe_journal_t *fe_bus_journal(fe_bus_t *bus) {
+  return bus != NULL && bus->dur != NULL ? bus->dur->j : NULL;
+}

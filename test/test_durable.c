@@ -1,0 +1,548 @@
+/*
+ * Exactly-once on the bus: idempotent admission (fe_bus_submit), the
+ * journaller and outcome stages, intents, and recovery after a crash
+ * (simulated with fork + _exit, so nothing is closed or flushed by the
+ * crashed process): unfinished events are re-driven, in-doubt orders are
+ * resolved by the host's hook and never sent twice, the idempotency table
+ * and the dead-letter queue are rebuilt, redriven dead letters stay out.
+ * Host-driven buses make each step deterministic.
+ */
+#include "helpers.h"
+
+#include <fcntl.h>
+#include <sys/wait.h>
+
+#include "finevent/journal.h"
+
+static char dir[128];
+static int sent_count[64];  /* venue: sends per order (quantity index) */
+static int fail_from = 1000; /* execution fails orders with quantity >= */
+
+static void make_dir(void) {
+  snprintf(dir, sizeof dir, "/tmp/fe-durable-XXXXXX");
+  assert_non_null(mkdtemp(dir));
+}
+
+static void remove_dir(void) {
+  char cmd[200];
+  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+  assert_int_equal(system(cmd), 0);
+}
+
+static fe_verdict_t validate(fe_stage_ctx_t *ctx, fe_event_t *ev, void *u) {
+  (void)u;
+  return ev->order.quantity > 0 ? FE_CONTINUE : fe_reject(ctx, 9);
+}
+
+/* The venue records sends in a file too, so that a forked "crashed"
+ * process's sends are visible to the parent. */
+static char venue_path[160];
+
+static fe_verdict_t send(fe_stage_ctx_t *ctx, fe_event_t *ev, uint32_t v,
+                         void *u) {
+  (void)v, (void)u;
+  if (ev->order.quantity >= fail_from)
+    return fe_fail(ctx, 33);
+  int fd = open(venue_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+  char line[16];
+  int n = snprintf(line, sizeof line, "%d\n", (int)ev->order.quantity);
+  if (write(fd, line, (size_t)n) != n)
+    abort();
+  close(fd);
+  return FE_CONTINUE;
+}
+
+static void count_sends(void) {
+  memset(sent_count, 0, sizeof sent_count);
+  FILE *f = fopen(venue_path, "r");
+  if (f == NULL)
+    return;
+  int q;
+  while (fscanf(f, "%d", &q) == 1)
+    if (q >= 0 && q < 64)
+      sent_count[q]++;
+  fclose(f);
+}
+
+static int in_doubt_calls;
+static int in_doubt(const fe_event_t *ev, void *u) {
+  (void)u;
+  in_doubt_calls++;
+  count_sends();
+  return sent_count[ev->order.quantity] > 0;
+}
+
+typedef struct rig {
+  fe_idem_t *idem;
+  fe_gateway_t *gw;
+  fe_dlq_t *dlq;
+  fe_bus_t *bus;
+  fe_journal_config_t jc;
+  fe_stage_def_t st[2];
+  fe_diag_t d;
+  int rc;
+} rig_t;
+
+/* validation (parallel to the journal, worker 0) -> execution (gateway,
+ * worker 0); journal and outcome stages on worker 1.  Host-driven. */
+static void rig_open(rig_t *r, int journal, uint32_t max_batch) {
+  memset(r, 0, sizeof *r);
+  fe_idem_config_t ic;
+  fe_idem_config_init(&ic);
+  ic.capacity = 1024;
+  ic.now_ns = fe_clock_wall_fn;
+  assert_fe(fe_idem_create(&ic, &r->idem, NULL), 0);
+  fe_gateway_config_t gc;
+  fe_gateway_config_init(&gc);
+  gc.send = send;
+  assert_fe(fe_gateway_create(&gc, &r->gw, NULL), 0);
+  fe_dlq_config_t qc;
+  fe_dlq_config_init(&qc);
+  qc.user_size = 16;
+  assert_fe(fe_dlq_create(&qc, &r->dlq, NULL), 0);
+  fe_journal_config_init(&r->jc);
+  r->jc.dir = dir;
+  r->jc.fsync = FE_FSYNC_NONE;
+  fe_stage_def_init(&r->st[0]);
+  r->st[0].name = "validation";
+  r->st[0].handler = validate;
+  r->st[0].parallel_to_journal = 1;
+  fe_stage_def_init(&r->st[1]);
+  r->st[1].name = "execution";
+  r->st[1].handler = fe_gateway_stage;
+  r->st[1].user = r->gw;
+  r->st[1].n_deps = 1;
+  r->st[1].retry.max_attempts = 1;
+  fe_bus_config_t cfg;
+  fe_bus_config_init(&cfg);
+  cfg.capacity = 64;
+  cfg.max_batch = max_batch;
+  cfg.host_driven = 1;
+  cfg.stages = r->st;
+  cfg.n_stages = 2;
+  cfg.idem = r->idem;
+  cfg.dlq = r->dlq;
+  cfg.journal = journal ? &r->jc : NULL;
+  cfg.journal_worker = 1;
+  cfg.in_doubt = in_doubt;
+  r->rc = fe_bus_create(&cfg, &r->bus, &r->d);
+  if (r->rc == 0)
+    assert_fe(fe_bus_start(r->bus, &r->d), 0);
+}
+
+static void rig_close(rig_t *r) {
+  if (r->bus != NULL) {
+    fe_bus_stop(r->bus);
+    for (int more = 1; more;) {
+      more = 0;
+      for (uint32_t w = 0; w < 2; w++)
+        more |= fe_bus_poll(r->bus, w) != FE_ESTOPPED;
+    }
+    fe_bus_destroy(r->bus);
+  }
+  fe_gateway_destroy(r->gw);
+  fe_dlq_destroy(r->dlq);
+  fe_idem_destroy(r->idem);
+}
+
+static void poll_all(fe_bus_t *bus) {
+  for (int more = 1; more;) {
+    more = 0;
+    for (uint32_t w = 0; w < 2; w++)
+      while (fe_bus_poll(bus, w) > 0)
+        more = 1;
+  }
+}
+
+static int submit(rig_t *r, int qty, const char *id, fe_submit_result_t *res) {
+  fe_order_t o;
+  memset(&o, 0, sizeof o);
+  o.account = 7;
+  o.quantity = qty;
+  o.price = 10 * FE_PRICE_SCALE;
+  snprintf(o.client_order_id, sizeof o.client_order_id, "%s", id);
+  fe_submit_t in = {.type = FE_EV_NEW_ORDER, .order = &o, .trace_id = 99,
+                    .timeout_ns = 0};
+  return fe_bus_submit(r->bus, &in, res);
+}
+
+/* Duplicates: in progress while the first runs, then its stored outcome;
+ * the same key for another order is a mismatch. */
+static void test_submit_is_idempotent(void **state) {
+  (void)state;
+  make_dir();
+  snprintf(venue_path, sizeof venue_path, "%s/venue", dir);
+  rig_t r;
+  rig_open(&r, 0, 64);
+  assert_fe(r.rc, 0);
+  fe_submit_result_t res;
+  assert_fe(submit(&r, 3, "A-1", &res), 0);
+  assert_fe(submit(&r, 0, "A-2", &res), 0); /* rejected by validation */
+  assert_fe(submit(&r, 3, "A-1", &res), FE_EINPROGRESS);
+  poll_all(r.bus);
+  memset(&res, 0, sizeof res);
+  assert_fe(submit(&r, 3, "A-1", &res), FE_EDUPLICATE);
+  assert_int_equal(res.outcome.status, FE_IDEM_COMPLETED);
+  assert_fe(submit(&r, 0, "A-2", &res), FE_EDUPLICATE);
+  assert_int_equal(res.outcome.status, FE_IDEM_REJECTED);
+  assert_int_equal(res.outcome.reason, 9);
+  assert_fe(submit(&r, 4, "A-1", &res), FE_EMISMATCH);
+  assert_fe(submit(&r, 4, "", &res), FE_EINVAL);
+  poll_all(r.bus);
+  count_sends();
+  assert_int_equal(sent_count[3], 1);
+  fe_bus_stats_t s;
+  fe_bus_stats(r.bus, &s);
+  assert_int_equal(s.published, 2);
+  assert_int_equal(s.duplicates, 4);
+  assert_int_equal(s.completed + s.rejected + s.dead_lettered, s.published);
+  /* FE_SUBMIT_DURABLE needs a journal */
+  fe_order_t o = {.account = 1, .quantity = 1};
+  snprintf(o.client_order_id, sizeof o.client_order_id, "B");
+  fe_submit_t in = {.type = FE_EV_NEW_ORDER, .flags = FE_SUBMIT_DURABLE,
+                    .order = &o};
+  assert_fe(fe_bus_submit(r.bus, &in, NULL), FE_EINVAL);
+  rig_close(&r);
+  remove_dir();
+}
+
+/* A clean restart: everything finished, nothing re-driven, the table is
+ * rebuilt from the journal so duplicates still get the first outcome. */
+static void test_restart_rebuilds_the_table(void **state) {
+  (void)state;
+  make_dir();
+  snprintf(venue_path, sizeof venue_path, "%s/venue", dir);
+  fail_from = 1000;
+  rig_t r;
+  rig_open(&r, 1, 64);
+  assert_fe(r.rc, 0);
+  fe_submit_result_t res;
+  for (int i = 1; i <= 10; i++) {
+    char id[16];
+    snprintf(id, sizeof id, "C-%d", i);
+    assert_fe(submit(&r, i, id, &res), 0);
+  }
+  poll_all(r.bus);
+  rig_close(&r);
+
+  rig_open(&r, 1, 64);
+  assert_fe(r.rc, 0);
+  fe_bus_recovery_t rec;
+  assert_fe(fe_bus_recovery(r.bus, &rec), 0);
+  assert_int_equal(rec.events, 10);
+  assert_int_equal(rec.finished, 10);
+  assert_int_equal(rec.redriven, 0);
+  assert_int_equal(rec.idem_restored, 10);
+  assert_fe(submit(&r, 5, "C-5", &res), FE_EDUPLICATE);
+  assert_int_equal(res.outcome.status, FE_IDEM_COMPLETED);
+  assert_fe(submit(&r, 6, "C-5", &res), FE_EMISMATCH);
+  assert_fe(submit(&r, 11, "C-11", &res), 0);
+  poll_all(r.bus);
+  count_sends();
+  for (int i = 1; i <= 11; i++)
+    assert_int_equal(sent_count[i], 1);
+  rig_close(&r);
+  remove_dir();
+}
+
+/* Child: publishes 8 orders, lets the journaller write them, then lets the
+ * execution stage handle the first `exec` of them (intent + send), and
+ * "crashes" (_exit without closing anything). */
+static void crash_after(int exec) {
+  fflush(NULL);
+  pid_t pid = fork();
+  if (pid == 0) {
+    rig_t r;
+    rig_open(&r, 1, (uint32_t)(exec > 0 ? exec : 1));
+    if (r.rc != 0)
+      _exit(2);
+    for (int i = 1; i <= 8; i++) {
+      char id[16];
+      snprintf(id, sizeof id, "D-%d", i);
+      if (submit(&r, i, id, NULL) != 0)
+        _exit(3);
+    }
+    while (fe_bus_poll(r.bus, 1) > 0) { /* journal the 8; no outcomes yet */
+    }
+    if (exec > 0) /* one batch of `exec` events through validation and,
+                     in the same poll, execution */
+      fe_bus_poll(r.bus, 0);
+    _exit(0);
+  }
+  int status;
+  assert_int_equal(waitpid(pid, &status, 0), pid);
+  assert_true(WIFEXITED(status));
+  assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+static void test_crash_redrives_and_never_sends_twice(void **state) {
+  (void)state;
+  make_dir();
+  snprintf(venue_path, sizeof venue_path, "%s/venue", dir);
+  fail_from = 1000;
+  crash_after(3);
+  count_sends();
+  int sent_before = 0;
+  for (int i = 1; i <= 8; i++)
+    sent_before += sent_count[i];
+  assert_int_equal(sent_before, 3);
+
+  in_doubt_calls = 0;
+  rig_t r;
+  rig_open(&r, 1, 64);
+  assert_fe(r.rc, 0);
+  fe_bus_recovery_t rec;
+  fe_bus_recovery(r.bus, &rec);
+  assert_int_equal(rec.events, 8);
+  assert_int_equal(rec.finished, 0);
+  assert_int_equal(rec.redriven, 8);
+  assert_int_equal(rec.in_doubt_sent, 3);
+  assert_int_equal(rec.in_doubt_unsent, 0);
+  assert_int_equal(in_doubt_calls, 3);
+  /* a client retry while the recovered order runs: in progress */
+  fe_submit_result_t res;
+  assert_fe(submit(&r, 2, "D-2", &res), FE_EINPROGRESS);
+  poll_all(r.bus);
+  count_sends();
+  for (int i = 1; i <= 8; i++)
+    assert_int_equal(sent_count[i], 1); /* each once, over both lives */
+  fe_gateway_stats_t gs;
+  fe_gateway_stats(r.gw, 0, &gs);
+  assert_int_equal(gs.already_sent, 3);
+  assert_int_equal(gs.sent, 5);
+  assert_fe(submit(&r, 2, "D-2", &res), FE_EDUPLICATE);
+  fe_bus_stats_t s;
+  fe_bus_stats(r.bus, &s);
+  assert_int_equal(s.completed, 8);
+  rig_close(&r);
+
+  /* third life: all finished */
+  rig_open(&r, 1, 64);
+  assert_fe(r.rc, 0);
+  fe_bus_recovery(r.bus, &rec);
+  assert_int_equal(rec.finished, 8);
+  assert_int_equal(rec.redriven, 0);
+  rig_close(&r);
+  remove_dir();
+}
+
+/* An intent written but the send never made (crash between them): the
+ * in-doubt hook says "not sent", and the order is sent exactly once. */
+static void test_in_doubt_not_sent_is_sent_once(void **state) {
+  (void)state;
+  make_dir();
+  snprintf(venue_path, sizeof venue_path, "%s/venue", dir);
+  crash_after(2);
+  /* Pretend the venue never got order 2: its intent exists, its send not. */
+  FILE *f = fopen(venue_path, "w");
+  fprintf(f, "1\n");
+  fclose(f);
+  rig_t r;
+  rig_open(&r, 1, 64);
+  assert_fe(r.rc, 0);
+  fe_bus_recovery_t rec;
+  fe_bus_recovery(r.bus, &rec);
+  assert_int_equal(rec.in_doubt_sent, 1);
+  assert_int_equal(rec.in_doubt_unsent, 1);
+  poll_all(r.bus);
+  count_sends();
+  for (int i = 1; i <= 8; i++)
+    assert_int_equal(sent_count[i], 1);
+  rig_close(&r);
+  remove_dir();
+}
+
+/* Dead letters survive a restart (rebuilt into the DLQ); one redriven
+ * before the restart does not come back. */
+static int first_id(const fe_dlq_entry_t *e, void *u) {
+  *(uint64_t *)u = e->id;
+  return 1;
+}
+
+static void test_dead_letters_are_rebuilt(void **state) {
+  (void)state;
+  make_dir();
+  snprintf(venue_path, sizeof venue_path, "%s/venue", dir);
+  fail_from = 5;
+  rig_t r;
+  rig_open(&r, 1, 64);
+  assert_fe(r.rc, 0);
+  for (int i = 1; i <= 8; i++) {
+    char id[16];
+    snprintf(id, sizeof id, "E-%d", i);
+    assert_fe(submit(&r, i, id, NULL), 0);
+  }
+  poll_all(r.bus);
+  assert_int_equal(fe_dlq_count(r.dlq), 4); /* 5, 6, 7, 8 */
+  fe_submit_result_t res;
+  assert_fe(submit(&r, 6, "E-6", &res), FE_EDUPLICATE);
+  assert_int_equal(res.outcome.status, FE_IDEM_DEAD_LETTERED);
+  assert_int_equal(res.outcome.reason, 33);
+  rig_close(&r);
+
+  rig_open(&r, 1, 64);
+  assert_fe(r.rc, 0);
+  fe_bus_recovery_t rec;
+  fe_bus_recovery(r.bus, &rec);
+  assert_int_equal(rec.dlq_restored, 4);
+  assert_int_equal(fe_dlq_count(r.dlq), 4);
+  assert_int_equal(fe_dlq_count_reason(r.dlq, 33), 4);
+  /* redrive one (the venue is healthy again) */
+  fail_from = 1000;
+  uint64_t id = 0;
+  fe_dlq_foreach(r.dlq, NULL, first_id, &id);
+  assert_fe(fe_dlq_redrive(r.dlq, id, fe_bus_redrive, r.bus), 0);
+  poll_all(r.bus);
+  assert_int_equal(fe_dlq_count(r.dlq), 3);
+  rig_close(&r);
+
+  rig_open(&r, 1, 64);
+  assert_fe(r.rc, 0);
+  fe_bus_recovery(r.bus, &rec);
+  assert_int_equal(rec.dlq_restored, 3);
+  assert_int_equal(fe_dlq_count(r.dlq), 3);
+  rig_close(&r);
+  remove_dir();
+}
+
+/* A journal corrupt in the middle: the bus refuses to open, with the
+ * journal's error and message; nothing is guessed. */
+static void test_corrupt_journal_refused(void **state) {
+  (void)state;
+  make_dir();
+  snprintf(venue_path, sizeof venue_path, "%s/venue", dir);
+  fail_from = 1000;
+  rig_t r;
+  rig_open(&r, 1, 4);
+  assert_fe(r.rc, 0);
+  for (int i = 1; i <= 20; i++) {
+    char id[16];
+    snprintf(id, sizeof id, "F-%d", i);
+    assert_fe(submit(&r, 1 + i % 30, id, NULL), 0);
+    poll_all(r.bus);
+  }
+  rig_close(&r);
+  /* flip a byte well inside the first segment */
+  char seg[200];
+  snprintf(seg, sizeof seg, "%s/0000000000000001.fej", dir);
+  int fd = open(seg, O_RDWR);
+  assert_true(fd >= 0);
+  uint8_t b;
+  assert_int_equal(pread(fd, &b, 1, 600), 1);
+  b ^= 0x40;
+  assert_int_equal(pwrite(fd, &b, 1, 600), 1);
+  close(fd);
+  rig_open(&r, 1, 64);
+  assert_int_equal(r.rc, FE_ECORRUPT);
+  assert_non_null(strstr(r.d.msg, "0000000000000001.fej"));
+  assert_null(r.bus);
+  rig_close(&r);
+  remove_dir();
+}
+
+/* Threads: durable submits return once the journaller has the event. */
+static void test_durable_submit_threads(void **state) {
+  (void)state;
+  make_dir();
+  snprintf(venue_path, sizeof venue_path, "%s/venue", dir);
+  fail_from = 1000;
+  fe_idem_config_t ic;
+  fe_idem_config_init(&ic);
+  ic.capacity = 4096;
+  fe_idem_t *idem;
+  assert_fe(fe_idem_create(&ic, &idem, NULL), 0);
+  fe_journal_config_t jc;
+  fe_journal_config_init(&jc);
+  jc.dir = dir;
+  jc.fsync = FE_FSYNC_GROUP;
+  fe_stage_def_t st;
+  fe_stage_def_init(&st);
+  st.name = "validation";
+  st.handler = validate;
+  fe_bus_config_t cfg;
+  fe_bus_config_init(&cfg);
+  cfg.capacity = 256;
+  cfg.stages = &st;
+  cfg.n_stages = 1;
+  cfg.idem = idem;
+  cfg.journal = &jc;
+  cfg.journal_worker = 1;
+  fe_bus_t *bus;
+  fe_diag_t d;
+  assert_fe(fe_bus_create(&cfg, &bus, &d), 0);
+  assert_fe(fe_bus_start(bus, &d), 0);
+  int js = fe_bus_stage_id(bus, "fe.journal");
+  assert_true(js >= 0);
+  for (int i = 0; i < 300; i++) {
+    fe_order_t o = {.account = 3, .quantity = 1 + i % 7};
+    snprintf(o.client_order_id, sizeof o.client_order_id, "G-%d", i);
+    fe_submit_t in = {.type = FE_EV_NEW_ORDER, .flags = FE_SUBMIT_DURABLE,
+                      .order = &o, .timeout_ns = FE_T_LONG_NS};
+    fe_submit_result_t res;
+    assert_fe(fe_bus_submit(bus, &in, &res), 0);
+    fe_stage_stats_t ss;
+    fe_bus_stage_stats(bus, (uint32_t)js, &ss);
+    assert_true(ss.processed > res.seq);
+  }
+  assert_fe(fe_bus_drain(bus, FE_T_LONG_NS), 0);
+  fe_bus_stats_t s;
+  fe_bus_stats(bus, &s);
+  assert_int_equal(s.completed, 300);
+  fe_bus_destroy(bus);
+  fe_idem_destroy(idem);
+  remove_dir();
+}
+
+/* Configuration errors specific to durability. */
+static void test_config_errors(void **state) {
+  (void)state;
+  fe_stage_def_t st[FE_BUS_MAX_STAGES];
+  char names[FE_BUS_MAX_STAGES][8];
+  for (int i = 0; i < FE_BUS_MAX_STAGES; i++) {
+    fe_stage_def_init(&st[i]);
+    snprintf(names[i], sizeof names[i], "s%d", i);
+    st[i].name = names[i];
+    st[i].handler = validate;
+  }
+  fe_journal_config_t jc;
+  fe_journal_config_init(&jc);
+  jc.dir = "/tmp/fe-durable-unused";
+  fe_bus_config_t cfg;
+  fe_bus_config_init(&cfg);
+  cfg.stages = st;
+  cfg.n_stages = FE_BUS_MAX_STAGES - 1;
+  cfg.journal = &jc;
+  fe_bus_t *bus = NULL;
+  fe_diag_t d;
+  assert_fe(fe_bus_create(&cfg, &bus, &d), FE_ENOSTAGES);
+  assert_non_null(strstr(d.msg, "journal"));
+  cfg.n_stages = 2;
+  cfg.journal_worker = FE_BUS_MAX_WORKERS;
+  assert_fe(fe_bus_create(&cfg, &bus, &d), FE_EWORKER);
+  cfg.journal_worker = 0;
+  st[1].n_deps = FE_BUS_MAX_DEPS;
+  for (int k = 0; k < FE_BUS_MAX_DEPS; k++)
+    st[1].deps[k] = 0;
+  assert_fe(fe_bus_create(&cfg, &bus, &d), FE_EDEPEND);
+  assert_non_null(strstr(d.msg, "journal"));
+  assert_null(bus);
+  /* a journal directory that cannot be created */
+  st[1].n_deps = 0;
+  jc.dir = "/proc/fe-no-such-dir/journal";
+  assert_true(fe_bus_create(&cfg, &bus, &d) < 0);
+  assert_null(bus);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      FE_T_TEST(test_submit_is_idempotent),
+      FE_T_TEST(test_restart_rebuilds_the_table),
+      FE_T_TEST(test_crash_redrives_and_never_sends_twice),
+      FE_T_TEST(test_in_doubt_not_sent_is_sent_once),
+      FE_T_TEST(test_dead_letters_are_rebuilt),
+      FE_T_TEST(test_corrupt_journal_refused),
+      FE_T_TEST(test_durable_submit_threads),
+      FE_T_TEST(test_config_errors),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
