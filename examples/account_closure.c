@@ -272,8 +272,9 @@ int main(void) {
   c = coordinator();
   uint32_t replayed = 0;
   for (size_t off = mark; off < journal_len;) {
-    const fe_saga_rec_t *r = (const fe_saga_rec_t *)(const void *)(journal + off);
-    uint32_t len = r->len;
+    fe_saga_rec_t r;
+    memcpy(&r, journal + off, sizeof r);
+    uint32_t len = r.len;
     int rc = fe_saga_replay(c, journal + off, len);
     if (rc != 0) {
       fprintf(stderr, "account_closure: replay: %s\n", fe_strerror(rc));

@@ -188,7 +188,8 @@ void fe_saga_def_init(fe_saga_def_t *d) {
 }
 
 static int name_ok(const char *n) {
-  return n != NULL && n[0] != '\0' && strnlen(n, FE_SAGA_NAME_MAX) < FE_SAGA_NAME_MAX;
+  return n != NULL && n[0] != '\0' &&
+         strnlen(n, FE_SAGA_NAME_MAX) < FE_SAGA_NAME_MAX;
 }
 
 static const char *kind_name(uint32_t k) {

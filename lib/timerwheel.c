@@ -260,7 +260,8 @@ int fe__tw_valid(const fe__tw_t *tw) {
           return 0;
         /* (level 3 may hold a timer filed beyond the wheel, in the slot
          * of its clamped expiry) */
-        if (lvl < FE__TW_LEVELS - 1 && ((uint32_t)(x->expires >> sh) & MASK) != s)
+        if (lvl < FE__TW_LEVELS - 1 &&
+            ((uint32_t)(x->expires >> sh) & MASK) != s)
           return 0;
       }
     }

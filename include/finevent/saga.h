@@ -67,18 +67,22 @@
  * saga is compensated as after a failure (the pending step's token becomes
  * late); after it, the abort is refused with FE_ESTATE and counted.  An
  * abort and a step result racing for the same saga are decided by one
- * atomic word: whichever lands first wins, the other is late.
+ * atomic word: whichever lands first wins, the other is late.  (An action
+ * that returns DONE after an abort landed during the call did complete:
+ * its step is compensated with the others.)
  *
  * Tokens.  64-bit values that encode the saga's slot and a generation,
  * scrambled with the coordinator's salt (a keyed 64-bit permutation: not
  * cryptography, but a random value matches a pending token with
- * probability below 2^-40).  fe_saga_complete() on the token the saga waits on applies it;
- * exactly one of several concurrent completions of one token applies, the
- * others get FE_ELATE.  A token already completed, timed out, superseded
- * by a retry, or of a saga aborted or finished: FE_ELATE (counted, late).
- * A value never issued: FE_ETOKEN (counted, unknown), with the rare
- * exception above in which a garbage value decodes to an old generation and
- * is reported FE_ELATE.
+ * probability below 2^-40).  fe_saga_complete() on the token the saga
+ * waits on applies it; of several concurrent completions of one token
+ * exactly one applies, the others get FE_ELATE.  A token already
+ * completed, timed out, superseded by a retry, or of a saga aborted or
+ * finished: FE_ELATE (counted, late).  A value never issued: FE_ETOKEN
+ * (counted, unknown) - except that a value decoding to a generation the
+ * slot has passed (rare for garbage: about one in 2^40 / generations
+ * used), or after a replay to any generation issued before the restart
+ * (replay does not know every token of every slot), reads as FE_ELATE.
  *
  * Threads.  ONE thread at a time runs the coordinator: every action,
  * compensation, callback and timer runs on it.  Either the library's own
@@ -618,7 +622,8 @@ FE_API const char *fe_saga_state_name(uint32_t state);
  *           STUCK
  *           (a timeout is a RESULT: FE_SAGA_RETRY, FE_SAGA_REASON_TIMEOUT)
  *   HEARTBEAT  a heartbeat moved a WAITING step's deadline
- *   ABORT   an abort applied (state COMPENSATING, or the terminal state)
+ *   ABORT   an abort applied (state COMPENSATING; with nothing to
+ *           compensate, END alone)
  *   REDRIVE a STUCK saga resumed
  *   END     terminal state; the saga's slot is free after it
  *
