@@ -22,5 +22,6 @@
 #include "gateway.h"
 #include "idem.h"
 #include "journal.h"
+#include "saga.h"
 
 #endif /* FINEVENT_FINEVENT_H */

@@ -1,0 +1,700 @@
+/*
+ * libfinevent: the saga coordinator.
+ *
+ * A saga is a long-lived, multi-step piece of work (an order from
+ * reservation to settlement, an account closure) that cannot hold a
+ * transaction open across its steps.  Each step is a local action; when a
+ * step fails for good before the point of no return, the steps already
+ * done are undone by their compensations, newest first (Garcia-Molina and
+ * Salem's sagas, in Richardson's vocabulary: compensatable steps, one
+ * pivot, retriable steps).  Retries follow Temporal's retry policies
+ * (fe_retry_policy_t); a step that waits on the outside world gets a task
+ * token, as in AWS Step Functions, and whoever learns the outcome hands it
+ * back with fe_saga_complete().
+ *
+ * Definitions.  A definition (fe_saga_def_t) is an ordered list of up to
+ * FE_SAGA_MAX_STEPS steps, each with a name, an action, a compensation
+ * (compensatable steps only), a kind, a timeout for waiting on its token
+ * and a retry policy.  The kinds must come in the order
+ *
+ *     COMPENSATABLE*  [PIVOT]  RETRIABLE*
+ *
+ * The "point of no return" is passed when the pivot completes; without a
+ * pivot, when the last compensatable step completes; with neither (only
+ * retriable steps), from the start.  Before it, a failure compensates;
+ * after it, nothing is ever compensated: retriable steps retry, and one
+ * that exhausts its policy (or fails permanently) parks the saga STUCK.
+ *
+ * What a step does.  The coordinator calls the step's action (or, when
+ * compensating, its compensation) with an fe_saga_call_t; the function
+ * returns
+ *   FE_SAGA_DONE     the step is done; the saga moves on;
+ *   FE_SAGA_RETRY    it failed, may be retried (call->reason says why):
+ *                    the step's policy decides whether and after how long
+ *                    (BACKOFF); when it says no, the failure is final;
+ *   FE_SAGA_FAIL     it failed for good (call->reason);
+ *   FE_SAGA_PENDING  the outcome will come later: call->token (armed before
+ *                    the call, so it may be handed out from inside it) is
+ *                    completed from any thread with fe_saga_complete(); the
+ *                    saga WAITs, for at most the step's timeout_ns.  A
+ *                    timeout is a retryable failure with reason
+ *                    FE_SAGA_REASON_TIMEOUT; fe_saga_heartbeat() pushes the
+ *                    timeout back.
+ * Any other value counts as FE_SAGA_FAIL.  Compensations answer the same
+ * way and are retried by the same step's policy; a compensation that
+ * exhausts it, or fails for good, parks the saga STUCK: a compensation is
+ * never skipped.
+ *
+ * Failure before the point of no return compensates, newest first, every
+ * compensatable step that completed; the step that failed did not complete
+ * and is not compensated.  The saga ends COMPENSATED, or FAILED when there
+ * was nothing to compensate.  (A step whose effect may outlive its failure
+ * - a timed-out request that may still have landed - should be split so
+ * that "done" means "acknowledged", as the order template's submit step
+ * is: PENDING until the venue acknowledges.)
+ *
+ * States (fe_saga_state_t): RUNNING (an action or compensation is due or
+ * running), WAITING (on a token), BACKOFF (a retry timer), COMPENSATING
+ * (the compensation phase: its waits and backoffs show in
+ * fe_saga_info_t.waiting), STUCK (parked after the point of no return or in
+ * a compensation: an alert was raised, a dead letter put if a DLQ is
+ * configured; fe_saga_redrive() resumes it), and the terminal COMPLETED,
+ * COMPENSATED and FAILED.  A saga that reaches a terminal state frees its
+ * slot once its final record is logged and on_end has run.
+ *
+ * External abort.  fe_saga_abort(), from any thread (a compliance
+ * rejection arriving after submission): before the point of no return the
+ * saga is compensated as after a failure (the pending step's token becomes
+ * late); after it, the abort is refused with FE_ESTATE and counted.  An
+ * abort and a step result racing for the same saga are decided by one
+ * atomic word: whichever lands first wins, the other is late.  (An action
+ * that returns DONE after an abort landed during the call did complete:
+ * its step is compensated with the others.)
+ *
+ * Tokens.  64-bit values that encode the saga's slot and a generation,
+ * scrambled with the coordinator's salt (a keyed 64-bit permutation: not
+ * cryptography, but a random value matches a pending token with
+ * probability below 2^-40).  fe_saga_complete() on the token the saga
+ * waits on applies it; of several concurrent completions of one token
+ * exactly one applies, the others get FE_ELATE.  A token already
+ * completed, timed out, superseded by a retry, or of a saga aborted or
+ * finished: FE_ELATE (counted, late).  A value never issued: FE_ETOKEN
+ * (counted, unknown) - except that a value decoding to a generation the
+ * slot has passed (rare for garbage: about one in 2^40 / generations
+ * used), or after a replay to any generation issued before the restart
+ * (replay does not know every token of every slot), reads as FE_ELATE.
+ *
+ * Threads.  ONE thread at a time runs the coordinator: every action,
+ * compensation, callback and timer runs on it.  Either the library's own
+ * thread (fe_saga_coord_start(): it parks on a futex when idle, until the
+ * next timer or request, so an idle coordinator uses no CPU) or the host's
+ * thread calling fe_saga_poll() (host-driven).  fe_saga_start(),
+ * fe_saga_complete(), fe_saga_heartbeat(), fe_saga_abort(),
+ * fe_saga_redrive(), fe_saga_wake() and the queries may be called from any
+ * thread, concurrently.
+ *
+ * Requests from other threads.  Each saga's slot is its own inbox node: a
+ * request sets a bit in the slot and, if the slot is not queued yet, pushes
+ * it on a lock-free intrusive stack that the coordinator takes whole.  So
+ * the inbox holds at most max_sagas entries by construction and a
+ * completion, heartbeat or abort never fails for want of space; the only
+ * backpressure is fe_saga_start()'s FE_EFULL when every slot is taken.
+ * Requests are applied in the order the coordinator takes them; a
+ * completion and an abort already decided their race when they were made.
+ *
+ * Queries.  fe_saga_get() and fe_saga_foreach() copy a saga's state under
+ * a per-saga sequence lock: the coordinator never waits for a reader (it
+ * bumps a counter around its few stores); a reader retries if the
+ * coordinator changed that saga meanwhile.  The snapshot is consistent:
+ * state, step, attempt and history as of one moment.  fe_saga_stats() is a
+ * consistent snapshot of the coordinator's counters as of its last pass,
+ * plus counters bumped by other threads (late, unknown tokens, refused
+ * aborts and starts), read one by one.
+ *
+ * Memory.  Everything is allocated at create: per saga, a 160-byte slot,
+ * ctx_size bytes of context (rounded up to 8) and 8 bytes per history
+ * entry.  With the defaults (64 bytes of context, 16 entries) that is 352
+ * bytes per saga: 352 MB for a million sagas (184 MB with 8 bytes of
+ * context and 2 entries).
+ *
+ * Durability (see "Records" below).  With a log hook, the coordinator
+ * hands it a record for every state change, on its own thread, before the
+ * change has any effect outside the coordinator (before an action runs,
+ * after its result and before the next).  After a crash the host feeds the
+ * records back, in order, to fe_saga_replay() on a new coordinator before
+ * starting it: completed steps are not run again; WAITING steps wait
+ * again, for what is left of their timeout (deadline in wall-clock time
+ * minus the wall clock now), with the same token; a BACKOFF resumes its
+ * timer likewise; a compensation in progress continues; a step whose
+ * start was logged without a result is IN DOUBT and runs again, with the
+ * same attempt number and token and call->replayed set: actions and
+ * compensations must therefore be idempotent.  fe_saga_complete()
+ * returning 0 means the completion was accepted in memory; it is durable
+ * once its record is logged: a confirmation source should re-deliver
+ * until the saga shows the step done (the token stays valid until then).
+ * A saga is durable from its START record, logged when the coordinator
+ * takes it up, not when fe_saga_start() returns.
+ *
+ * Lifecycle:
+ *     fe_saga_config_init(&cfg);  set max_sagas, ctx_size, hooks ...
+ *     fe_saga_create(&cfg, &c, &diag);
+ *     fe_saga_define(c, &def, &def_id, &diag);   every definition
+ *     fe_saga_replay(c, rec, len);               every record, in order
+ *     fe_saga_coord_start(c)  or  fe_saga_poll(c, n) repeatedly
+ *     fe_saga_start / complete / abort / get ... from any thread
+ *     fe_saga_coord_stop(c);  fe_saga_destroy(c);
+ * The first fe_saga_coord_start() or fe_saga_poll() OPENS the coordinator:
+ * definitions and replay are refused after it, requests before it.
+ */
+#ifndef FINEVENT_SAGA_H
+#define FINEVENT_SAGA_H
+
+#include <stdint.h>
+
+#include "dlq.h"
+#include "error.h"
+#include "retry.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define FE_SAGA_MAX_STEPS 16   /* steps per definition */
+#define FE_SAGA_NAME_MAX 32    /* names: up to 31 bytes and a NUL */
+#define FE_SAGA_MAX_SAGAS (UINT32_C(1) << 24) /* largest max_sagas */
+#define FE_SAGA_MAX_DEFS 256   /* largest max_defs */
+#define FE_SAGA_CTX_MAX 1024   /* largest ctx_size */
+#define FE_SAGA_HISTORY_MAX 64 /* largest history */
+/* The reason a timeout carries.  Reasons are the host's own otherwise;
+ * only 0..FE_RETRY_REASONS-1 can be marked non-retryable in a policy and
+ * a dead letter keeps reasons up to FE_REASON_MAX (larger ones are stored
+ * as 0 there), so keep them in 1..254. */
+#define FE_SAGA_REASON_TIMEOUT 255u
+
+typedef struct fe_saga_coord fe_saga_coord_t;
+
+typedef enum fe_saga_kind {
+  FE_SAGA_COMPENSATABLE = 1, /* has a compensation; before the pivot */
+  FE_SAGA_PIVOT = 2,         /* the go/no-go step; at most one */
+  FE_SAGA_RETRIABLE = 3      /* after the pivot; retried, never undone */
+} fe_saga_kind_t;
+
+typedef enum fe_saga_result {
+  FE_SAGA_DONE = 0,
+  FE_SAGA_RETRY = 1,  /* failed, retryable (call->reason / reason) */
+  FE_SAGA_FAIL = 2,   /* failed for good */
+  FE_SAGA_PENDING = 3 /* the token will be completed later */
+} fe_saga_result_t;
+
+typedef enum fe_saga_state {
+  FE_SAGA_RUNNING = 1,
+  FE_SAGA_WAITING = 2,
+  FE_SAGA_BACKOFF = 3,
+  FE_SAGA_COMPENSATING = 4,
+  FE_SAGA_COMPLETED = 5,   /* terminal: every step done */
+  FE_SAGA_COMPENSATED = 6, /* terminal: failed, compensations done */
+  FE_SAGA_FAILED = 7,      /* terminal: failed, nothing to compensate */
+  FE_SAGA_STUCK = 8        /* parked; fe_saga_redrive() resumes it */
+} fe_saga_state_t;
+#define FE_SAGA_STATES 9 /* states are 1..FE_SAGA_STATES-1 */
+
+/* fe_saga_info_t.waiting */
+typedef enum fe_saga_wait {
+  FE_SAGA_WAIT_NONE = 0,
+  FE_SAGA_WAIT_TOKEN = 1, /* on a token (WAITING, or compensating) */
+  FE_SAGA_WAIT_TIMER = 2  /* on a retry timer (BACKOFF, or compensating) */
+} fe_saga_wait_t;
+
+/* ---------------------------------------------------------- definitions */
+
+/* What an action or compensation gets.  Valid during the call only. */
+typedef struct fe_saga_call {
+  uint64_t saga_id;
+  uint64_t token;       /* armed before the call: return FE_SAGA_PENDING and
+                           hand it to whoever will call fe_saga_complete();
+                           it is valid as soon as the call starts */
+  uint32_t def_id;
+  uint32_t step;        /* index in the definition */
+  uint32_t attempt;     /* of this action (or this compensation): 1 first */
+  uint32_t compensating; /* 1 in a compensation */
+  uint32_t replayed;    /* 1: a re-run of an invocation left in doubt by a
+                           crash (its start was logged, its result not) */
+  uint32_t reason;      /* out: why, for FE_SAGA_RETRY and FE_SAGA_FAIL */
+  void *ctx;            /* the saga's context: ctx_size bytes, read-write;
+                           changes are logged with the result */
+  uint32_t ctx_size;
+  uint32_t reserved;
+} fe_saga_call_t;
+
+/* An action or a compensation.  Runs on the coordinator thread.
+ *   call  in/out: see fe_saga_call_t.
+ *   user  the step's user pointer.
+ * Returns an fe_saga_result_t.  It may call fe_saga_start(),
+ * fe_saga_complete() (even on its own token), fe_saga_heartbeat(),
+ * fe_saga_abort(), fe_saga_redrive() and the queries; not fe_saga_poll()
+ * (FE_ESTATE), fe_saga_coord_stop() (FE_ESTATE) or fe_saga_destroy().  It
+ * delays every other saga while it runs: hand slow work to another thread
+ * and return FE_SAGA_PENDING. */
+typedef fe_saga_result_t (*fe_saga_action_fn)(fe_saga_call_t *call,
+                                              void *user);
+
+typedef struct fe_saga_step_def {
+  const char *name;               /* 1..FE_SAGA_NAME_MAX-1 bytes, unique in
+                                     the definition; copied */
+  fe_saga_action_fn action;       /* required */
+  fe_saga_action_fn compensate;   /* required for COMPENSATABLE, NULL for
+                                     the others (it would never run) */
+  fe_saga_kind_t kind;
+  uint32_t reserved;
+  uint64_t timeout_ns;            /* how long a PENDING result may wait for
+                                     its token (also a PENDING
+                                     compensation); 0: no limit */
+  fe_retry_policy_t retry;        /* for the action and the compensation */
+  void *user;                     /* passed to action and compensate */
+} fe_saga_step_def_t;
+
+typedef struct fe_saga_def {
+  const char *name;               /* 1..FE_SAGA_NAME_MAX-1 bytes, unique in
+                                     the coordinator; copied */
+  uint32_t n_steps;               /* 1..FE_SAGA_MAX_STEPS */
+  uint32_t reserved;
+  fe_saga_step_def_t steps[FE_SAGA_MAX_STEPS];
+} fe_saga_def_t;
+
+/* Zeroes d and gives every step the default retry policy
+ * (fe_retry_policy_init()) and kind FE_SAGA_COMPENSATABLE.  d non-NULL.
+ * Cannot fail; thread-safe (touches only d). */
+FE_API void fe_saga_def_init(fe_saga_def_t *d);
+
+/* Checks d without registering it.
+ *   d     in: read during the call only.
+ *   diag  out, may be NULL: on failure the code and a message naming the
+ *         step.
+ * Returns 0; FE_EINVAL (d NULL); FE_EDEFINE: no or over-long name, no
+ * steps, more than FE_SAGA_MAX_STEPS, a step without a name or action, an
+ * empty, over-long or duplicate step name, an unknown kind, a compensatable
+ * step without a compensation or another kind with one, more than one
+ * pivot, a compensatable step after the pivot (or after a retriable step),
+ * a retriable step before the pivot; FE_ERANGE: a step's retry policy fails
+ * fe_retry_policy_check() (the message names the step).  Thread-safe,
+ * wait-free. */
+FE_API int fe_saga_def_check(const fe_saga_def_t *d, fe_diag_t *diag);
+
+/* Callbacks the host gives the order template: each is an action or a
+ * compensation (see fe_saga_action_fn), all called with `user`. */
+typedef struct fe_saga_order_hooks {
+  fe_saga_action_fn reserve;    /* reserve buying power */
+  fe_saga_action_fn release;    /* compensates reserve */
+  fe_saga_action_fn submit;     /* send to the venue; typically publishes to
+                                   the bus's execution stage and returns
+                                   PENDING until the venue acknowledges */
+  fe_saga_action_fn cancel;     /* compensates submit */
+  fe_saga_action_fn await_fill; /* the pivot: PENDING until the execution
+                                   report */
+  fe_saga_action_fn settle;     /* T+1: PENDING until the custodian
+                                   confirms; retried, never undone */
+  void *user;
+  uint64_t submit_timeout_ns;   /* 0: 5 s */
+  uint64_t fill_timeout_ns;     /* 0: no limit */
+  uint64_t settle_timeout_ns;   /* 0: 36 h */
+} fe_saga_order_hooks_t;
+
+/* Fills *out with the order saga "order": reserve (compensatable,
+ * compensated by release) -> submit (compensatable, by cancel) ->
+ * await_fill (pivot) -> settle (retriable, up to 10 attempts).  Every step
+ * gets the default retry policy except settle (max_attempts 10); the host
+ * may adjust *out before fe_saga_define().
+ *   out  out: overwritten.
+ *   h    in: read during the call only; every hook required.
+ * Returns 0, FE_EINVAL (out or h NULL, a hook NULL; *out untouched).
+ * Thread-safe. */
+FE_API int fe_saga_order_template(fe_saga_def_t *out,
+                                  const fe_saga_order_hooks_t *h);
+
+/* ----------------------------------------------------------- callbacks */
+
+/* Hands one record to the host's journal; coordinator thread; see
+ * "Records".  rec is valid during the call only.  It must not fail: a
+ * journal that cannot write should retry inside or stop the process; the
+ * coordinator goes on as if the record were durable.  It must not call
+ * into the coordinator except the queries. */
+typedef void (*fe_saga_log_fn)(const void *rec, uint32_t len, void *user);
+
+/* How a saga ended; passed to on_end. */
+typedef struct fe_saga_end {
+  uint64_t saga_id;
+  uint32_t def_id;
+  uint32_t state;       /* COMPLETED, COMPENSATED or FAILED */
+  uint32_t reason;      /* the failure's (or abort's) reason, 0 if none */
+  uint32_t ctx_size;
+  const void *ctx;      /* the final context, valid during the call */
+} fe_saga_end_t;
+
+/* A saga reached a terminal state; coordinator thread, after its final
+ * record, before its slot is freed (so fe_saga_get() still finds it).
+ * May call what an action may. */
+typedef void (*fe_saga_end_fn)(const fe_saga_end_t *e, void *user);
+
+/* fe_saga_alert_t.kind */
+typedef enum fe_saga_alert_kind {
+  FE_SAGA_ALERT_STUCK = 1 /* a saga was parked STUCK */
+} fe_saga_alert_kind_t;
+
+typedef struct fe_saga_alert {
+  uint32_t kind;        /* fe_saga_alert_kind_t */
+  uint32_t def_id;
+  uint64_t saga_id;
+  uint32_t step;
+  uint32_t attempt;     /* attempts made */
+  uint32_t compensating; /* 1: a compensation got stuck */
+  uint32_t reason;
+  int dlq_rc;           /* the DLQ put's result (0 or its error), or 1 when
+                           no DLQ is configured */
+  uint32_t reserved;
+  uint64_t dlq_id;      /* the dead letter's id, 0 if none */
+} fe_saga_alert_t;
+
+/* Raised on the coordinator thread, after the STUCK record and the dead
+ * letter.  May call what an action may. */
+typedef void (*fe_saga_alert_fn)(const fe_saga_alert_t *a, void *user);
+
+/* -------------------------------------------------------- configuration */
+
+typedef struct fe_saga_config {
+  uint32_t max_sagas;  /* sagas in flight at once, 1..FE_SAGA_MAX_SAGAS
+                          (default 65536) */
+  uint32_t max_defs;   /* definitions, 1..FE_SAGA_MAX_DEFS (default 16) */
+  uint32_t ctx_size;   /* context bytes per saga, 0..FE_SAGA_CTX_MAX
+                          (default 64) */
+  uint32_t history;    /* transitions kept per saga, 0..FE_SAGA_HISTORY_MAX
+                          (default 16) */
+  uint64_t tick_ns;    /* timer resolution, 1000 ns..1 s (default 1 ms):
+                          timeouts and backoffs fire within one tick after
+                          they are due, never before */
+  uint64_t salt;       /* token salt; 0: random (getrandom); replay adopts
+                          the salt of the records */
+  /* Monotonic ns (timeouts, backoffs, history); NULL: fe_clock_now_ns.
+   * Wall-clock ns since the epoch (deadlines in records); NULL:
+   * fe_clock_realtime_ns.  Coordinator thread only. */
+  uint64_t (*now_ns)(void *clock_user);
+  uint64_t (*wall_ns)(void *clock_user);
+  void *clock_user;
+  fe_saga_log_fn log;        /* may be NULL: no records */
+  fe_saga_end_fn on_end;     /* may be NULL */
+  fe_saga_alert_fn on_alert; /* may be NULL */
+  void *user;                /* passed to log, on_end, on_alert */
+  /* Dead letters for stuck sagas, may be NULL.  The entry: an event of
+   * type dlq_event_type (default FE_EV_USER) whose trace_id is the saga id,
+   * client_order_id "saga-<id>" and symbol the definition's name (cut to
+   * fit); the context as its user area; stage = the step; kind
+   * FE_DLQ_RETRIES_EXHAUSTED or FE_DLQ_FAIL; the reason; the saga id (8
+   * bytes) as key.  Put without waiting (timeout 0) from the coordinator
+   * thread: a full queue is reported in the alert, not waited on.  Must
+   * outlive the coordinator. */
+  fe_dlq_t *dlq;
+  uint32_t dlq_event_type;
+  uint32_t reserved;
+} fe_saga_config_t;
+
+/* Fills cfg with the defaults above.  Cannot fail; thread-safe. */
+FE_API void fe_saga_config_init(fe_saga_config_t *cfg);
+
+/* Checks cfg without allocating.  Returns 0, FE_EINVAL (cfg NULL),
+ * FE_ERANGE (a field outside the range above; diag names it).
+ * Thread-safe, wait-free. */
+FE_API int fe_saga_config_check(const fe_saga_config_t *cfg, fe_diag_t *diag);
+
+/* Validates cfg and allocates the coordinator with every slot, context,
+ * history entry and timer it will use, touching every page.
+ *   cfg   in: copied (callbacks, their pointers and dlq must stay valid).
+ *   out   out: the coordinator, freed with fe_saga_destroy(); untouched on
+ *         failure.
+ *   diag  out, may be NULL.
+ * Returns 0, FE_EINVAL (cfg or out NULL), FE_ERANGE (as the check),
+ * FE_ENOMEM.  On failure nothing is allocated.  Blocking (allocates: about
+ * a second per GB). */
+FE_API int fe_saga_create(const fe_saga_config_t *cfg, fe_saga_coord_t **out,
+                          fe_diag_t *diag);
+
+/* Stops the internal thread if it runs (as fe_saga_coord_stop()), then
+ * frees everything; sagas in flight are dropped without records.  Accepts
+ * NULL.  No other call on c may be in progress or follow. */
+FE_API void fe_saga_destroy(fe_saga_coord_t *c);
+
+/* Registers a copy of d (fe_saga_def_check() first).
+ *   def_id  out, may be NULL: its id, 0, 1, ... in registration order.
+ * Returns 0, the check's codes, FE_EINVAL (c NULL), FE_EDEFINE (a
+ * definition of that name exists), FE_ETABLEFULL (max_defs reached),
+ * FE_ESTATE (the coordinator is open).  On failure nothing is registered.
+ * Before open, from one thread. */
+FE_API int fe_saga_define(fe_saga_coord_t *c, const fe_saga_def_t *d,
+                          uint32_t *def_id, fe_diag_t *diag);
+
+/* ------------------------------------------------------------- driving */
+
+/* Opens c if it is not open yet and starts the coordinator thread.
+ * Returns 0, FE_EINVAL (c NULL), FE_ESTATE (the thread runs already, or a
+ * poll is in progress, or called from an action), FE_ETHREAD (thread
+ * creation failed: c is open, nothing runs it; poll or try again).  Any
+ * thread; blocking. */
+FE_API int fe_saga_coord_start(fe_saga_coord_t *c);
+
+/* Asks the coordinator thread to stop after the invocation in progress
+ * and waits for it.  Sagas keep their state: fe_saga_coord_start() or
+ * fe_saga_poll() carries on.  Returns 0, FE_EINVAL, FE_ESTATE (the thread
+ * is not running, or called from it).  Any thread but the coordinator's;
+ * blocking. */
+FE_API int fe_saga_coord_stop(fe_saga_coord_t *c);
+
+/* Host-driven: runs the coordinator once on the calling thread (opening c
+ * on the first call): fires the timers due on the monotonic clock, applies
+ * every request queued, then invokes up to max_work actions and
+ * compensations, each saga running on while its steps finish at once.
+ * Returns the work done (requests applied + timers fired + invocations),
+ * 0 when there was nothing to do, or FE_EINVAL (c NULL, max_work 0),
+ * FE_ESTATE (the coordinator thread runs, another poll is in progress, or
+ * called from an action or callback).  Any thread, one at a time; never
+ * waits (its time is the callbacks' time plus O(work)). */
+FE_API int fe_saga_poll(fe_saga_coord_t *c, uint32_t max_work);
+
+/* Host-driven: nanoseconds on the monotonic clock until the next timer
+ * may fire (0: due now; UINT64_MAX: none armed), measured from the last
+ * poll's clock reading: how long a host may sleep when fe_saga_poll()
+ * returned 0, unless a request arrives.  The coordinator's thread only (or
+ * between polls); a lower bound, never late. */
+FE_API uint64_t fe_saga_idle_ns(fe_saga_coord_t *c);
+
+/* Wakes the coordinator thread so it re-reads the clock now (needed only
+ * with an injected clock that does not follow real time: the thread
+ * sleeps in real time until the next timer).  Any thread; wait-free
+ * unless it wakes the thread (one futex call). */
+FE_API void fe_saga_wake(fe_saga_coord_t *c);
+
+/* ------------------------------------------------------------- requests */
+
+/* Starts a saga of definition def_id with an initial context: ctx_len
+ * bytes from ctx, the rest zero.
+ *   saga_id  out: its id (never 0, never reused by this coordinator or
+ *            one replaying its records); untouched on failure.
+ * Returns 0, FE_EINVAL (c or saga_id NULL, ctx NULL with ctx_len > 0),
+ * FE_ENOTFOUND (no definition def_id), FE_ERANGE (ctx_len above ctx_size;
+ * or 2^40 ids and tokens used), FE_EFULL (every slot taken: counted),
+ * FE_ESTATE (not open).  On failure nothing changed.  Any thread; lock-
+ * free, no allocation: O(ctx_size). */
+FE_API int fe_saga_start(fe_saga_coord_t *c, uint32_t def_id, const void *ctx,
+                         uint32_t ctx_len, uint64_t *saga_id);
+
+/* Completes a pending step: result FE_SAGA_DONE, FE_SAGA_RETRY (reason) or
+ * FE_SAGA_FAIL (reason), applied as if the step's function had returned it
+ * (a completion of a pending compensation completes the compensation).
+ * Returns 0 (accepted; applied by the coordinator in order), FE_EINVAL (c
+ * NULL, result not one of the three), FE_ETOKEN (never issued: counted),
+ * FE_ELATE (late or duplicate: counted; nothing changed), FE_ESTATE (not
+ * open).  Any thread; lock-free, no allocation. */
+FE_API int fe_saga_complete(fe_saga_coord_t *c, uint64_t token,
+                            fe_saga_result_t result, uint32_t reason);
+
+/* The pending step holding token is alive: its timeout restarts from now,
+ * for extend_ns (0: the step's own timeout_ns; rounded up to a
+ * microsecond, capped at 2^40 us, 12.7 days).  Applied by the coordinator
+ * when it takes the request; if several arrive between two of its passes,
+ * the last one counts.
+ * Returns 0, FE_EINVAL, FE_ETOKEN, FE_ELATE (as fe_saga_complete(),
+ * counted), FE_ESTATE (not open).  Any thread; lock-free. */
+FE_API int fe_saga_heartbeat(fe_saga_coord_t *c, uint64_t token,
+                             uint64_t extend_ns);
+
+/* Aborts saga_id from outside (reason: the host's code, kept as the
+ * saga's reason).  Before the point of no return: 0, and the saga is
+ * compensated as after a failure; its pending token, if any, becomes late;
+ * an abort of a saga already compensating (or aborted) also returns 0 and
+ * changes nothing.  After it: FE_ESTATE, counted, nothing changed.
+ * Returns also FE_EINVAL (c NULL), FE_ENOTFOUND (no such saga: finished,
+ * or never started).  Any thread; lock-free. */
+FE_API int fe_saga_abort(fe_saga_coord_t *c, uint64_t saga_id,
+                         uint32_t reason);
+
+/* Resumes a STUCK saga: its stuck action or compensation runs again, with
+ * a fresh attempt count under the same policy.  Returns 0, FE_EINVAL,
+ * FE_ENOTFOUND, FE_ESTATE (the saga is not STUCK, or a redrive of it is
+ * already queued; or not open).  Any thread; lock-free. */
+FE_API int fe_saga_redrive(fe_saga_coord_t *c, uint64_t saga_id);
+
+/* -------------------------------------------------------------- queries */
+
+typedef struct fe_saga_transition {
+  uint64_t time_ns;    /* monotonic clock (microsecond resolution; a
+                          transition more than 12.7 days after the start
+                          shows that bound) */
+  uint32_t step;       /* the step after the transition */
+  uint32_t attempt;    /* its attempt count (saturates at 2047) */
+  uint8_t from, to;    /* fe_saga_state_t */
+  uint8_t reserved[6];
+} fe_saga_transition_t;
+
+typedef struct fe_saga_info {
+  uint64_t saga_id;
+  uint64_t started_ns;  /* monotonic; 0 until the coordinator took it up */
+  uint32_t def_id;
+  uint32_t state;       /* fe_saga_state_t */
+  uint32_t step;        /* the action or compensation at hand */
+  uint32_t attempt;     /* its attempts so far */
+  uint32_t compensating;
+  uint32_t waiting;     /* fe_saga_wait_t */
+  uint32_t reason;      /* the last failure's or abort's reason, 0 none */
+  uint32_t n_history;   /* entries in history, oldest first */
+  uint64_t transitions; /* transitions since the start (history keeps the
+                           last `history` of them; a replayed saga's start
+                           is its replay) */
+  fe_saga_transition_t history[FE_SAGA_HISTORY_MAX];
+} fe_saga_info_t;
+
+/* Copies saga_id's state into *out (a consistent snapshot).  A saga just
+ * started and not yet taken up shows RUNNING at step 0, attempt 0.
+ * Returns 0, FE_EINVAL (c or out NULL), FE_ENOTFOUND (no such saga now).
+ * Any thread, any time; no allocation; never blocks the coordinator
+ * (retries while the coordinator is updating this saga). */
+FE_API int fe_saga_get(fe_saga_coord_t *c, uint64_t saga_id,
+                       fe_saga_info_t *out);
+
+/* Visits one saga for fe_saga_foreach(); info valid during the call.
+ * Returns 0 to go on, anything else to stop (returned by foreach). */
+typedef int (*fe_saga_visit_fn)(const fe_saga_info_t *info, void *user);
+
+/* Calls fn with a snapshot (as fe_saga_get()) of every saga whose state is
+ * in state_mask (bit 1u << state; 0: every state), in slot order; each
+ * snapshot is consistent, the walk as a whole is not.  fn may call any
+ * function an action may.  Returns 0, fn's non-zero value, FE_EINVAL (c
+ * or fn NULL).  Any thread; O(max_sagas). */
+FE_API int fe_saga_foreach(fe_saga_coord_t *c, uint32_t state_mask,
+                           fe_saga_visit_fn fn, void *user);
+
+typedef struct fe_saga_stats {
+  uint64_t capacity;      /* max_sagas */
+  uint64_t live;          /* sagas holding a slot (taken up) */
+  uint64_t in_state[FE_SAGA_STATES]; /* live sagas per non-terminal state */
+  uint64_t started;       /* taken up by the coordinator */
+  uint64_t completed, compensated, failed; /* terminal, since create */
+  uint64_t stuck;         /* times a saga was parked STUCK */
+  uint64_t redriven;      /* redrives applied */
+  uint64_t retries;       /* retries scheduled (actions and compensations) */
+  uint64_t timeouts;      /* pending steps that timed out */
+  uint64_t heartbeats;    /* heartbeats applied */
+  uint64_t aborts;        /* aborts applied */
+  uint64_t invocations;   /* actions and compensations called */
+  uint64_t records;       /* records logged */
+  uint64_t dlq_failed;    /* dead-letter puts that failed */
+  /* bumped by the calling threads */
+  uint64_t late;          /* FE_ELATE answers, and results that lost a race */
+  uint64_t unknown_tokens; /* FE_ETOKEN answers */
+  uint64_t abort_refused; /* aborts after the point of no return */
+  uint64_t start_refused; /* FE_EFULL starts */
+} fe_saga_stats_t;
+
+/* Fills *s.  Returns 0 or FE_EINVAL.  Any thread; never blocks the
+ * coordinator. */
+FE_API int fe_saga_stats(fe_saga_coord_t *c, fe_saga_stats_t *s);
+
+/* "RUNNING", "WAITING", ... "STUCK", or "UNKNOWN".  Static; cannot fail. */
+FE_API const char *fe_saga_state_name(uint32_t state);
+
+/* ------------------------------------------------------------- records */
+
+/*
+ * Records.  Each is one fe_saga_rec_t header followed by ctx_len bytes of
+ * context, in the host's byte order (little-endian on x86-64 and arm64),
+ * 8-byte aligned when the buffer is.  Every record carries the saga's
+ * whole state after the change (state, step, attempt, phase, the mask of
+ * completed steps not yet compensated, flags, the armed token and the
+ * deadline in wall-clock ns), so replay keeps only the newest record per
+ * saga; the context is carried by START and whenever an invocation changed
+ * it, so a journal that compacts must keep, per live saga, its newest
+ * record and the newest one with a context.  Every record also carries
+ * the salt and the generation high-water: replay takes the largest, so
+ * ids and tokens are never reused as long as the newest record logged is
+ * replayed (a journal that drops finished sagas keeps its last segment).
+ *
+ *   START   taken up; context always                (before its first step)
+ *   STEP    an action/compensation is about to run  (IN DOUBT until the
+ *           next record of the saga)
+ *   RESULT  its result and the state it led to: RUNNING (next step),
+ *           WAITING (token, deadline), BACKOFF (deadline), COMPENSATING,
+ *           STUCK
+ *           (a timeout is a RESULT: FE_SAGA_RETRY, FE_SAGA_REASON_TIMEOUT)
+ *   HEARTBEAT  a heartbeat moved a WAITING step's deadline
+ *   ABORT   an abort applied (state COMPENSATING; with nothing to
+ *           compensate, END alone)
+ *   REDRIVE a STUCK saga resumed
+ *   END     terminal state; the saga's slot is free after it
+ *
+ * The checksum is XXH3-64 of the header (checksum field zero) and the
+ * context.  def_hash is XXH3-64 over the definition's name and every
+ * step's name and kind: replaying into a coordinator whose definition of
+ * that name has other steps fails with FE_ENOTFOUND.
+ */
+#define FE_SAGA_REC_MAGIC UINT32_C(0x47534546) /* "FESG" */
+#define FE_SAGA_REC_VERSION 1
+
+typedef enum fe_saga_rec_type {
+  FE_SAGA_REC_START = 1,
+  FE_SAGA_REC_STEP = 2,
+  FE_SAGA_REC_RESULT = 3,
+  FE_SAGA_REC_HEARTBEAT = 4,
+  FE_SAGA_REC_ABORT = 5,
+  FE_SAGA_REC_REDRIVE = 6,
+  FE_SAGA_REC_END = 7
+} fe_saga_rec_type_t;
+
+/* fe_saga_rec_t.flags */
+#define FE_SAGA_RECF_PNR 1u    /* the point of no return is passed */
+#define FE_SAGA_RECF_COMP 2u   /* compensation phase */
+#define FE_SAGA_RECF_UNDONE 4u /* some compensation completed (the end is
+                                  then COMPENSATED, not FAILED) */
+
+typedef struct fe_saga_rec {
+  uint32_t magic;        /* FE_SAGA_REC_MAGIC */
+  uint16_t version;      /* FE_SAGA_REC_VERSION */
+  uint16_t type;         /* fe_saga_rec_type_t */
+  uint32_t len;          /* bytes: sizeof(fe_saga_rec_t) + ctx_len */
+  uint32_t ctx_len;      /* 0, or the coordinator's ctx_size */
+  uint64_t saga_id;
+  uint64_t def_hash;
+  uint64_t salt;         /* the coordinator's token salt */
+  uint64_t gen_hw;       /* id/token generation high-water */
+  uint64_t token;        /* the armed token, 0 if none */
+  uint64_t wall_ns;      /* wall clock when logged */
+  uint64_t deadline_wall_ns; /* WAITING with a timeout, BACKOFF: when it
+                                ends; else 0 */
+  uint32_t state;        /* fe_saga_state_t after the change */
+  uint32_t step;
+  uint32_t attempt;      /* attempts of that step (action or compensation) */
+  uint32_t result;       /* RESULT and END: the fe_saga_result_t that led
+                            to it; else 0 */
+  uint32_t reason;       /* the saga's reason (see fe_saga_info_t) */
+  uint32_t done_mask;    /* bit i: step i completed and not compensated */
+  uint32_t flags;        /* FE_SAGA_RECF_* */
+  uint32_t reserved;
+  uint64_t checksum;
+} fe_saga_rec_t;
+
+/* Applies one record to c, before it is opened.  Records must come in the
+ * order they were logged; a record older than what c already holds for its
+ * saga (a duplicate) is skipped and returns 0.
+ *   rec, len  in: read during the call only; any alignment.
+ * Returns 0; FE_EINVAL (c or rec NULL); FE_ECORRUPT (len shorter than the
+ * header or than its len field says, bad magic, bad checksum, an unknown
+ * type or state, a saga whose slot holds another live saga); FE_EVERSION
+ * (another version); FE_ENOTFOUND (no definition with that hash); FE_ERANGE
+ * (the saga's slot is beyond max_sagas, a step beyond its definition, a
+ * context of another size); FE_EMISMATCH (a salt other than the one the
+ * first record gave); FE_ESTATE (c is open).  On failure c is unchanged.
+ * One thread, before open; no allocation. */
+FE_API int fe_saga_replay(fe_saga_coord_t *c, const void *rec, uint32_t len);
+
+/* "START", "STEP", ... "END", or "UNKNOWN".  Static; cannot fail. */
+FE_API const char *fe_saga_rec_type_name(uint32_t type);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* FINEVENT_SAGA_H */
