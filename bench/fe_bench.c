@@ -13,7 +13,7 @@
  * event.  Each result is one line (or a JSON object with --json):
  *
  *   bench=NAME threads=N events=N mev_s=X [p50_ns=.. p99_ns=.. p999_ns=..
- *   p9999_ns=.. max_ns=..] rss_mb=N [allocs=N] sink=N runs=N
+ *   p9999_ns=.. max_ns=..] [mb_s=X] rss_mb=N [allocs=N] sink=N runs=N
  *
  * mev_s and the percentiles are medians over --runs runs.  allocs counts
  * the library's heap allocations between fe_bus_start and fe_bus_stop (the
@@ -25,14 +25,25 @@
  * (fe_saga_start, then fe_saga_poll until idle), no log hook.  mev_s is
  * millions of COMPLETED sagas per second; allocs counts allocations
  * between the first start and the last poll.
+ *
+ * The journal scenarios append 200-byte records to a journal in a fresh
+ * directory under $TMPDIR (default /tmp), committing every 256 records:
+ * journal_append with FE_FSYNC_NONE (the cost of framing, checksums and
+ * write()), journal_append_fsync_group with FE_FSYNC_GROUP (one fdatasync
+ * per group).  mev_s is then millions of records per second and mb_s the
+ * megabytes (10^6) of frames written per second; allocs counts the
+ * allocations between open and the last commit.
  */
 #define _GNU_SOURCE
 #include <finevent/finevent.h>
+#include <finevent/journal.h>
 #include <finevent/saga.h>
 
 #include <ck_pr.h>
 #include <ck_ring.h>
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -41,6 +52,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 /* ------------------------------------------------------------ allocations */
 
@@ -89,6 +101,8 @@ typedef struct result {
   int has_lat;
   uint64_t allocs;
   int has_allocs;
+  double mb_s;
+  int has_mb;
   uint64_t sink;
 } result_t;
 
@@ -807,6 +821,83 @@ static int run_saga(const scenario_t *sc, const opts_t *o, uint64_t n,
   return 0;
 }
 
+/* ------------------------------------------------------------- journal */
+
+#define JOURNAL_RECORD 200
+#define JOURNAL_GROUP 256
+
+/* Removes the journal's files and its directory. */
+static void remove_dir(const char *dir) {
+  DIR *d = opendir(dir);
+  struct dirent *e;
+  while (d != NULL && (e = readdir(d)) != NULL)
+    if (e->d_name[0] != '.')
+      unlinkat(dirfd(d), e->d_name, 0);
+  if (d != NULL)
+    closedir(d);
+  rmdir(dir);
+}
+
+static int run_journal(const scenario_t *sc, const opts_t *o, uint64_t n,
+                       result_t *r) {
+  pin_self(o, 0);
+  const char *tmp = getenv("TMPDIR");
+  char dir[512];
+  snprintf(dir, sizeof dir, "%s/fe_bench_journal_XXXXXX",
+           tmp != NULL && tmp[0] != '\0' ? tmp : "/tmp");
+  if (mkdtemp(dir) == NULL) {
+    fprintf(stderr, "fe_bench: %s: mkdtemp %s: %s\n", sc->name, dir,
+            strerror(errno));
+    return -1;
+  }
+  fe_journal_config_t cfg;
+  fe_journal_config_init(&cfg);
+  cfg.dir = dir;
+  cfg.fsync = strstr(sc->name, "fsync_group") ? FE_FSYNC_GROUP : FE_FSYNC_NONE;
+  fe_journal_t *j;
+  fe_diag_t d;
+  if (fe_journal_open(&cfg, NULL, NULL, &j, NULL, &d) != 0) {
+    fprintf(stderr, "fe_bench: %s: %s\n", sc->name, d.msg);
+    remove_dir(dir);
+    return -1;
+  }
+  uint8_t rec[JOURNAL_RECORD];
+  for (size_t i = 0; i < sizeof rec; i++)
+    rec[i] = (uint8_t)(i * 7);
+  uint64_t sink = 0, lsn = 0;
+  int rc = 0;
+  uint64_t a0 = __atomic_load_n(&allocs, __ATOMIC_RELAXED);
+  double t0 = now_s();
+  for (uint64_t i = 0; i < n && rc == 0; i++) {
+    memcpy(rec, &i, sizeof i);
+    rc = fe_journal_append(j, FE_JREC_EVENT, rec, sizeof rec, &lsn);
+    sink ^= lsn;
+    if (rc == 0 && (i + 1) % JOURNAL_GROUP == 0)
+      rc = fe_journal_commit(j);
+  }
+  if (rc == 0)
+    rc = fe_journal_commit(j);
+  double t1 = now_s();
+  r->allocs = __atomic_load_n(&allocs, __ATOMIC_RELAXED) - a0;
+  r->has_allocs = 1;
+  fe_journal_stats_t st;
+  fe_journal_stats(j, &st);
+  if (rc == 0)
+    rc = fe_journal_close(j);
+  else
+    fe_journal_close(j);
+  remove_dir(dir);
+  if (rc != 0) {
+    fprintf(stderr, "fe_bench: %s: %s\n", sc->name, fe_strerror(rc));
+    return -1;
+  }
+  r->mev_s = (double)n / (t1 - t0) / 1e6;
+  r->mb_s = (double)st.write_bytes / (t1 - t0) / 1e6;
+  r->has_mb = 1;
+  r->sink = sink;
+  return 0;
+}
+
 /* -------------------------------------------------------------- driver */
 
 static const scenario_t scenarios[] = {
@@ -826,6 +917,8 @@ static const scenario_t scenarios[] = {
     {"idem_lookup_batch", 1, 20000000, 0, 0, run_idem_lookup},
     {"idem_claim_2threads", 2, 2000000, 0, 0, run_idem_claim},
     {"saga_3step", 1, 5000000, 0, 0, run_saga},
+    {"journal_append", 1, 2000000, 0, 0, run_journal},
+    {"journal_append_fsync_group", 1, 200000, 0, 0, run_journal},
 };
 #define N_SCENARIOS (sizeof scenarios / sizeof scenarios[0])
 
@@ -846,15 +939,17 @@ static uint64_t median_u64(uint64_t *v, int n) {
 
 static void report(const scenario_t *sc, const opts_t *o, uint64_t n,
                    result_t *rs, int runs) {
-  double m[MAX_RUNS];
+  double m[MAX_RUNS], mb[MAX_RUNS];
   uint64_t q[5][MAX_RUNS], al = 0;
   for (int i = 0; i < runs; i++) {
     m[i] = rs[i].mev_s;
+    mb[i] = rs[i].mb_s;
     q[0][i] = rs[i].p50, q[1][i] = rs[i].p99, q[2][i] = rs[i].p999;
     q[3][i] = rs[i].p9999, q[4][i] = rs[i].max;
     al += rs[i].allocs;
   }
   qsort(m, (size_t)runs, sizeof *m, cmp_double);
+  qsort(mb, (size_t)runs, sizeof *mb, cmp_double);
   const char *f = o->json ? "{\"bench\":\"%s\",\"threads\":%d,\"events\":%" PRIu64
                             ",\"mev_s\":%.1f"
                           : "bench=%s threads=%d events=%" PRIu64 " mev_s=%.1f";
@@ -865,6 +960,8 @@ static void report(const scenario_t *sc, const opts_t *o, uint64_t n,
       printf(o->json ? ",\"%s\":%" PRIu64 : " %s=%" PRIu64, names[k],
              median_u64(q[k], runs));
   }
+  if (rs[0].has_mb)
+    printf(o->json ? ",\"mb_s\":%.1f" : " mb_s=%.1f", mb[runs / 2]);
   printf(o->json ? ",\"rss_mb\":%.0f" : " rss_mb=%.0f", rss_mb());
   if (rs[0].has_allocs)
     printf(o->json ? ",\"allocs\":%" PRIu64 : " allocs=%" PRIu64, al);

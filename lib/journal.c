@@ -253,7 +253,36 @@ static void destroy(fe_journal_t *j) {
   free(j);
 }
 
-/* Allocates the journal, its buffers (writer) and its locks. */
+/* Initialises the three mutexes and the condition variable (on
+ * CLOCK_MONOTONIC, for wait_durable's deadlines).  0, or -1 with none
+ * left initialised. */
+static int init_locks(fe_journal_t *j) {
+  pthread_condattr_t ca;
+  if (pthread_condattr_init(&ca) != 0)
+    return -1;
+  int ok = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) == 0 &&
+           pthread_cond_init(&j->durable_cv, &ca) == 0;
+  pthread_condattr_destroy(&ca);
+  if (!ok)
+    return -1;
+  if (pthread_mutex_init(&j->mu, NULL) != 0)
+    goto no_mu;
+  if (pthread_mutex_init(&j->io_mu, NULL) != 0)
+    goto no_io_mu;
+  if (pthread_mutex_init(&j->wait_mu, NULL) != 0)
+    goto no_wait_mu;
+  return 0;
+no_wait_mu:
+  pthread_mutex_destroy(&j->io_mu);
+no_io_mu:
+  pthread_mutex_destroy(&j->mu);
+no_mu:
+  pthread_cond_destroy(&j->durable_cv);
+  return -1;
+}
+
+/* Allocates the journal, its group buffers (writer; zeroed, so every page
+ * is faulted in now) and its locks.  On failure nothing is left. */
 static int alloc_journal(const fe_journal_config_t *cfg, fe_journal_t **out,
                          fe_diag_t *d) {
   fe_journal_t *j = fe__zalloc_aligned(sizeof *j);
@@ -267,21 +296,7 @@ static int alloc_journal(const fe_journal_config_t *cfg, fe_journal_t **out,
   int ok = j->dir != NULL;
   for (int i = 0; ok && !cfg->read_only && i < 2; i++)
     ok = (j->bufs[i].data = fe__zalloc_aligned(cfg->buffer_bytes)) != NULL;
-  pthread_condattr_t ca;
-  int locks = 0;
-  if (ok && pthread_mutex_init(&j->mu, NULL) == 0 && ++locks &&
-      pthread_mutex_init(&j->io_mu, NULL) == 0 && ++locks &&
-      pthread_mutex_init(&j->wait_mu, NULL) == 0 && ++locks &&
-      pthread_condattr_init(&ca) == 0) {
-    if (pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) == 0 &&
-        pthread_cond_init(&j->durable_cv, &ca) == 0)
-      locks++;
-    pthread_condattr_destroy(&ca);
-  }
-  if (!ok || locks != 4) {
-    if (locks >= 1) pthread_mutex_destroy(&j->mu);
-    if (locks >= 2) pthread_mutex_destroy(&j->io_mu);
-    if (locks >= 3) pthread_mutex_destroy(&j->wait_mu);
+  if (!ok || init_locks(j) != 0) {
     free(j->bufs[0].data);
     free(j->bufs[1].data);
     free(j->dir);
@@ -495,8 +510,9 @@ int fe_journal_open(const fe_journal_config_t *cfg, fe_journal_replay_fn fn,
   j->last_fsync_ns = now_ns(j);
   j->st.next_lsn = rep.next_lsn;
   mirror_segments(j);
-  /* The unlock of mu after open publishes everything to other threads
-   * only through the caller's own hand-off of j; nothing else is needed. */
+  /* Plain stores are fine so far: no other thread can see j before open
+   * returns it, and the caller's hand-off of j to other threads orders
+   * them. */
   *out = j;
   return 0;
 }

@@ -705,6 +705,32 @@ static void test_fsync_interval(void **state) {
   assert_fe_ok(fe_journal_close(j));
 }
 
+/* Under INTERVAL a rotation fsyncs the old segment first, whatever the
+ * interval, so a power loss cannot keep a newer segment and lose the end
+ * of an older one. */
+static void test_rotation_fsyncs_old_segment(void **state) {
+  fx_t *f = *state;
+  f->cfg.fsync = FE_FSYNC_INTERVAL;
+  f->cfg.fsync_interval_ns = 3600 * FE_T_SEC;
+  f->cfg.segment_bytes = 4096;
+  fe_journal_t *j = jopen(f, NULL, NULL);
+  for (uint64_t i = 1; i <= 7; i++)
+    append_key(j, FE_JREC_EVENT, i, 500);
+  assert_fe_ok(fe_journal_commit(j));
+  assert_int_equal(fe_journal_written_lsn(j), 7);
+  assert_int_equal(fe_journal_durable_lsn(j), 0);
+  assert_int_equal(jstats(j).fsyncs, 0);
+  append_key(j, FE_JREC_EVENT, 8, 500); /* opens segment 2 */
+  assert_fe_ok(fe_journal_commit(j));
+  fe_journal_stats_t s = jstats(j);
+  assert_int_equal(s.rotations, 1);
+  assert_int_equal(s.fsyncs, 1);
+  assert_int_equal(s.durable_lsn, 7);
+  assert_int_equal(s.written_lsn, 8);
+  assert_fe_ok(fe_journal_close(j));
+  expect_records(f, 8, len_500);
+}
+
 static void test_fsync_none(void **state) {
   fx_t *f = *state;
   f->cfg.fsync = FE_FSYNC_NONE;
@@ -744,13 +770,15 @@ typedef struct waiter {
   fe_journal_t *j;
   uint64_t lsn;
   int rc;
-  atomic_int started;
+  atomic_int started, done;
 } waiter_t;
 
+/* Waits with no timeout: only a wake-up from the commit ends the wait. */
 static void *waiter_main(void *arg) {
   waiter_t *w = arg;
   atomic_store(&w->started, 1);
-  w->rc = fe_journal_wait_durable(w->j, w->lsn, FE_T_LONG_NS);
+  w->rc = fe_journal_wait_durable(w->j, w->lsn, FE_WAIT_FOREVER);
+  atomic_store(&w->done, 1);
   return NULL;
 }
 
@@ -772,7 +800,11 @@ static void test_wait_durable(void **state) {
   FE_T_WAIT_UNTIL(ok, atomic_load(&w.started), FE_T_LONG_MS);
   assert_true(ok);
   fe_t_sleep_ms(5); /* most likely asleep in the wait by now */
+  assert_false(atomic_load(&w.done));
   assert_fe_ok(fe_journal_commit(j));
+  FE_T_WAIT_UNTIL(ok, atomic_load(&w.done), FE_T_LONG_MS);
+  if (!ok)
+    fail_msg("the commit did not wake the waiter"); /* leaks the thread */
   assert_int_equal(pthread_join(th, NULL), 0);
   assert_fe_ok(w.rc);
   assert_true(fe_journal_durable_lsn(j) >= lsn);
@@ -1457,6 +1489,13 @@ static void test_write_failure(void **state) {
   uint64_t lsn = 0;
   for (uint64_t i = 4; i <= 13; i++)
     lsn = append_key(j, FE_JREC_EVENT, i, 1000);
+  /* a waiter blocked before the failure is woken with it */
+  waiter_t w = {.j = j, .lsn = lsn};
+  pthread_t th;
+  assert_int_equal(pthread_create(&th, NULL, waiter_main, &w), 0);
+  int ok;
+  FE_T_WAIT_UNTIL(ok, atomic_load(&w.started), FE_T_LONG_MS);
+  fe_t_sleep_ms(5);
   struct rlimit old, lim;
   assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
   lim = old;
@@ -1467,6 +1506,11 @@ static void test_write_failure(void **state) {
   assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
   signal(SIGXFSZ, prev);
   assert_fe(rc, FE_EIO);
+  FE_T_WAIT_UNTIL(ok, atomic_load(&w.done), FE_T_LONG_MS);
+  if (!ok)
+    fail_msg("the failure did not wake the waiter"); /* leaks the thread */
+  assert_int_equal(pthread_join(th, NULL), 0);
+  assert_fe(w.rc, FE_EIO);
   fe_journal_stats_t s = jstats(j);
   assert_int_equal(s.error, FE_EIO);
   assert_int_equal(s.sys_errno, EFBIG);
@@ -1683,6 +1727,7 @@ int main(void) {
       JTEST(test_buffer_full_flush),
       JTEST(test_fsync_group),
       JTEST(test_fsync_interval),
+      JTEST(test_rotation_fsyncs_old_segment),
       JTEST(test_fsync_none),
       JTEST(test_wait_durable),
       JTEST(test_threads),
