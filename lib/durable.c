@@ -265,8 +265,6 @@ void fe__outcome_stage(fe_stage_ctx_t *ctx, fe_event_t *const *evs,
   fe_bus_t *bus = arg;
   durable_t *d = bus->dur;
   const uint32_t room = bus->slot_size - (uint32_t)sizeof(fe_event_t);
-  static fe_idem_outcome_t no_outs[1];
-  fe_idem_outcome_t *outs = d != NULL ? d->outs : no_outs;
   uint8_t *p = d != NULL ? d->obuf + sizeof(jrec_outcomes_t) : NULL;
   uint64_t now_wall = d != NULL ? fe_clock_realtime_ns() : 0;
   for (uint32_t i = 0; i < n; i++) {
@@ -287,7 +285,7 @@ void fe__outcome_stage(fe_stage_ctx_t *ctx, fe_event_t *const *evs,
         fe_idem_complete(bus->idem, m->sub_token, &o);
       continue;
     }
-    outs[i] = o;
+    d->outs[i] = o;
     jrec_outcome_t *r = (jrec_outcome_t *)p;
     memset(r, 0, sizeof *r);
     r->eid = m->eid;
@@ -344,7 +342,7 @@ void fe__outcome_stage(fe_stage_ctx_t *ctx, fe_event_t *const *evs,
       if (failed) /* not durable: leave the key to a retry */
         fe_idem_abandon(bus->idem, m->sub_token);
       else
-        fe_idem_complete(bus->idem, m->sub_token, &outs[i]);
+        fe_idem_complete(bus->idem, m->sub_token, &d->outs[i]);
     }
   }
   /* Segments whose events all finished can go once they are older than
@@ -406,8 +404,7 @@ static int bad_record(durable_t *d, const fe_journal_record_t *rec,
                   fe_journal_type_name(rec->type), rec->len, what);
 }
 
-static int replay_events(fe_bus_t *bus, durable_t *d,
-                         const fe_journal_record_t *rec) {
+static int replay_events(durable_t *d, const fe_journal_record_t *rec) {
   const jrec_events_t *h = rec->data;
   if (rec->len < sizeof *h)
     return bad_record(d, rec, "shorter than its header");
@@ -432,7 +429,6 @@ static int replay_events(fe_bus_t *bus, durable_t *d,
       d->next_eid = eid + 1;
     d->rep.events++;
   }
-  (void)bus;
   return 0;
 }
 
@@ -488,7 +484,7 @@ static int replay(const fe_journal_record_t *rec, void *arg) {
   d->rep.records++;
   switch (rec->type) {
   case FE_JREC_EVENT:
-    return replay_events(bus, d, rec);
+    return replay_events(d, rec);
   case FE_JREC_OUTCOME:
     return replay_outcomes(bus, d, rec);
   case FE_JREC_INTENT: {
@@ -505,13 +501,6 @@ static int replay(const fe_journal_record_t *rec, void *arg) {
       return d->cfg->on_replay(rec, d->cfg->replay_user);
     return 0;
   }
-}
-
-/* The event as a handler would see it, for the in-doubt hook. */
-static void rebuild_event(const fe_bus_t *bus, const rentry_t *e,
-                          fe_event_t *ev) {
-  get_event(&e->rec, ev);
-  (void)bus;
 }
 
 int fe__durable_open(fe_bus_t *bus, const fe_bus_config_t *cfg,
@@ -550,7 +539,7 @@ int fe__durable_open(fe_bus_t *bus, const fe_bus_config_t *cfg,
     int sent = 1;
     if (cfg->in_doubt != NULL) {
       fe_event_t ev;
-      rebuild_event(bus, e, &ev);
+      get_event(&e->rec, &ev);
       sent = cfg->in_doubt(&ev, cfg->in_doubt_user);
       if (sent < 0)
         return fe__diag(diag, sent, "recovery: the in-doubt hook failed for "
@@ -574,7 +563,7 @@ static void restore_dead_letters(fe_bus_t *bus, durable_t *d) {
     if (bus->dlq == NULL)
       break;
     fe_event_t ev;
-    rebuild_event(bus, e, &ev);
+    get_event(&e->rec, &ev);
     ev.seq = e->eid; /* a dead letter's copy carries its eid (redrive) */
     fe_dlq_put_t in = {
         .event = &ev,
