@@ -835,27 +835,22 @@ static int idem_claim(fe_bus_t *bus, const fe_order_t *order,
   return r;
 }
 
-/* FE_SUBMIT_DURABLE: waits until the journaller has finished seq (its
- * progress is released after the group was written, C2). */
-static int wait_durable(fe_bus_t *bus, uint64_t seq, uint64_t timeout_ns) {
+/* Whether the journaller has finished seq: its progress is released after
+ * the group was written (C2). */
+static int journaled(fe_bus_t *bus, uint64_t seq) {
   const consumer_t *j = bus->stages[bus->journal_stage].shards[0];
-  uint64_t deadline = 0;
-  for (uint32_t i = 0; fe__load_acquire(&j->seq) <= seq; i++) { /* C1 */
-    if (i < 64) {
-      ck_pr_stall();
-      continue;
-    }
-    if (deadline == 0)
-      deadline = fe__deadline(timeout_ns);
-    if (fe__mono_ns() >= deadline)
+  return fe__load_acquire(&j->seq) > seq; /* C1 */
+}
+
+/* FE_SUBMIT_DURABLE: waits by the bus's wait strategy (the journaller wakes
+ * space waiters like the last stages do). */
+static int wait_durable(fe_bus_t *bus, uint64_t seq, uint64_t timeout_ns) {
+  uint64_t deadline = fe__deadline(timeout_ns);
+  uint32_t iter = 0;
+  while (!journaled(bus, seq))
+    if (wait_space(bus, &iter, deadline, journaled, seq) != 0 &&
+        !journaled(bus, seq))
       return FE_ETIMEDOUT;
-    if (i < 256) {
-      sched_yield();
-    } else {
-      struct timespec ts = {0, 20000};
-      nanosleep(&ts, NULL);
-    }
-  }
   return fe__durable_failed(bus) ? FE_EIO : 0;
 }
 
@@ -892,15 +887,8 @@ int fe_bus_submit(fe_bus_t *bus, const fe_submit_t *in,
     memset((uint8_t *)fe_event_user(ev) + in->user_len, 0,
            room - in->user_len);
   }
-  if (bus->meta != NULL) {
-    slot_meta_t *m = fe__meta(bus, s);
-    m->sub_seq = s;
-    m->sub_token = sub.sub_token;
-    m->sub_key = sub.sub_key;
-    m->sub_fp = sub.sub_fp;
-    m->sub_flags = sub.sub_flags;
-    m->sub_redrive_of = 0;
-  }
+  if (bus->meta != NULL)
+    fe__meta_submit(fe__meta(bus, s), s, &sub, 0);
   publish_range(bus, s, 1); /* P1 releases the slot and its meta */
   if (out != NULL)
     out->seq = s;
@@ -939,15 +927,10 @@ int fe_bus_redrive(const fe_event_t *ev, const void *user_area,
   uint32_t room = bus->slot_size - (uint32_t)sizeof(fe_event_t);
   if (user_len != 0)
     memcpy(fe_event_user(dst), user_area, user_len < room ? user_len : room);
-  if (bus->meta != NULL) {
-    /* No idempotency claim: the key's entry keeps the first outcome.  With
-     * a journal, ev's seq is the dead letter's event id (dead_letter()). */
-    slot_meta_t *m = fe__meta(bus, s);
-    m->sub_seq = s;
-    m->sub_token = 0;
-    m->sub_flags = 0;
-    m->sub_redrive_of = bus->dur != NULL ? ev->seq : 0;
-  }
+  /* No idempotency claim: the key's entry keeps the first outcome.  With a
+   * journal, ev's seq is the dead letter's event id (dead_letter()). */
+  if (bus->meta != NULL)
+    fe__meta_submit(fe__meta(bus, s), s, NULL, bus->dur != NULL ? ev->seq : 0);
   publish_range(bus, s, 1);
   return 0;
 }

@@ -510,6 +510,9 @@ int fe_bus_create(const fe_bus_config_t *cfg, fe_bus_t **out, fe_diag_t *diag) {
   }
   if (jid != UINT32_MAX) {
     bus->stages[jid].user = bus;
+    /* FE_SUBMIT_DURABLE waits for the journaller as producers wait for
+     * space: its progress wakes them. */
+    bus->stages[jid].shards[0]->wakes_space = 1;
     if ((r = fe__durable_open(bus, host_cfg, diag)) != 0) {
       fe__bus_free(bus);
       return r;

@@ -210,5 +210,20 @@ static inline fe_event_t *fe__slot(const fe_bus_t *bus, uint64_t seq) {
 static inline slot_meta_t *fe__meta(const fe_bus_t *bus, uint64_t seq) {
   return &bus->meta[seq & bus->mask];
 }
+/* Sets the submitter's fields of slot seq before its publish: the claim of
+ * `from` (sub_token, sub_key, sub_fp, sub_flags; NULL: none) and the dead
+ * letter it redrives (0: none). */
+static inline void fe__meta_submit(slot_meta_t *m, uint64_t seq,
+                                   const slot_meta_t *from,
+                                   uint64_t redrive_of) {
+  m->sub_seq = seq;
+  m->sub_token = from ? from->sub_token : 0;
+  m->sub_flags = from ? from->sub_flags : 0;
+  if (from != NULL && (from->sub_flags & META_KEY)) {
+    m->sub_key = from->sub_key;
+    m->sub_fp = from->sub_fp;
+  }
+  m->sub_redrive_of = redrive_of;
+}
 
 #endif /* FE_BUS_IMPL_H */

@@ -173,6 +173,27 @@ static void put_event(jrec_event_t *r, const fe_event_t *ev) {
   memcpy(r->ev, &copy, sizeof copy);
 }
 
+/* A whole entry of an FE_JREC_EVENT record (or a dead letter's copy):
+ * the event, the submitter's key, and d->user_len bytes of user area,
+ * zero-padded to d->entry_size. */
+static void put_entry(const durable_t *d, jrec_event_t *r, const fe_event_t *ev,
+                      const slot_meta_t *m, int sub) {
+  put_event(r, ev);
+  int key = sub && (m->sub_flags & META_KEY);
+  memset(&r->key, 0, sizeof r->key);
+  r->fingerprint = 0;
+  if (key) {
+    r->key = m->sub_key;
+    r->fingerprint = m->sub_fp;
+  }
+  r->redrive_of = sub ? m->sub_redrive_of : 0;
+  r->flags = key ? JREC_EV_KEY : 0;
+  r->reserved = 0;
+  memcpy(r + 1, fe_event_user((fe_event_t *)ev), d->user_len);
+  memset((uint8_t *)(r + 1) + d->user_len, 0,
+         d->entry_size - sizeof *r - d->user_len);
+}
+
 static void get_event(const jrec_event_t *r, fe_event_t *ev) {
   memcpy(ev, r->ev, sizeof *ev);
 }
@@ -196,30 +217,16 @@ void fe__journal_stage(fe_stage_ctx_t *ctx, fe_event_t *const *evs,
   jrec_events_t *h = (jrec_events_t *)d->ebuf;
   uint8_t *p = d->ebuf + sizeof *h;
   uint32_t count = 0;
-  const uint32_t room = bus->slot_size - (uint32_t)sizeof(fe_event_t);
   for (uint32_t i = 0; i < n; i++) {
     fe_event_t *ev = evs[i];
     slot_meta_t *m = fe__meta(bus, ev->seq);
-    if (m->sub_seq != ev->seq) { /* a raw publish: no submitter data */
-      m->sub_seq = ev->seq;
-      m->sub_token = 0;
-      m->sub_flags = 0;
-      m->sub_redrive_of = 0;
-    }
+    if (m->sub_seq != ev->seq) /* a raw publish: no submitter data */
+      fe__meta_submit(m, ev->seq, NULL, 0);
     if (m->sub_flags & META_RECOVERED)
       continue; /* journaled before the crash; eid and lsn came with it */
     m->eid = d->next_eid + count;
     d->emeta[count++] = m;
-    jrec_event_t *r = (jrec_event_t *)p;
-    put_event(r, ev);
-    r->key = m->sub_key;
-    r->fingerprint = m->sub_fp;
-    r->redrive_of = m->sub_redrive_of;
-    r->flags = m->sub_flags & META_KEY ? JREC_EV_KEY : 0;
-    r->reserved = 0;
-    uint32_t ul = d->user_len < room ? d->user_len : room;
-    memcpy(r + 1, fe_event_user(ev), ul);
-    memset((uint8_t *)(r + 1) + ul, 0, d->entry_size - sizeof *r - ul);
+    put_entry(d, (jrec_event_t *)p, ev, m, 1);
     p += d->entry_size;
   }
   if (count != 0) {
@@ -264,7 +271,6 @@ void fe__outcome_stage(fe_stage_ctx_t *ctx, fe_event_t *const *evs,
   (void)ctx;
   fe_bus_t *bus = arg;
   durable_t *d = bus->dur;
-  const uint32_t room = bus->slot_size - (uint32_t)sizeof(fe_event_t);
   uint8_t *p = d != NULL ? d->obuf + sizeof(jrec_outcomes_t) : NULL;
   uint64_t now_wall = d != NULL ? fe_clock_realtime_ns() : 0;
   for (uint32_t i = 0; i < n; i++) {
@@ -303,16 +309,9 @@ void fe__outcome_stage(fe_stage_ctx_t *ctx, fe_event_t *const *evs,
       r->dl_attempts = m->dl_attempts;
       r->dl_redrives = m->dl_redrives;
       memcpy(r->dl_text, m->dl_text, sizeof r->dl_text);
-      jrec_event_t *e = (jrec_event_t *)(r + 1);
-      put_event(e, ev);
-      e->key = r->key;
-      e->fingerprint = r->fingerprint;
-      e->redrive_of = 0;
-      e->flags = r->flags;
-      e->reserved = 0;
-      uint32_t ul = d->user_len < room ? d->user_len : room;
-      memcpy(e + 1, fe_event_user(ev), ul);
-      memset((uint8_t *)(e + 1) + ul, 0, d->entry_size - sizeof *e - ul);
+      jrec_event_t *copy = (jrec_event_t *)(r + 1);
+      put_entry(d, copy, ev, m, sub);
+      copy->redrive_of = 0; /* only event records carry it */
       r->entry_size = (uint32_t)dl_entry_size(d);
     }
     p += r->entry_size;
@@ -609,26 +608,21 @@ static int redrive_one(fe_bus_t *bus, durable_t *d, rentry_t *e) {
   ev->order = src.order;
   ev->trace_id = src.trace_id;
   ev->flags = src.flags;
-  uint32_t room = bus->slot_size - (uint32_t)sizeof(fe_event_t);
-  uint32_t ul = d->user_len < room ? d->user_len : room;
-  memcpy(fe_event_user(ev), &e->rec + 1, ul);
+  memcpy(fe_event_user(ev), &e->rec + 1, d->user_len); /* <= room: open */
   slot_meta_t *m = fe__meta(bus, s);
-  m->sub_seq = s;
-  m->sub_token = 0;
-  m->sub_flags = META_RECOVERED | (e->sent ? META_SENT : 0);
-  m->sub_redrive_of = 0;
+  slot_meta_t sub = {.sub_flags = META_RECOVERED | (e->sent ? META_SENT : 0)};
+  if (e->rec.flags & JREC_EV_KEY) {
+    sub.sub_key = e->rec.key;
+    sub.sub_fp = e->rec.fingerprint;
+    sub.sub_flags |= META_KEY;
+    fe_idem_claim_t c;
+    if (bus->idem != NULL &&
+        fe_idem_claim(bus->idem, &sub.sub_key, sub.sub_fp, &c) == 0)
+      sub.sub_token = c.token;
+  }
+  fe__meta_submit(m, s, &sub, 0);
   m->eid = e->eid;
   m->lsn = e->lsn;
-  if (e->rec.flags & JREC_EV_KEY) {
-    m->sub_key = e->rec.key;
-    m->sub_fp = e->rec.fingerprint;
-    m->sub_flags |= META_KEY;
-    if (bus->idem != NULL) {
-      fe_idem_claim_t c;
-      if (fe_idem_claim(bus->idem, &e->rec.key, e->rec.fingerprint, &c) == 0)
-        m->sub_token = c.token;
-    }
-  }
   fe__publish_one(bus, s); /* releases the slot and meta (P1) */
   return 0;
 }

@@ -99,21 +99,17 @@ fe_verdict_t fe_gateway_stage(fe_stage_ctx_t *ctx, fe_event_t *ev,
     count(&c->not_permitted);
     return open_verdict(gw, ctx, b);
   }
-  if (ctx->bus != NULL) {
-    /* Journal the intent before the order can leave the process. */
-    int r = fe_bus_intent(ctx, ev);
+  /* Journal the intent before the order can leave the process. */
+  int r = ctx->bus != NULL ? fe_bus_intent(ctx, ev) : 0;
+  if (r != 0) {
+    if (b != NULL)
+      fe_breaker_release(b, permit); /* no call made */
     if (r == FE_EDUPLICATE) { /* sent before a crash: never again */
-      if (b != NULL)
-        fe_breaker_release(b, permit);
       count(&c->already_sent);
       return FE_CONTINUE;
     }
-    if (r != 0) {
-      if (b != NULL)
-        fe_breaker_release(b, permit);
-      ctx->text = "gateway: cannot journal the intent to send";
-      return fe_retry(ctx, gw->cfg.open_reason);
-    }
+    ctx->text = "gateway: cannot journal the intent to send";
+    return fe_retry(ctx, gw->cfg.open_reason);
   }
   count(&c->sent);
   fe_verdict_t vd = gw->cfg.send(ctx, ev, v, gw->cfg.user);
