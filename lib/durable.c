@@ -24,7 +24,9 @@ typedef struct rentry {
   uint64_t eid, lsn;
   int intent;             /* an intent record was seen */
   int sent;               /* in doubt, resolved as sent */
-  jrec_outcome_t dl;      /* dead letters: what the outcome said */
+  /* Dead letters: what the outcome said. */
+  uint32_t dl_stage, dl_reason;
+  jrec_out_dl_t dl;
   uint32_t size;
   jrec_event_t rec;       /* followed by the user bytes */
 } rentry_t;
@@ -159,8 +161,10 @@ struct durable {
   fe_diag_t *diag;
 };
 
-static size_t dl_entry_size(const durable_t *d) {
-  return sizeof(jrec_outcome_t) + d->entry_size;
+/* The largest outcome entry: every optional part present. */
+static size_t max_outcome_entry(const durable_t *d) {
+  return sizeof(jrec_outcome_t) + sizeof(jrec_out_key_t) +
+         sizeof(fe_idem_outcome_t) + sizeof(jrec_out_dl_t) + d->entry_size;
 }
 
 /* ----------------------------------------------------- the journaller */
@@ -255,6 +259,52 @@ void fe__journal_stage(fe_stage_ctx_t *ctx, fe_event_t *const *evs,
 
 /* --------------------------------------------------------- the outcome */
 
+/* One outcome entry at p (see jrec.h): the header, then only the parts
+ * that carry something.  Returns its size. */
+static uint32_t put_outcome(const durable_t *d, uint8_t *p,
+                            const fe_event_t *ev, const slot_meta_t *m,
+                            int sub, uint32_t stage, const fe_idem_outcome_t *o,
+                            uint64_t now_wall) {
+  jrec_outcome_t *r = (jrec_outcome_t *)p;
+  uint8_t *q = p + sizeof *r;
+  *r = (jrec_outcome_t){.eid = m->eid,
+                        .status = o->status,
+                        .reason = o->reason,
+                        .stage = stage};
+  if (sub && (m->sub_flags & META_KEY)) {
+    r->flags |= JREC_OUT_KEY;
+    jrec_out_key_t k = {m->sub_key, m->sub_fp, now_wall};
+    memcpy(q, &k, sizeof k);
+    q += sizeof k;
+  }
+  fe_idem_outcome_t plain;
+  memset(&plain, 0, sizeof plain);
+  plain.status = o->status;
+  plain.reason = o->reason;
+  plain.ref = m->eid;
+  if (memcmp(o, &plain, sizeof plain) != 0) {
+    r->flags |= JREC_OUT_DETAIL;
+    memcpy(q, o, sizeof *o);
+    q += sizeof *o;
+  }
+  if (o->status == FE_IDEM_DEAD_LETTERED) {
+    r->flags |= JREC_OUT_DL;
+    jrec_out_dl_t dl = {.wall_ns = now_wall,
+                        .kind = m->dl_kind,
+                        .attempts = m->dl_attempts,
+                        .redrives = m->dl_redrives};
+    memcpy(dl.text, m->dl_text, sizeof dl.text);
+    memcpy(q, &dl, sizeof dl);
+    q += sizeof dl;
+    jrec_event_t *copy = (jrec_event_t *)q;
+    put_entry(d, copy, ev, m, sub);
+    copy->redrive_of = 0; /* only event records carry it */
+    q += d->entry_size;
+  }
+  r->entry_size = (uint32_t)(q - p);
+  return r->entry_size;
+}
+
 static uint32_t status_of(uint64_t v, uint32_t *stage, uint32_t *reason) {
   if (v == 0) {
     *stage = UINT32_MAX;
@@ -292,29 +342,7 @@ void fe__outcome_stage(fe_stage_ctx_t *ctx, fe_event_t *const *evs,
       continue;
     }
     d->outs[i] = o;
-    jrec_outcome_t *r = (jrec_outcome_t *)p;
-    memset(r, 0, sizeof *r);
-    r->eid = m->eid;
-    r->wall_ns = now_wall;
-    if (sub && (m->sub_flags & META_KEY)) {
-      r->key = m->sub_key;
-      r->fingerprint = m->sub_fp;
-      r->flags = JREC_EV_KEY;
-    }
-    r->stage = stage;
-    r->outcome = o;
-    r->entry_size = sizeof *r;
-    if (o.status == FE_IDEM_DEAD_LETTERED) {
-      r->dl_kind = m->dl_kind;
-      r->dl_attempts = m->dl_attempts;
-      r->dl_redrives = m->dl_redrives;
-      memcpy(r->dl_text, m->dl_text, sizeof r->dl_text);
-      jrec_event_t *copy = (jrec_event_t *)(r + 1);
-      put_entry(d, copy, ev, m, sub);
-      copy->redrive_of = 0; /* only event records carry it */
-      r->entry_size = (uint32_t)dl_entry_size(d);
-    }
-    p += r->entry_size;
+    p += put_outcome(d, p, ev, m, sub, stage, &o, now_wall);
     d->retire_below = m->lsn;
   }
   if (d == NULL)
@@ -324,7 +352,7 @@ void fe__outcome_stage(fe_stage_ctx_t *ctx, fe_event_t *const *evs,
   int failed = __atomic_load_n(&d->failed, __ATOMIC_ACQUIRE); /* F1 */
   if (!failed) {
     jrec_outcomes_t *h = (jrec_outcomes_t *)d->obuf;
-    h->version = FE_JREC_BUS_VERSION;
+    h->version = FE_JREC_OUTCOME_VERSION;
     h->count = n;
     h->user_len = d->user_len;
     h->reserved = 0;
@@ -436,24 +464,48 @@ static int replay_outcomes(fe_bus_t *bus, durable_t *d,
   const jrec_outcomes_t *h = rec->data;
   if (rec->len < sizeof *h)
     return bad_record(d, rec, "shorter than its header");
-  if (h->version != FE_JREC_BUS_VERSION)
+  if (h->version != FE_JREC_OUTCOME_VERSION)
     return fe__diag(d->diag, FE_EVERSION, "journal record lsn %llu: outcome "
                     "format version %u, this library reads %d",
                     (unsigned long long)rec->lsn, h->version,
-                    FE_JREC_BUS_VERSION);
+                    FE_JREC_OUTCOME_VERSION);
   const uint8_t *p = (const uint8_t *)(h + 1), *end = p + (rec->len - sizeof *h);
   for (uint32_t i = 0; i < h->count; i++) {
-    const jrec_outcome_t *r = (const jrec_outcome_t *)p;
-    if ((size_t)(end - p) < sizeof *r || r->entry_size < sizeof *r ||
-        r->entry_size % 8 != 0 || r->entry_size > (size_t)(end - p))
+    jrec_outcome_t r;
+    if ((size_t)(end - p) < sizeof r)
       return bad_record(d, rec, "an outcome entry overruns the record");
-    rentry_t *ev = rmap_take(&d->open, r->eid);
+    memcpy(&r, p, sizeof r);
+    size_t need = sizeof r;
+    need += r.flags & JREC_OUT_KEY ? sizeof(jrec_out_key_t) : 0;
+    need += r.flags & JREC_OUT_DETAIL ? sizeof(fe_idem_outcome_t) : 0;
+    need += r.flags & JREC_OUT_DL
+                ? sizeof(jrec_out_dl_t) + sizeof(jrec_event_t) : 0;
+    if ((r.flags & ~JREC_OUT_ALL) != 0 || r.entry_size % 8 != 0 ||
+        r.entry_size < need || r.entry_size > (size_t)(end - p))
+      return bad_record(d, rec, "an outcome entry's size or flags are wrong");
+    const uint8_t *q = p + sizeof r;
+    jrec_out_key_t k;
+    if (r.flags & JREC_OUT_KEY) {
+      memcpy(&k, q, sizeof k);
+      q += sizeof k;
+    }
+    fe_idem_outcome_t o;
+    if (r.flags & JREC_OUT_DETAIL) {
+      memcpy(&o, q, sizeof o);
+      q += sizeof o;
+    } else {
+      memset(&o, 0, sizeof o);
+      o.status = r.status;
+      o.reason = r.reason;
+      o.ref = r.eid;
+    }
+    rentry_t *ev = rmap_take(&d->open, r.eid);
     if (ev != NULL)
       d->rep.finished++;
     free(ev);
-    if ((r->flags & JREC_EV_KEY) && bus->idem != NULL) {
-      int rc = fe_idem_restore(bus->idem, &r->key, r->fingerprint,
-                               &r->outcome, r->wall_ns);
+    if ((r.flags & JREC_OUT_KEY) && bus->idem != NULL) {
+      int rc = fe_idem_restore(bus->idem, &k.key, k.fingerprint, &o,
+                               k.wall_ns);
       if (rc == 0)
         d->rep.idem_restored++;
       else if (rc == FE_ETABLEFULL)
@@ -461,18 +513,22 @@ static int replay_outcomes(fe_bus_t *bus, durable_t *d,
                         "small for the journal's %llu+ finished orders",
                         (unsigned long long)d->rep.idem_restored);
     }
-    if (r->outcome.status == FE_IDEM_DEAD_LETTERED &&
-        r->entry_size >= sizeof *r + sizeof(jrec_event_t)) {
-      const jrec_event_t *copy = (const jrec_event_t *)(r + 1);
-      rentry_t *e = new_rentry(d, r->eid, rec->lsn, copy,
-                               r->entry_size - (uint32_t)sizeof *r);
+    if (r.flags & JREC_OUT_DL) {
+      jrec_out_dl_t dl;
+      memcpy(&dl, q, sizeof dl);
+      q += sizeof dl;
+      const jrec_event_t *copy = (const jrec_event_t *)q;
+      rentry_t *e = new_rentry(d, r.eid, rec->lsn, copy,
+                               r.entry_size - (uint32_t)(q - p));
       if (e == NULL)
         return fe__diag(d->diag, FE_ENOMEM, "recovery: out of memory");
-      e->dl = *r;
+      e->dl_stage = r.stage;
+      e->dl_reason = r.reason;
+      e->dl = dl;
       if (rmap_put(&d->dead, e) != 0)
         return fe__diag(d->diag, FE_ENOMEM, "recovery: out of memory");
     }
-    p += r->entry_size;
+    p += r.entry_size;
   }
   return 0;
 }
@@ -509,22 +565,29 @@ int fe__durable_open(fe_bus_t *bus, const fe_bus_config_t *cfg,
     return fe__diag(diag, FE_ENOMEM, "cannot allocate the journal state");
   bus->dur = d;
   d->cfg = cfg;
-  d->diag = diag;
   d->next_eid = 1;
   uint32_t room = bus->slot_size - (uint32_t)sizeof(fe_event_t);
   d->user_len = cfg->journal_user_bytes < room ? cfg->journal_user_bytes : room;
   d->entry_size = (uint32_t)((sizeof(jrec_event_t) + d->user_len + 7) / 8 * 8);
   d->ebuf = malloc(sizeof(jrec_events_t) + (size_t)FE_BATCH_CHUNK * d->entry_size);
   d->obuf = malloc(sizeof(jrec_outcomes_t) + (size_t)FE_BATCH_CHUNK *
-                   dl_entry_size(d));
+                   max_outcome_entry(d));
   if (d->ebuf == NULL || d->obuf == NULL)
     return fe__diag(diag, FE_ENOMEM, "cannot allocate the journal buffers");
   fe_journal_report_t jr;
   memset(&jr, 0, sizeof jr);
+  /* Recovery's own messages (what is wrong with a record) go to rd, the
+   * journal's (a file, a frame, a host callback's code) to diag; the more
+   * specific one wins. */
+  fe_diag_t rd = {0, ""};
+  d->diag = &rd;
   int r = fe_journal_open(cfg->journal, replay, bus, &d->j, &jr, diag);
   d->diag = NULL;
-  if (r != 0)
+  if (r != 0) {
+    if (rd.code == r && diag != NULL)
+      *diag = rd;
     return r;
+  }
   d->rep.truncated_bytes = jr.truncated ? jr.torn_bytes : 0;
   d->pending = rmap_drain_sorted(&d->open, &d->n_pending);
   d->dls = rmap_drain_sorted(&d->dead, &d->n_dls);
@@ -568,19 +631,19 @@ static void restore_dead_letters(fe_bus_t *bus, durable_t *d) {
         .event = &ev,
         .user_area = &e->rec + 1,
         .user_len = d->user_len,
-        .stage = e->dl.stage,
-        .kind = e->dl.dl_kind,
-        .reason = e->dl.outcome.reason,
-        .text = e->dl.dl_text,
-        .attempts = e->dl.dl_attempts,
-        .redrive_count = e->dl.dl_redrives,
+        .stage = e->dl_stage,
+        .kind = e->dl.kind,
+        .reason = e->dl_reason,
+        .text = e->dl.text,
+        .attempts = e->dl.attempts,
+        .redrive_count = e->dl.redrives,
         .first_seen_ns = ev.order.recv_ts_ns ? ev.order.recv_ts_ns
                                              : e->dl.wall_ns,
         .key = ev.order.client_order_id,
         .key_len = (uint32_t)strnlen(ev.order.client_order_id,
                                      FE_CLORDID_MAX)};
     char text[JREC_DL_TEXT + 1];
-    memcpy(text, e->dl.dl_text, JREC_DL_TEXT);
+    memcpy(text, e->dl.text, JREC_DL_TEXT);
     text[JREC_DL_TEXT] = '\0';
     in.text = text;
     if (fe_dlq_put(bus->dlq, &in, 0, NULL) == 0)

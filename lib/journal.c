@@ -419,7 +419,10 @@ static int repair(fe_journal_t *j, fe__jwalk_t *w, fe_diag_t *d) {
 /* Takes over the walk's segment table; a writer then opens (or, in an
  * empty directory, creates) the active segment. */
 static int start_writer(fe_journal_t *j, fe__jwalk_t *w, fe_diag_t *d) {
-  size_t cap = w->n_segs * 2 + 16;
+  /* Room for 1024 rotations beyond what is there (32 KB; 64 GB of
+   * default-sized segments): in practice the writer never grows the table,
+   * so appends and commits do not allocate.  Growing stays correct. */
+  size_t cap = w->n_segs * 2 + 1024;
   j->segs = malloc(cap * sizeof *j->segs);
   if (j->segs == NULL)
     return fe__diag(d, FE_ENOMEM, "journal: cannot allocate the segment "

@@ -45,31 +45,55 @@ typedef struct jrec_intent {
 } jrec_intent_t;
 
 /* FE_JREC_OUTCOME: a group of finished events.  Followed by `count`
- * entries of `entry_size` bytes: a jrec_outcome_t, and for a dead letter
- * (status FE_IDEM_DEAD_LETTERED) the event and its user area as in
- * FE_JREC_EVENT (so the dead-letter queue can be rebuilt without it). */
+ * entries, each a jrec_outcome_t and then, in this order, the optional
+ * parts its flags name; entry_size covers them all.  Most events finish
+ * completed with nothing to add, so the common entry is the 32-byte
+ * header alone: the outcome stage writes one entry per event, and on a
+ * page-cache-bound journal its bytes are the pipeline's cost. */
+#define FE_JREC_OUTCOME_VERSION 2
+
 typedef struct jrec_outcomes {
-  uint32_t version;
+  uint32_t version;    /* FE_JREC_OUTCOME_VERSION */
   uint32_t count;
   uint32_t user_len;   /* user bytes carried by dead-letter entries */
   uint32_t reserved;
 } jrec_outcomes_t;
 
-#define JREC_DL_TEXT 48
+#define JREC_OUT_KEY 1u    /* jrec_out_key_t follows: restore the key */
+#define JREC_OUT_DETAIL 2u /* a whole fe_idem_outcome_t follows: the host's
+                              on_outcome set more than status, reason and
+                              ref = eid */
+#define JREC_OUT_DL 4u     /* jrec_out_dl_t follows, then the event and its
+                              user area as in FE_JREC_EVENT (so the DLQ can
+                              be rebuilt without the event record) */
+#define JREC_OUT_ALL (JREC_OUT_KEY | JREC_OUT_DETAIL | JREC_OUT_DL)
 
 typedef struct jrec_outcome {
   uint64_t eid;
-  uint64_t wall_ns;        /* when it finished (CLOCK_REALTIME) */
-  fe_idem_key_t key;       /* as in its event */
-  uint64_t fingerprint;
-  uint32_t flags;          /* JREC_EV_KEY */
-  uint32_t entry_size;     /* this entry, dead-letter copy included */
-  uint32_t stage;          /* rejecting / failing stage, or UINT32_MAX */
-  uint32_t dl_kind;        /* dead letter: fe_dlq_kind_t */
-  uint32_t dl_attempts;
-  uint32_t dl_redrives;
-  fe_idem_outcome_t outcome; /* status, reason, ref (= eid), host fields */
-  char dl_text[JREC_DL_TEXT];
+  uint32_t entry_size; /* this entry with its parts, a multiple of 8 */
+  uint32_t flags;      /* JREC_OUT_* */
+  int32_t status;      /* fe_idem_status_t or the host's */
+  uint32_t reason;
+  uint32_t stage;      /* rejecting / failing stage, or UINT32_MAX */
+  uint32_t reserved;
 } jrec_outcome_t;
+
+typedef struct jrec_out_key {
+  fe_idem_key_t key;   /* as in its event */
+  uint64_t fingerprint;
+  uint64_t wall_ns;    /* when it finished (CLOCK_REALTIME): the entry's
+                          retention runs from here */
+} jrec_out_key_t;
+
+#define JREC_DL_TEXT 48
+
+typedef struct jrec_out_dl {
+  uint64_t wall_ns;    /* when it was dead-lettered (CLOCK_REALTIME) */
+  uint32_t kind;       /* fe_dlq_kind_t */
+  uint32_t attempts;
+  uint32_t redrives;
+  uint32_t reserved;
+  char text[JREC_DL_TEXT];
+} jrec_out_dl_t;
 
 #endif /* FE_JREC_H */

@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 
 #include "finevent/journal.h"
+#include "../lib/jrec.h"
 
 static char dir[128];
 static int sent_count[64];  /* venue: sends per order (quantity index) */
@@ -72,6 +73,15 @@ static int in_doubt(const fe_event_t *ev, void *u) {
   return sent_count[ev->order.quantity] > 0;
 }
 
+/* The host's outcome details: a venue order id and a fill, when set. */
+static int with_detail;
+static void on_outcome(const fe_event_t *ev, fe_idem_outcome_t *o, void *u) {
+  (void)u;
+  snprintf(o->venue_order_id, sizeof o->venue_order_id, "V-%d",
+           (int)ev->order.quantity);
+  o->filled_quantity = ev->order.quantity;
+}
+
 typedef struct rig {
   fe_idem_t *idem;
   fe_gateway_t *gw;
@@ -125,6 +135,7 @@ static void rig_open(rig_t *r, int journal, uint32_t max_batch) {
   cfg.journal = journal ? &r->jc : NULL;
   cfg.journal_worker = 1;
   cfg.in_doubt = in_doubt;
+  cfg.on_outcome = with_detail ? on_outcome : NULL;
   r->rc = fe_bus_create(&cfg, &r->bus, &r->d);
   if (r->rc == 0)
     assert_fe(fe_bus_start(r->bus, &r->d), 0);
@@ -243,6 +254,100 @@ static void test_restart_rebuilds_the_table(void **state) {
     assert_int_equal(sent_count[i], 1);
   rig_close(&r);
   remove_dir();
+}
+
+/* What the host's on_outcome added survives a restart: a duplicate gets
+ * the venue order id and the fill, not only the status. */
+static void test_restart_keeps_host_outcome(void **state) {
+  (void)state;
+  make_dir();
+  snprintf(venue_path, sizeof venue_path, "%s/venue", dir);
+  fail_from = 1000;
+  with_detail = 1;
+  rig_t r;
+  rig_open(&r, 1, 64);
+  assert_fe(r.rc, 0);
+  fe_submit_result_t res;
+  assert_fe(submit(&r, 3, "H-3", &res), 0);
+  assert_fe(submit(&r, 0, "H-0", &res), 0); /* rejected by validation */
+  poll_all(r.bus);
+  rig_close(&r);
+  with_detail = 0; /* the stored outcome must come from the journal */
+  rig_open(&r, 1, 64);
+  assert_fe(r.rc, 0);
+  assert_fe(submit(&r, 3, "H-3", &res), FE_EDUPLICATE);
+  assert_int_equal(res.outcome.status, FE_IDEM_COMPLETED);
+  assert_string_equal(res.outcome.venue_order_id, "V-3");
+  assert_int_equal(res.outcome.filled_quantity, 3);
+  assert_fe(submit(&r, 0, "H-0", &res), FE_EDUPLICATE);
+  assert_int_equal(res.outcome.status, FE_IDEM_REJECTED);
+  assert_int_equal(res.outcome.reason, 9);
+  assert_string_equal(res.outcome.venue_order_id, "V-0");
+  rig_close(&r);
+  remove_dir();
+}
+
+/* Appends one FE_JREC_OUTCOME record with the given payload to a fresh
+ * journal in dir (valid frame and checksum: only the payload is wrong). */
+static void write_outcome_record(const void *data, uint32_t len) {
+  fe_journal_config_t jc;
+  fe_journal_config_init(&jc);
+  jc.dir = dir;
+  jc.fsync = FE_FSYNC_NONE;
+  fe_journal_t *j = NULL;
+  assert_fe(fe_journal_open(&jc, NULL, NULL, &j, NULL, NULL), 0);
+  assert_fe(fe_journal_append(j, FE_JREC_OUTCOME, data, len, NULL), 0);
+  assert_fe(fe_journal_close(j), 0);
+}
+
+/* Outcome payloads that frame and checksum correctly but make no sense
+ * are refused with their own error, naming the record. */
+static void test_bad_outcome_payloads_refused(void **state) {
+  (void)state;
+  struct {
+    jrec_outcomes_t h;
+    jrec_outcome_t o;
+    uint8_t part[32];
+  } rec;
+  const struct {
+    uint32_t version, flags, entry_size, len;
+    int rc;
+    const char *msg;
+  } cases[] = {
+      {99, 0, sizeof(jrec_outcome_t), sizeof rec.h + sizeof rec.o,
+       FE_EVERSION, "version 99"},
+      {FE_JREC_OUTCOME_VERSION, 64, sizeof(jrec_outcome_t),
+       sizeof rec.h + sizeof rec.o, FE_ECORRUPT, "size or flags"},
+      {FE_JREC_OUTCOME_VERSION, JREC_OUT_KEY, sizeof(jrec_outcome_t),
+       sizeof rec.h + sizeof rec.o, FE_ECORRUPT, "size or flags"},
+      {FE_JREC_OUTCOME_VERSION, JREC_OUT_DETAIL, sizeof rec.o + 32,
+       sizeof rec, FE_ECORRUPT, "size or flags"},
+      {FE_JREC_OUTCOME_VERSION, 0, sizeof(jrec_outcome_t) + 4,
+       sizeof rec.h + sizeof rec.o + 8, FE_ECORRUPT, "size or flags"},
+      {FE_JREC_OUTCOME_VERSION, 0, sizeof(jrec_outcome_t),
+       sizeof rec.h + 8, FE_ECORRUPT, "overruns"},
+      {FE_JREC_OUTCOME_VERSION, 0, 0, 8, FE_ECORRUPT, "shorter"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    make_dir();
+    memset(&rec, 0, sizeof rec);
+    rec.h.version = cases[i].version;
+    rec.h.count = 1;
+    rec.o.eid = 1;
+    rec.o.status = FE_IDEM_COMPLETED;
+    rec.o.flags = cases[i].flags;
+    rec.o.entry_size = cases[i].entry_size;
+    write_outcome_record(&rec, cases[i].len);
+    rig_t r;
+    rig_open(&r, 1, 64);
+    assert_int_equal(r.rc, cases[i].rc);
+    assert_null(r.bus);
+    if (strstr(r.d.msg, cases[i].msg) == NULL)
+      fail_msg("case %zu: %s", i, r.d.msg);
+    assert_non_null(strstr(r.d.msg, "lsn 1"));
+    rig_close(&r);
+    remove_dir();
+  }
 }
 
 /* Child: publishes 8 orders, lets the journaller write them, then lets the
@@ -537,6 +642,8 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       FE_T_TEST(test_submit_is_idempotent),
       FE_T_TEST(test_restart_rebuilds_the_table),
+      FE_T_TEST(test_restart_keeps_host_outcome),
+      FE_T_TEST(test_bad_outcome_payloads_refused),
       FE_T_TEST(test_crash_redrives_and_never_sends_twice),
       FE_T_TEST(test_in_doubt_not_sent_is_sent_once),
       FE_T_TEST(test_dead_letters_are_rebuilt),
