@@ -206,6 +206,8 @@ static void dead_letter(fe_bus_t *bus, consumer_t *c, fe_event_t *ev,
        * id: then 0. */
       copy = *ev;
       copy.seq = bus->stages[c->stage->id].parallel_to_journal ? 0 : m->eid;
+      if (copy.seq != 0)
+        copy.flags |= FE_EVF_DLQ_EID;
       put_ev = &copy;
     }
   }
@@ -930,7 +932,9 @@ int fe_bus_redrive(const fe_event_t *ev, const void *user_area,
   /* No idempotency claim: the key's entry keeps the first outcome.  With a
    * journal, ev's seq is the dead letter's event id (dead_letter()). */
   if (bus->meta != NULL)
-    fe__meta_submit(fe__meta(bus, s), s, NULL, bus->dur != NULL ? ev->seq : 0);
+    fe__meta_submit(fe__meta(bus, s), s, NULL,
+                    bus->dur != NULL && (ev->flags & FE_EVF_DLQ_EID) ? ev->seq
+                                                                     : 0);
   publish_range(bus, s, 1);
   return 0;
 }

@@ -205,6 +205,7 @@ void fe__bus_free(fe_bus_t *bus) {
   free(bus->stages);
   free(bus->workers);
   free(bus->ends);
+  fe__durable_detach(bus);
   fe__durable_free(bus->dur);
   unmap(bus->meta, (size_t)bus->capacity * sizeof *bus->meta);
   unmap(bus->avail, (size_t)bus->capacity * sizeof *bus->avail);

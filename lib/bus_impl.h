@@ -17,6 +17,9 @@
 /* Verdict of a void slot: claimed by a producer that saw stop, published
  * so that sequences stay contiguous, skipped by every stage, not counted. */
 #define FE_VERDICT_VOID UINT64_MAX
+/* fe_event_t.flags bit of a dead letter's copy in the DLQ: its seq is the
+ * event's journal id (redrives and purges are journaled against it). */
+#define FE_EVF_DLQ_EID 1u
 #define PARK_SAFETY_NS 100000000ull /* longest sleep: bounds a lost wake-up */
 #define MAX_SLOT_SIZE (1u << 20)
 #define MAX_CAPACITY (1u << 30)
@@ -199,6 +202,8 @@ int fe__durable_open(fe_bus_t *bus, const fe_bus_config_t *cfg,
  * unfinished events; called by fe_bus_start once workers run. */
 int fe__durable_start(fe_bus_t *bus, fe_diag_t *diag);
 void fe__durable_free(durable_t *d);
+/* Detaches the bus from its DLQ's purge hook (fe__bus_free, first). */
+void fe__durable_detach(fe_bus_t *bus);
 /* 1 once the journal could not be written (sticky). */
 int fe__durable_failed(const fe_bus_t *bus);
 /* Publishing helpers shared with durable.c (lib/bus.c). */

@@ -62,6 +62,12 @@ struct fe_dlq {
   uint64_t next_seq;
   fe_dlq_stats_t st;        /* st.count is `count` */
   uint32_t by_reason[FE_REASON_MAX + 1]; /* LIVE entries per reason */
+  /* A journaled bus attached to the queue (fe__dlq_attach): told of every
+   * purged entry under mu, and once after the lock is dropped. */
+  void (*on_purge)(const fe_event_t *ev, void *user);
+  void (*purge_flush)(void *user);
+  void *purge_user;
+  int purge_pending;        /* on_purge ran since the last flush */
 };
 
 /* ------------------------------------------------------------- config */
@@ -237,6 +243,40 @@ static void release(fe_dlq_t *q, uint32_t i) {
     pthread_cond_signal(&q->space);
 }
 
+/* Under mu: tells the attached bus that s is gone for good. */
+static void purged(fe_dlq_t *q, const slot_t *s) {
+  if (q->on_purge != NULL) {
+    q->on_purge(&s->e.event, q->purge_user);
+    q->purge_pending = 1;
+  }
+}
+
+/* After dropping mu: lets the attached bus make the purges durable. */
+static void purge_flush(fe_dlq_t *q) {
+  lock(q);
+  int pending = q->purge_pending;
+  q->purge_pending = 0;
+  void (*flush)(void *) = q->purge_flush;
+  void *user = q->purge_user;
+  unlock(q);
+  if (pending && flush != NULL)
+    flush(user);
+}
+
+int fe__dlq_attach(fe_dlq_t *q, void (*on_purge)(const fe_event_t *, void *),
+                   void (*flush)(void *), void *user) {
+  lock(q);
+  int busy = q->on_purge != NULL && on_purge != NULL;
+  if (!busy) {
+    q->on_purge = on_purge;
+    q->purge_flush = flush;
+    q->purge_user = user;
+    q->purge_pending = 0;
+  }
+  unlock(q);
+  return busy ? FE_ESTATE : 0;
+}
+
 /* Removes entry i from view: LIVE and unpinned slots are freed; a pinned
  * one stays HIDDEN for its redriver (who counts it). */
 static void purge_slot(fe_dlq_t *q, uint32_t i) {
@@ -244,6 +284,7 @@ static void purge_slot(fe_dlq_t *q, uint32_t i) {
   hide(q, s);
   if (!s->pinned) {
     q->st.purged++;
+    purged(q, s);
     release(q, i);
   }
 }
@@ -497,6 +538,7 @@ static uint32_t redrive_finish(fe_dlq_t *q, uint32_t i, int rc) {
     q->st.redrive_failed++;
     if (s->state == SLOT_HIDDEN) { /* purged meanwhile: now it is */
       q->st.purged++;
+      purged(q, s);
       release(q, i);
     }
   }
@@ -538,6 +580,7 @@ int fe_dlq_redrive(fe_dlq_t *q, uint64_t id, fe_dlq_republish_fn republish,
     rc = redrive_slot(q, i, republish, user, &next);
   }
   unlock(q);
+  purge_flush(q); /* a purge that landed during the republish */
   return rc;
 }
 
@@ -572,6 +615,7 @@ int fe_dlq_redrive_all(fe_dlq_t *q, const fe_dlq_filter_t *f,
     n++;
   }
   unlock(q);
+  purge_flush(q);
   if (done != NULL)
     *done = n;
   if (rc != 0)
@@ -589,6 +633,7 @@ int fe_dlq_purge(fe_dlq_t *q, uint64_t id) {
   if (i != NIL)
     purge_slot(q, i);
   unlock(q);
+  purge_flush(q);
   return i == NIL ? FE_ENOTFOUND : 0;
 }
 
@@ -609,6 +654,7 @@ int fe_dlq_purge_all(fe_dlq_t *q, const fe_dlq_filter_t *f,
     i = next;
   }
   unlock(q);
+  purge_flush(q);
   if (removed != NULL)
     *removed = n;
   return 0;

@@ -152,9 +152,12 @@ struct durable {
    * submitters and the stages (acquire).  Sticky: nothing after it is
    * acknowledged. */
   int failed;
+  int dlq_attached; /* fe__dlq_attach succeeded: detach at destroy */
   /* Recovery, create/start thread only. */
   const fe_bus_config_t *cfg;
   rmap_t open, dead;
+  rmap_t gone; /* dead letters purged or redriven before their outcome was
+                  journaled: the outcome must not put them back */
   rentry_t **pending, **dls;
   size_t n_pending, n_dls;
   fe_bus_recovery_t rep;
@@ -431,6 +434,28 @@ static int bad_record(durable_t *d, const fe_journal_record_t *rec,
                   fe_journal_type_name(rec->type), rec->len, what);
 }
 
+/* Dead letter eid left the queue (redriven or purged).  Its outcome is
+ * normally older; when a purge or redrive beat the outcome stage to the
+ * journal, remember it so that the outcome does not bring it back. */
+static int left_dlq(durable_t *d, uint64_t eid) {
+  rentry_t *e = rmap_take(&d->dead, eid);
+  if (e != NULL) {
+    free(e);
+    return 0;
+  }
+  if (rmap_get(&d->gone, eid) != NULL)
+    return 0;
+  e = calloc(1, sizeof *e);
+  if (e == NULL)
+    return FE_ENOMEM;
+  e->eid = eid;
+  if (rmap_put(&d->gone, e) != 0) {
+    free(e);
+    return FE_ENOMEM;
+  }
+  return 0;
+}
+
 static int replay_events(durable_t *d, const fe_journal_record_t *rec) {
   const jrec_events_t *h = rec->data;
   if (rec->len < sizeof *h)
@@ -447,8 +472,8 @@ static int replay_events(durable_t *d, const fe_journal_record_t *rec) {
   for (uint32_t i = 0; i < h->count; i++, p += h->entry_size) {
     const jrec_event_t *r = (const jrec_event_t *)p;
     uint64_t eid = h->first_eid + i;
-    if (r->redrive_of != 0) /* that dead letter left the queue */
-      free(rmap_take(&d->dead, r->redrive_of));
+    if (r->redrive_of != 0 && left_dlq(d, r->redrive_of) != 0)
+      return fe__diag(d->diag, FE_ENOMEM, "recovery: out of memory");
     rentry_t *e = new_rentry(d, eid, rec->lsn, r, h->entry_size);
     if (e == NULL || rmap_put(&d->open, e) != 0)
       return fe__diag(d->diag, FE_ENOMEM, "recovery: out of memory");
@@ -513,7 +538,11 @@ static int replay_outcomes(fe_bus_t *bus, durable_t *d,
                         "small for the journal's %llu+ finished orders",
                         (unsigned long long)d->rep.idem_restored);
     }
-    if (r.flags & JREC_OUT_DL) {
+    rentry_t *gone = (r.flags & JREC_OUT_DL) ? rmap_take(&d->gone, r.eid)
+                                             : NULL;
+    if (gone != NULL) {
+      free(gone);
+    } else if (r.flags & JREC_OUT_DL) {
       jrec_out_dl_t dl;
       memcpy(&dl, q, sizeof dl);
       q += sizeof dl;
@@ -542,6 +571,18 @@ static int replay(const fe_journal_record_t *rec, void *arg) {
     return replay_events(d, rec);
   case FE_JREC_OUTCOME:
     return replay_outcomes(bus, d, rec);
+  case FE_JREC_DEAD_LETTER: {
+    jrec_dlq_t r;
+    if (rec->len != sizeof r)
+      return bad_record(d, rec, "a dead-letter record is 16 bytes");
+    memcpy(&r, rec->data, sizeof r);
+    if (r.op != JREC_DLQ_PURGED || r.eid == 0)
+      return bad_record(d, rec, "unknown dead-letter operation");
+    if (left_dlq(d, r.eid) != 0)
+      return fe__diag(d->diag, FE_ENOMEM, "recovery: out of memory");
+    d->rep.dlq_purged++;
+    return 0;
+  }
   case FE_JREC_INTENT: {
     if (rec->len != sizeof(jrec_intent_t))
       return bad_record(d, rec, "an intent record is 8 bytes");
@@ -556,6 +597,33 @@ static int replay(const fe_journal_record_t *rec, void *arg) {
       return d->cfg->on_replay(rec, d->cfg->replay_user);
     return 0;
   }
+}
+
+/* ------------------------------------------------------ DLQ purges */
+
+/* Under the DLQ's lock: a dead letter of this bus was purged; journal it
+ * so that recovery does not put it back.  If the journal cannot take it
+ * (failed), the purge stays in memory only: after a restart the entry is
+ * back, which loses nothing. */
+static void dlq_purged(const fe_event_t *ev, void *arg) {
+  fe_bus_t *bus = arg;
+  if (!(ev->flags & FE_EVF_DLQ_EID) || ev->seq == 0)
+    return; /* not one of ours, or failed before it was journaled */
+  jrec_dlq_t r = {JREC_DLQ_PURGED, 0, ev->seq};
+  fe_journal_append(bus->dur->j, FE_JREC_DEAD_LETTER, &r, sizeof r, NULL);
+}
+
+/* After the purging call dropped the DLQ's lock: write the records out
+ * (and fsync them under FE_FSYNC_GROUP), so the purge is durable when
+ * fe_dlq_purge returns. */
+static void dlq_flush(void *arg) {
+  fe_bus_t *bus = arg;
+  fe_journal_commit(bus->dur->j);
+}
+
+void fe__durable_detach(fe_bus_t *bus) {
+  if (bus->dur != NULL && bus->dur->dlq_attached)
+    fe__dlq_attach(bus->dlq, NULL, NULL, NULL);
 }
 
 int fe__durable_open(fe_bus_t *bus, const fe_bus_config_t *cfg,
@@ -589,6 +657,12 @@ int fe__durable_open(fe_bus_t *bus, const fe_bus_config_t *cfg,
     return r;
   }
   d->rep.truncated_bytes = jr.truncated ? jr.torn_bytes : 0;
+  if (bus->dlq != NULL) {
+    if (fe__dlq_attach(bus->dlq, dlq_purged, dlq_flush, bus) != 0)
+      return fe__diag(diag, FE_ESTATE, "the dead-letter queue is already "
+                      "used by another bus with a journal");
+    d->dlq_attached = 1;
+  }
   d->pending = rmap_drain_sorted(&d->open, &d->n_pending);
   d->dls = rmap_drain_sorted(&d->dead, &d->n_dls);
   if (d->pending == NULL || d->dls == NULL)
@@ -627,6 +701,7 @@ static void restore_dead_letters(fe_bus_t *bus, durable_t *d) {
     fe_event_t ev;
     get_event(&e->rec, &ev);
     ev.seq = e->eid; /* a dead letter's copy carries its eid (redrive) */
+    ev.flags |= FE_EVF_DLQ_EID;
     fe_dlq_put_t in = {
         .event = &ev,
         .user_area = &e->rec + 1,
@@ -716,6 +791,7 @@ void fe__durable_free(durable_t *d) {
   fe_journal_close(d->j);
   rmap_free(&d->open);
   rmap_free(&d->dead);
+  rmap_free(&d->gone);
   for (size_t i = 0; i < d->n_pending; i++)
     free(d->pending[i]);
   for (size_t i = 0; i < d->n_dls; i++)

@@ -22,6 +22,15 @@ int fe__diag(fe_diag_t *diag, int code, const char *fmt, ...)
 
 /* fe_trading_check() on a type and an order not yet in a slot (the bus's
  * admission).  t and o non-NULL. */
+/* lib/dlq.c.  Attaches a journaled bus to q: on_purge(ev, user) runs
+ * under q's lock for every entry purged for good (ev: the queue's copy of
+ * the event), flush(user) once after the lock is dropped by a call that
+ * purged.  on_purge NULL detaches.  Returns 0, or FE_ESTATE when another
+ * bus is attached.  Any thread. */
+int fe__dlq_attach(fe_dlq_t *q,
+                   void (*on_purge)(const fe_event_t *ev, void *user),
+                   void (*flush)(void *user), void *user);
+
 int fe__trading_check_order(fe_trading_t *t, uint32_t type,
                             const fe_order_t *o);
 

@@ -96,4 +96,15 @@ typedef struct jrec_out_dl {
   char text[JREC_DL_TEXT];
 } jrec_out_dl_t;
 
+/* FE_JREC_DEAD_LETTER: an operator purged a dead letter from the DLQ, so
+ * recovery must not put it back.  (A redrive needs no record of its own:
+ * the redriven event's record names the dead letter in redrive_of.) */
+#define JREC_DLQ_PURGED 1u
+
+typedef struct jrec_dlq {
+  uint32_t op;         /* JREC_DLQ_PURGED */
+  uint32_t reserved;
+  uint64_t eid;        /* the dead letter's event id */
+} jrec_dlq_t;
+
 #endif /* FE_JREC_H */

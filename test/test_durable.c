@@ -510,6 +510,92 @@ static void test_dead_letters_are_rebuilt(void **state) {
   remove_dir();
 }
 
+static int last_id(const fe_dlq_entry_t *e, void *u) {
+  *(uint64_t *)u = e->id;
+  return 0;
+}
+
+/* A purge is journaled: the purged dead letter does not come back after a
+ * restart, also when the purge beat the outcome stage to the journal. */
+static void test_dead_letter_purges_survive_restart(void **state) {
+  (void)state;
+  make_dir();
+  snprintf(venue_path, sizeof venue_path, "%s/venue", dir);
+  fail_from = 5;
+  rig_t r;
+  rig_open(&r, 1, 64);
+  assert_fe(r.rc, 0);
+  for (int i = 1; i <= 8; i++) {
+    char id[16];
+    snprintf(id, sizeof id, "P-%d", i);
+    assert_fe(submit(&r, i, id, NULL), 0);
+  }
+  poll_all(r.bus);
+  assert_int_equal(fe_dlq_count(r.dlq), 4);
+  uint64_t id = 0;
+  fe_dlq_foreach(r.dlq, NULL, first_id, &id);
+  fe_dlq_entry_t e;
+  assert_fe(fe_dlq_get(r.dlq, id, &e, NULL, 0), 0);
+  assert_int_equal(e.event.order.quantity, 5);
+  assert_fe(fe_dlq_purge(r.dlq, id), 0);
+  assert_int_equal(fe_dlq_count(r.dlq), 3);
+  rig_close(&r);
+
+  rig_open(&r, 1, 64);
+  assert_fe(r.rc, 0);
+  fe_bus_recovery_t rec;
+  fe_bus_recovery(r.bus, &rec);
+  assert_int_equal(rec.dlq_purged, 1);
+  assert_int_equal(rec.dlq_restored, 3);
+  assert_int_equal(fe_dlq_count(r.dlq), 3);
+  fe_dlq_foreach(r.dlq, NULL, first_id, &id);
+  assert_fe(fe_dlq_get(r.dlq, id, &e, NULL, 0), 0);
+  assert_int_equal(e.event.order.quantity, 6); /* 5 stayed purged */
+  /* The race: order 9 is dead-lettered by execution (worker 0) and purged
+   * before the outcome stage (worker 1) journals its outcome. */
+  assert_fe(submit(&r, 9, "P-9", NULL), 0);
+  while (fe_bus_poll(r.bus, 1) > 0) { /* the journaller writes it */
+  }
+  while (fe_bus_poll(r.bus, 0) > 0) { /* execution dead-letters it */
+  }
+  assert_int_equal(fe_dlq_count(r.dlq), 4);
+  fe_dlq_foreach(r.dlq, NULL, last_id, &id);
+  assert_fe(fe_dlq_get(r.dlq, id, &e, NULL, 0), 0);
+  assert_int_equal(e.event.order.quantity, 9);
+  assert_fe(fe_dlq_purge(r.dlq, id), 0);
+  poll_all(r.bus); /* now the outcome, with its dead-letter copy */
+  rig_close(&r);
+
+  rig_open(&r, 1, 64);
+  assert_fe(r.rc, 0);
+  fe_bus_recovery(r.bus, &rec);
+  assert_int_equal(rec.dlq_purged, 2);
+  assert_int_equal(rec.dlq_restored, 3);
+  assert_int_equal(fe_dlq_count(r.dlq), 3);
+  /* A second journaled bus cannot take over the same queue's purges. */
+  char dir2[160];
+  snprintf(dir2, sizeof dir2, "%s/second", dir);
+  fe_journal_config_t jc2 = r.jc;
+  jc2.dir = dir2;
+  fe_bus_config_t cfg;
+  fe_bus_config_init(&cfg);
+  cfg.capacity = 64;
+  cfg.host_driven = 1;
+  cfg.stages = r.st;
+  cfg.n_stages = 2;
+  cfg.dlq = r.dlq;
+  cfg.journal = &jc2;
+  cfg.journal_worker = 1;
+  cfg.max_batch = 64;
+  fe_bus_t *bus2 = NULL;
+  fe_diag_t d;
+  assert_fe(fe_bus_create(&cfg, &bus2, &d), FE_ESTATE);
+  assert_non_null(strstr(d.msg, "dead-letter queue"));
+  assert_null(bus2);
+  rig_close(&r);
+  remove_dir();
+}
+
 /* A journal corrupt in the middle: the bus refuses to open, with the
  * journal's error and message; nothing is guessed. */
 static void test_corrupt_journal_refused(void **state) {
@@ -647,6 +733,7 @@ int main(void) {
       FE_T_TEST(test_crash_redrives_and_never_sends_twice),
       FE_T_TEST(test_in_doubt_not_sent_is_sent_once),
       FE_T_TEST(test_dead_letters_are_rebuilt),
+      FE_T_TEST(test_dead_letter_purges_survive_restart),
       FE_T_TEST(test_corrupt_journal_refused),
       FE_T_TEST(test_durable_submit_threads),
       FE_T_TEST(test_config_errors),

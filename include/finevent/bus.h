@@ -252,7 +252,11 @@ typedef struct fe_bus_config {
                               order id as key); NULL: none.  Borrowed.  A
                               full queue under REJECT refuses the entry (the
                               DLQ counts and alerts it; the event still ends
-                              dead-lettered); under BLOCK the worker waits. */
+                              dead-lettered); under BLOCK the worker waits.
+                              With cfg.journal the queue is rebuilt at
+                              restart and its redrives and purges are
+                              journaled; one journaled bus per queue
+                              (another gets FE_ESTATE). */
   fe_dead_letter_fn on_dead_letter; /* NULL: dead letters are only counted */
   void *dead_letter_user;
   fe_trading_t *trading;   /* admission by fe_bus_publish_order: trading
@@ -520,6 +524,8 @@ typedef struct fe_bus_recovery {
   uint64_t in_doubt_unsent; /* in doubt, found not sent */
   uint64_t idem_restored;   /* idempotency entries rebuilt */
   uint64_t dlq_restored;    /* dead letters put back into cfg.dlq */
+  uint64_t dlq_purged;      /* purges of dead letters found (those stay
+                               out of the queue) */
   uint64_t truncated_bytes; /* torn tail cut off the journal */
 } fe_bus_recovery_t;
 

@@ -361,7 +361,10 @@ FE_API int fe_dlq_redrive_all(fe_dlq_t *q, const fe_dlq_filter_t *f,
 
 /* Discards entry id (counted in purged; see fe_dlq_redrive() for an entry
  * being redriven, which disappears from view at once).  Frees its place
- * and wakes one blocked put.
+ * and wakes one blocked put.  When q belongs to a bus with a journal
+ * (fe_bus_config_t.dlq), the purge of one of the bus's dead letters is
+ * journaled and written out before this returns, so it survives a
+ * restart (if the journal has failed, it does not: the entry comes back).
  * Returns 0, FE_EINVAL (q NULL), FE_ENOTFOUND.  On failure nothing
  * changes.  Any thread; O(1) under the lock. */
 FE_API int fe_dlq_purge(fe_dlq_t *q, uint64_t id);
