@@ -142,9 +142,10 @@ $(O)/test/%: test/%.c test/*.h $(STATIC) $(BUILD)/.deps-test
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(TEST_CFLAGS) $(TEST_DEFS) -Itest $< -o $@ $(STATIC) $(PKG_LIBS) $(TEST_LIBS)
 
-# The journal suite runs the fe-journal tool of its own flavour.
-$(O)/test/test_journal: $(O)/bin/fe-journal
-$(O)/test/test_journal: TEST_DEFS = -DFE_JOURNAL_TOOL='"$(abspath $(O)/bin/fe-journal)"'
+# The journal and durability suites run the fe-journal tool of their own
+# flavour.
+$(O)/test/test_journal $(O)/test/test_durable: $(O)/bin/fe-journal
+$(O)/test/test_journal $(O)/test/test_durable: TEST_DEFS = -DFE_JOURNAL_TOOL='"$(abspath $(O)/bin/fe-journal)"'
 
 # Each suite runs in its own process with a timeout; all run even if one
 # fails, and the target fails if any did.

@@ -596,6 +596,59 @@ static void test_dead_letter_purges_survive_restart(void **state) {
   remove_dir();
 }
 
+/* Runs fe-journal dump [--json] on dir; returns its output (static). */
+static const char *tool_dump(int json) {
+  static char out[1 << 16];
+  char cmd[300];
+  snprintf(cmd, sizeof cmd, "%s dump %s%s", FE_JOURNAL_TOOL,
+           json ? "--json " : "", dir);
+  FILE *f = popen(cmd, "r");
+  assert_non_null(f);
+  size_t n = fread(out, 1, sizeof out - 1, f);
+  out[n] = '\0';
+  assert_int_equal(pclose(f), 0);
+  return out;
+}
+
+static void expect_in(const char *hay, const char *needle) {
+  if (strstr(hay, needle) == NULL)
+    fail_msg("\"%s\" not in:\n%s", needle, hay);
+}
+
+/* fe-journal dump says what the bus's records hold. */
+static void test_tool_decodes_bus_records(void **state) {
+  (void)state;
+  make_dir();
+  snprintf(venue_path, sizeof venue_path, "%s/venue", dir);
+  fail_from = 3;
+  rig_t r;
+  rig_open(&r, 1, 64);
+  assert_fe(r.rc, 0);
+  for (int i = 1; i <= 3; i++) {
+    char id[16];
+    snprintf(id, sizeof id, "T-%d", i);
+    assert_fe(submit(&r, i, id, NULL), 0);
+  }
+  poll_all(r.bus);
+  uint64_t id = 0;
+  fe_dlq_foreach(r.dlq, NULL, first_id, &id);
+  assert_fe(fe_dlq_purge(r.dlq, id), 0);
+  rig_close(&r);
+  const char *t = tool_dump(0);
+  expect_in(t, "type=EVENT");
+  expect_in(t, "events=3 first_eid=1 user_len=");
+  expect_in(t, "intent_eid=1");
+  expect_in(t, "intent_eid=2");
+  expect_in(t, "eids=1..3 completed=2 rejected=0 dead_lettered=1 "
+               "host_status=0 keys=3");
+  expect_in(t, "dlq=purged eid=3");
+  const char *j = tool_dump(1);
+  expect_in(j, "\"events\":3,\"first_eid\":1");
+  expect_in(j, "\"eids\":\"1..3\",\"completed\":2");
+  expect_in(j, "\"dlq\":\"purged\",\"eid\":3}");
+  remove_dir();
+}
+
 /* A journal corrupt in the middle: the bus refuses to open, with the
  * journal's error and message; nothing is guessed. */
 static void test_corrupt_journal_refused(void **state) {
@@ -734,6 +787,7 @@ int main(void) {
       FE_T_TEST(test_in_doubt_not_sent_is_sent_once),
       FE_T_TEST(test_dead_letters_are_rebuilt),
       FE_T_TEST(test_dead_letter_purges_survive_restart),
+      FE_T_TEST(test_tool_decodes_bus_records),
       FE_T_TEST(test_corrupt_journal_refused),
       FE_T_TEST(test_durable_submit_threads),
       FE_T_TEST(test_config_errors),

@@ -1,7 +1,9 @@
 /*
  * fe-journal: inspect a libfinevent journal directory, read-only.
  *
- *   fe-journal dump [--json] DIR   one line per record
+ *   fe-journal dump [--json] DIR   one line per record, with what the
+ *                                  bus's and the saga coordinator's
+ *                                  payloads say (see decode())
  *   fe-journal verify DIR          check every segment and record
  *   fe-journal stats DIR           segments, records, bytes, types, tail
  *
@@ -15,6 +17,8 @@
 
 #include <finevent/finevent.h>
 #include <finevent/journal.h>
+
+#include "jrec.h" /* the bus's payload layouts */
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -69,9 +73,122 @@ static void format_hex(char *buf, const fe_journal_record_t *r) {
   buf[2 * n] = '\0';
 }
 
+/* What the payload of a record of the library's own types says, as
+ * "key=value ..." or as JSON members (",\"key\":value..."), into buf.
+ * Counts and ranges only: a record holds up to thousands of events.  A
+ * payload that does not parse says so ("bad=...") instead of guessing;
+ * the process that owns the journal refuses such records at recovery. */
+static void decode(char *buf, size_t cap, const fe_journal_record_t *r,
+                   int json) {
+  const char *q = json ? "\"" : "";
+  const char *sep = json ? "," : " ";
+  const char *eq = json ? "\":" : "=";
+  buf[0] = '\0';
+#define KV(fmt, ...)                                                          \
+  do {                                                                        \
+    size_t used_ = strlen(buf);                                               \
+    snprintf(buf + used_, cap - used_, "%s%s" fmt, sep, q, __VA_ARGS__);      \
+  } while (0)
+  switch (r->type) {
+  case FE_JREC_EVENT: {
+    jrec_events_t h;
+    if (r->len < sizeof h) {
+      KV("bad%s\"short\"", eq);
+      break;
+    }
+    memcpy(&h, r->data, sizeof h);
+    KV("version%s%u", eq, h.version);
+    KV("events%s%u", eq, h.count);
+    KV("first_eid%s%" PRIu64, eq, h.first_eid);
+    KV("user_len%s%u", eq, h.user_len);
+    break;
+  }
+  case FE_JREC_OUTCOME: {
+    jrec_outcomes_t h;
+    if (r->len < sizeof h) {
+      KV("bad%s\"short\"", eq);
+      break;
+    }
+    memcpy(&h, r->data, sizeof h);
+    KV("version%s%u", eq, h.version);
+    KV("outcomes%s%u", eq, h.count);
+    if (h.version != FE_JREC_OUTCOME_VERSION)
+      break;
+    uint64_t st[4] = {0, 0, 0, 0}, first = 0, last = 0, keys = 0;
+    const uint8_t *p = (const uint8_t *)r->data + sizeof h;
+    const uint8_t *end = (const uint8_t *)r->data + r->len;
+    for (uint32_t i = 0; i < h.count; i++) {
+      jrec_outcome_t o;
+      if ((size_t)(end - p) < sizeof o) {
+        KV("bad%s\"entry %u overruns\"", eq, i);
+        return;
+      }
+      memcpy(&o, p, sizeof o);
+      if (o.entry_size < sizeof o || o.entry_size > (size_t)(end - p)) {
+        KV("bad%s\"entry %u size %u\"", eq, i, o.entry_size);
+        return;
+      }
+      if (i == 0)
+        first = o.eid;
+      last = o.eid;
+      st[o.status >= 1 && o.status <= 3 ? o.status : 0]++;
+      keys += (o.flags & JREC_OUT_KEY) != 0;
+      p += o.entry_size;
+    }
+    KV("eids%s%s%" PRIu64 "..%" PRIu64 "%s", eq, q, first, last, q);
+    KV("completed%s%" PRIu64, eq, st[FE_IDEM_COMPLETED]);
+    KV("rejected%s%" PRIu64, eq, st[FE_IDEM_REJECTED]);
+    KV("dead_lettered%s%" PRIu64, eq, st[FE_IDEM_DEAD_LETTERED]);
+    KV("host_status%s%" PRIu64, eq, st[0]);
+    KV("keys%s%" PRIu64, eq, keys);
+    break;
+  }
+  case FE_JREC_INTENT: {
+    jrec_intent_t t;
+    if (r->len != sizeof t) {
+      KV("bad%s\"length %u\"", eq, r->len);
+      break;
+    }
+    memcpy(&t, r->data, sizeof t);
+    KV("intent_eid%s%" PRIu64, eq, t.eid);
+    break;
+  }
+  case FE_JREC_DEAD_LETTER: {
+    jrec_dlq_t t;
+    if (r->len != sizeof t) {
+      KV("bad%s\"length %u\"", eq, r->len);
+      break;
+    }
+    memcpy(&t, r->data, sizeof t);
+    KV("dlq%s%s%s%s", eq, q, t.op == JREC_DLQ_PURGED ? "purged" : "unknown",
+       q);
+    KV("eid%s%" PRIu64, eq, t.eid);
+    break;
+  }
+  case FE_JREC_SAGA: {
+    fe_saga_rec_t s;
+    if (r->len < sizeof s) {
+      KV("bad%s\"short\"", eq);
+      break;
+    }
+    memcpy(&s, r->data, sizeof s);
+    KV("saga%s%" PRIu64, eq, s.saga_id);
+    KV("saga_rec%s%s%s%s", eq, q, fe_saga_rec_type_name(s.type), q);
+    KV("state%s%s%s%s", eq, q, fe_saga_state_name(s.state), q);
+    KV("step%s%u", eq, s.step);
+    KV("attempt%s%u", eq, s.attempt);
+    break;
+  }
+  default:
+    break;
+  }
+#undef KV
+}
+
 static int dump_one(const fe_journal_record_t *r, void *user) {
   int json = *(const int *)user;
-  char wall[48], type[16], hex[2 * HEX_PREFIX + 1];
+  char wall[48], type[16], hex[2 * HEX_PREFIX + 1], dec[512];
+  decode(dec, sizeof dec, r, json);
   format_wall(wall, sizeof wall, r->wall_ns);
   format_type(type, sizeof type, r->type, json);
   format_hex(hex, r);
@@ -79,13 +196,13 @@ static int dump_one(const fe_journal_record_t *r, void *user) {
   if (json)
     printf("{\"lsn\":%" PRIu64 ",\"type\":%s,\"type_id\":%u,\"len\":%" PRIu32
            ",\"segment\":%" PRIu64 ",\"offset\":%" PRIu64
-           ",\"wall_ns\":%" PRIu64 ",\"time\":\"%s\",\"hex\":\"%s\"}\n",
+           ",\"wall_ns\":%" PRIu64 ",\"time\":\"%s\",\"hex\":\"%s\"%s}\n",
            r->lsn, type, (unsigned)r->type, r->len, r->segment, r->offset,
-           r->wall_ns, wall, hex);
+           r->wall_ns, wall, hex, dec);
   else
     printf("lsn=%" PRIu64 " type=%s len=%" PRIu32 " at=%" PRIu64 ":%" PRIu64
-           " time=%s data=%s%s\n",
-           r->lsn, type, r->len, r->segment, r->offset, wall, hex, more);
+           " time=%s data=%s%s%s\n",
+           r->lsn, type, r->len, r->segment, r->offset, wall, hex, more, dec);
   return 0;
 }
 
