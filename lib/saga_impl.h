@@ -191,6 +191,8 @@ struct fe_saga_coord {
   uint64_t jlast_lsn;    /* newest saga record's lsn (salt, gen_hw) */
   uint64_t jpin_lsn;     /* what the pin holds now */
   uint64_t jpin_at;      /* monotonic ns of its last recomputation */
+  fe_saga_bus_map_t busmap; /* fe_saga_bus_stage(): written before the bus
+                               starts, read by its workers (saga_bus.c) */
   pthread_mutex_t ctl_mu; /* serialises coord_start / coord_stop */
   pthread_t thread;      /* under ctl_mu */
   int thread_on;         /* under ctl_mu */
@@ -209,6 +211,8 @@ struct fe_saga_coord {
   /* Counters bumped by requesting threads (relaxed fetch_add). */
   _Alignas(FE_PAD) uint64_t x_late, x_unknown, x_abort_refused,
       x_start_refused;
+  /* The bus stage's counters (relaxed fetch_add by its workers). */
+  _Alignas(FE_PAD) fe_saga_bus_stats_t bus_st;
   /* Statistics published by the coordinator under sseq (S1/S2). */
   _Alignas(FE_PAD) uint32_t sseq;
   uint64_t pub[SG_NSTATS];

@@ -760,6 +760,82 @@ FE_API int fe_saga_use_journal(fe_saga_coord_t *c, fe_journal_t *j,
 FE_API int fe_saga_journal_replay(const struct fe_journal_record *r,
                                   void *coord);
 
+/* ---------------------------------------------------------- on the bus */
+
+/*
+ * On the bus.  Confirmations from the outside world arrive as events -
+ * execution reports from the venue, settlement confirmations from the
+ * custodian - and complete the saga steps waiting on them (DESIGN.md,
+ * decision 5: the ring never waits; the saga does).  fe_saga_bus_stage()
+ * fills a stage definition whose handler, for each event of the map's
+ * types, finds the token and the result and calls fe_saga_complete():
+ *   default            token = ev->trace_id (the host publishes the
+ *                      report with the token it got from the step's
+ *                      call->token as trace id), result FE_SAGA_DONE;
+ *   map.extract        the host's: e.g. an execution report whose status
+ *                      is a reject -> FE_SAGA_FAIL with a reason; or 0 to
+ *                      let the event pass without completing anything.
+ * Every event continues to the next stage (FE_CONTINUE) whatever the
+ * outcome: late or duplicate reports (FE_ELATE), unknown tokens
+ * (FE_ETOKEN) and refusals are counted (fe_saga_bus_stats()), never a
+ * failure of the stage.  Events of other types are stepped over by the
+ * bus's type filter (the stage's n_types/types), untouched.
+ */
+typedef struct fe_saga_bus_map {
+  /* Event types whose events complete steps, 1..FE_STAGE_MAX_TYPES of
+   * them, none 0.  Default: FE_EV_EXEC_REPORT, FE_EV_SETTLE_CONFIRM. */
+  uint32_t n_types;
+  uint32_t types[FE_STAGE_MAX_TYPES];
+  /* NULL (default): token = ev->trace_id, result FE_SAGA_DONE, reason 0.
+   * Else called for each such event on the stage's worker (concurrently
+   * when the stage is sharded): fills *token, *result (DONE, RETRY or
+   * FAIL) and *reason, preset to the defaults, and returns 1; or returns
+   * 0: the event completes nothing (counted as ignored).  Must be cheap
+   * and must not block; it may read ev and its user area. */
+  int (*extract)(const fe_event_t *ev, uint64_t *token,
+                 fe_saga_result_t *result, uint32_t *reason, void *user);
+  void *user;             /* passed to extract */
+} fe_saga_bus_map_t;
+
+/* What the stage did, since the coordinator was created.  Each counter is
+ * read atomically; the set is not one snapshot. */
+typedef struct fe_saga_bus_stats {
+  uint64_t completed;     /* fe_saga_complete() accepted the result */
+  uint64_t late;          /* FE_ELATE: late or duplicate report */
+  uint64_t unknown;       /* FE_ETOKEN: a token never issued */
+  uint64_t ignored;       /* extract returned 0 */
+  uint64_t refused;       /* any other answer: FE_ESTATE (the coordinator
+                             is not open yet: open it before the bus
+                             starts) or FE_EINVAL (extract gave a result
+                             other than DONE, RETRY, FAIL) */
+} fe_saga_bus_stats_t;
+
+/* Fills m with the defaults above.  Cannot fail; thread-safe. */
+FE_API void fe_saga_bus_map_init(fe_saga_bus_map_t *m);
+
+/* Fills *out (fe_stage_def_init() first) with the stage "saga": handler
+ * and user (c) set, the map's types as the stage's type filter; the host
+ * sets deps, shards, worker and may rename it, then puts it in its stage
+ * table.  The map is copied into c: one map per coordinator, a second
+ * call replaces it for every stage built from c.
+ *   c     the coordinator: it must outlive the bus (destroy the bus
+ *         first).
+ *   map   in, may be NULL (the defaults); read during the call only.
+ *   out   out: overwritten; untouched on failure.
+ *   diag  out, may be NULL.
+ * Returns 0, FE_EINVAL (c or out NULL), FE_ERANGE (n_types 0 or above
+ * FE_STAGE_MAX_TYPES, a type 0).  On failure nothing changed.  Before the
+ * bus that will run the stage is created, from one thread.  The handler
+ * runs on the stage's workers: lock-free, no allocation (it is
+ * fe_saga_complete() and a counter). */
+FE_API int fe_saga_bus_stage(fe_saga_coord_t *c, const fe_saga_bus_map_t *map,
+                             fe_stage_def_t *out, fe_diag_t *diag);
+
+/* Copies the stage's counters.  Returns 0 or FE_EINVAL (NULL).  Any
+ * thread; wait-free. */
+FE_API int fe_saga_bus_stats(const fe_saga_coord_t *c,
+                             fe_saga_bus_stats_t *out);
+
 #ifdef __cplusplus
 }
 #endif
