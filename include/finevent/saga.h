@@ -737,7 +737,9 @@ FE_API const char *fe_saga_rec_type_name(uint32_t type);
  * instead of handing them to a log hook, and pins j (fe_journal_pin())
  * so that fe_journal_retire() keeps what a replay of c needs.  Call it
  * after replaying j into c (fe_saga_journal_replay()), before c is
- * opened.
+ * opened; with the bus's journal, also before fe_bus_start() (from then
+ * on the bus's journal worker retires segments, and until the pin exists
+ * nothing holds the saga records back).
  *   j     the journal, borrowed: it must stay open until c is destroyed
  *         (fe_saga_destroy() releases the pin: destroy c before closing j,
  *         or before destroying the bus that owns it).
