@@ -113,9 +113,10 @@ struct fe_journal {
   gbuf_t bufs[2];
 
   /* Pins (see fe_journal_pin()): pin_used is a bitmask, a bit claimed by
-   * a CAS and dropped by a fetch_and; pins[i] is "keep lsn >= it", stored
-   * by the pin's owner (P1, release) and read by retire under io_mu (P2,
-   * acquire).  A free pin holds UINT64_MAX, which holds nothing back. */
+   * a CAS (R2, acquire) and dropped by a fetch_and (R1, release); pins[i]
+   * is "keep lsn >= it", stored by the pin's owner (P1, release) and read
+   * by retire under io_mu (P2, acquire).  A free pin holds UINT64_MAX,
+   * which holds nothing back. */
   uint32_t pin_used __attribute__((aligned(FE_PAD)));
   uint64_t pins[FE_JOURNAL_MAX_PINS];
 };
@@ -796,10 +797,11 @@ int fe_journal_pin(fe_journal_t *j, uint64_t lsn, uint32_t *pin) {
     if (m == (UINT32_C(1) << FE_JOURNAL_MAX_PINS) - 1)
       return FE_EFULL;
     uint32_t i = (uint32_t)__builtin_ctz(~m);
-    /* Relaxed: the bit only reserves the index; the lsn is published by
-     * its own release store (P1). */
+    /* Acquire (R2, pairs with R1 in fe_journal_pin_release()): the
+     * previous owner's UINT64_MAX store happens before ours below, so
+     * ours is the pin's value.  The lsn itself is published by P1. */
     if (__atomic_compare_exchange_n(&j->pin_used, &m, m | UINT32_C(1) << i,
-                                    1, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+                                    1, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) {
       fe__store_release(&j->pins[i], lsn); /* P1, pairs with P2 */
       *pin = i;
       return 0;
@@ -834,8 +836,8 @@ int fe_journal_pin_release(fe_journal_t *j, uint32_t pin) {
   if (rc != 0)
     return rc;
   fe__store_release(&j->pins[pin], UINT64_MAX); /* P1 */
-  /* Release: the UINT64_MAX store above comes before the bit is free, so
-   * a new owner's lsn store (after its CAS) is the last one. */
+  /* R1, release, pairs with R2: the UINT64_MAX store above happens
+   * before the next owner's lsn store. */
   __atomic_fetch_and(&j->pin_used, ~(UINT32_C(1) << pin), __ATOMIC_RELEASE);
   return 0;
 }
