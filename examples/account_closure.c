@@ -12,21 +12,25 @@
  *         the custodian first answers "try again"; the closure completes.
  *   1002  liquidation is refused for good (a legal hold): the saga
  *         compensates - login is enabled again - and ends COMPENSATED.
- *   1003  the process "crashes" while the custodian has not answered.  A
- *         second coordinator replays the records the first one logged (kept
- *         in memory here; a journal in a real host), the custodian's answer
- *         arrives with the token issued before the crash, and the closure
- *         completes without running any finished step again.
+ *   1003  the process "crashes" while the custodian has not answered.  The
+ *         coordinator writes its records to a journal (fe_saga_use_journal,
+ *         in a fresh directory under /tmp); a second coordinator replays it
+ *         (fe_saga_journal_replay), the custodian's answer arrives with the
+ *         token issued before the crash, and the closure completes without
+ *         running any finished step again.
  *
  * Prints a trace; exits 0 when every account ended as described.
  */
+#define _GNU_SOURCE /* mkdtemp */
 #include <finevent/finevent.h>
+#include <finevent/journal.h>
 #include <finevent/saga.h>
 
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 enum { R_VENUE_BUSY = 1, R_LEGAL_HOLD = 2, R_CUSTODIAN_BUSY = 3 };
 
@@ -127,19 +131,8 @@ static fe_saga_result_t delete_pii(fe_saga_call_t *c, void *u) {
   return FE_SAGA_DONE;
 }
 
-/* The "journal": records in memory, in order. */
-static uint8_t journal[1 << 16];
-static size_t journal_len;
-static uint32_t journal_recs;
-
-static void log_rec(const void *rec, uint32_t len, void *user) {
-  (void)user;
-  if (journal_len + len <= sizeof journal) {
-    memcpy(journal + journal_len, rec, len);
-    journal_len += len;
-    journal_recs++;
-  }
-}
+/* The journal's directory. */
+static char jdir[64] = "/tmp/account_closure_XXXXXX";
 
 static int ended[2000];
 static void on_end(const fe_saga_end_t *e, void *user) {
@@ -175,25 +168,44 @@ static void define(fe_saga_def_t *d) {
   d->steps[2].timeout_ns = UINT64_C(3600) * 1000000000; /* an hour */
 }
 
-static fe_saga_coord_t *coordinator(void) {
+/* A coordinator on the journal in jdir, with whatever it holds replayed:
+ * the journal's open replays every record into the coordinator, then the
+ * coordinator takes the journal over.  *records: how many it held. */
+static fe_saga_coord_t *coordinator(fe_journal_t **j, uint64_t *records) {
   fe_saga_config_t cfg;
   fe_saga_config_init(&cfg);
   cfg.max_sagas = 16;
   cfg.ctx_size = sizeof(closure_t);
   cfg.now_ns = clock_mono;
   cfg.wall_ns = clock_wall;
-  cfg.log = log_rec;
   cfg.on_end = on_end;
+  fe_journal_config_t jc;
+  fe_journal_config_init(&jc);
+  jc.dir = jdir;
+  jc.fsync = FE_FSYNC_NONE; /* a demo: the page cache survives a crash of
+                               the process, not of the machine */
+  jc.now_ns = clock_wall;
   fe_saga_coord_t *c;
   fe_saga_def_t d;
   fe_diag_t diag;
+  fe_journal_report_t rep;
   define(&d);
   if (fe_saga_create(&cfg, &c, &diag) != 0 ||
-      fe_saga_define(c, &d, NULL, &diag) != 0) {
+      fe_saga_define(c, &d, NULL, &diag) != 0 ||
+      fe_journal_open(&jc, fe_saga_journal_replay, c, j, &rep, &diag) != 0 ||
+      fe_saga_use_journal(c, *j, &diag) != 0) {
     fprintf(stderr, "account_closure: %s\n", diag.msg);
     exit(1);
   }
+  *records = rep.records;
   return c;
+}
+
+static void remove_journal(void) {
+  char cmd[128];
+  snprintf(cmd, sizeof cmd, "rm -rf %s", jdir);
+  if (system(cmd) != 0)
+    fprintf(stderr, "account_closure: could not remove %s\n", jdir);
 }
 
 /* Runs the coordinator until it has nothing to do now, then moves the
@@ -242,8 +254,14 @@ int main(void) {
   venue_rejects[1] = 2;
   custodian_retries[1] = 1;
 
+  if (mkdtemp(jdir) == NULL) {
+    perror("account_closure: mkdtemp");
+    return 1;
+  }
   printf("== account 1001: transient failures, retries\n");
-  fe_saga_coord_t *c = coordinator();
+  fe_journal_t *j;
+  uint64_t records;
+  fe_saga_coord_t *c = coordinator(&j, &records);
   (void)fe_saga_poll(c, 1); /* opens it */
   (void)start(c, 1001);
   run_for(c, 1000000000);
@@ -259,31 +277,22 @@ int main(void) {
   ok &= ended[2] == FE_SAGA_COMPENSATED;
 
   printf("== account 1003: crash while waiting for the custodian\n");
-  size_t mark = journal_len;
-  uint32_t mark_recs = journal_recs;
+  uint64_t mark = fe_journal_written_lsn(j);
   uint64_t id3 = start(c, 1003);
   run_for(c, 1000000000);
   uint64_t token = custodian_token[3];
-  printf("  ... crash: coordinator gone, %u records of this closure in the "
-         "journal\n", journal_recs - mark_recs);
+  printf("  ... crash: coordinator gone, %" PRIu64 " records of this closure "
+         "in the journal\n", fe_journal_written_lsn(j) - mark);
+  /* Every pass of the coordinator committed what it logged; closing here
+   * only lets the next open take the journal's lock, as the death of the
+   * process would. */
   fe_saga_destroy(c);
+  fe_journal_close(j);
   advance(90000000000); /* 90 s until the service is back */
 
-  c = coordinator();
-  uint32_t replayed = 0;
-  for (size_t off = mark; off < journal_len;) {
-    fe_saga_rec_t r;
-    memcpy(&r, journal + off, sizeof r);
-    uint32_t len = r.len;
-    int rc = fe_saga_replay(c, journal + off, len);
-    if (rc != 0) {
-      fprintf(stderr, "account_closure: replay: %s\n", fe_strerror(rc));
-      return 1;
-    }
-    off += len;
-    replayed++;
-  }
-  printf("  restarted: replayed %u records\n", replayed);
+  c = coordinator(&j, &records);
+  printf("  restarted: replayed %" PRIu64 " records (every closure's)\n",
+         records);
   run_for(c, 1000000000);
   fe_saga_info_t info;
   if (fe_saga_get(c, id3, &info) != 0)
@@ -297,6 +306,8 @@ int main(void) {
   run_for(c, 1000000000);
   ok &= ended[3] == FE_SAGA_COMPLETED;
   fe_saga_destroy(c);
+  fe_journal_close(j);
+  remove_journal();
 
   /* Nothing that had finished ran twice. */
   ok &= calls[1][1] == 3 && calls[1][2] == 2 && calls[1][4] == 1;

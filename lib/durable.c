@@ -592,7 +592,7 @@ static int replay(const fe_journal_record_t *rec, void *arg) {
       e->intent = 1;
     return 0;
   }
-  default:
+  default: /* FE_JREC_SAGA, the other library types, the host's */
     if (d->cfg->on_replay != NULL)
       return d->cfg->on_replay(rec, d->cfg->replay_user);
     return 0;

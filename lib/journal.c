@@ -111,6 +111,14 @@ struct fe_journal {
 
   jstats_t st;              /* see the top */
   gbuf_t bufs[2];
+
+  /* Pins (see fe_journal_pin()): pin_used is a bitmask, a bit claimed by
+   * a CAS (R2, acquire) and dropped by a fetch_and (R1, release); pins[i]
+   * is "keep lsn >= it", stored by the pin's owner (P1, release) and read
+   * by retire under io_mu (P2, acquire).  A free pin holds UINT64_MAX,
+   * which holds nothing back. */
+  uint32_t pin_used __attribute__((aligned(FE_PAD)));
+  uint64_t pins[FE_JOURNAL_MAX_PINS];
 };
 
 /* ------------------------------------------------------------ helpers */
@@ -306,6 +314,8 @@ static int alloc_journal(const fe_journal_config_t *cfg, fe_journal_t **out,
   }
   j->act = &j->bufs[0];
   j->idle = &j->bufs[1];
+  for (int i = 0; i < FE_JOURNAL_MAX_PINS; i++)
+    j->pins[i] = UINT64_MAX; /* before open returns j: no reader yet */
   uint64_t room = cfg->segment_bytes - JHDR;
   j->max_frame = room < cfg->buffer_bytes ? room : cfg->buffer_bytes;
   j->max_len = (uint32_t)((j->max_frame - JFRAME) & ~(uint64_t)7u);
@@ -777,6 +787,75 @@ int fe_journal_wait_durable(fe_journal_t *j, uint64_t lsn,
   return rc;
 }
 
+/* --------------------------------------------------------------- pins */
+
+int fe_journal_pin(fe_journal_t *j, uint64_t lsn, uint32_t *pin) {
+  if (j == NULL || pin == NULL)
+    return FE_EINVAL;
+  if (j->cfg.read_only)
+    return FE_ESTATE;
+  /* Relaxed: the CAS below validates it. */
+  uint32_t m = fe__load_relaxed(&j->pin_used);
+  for (;;) {
+    if (m == (UINT32_C(1) << FE_JOURNAL_MAX_PINS) - 1)
+      return FE_EFULL;
+    uint32_t i = (uint32_t)__builtin_ctz(~m);
+    /* Acquire (R2, pairs with R1 in fe_journal_pin_release()): the
+     * previous owner's UINT64_MAX store happens before ours below, so
+     * ours is the pin's value.  The lsn itself is published by P1. */
+    if (__atomic_compare_exchange_n(&j->pin_used, &m, m | UINT32_C(1) << i,
+                                    1, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) {
+      fe__store_release(&j->pins[i], lsn); /* P1, pairs with P2 */
+      *pin = i;
+      return 0;
+    }
+  }
+}
+
+static int pin_ok(const fe_journal_t *j, uint32_t pin) {
+  if (pin >= FE_JOURNAL_MAX_PINS)
+    return FE_ERANGE;
+  /* Relaxed: only the pin's owner sets or clears its bit, and it is the
+   * caller (calling on a pin it does not own is the caller's bug, which
+   * this check catches only when the pin is free). */
+  if (!(fe__load_relaxed(&j->pin_used) & UINT32_C(1) << pin))
+    return FE_ENOTFOUND;
+  return 0;
+}
+
+int fe_journal_pin_set(fe_journal_t *j, uint32_t pin, uint64_t lsn) {
+  if (j == NULL)
+    return FE_EINVAL;
+  int rc = pin_ok(j, pin);
+  if (rc == 0)
+    fe__store_release(&j->pins[pin], lsn); /* P1, pairs with P2 */
+  return rc;
+}
+
+int fe_journal_pin_release(fe_journal_t *j, uint32_t pin) {
+  if (j == NULL)
+    return FE_EINVAL;
+  int rc = pin_ok(j, pin);
+  if (rc != 0)
+    return rc;
+  fe__store_release(&j->pins[pin], UINT64_MAX); /* P1 */
+  /* R1, release, pairs with R2: the UINT64_MAX store above happens
+   * before the next owner's lsn store. */
+  __atomic_fetch_and(&j->pin_used, ~(UINT32_C(1) << pin), __ATOMIC_RELEASE);
+  return 0;
+}
+
+/* The lowest pin, UINT64_MAX when none holds anything back. */
+static uint64_t pin_min(const fe_journal_t *j) {
+  uint64_t lo = UINT64_MAX;
+  for (int i = 0; i < FE_JOURNAL_MAX_PINS; i++) {
+    uint64_t v = fe__load_acquire(&j->pins[i]); /* P2, pairs with P1 */
+    if (v < lo)
+      lo = v;
+  }
+  return lo;
+}
+
 /* ------------------------------------------------------------- retire */
 
 int fe_journal_retire(fe_journal_t *j, uint64_t finished_below_lsn,
@@ -788,6 +867,9 @@ int fe_journal_retire(fe_journal_t *j, uint64_t finished_below_lsn,
   if (j->cfg.read_only)
     return FE_ESTATE;
   pthread_mutex_lock(&j->io_mu);
+  uint64_t pinned = pin_min(j);
+  if (pinned < finished_below_lsn)
+    finished_below_lsn = pinned;
   int rc = failed(j);
   uint64_t now = now_ns(j);
   uint32_t n = 0;

@@ -131,10 +131,11 @@ int fe_saga_create(const fe_saga_config_t *cfg, fe_saga_coord_t **out,
                       : NULL;
   c->defs = fe__zalloc_aligned(cfg->max_defs * sizeof(sg_def_t));
   c->rec = fe__zalloc_aligned(c->rec_len);
+  c->rec_lsn = fe__zalloc_aligned(n * sizeof(uint64_t));
   int mu = pthread_mutex_init(&c->ctl_mu, NULL) == 0;
   if (c->slots == NULL || (c->ctx_stride && c->ctx == NULL) ||
       (c->hist_n && c->hist == NULL) || c->defs == NULL || c->rec == NULL ||
-      !mu) {
+      c->rec_lsn == NULL || !mu) {
     if (mu)
       pthread_mutex_destroy(&c->ctl_mu);
     free(c->slots);
@@ -142,6 +143,7 @@ int fe_saga_create(const fe_saga_config_t *cfg, fe_saga_coord_t **out,
     free(c->hist);
     free(c->defs);
     free(c->rec);
+    free(c->rec_lsn);
     free(c);
     return fe__diag(d, FE_ENOMEM, "saga: cannot allocate %u sagas of %u "
                     "context bytes and %u history entries", cfg->max_sagas,
@@ -159,6 +161,7 @@ int fe_saga_create(const fe_saga_config_t *cfg, fe_saga_coord_t **out,
   c->run_head = c->run_tail = SG_NIL;
   c->rng = mix64(c->salt ^ UINT64_C(0x5A6A));
   c->st.capacity = c->max;
+  c->logs = cfg->log != NULL;
   *out = c;
   return 0;
 }
@@ -168,12 +171,15 @@ void fe_saga_destroy(fe_saga_coord_t *c) {
     return;
   if (c->thread_on)
     fe_saga_coord_stop(c);
+  if (c->journal != NULL)
+    fe_journal_pin_release(c->journal, c->jpin);
   pthread_mutex_destroy(&c->ctl_mu);
   free(c->slots);
   free(c->ctx);
   free(c->hist);
   free(c->defs);
   free(c->rec);
+  free(c->rec_lsn);
   free(c);
 }
 

@@ -44,6 +44,7 @@
 #include "sync.h"
 #include "timerwheel.h"
 
+#include "finevent/journal.h"
 #include "finevent/saga.h"
 
 #include <pthread.h>
@@ -177,6 +178,21 @@ struct fe_saga_coord {
   sg_def_t *defs;        /* max_defs */
   uint32_t n_defs;
   uint8_t *rec;          /* record buffer, rec_len bytes (coordinator) */
+  int logs;              /* records go somewhere: cfg.log or a journal */
+  /* Journal (fe_saga_use_journal(), saga_journal.c).  Set before open;
+   * then the coordinator's alone. */
+  fe_journal_t *journal;
+  uint32_t jpin;         /* our pin on it */
+  uint32_t jdirty;       /* records appended since the last commit */
+  uint64_t *rec_lsn;     /* per slot: lsn of the oldest record replay needs
+                            for its saga (the newest carrying the context;
+                            with ctx_size 0 the newest), 0: none.  max
+                            entries, allocated at create */
+  uint64_t jlast_lsn;    /* newest saga record's lsn (salt, gen_hw) */
+  uint64_t jpin_lsn;     /* what the pin holds now */
+  uint64_t jpin_at;      /* monotonic ns of its last recomputation */
+  fe_saga_bus_map_t busmap; /* fe_saga_bus_stage(): written before the bus
+                               starts, read by its workers (saga_bus.c) */
   pthread_mutex_t ctl_mu; /* serialises coord_start / coord_stop */
   pthread_t thread;      /* under ctl_mu */
   int thread_on;         /* under ctl_mu */
@@ -195,6 +211,8 @@ struct fe_saga_coord {
   /* Counters bumped by requesting threads (relaxed fetch_add). */
   _Alignas(FE_PAD) uint64_t x_late, x_unknown, x_abort_refused,
       x_start_refused;
+  /* The bus stage's counters (relaxed fetch_add by its workers). */
+  _Alignas(FE_PAD) fe_saga_bus_stats_t bus_st;
   /* Statistics published by the coordinator under sseq (S1/S2). */
   _Alignas(FE_PAD) uint32_t sseq;
   uint64_t pub[SG_NSTATS];
@@ -300,5 +318,20 @@ void *fe__saga_thread(void *arg);
  * result that led to it, for RESULT and END). */
 void fe__saga_log(fe_saga_coord_t *c, sg_slot_t *s, uint32_t type,
                   uint32_t result);
+/* fe_saga_replay() of a record at journal lsn `lsn` (0: not from a
+ * journal): also keeps rec_lsn and jlast_lsn. */
+int fe__saga_replay_at(fe_saga_coord_t *c, const void *rec, uint32_t len,
+                       uint64_t lsn);
+
+/* The journal (saga_journal.c).  put: appends the record in c->rec for
+ * slot i (ctx: it carries the context, or the coordinator has none).
+ * pass_end: commits what the pass appended and, at most once per
+ * SG_PIN_EVERY_NS (or when force), moves the pin.  open: after replay,
+ * before anything runs. */
+#define SG_PIN_EVERY_NS UINT64_C(1000000000)
+void fe__saga_journal_put(fe_saga_coord_t *c, uint32_t i, uint32_t type,
+                          int ctx);
+void fe__saga_journal_pass_end(fe_saga_coord_t *c, int force);
+void fe__saga_journal_open(fe_saga_coord_t *c);
 
 #endif /* FE_SAGA_IMPL_H */

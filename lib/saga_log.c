@@ -72,7 +72,10 @@ void fe__saga_log(fe_saga_coord_t *c, sg_slot_t *s, uint32_t type,
   h->flags = rec_flags(c, s);
   h->checksum = XXH3_64bits(c->rec, h->len);
   c->st.records++;
-  c->cfg.log(c->rec, h->len, c->cfg.user);
+  if (c->journal != NULL)
+    fe__saga_journal_put(c, i, type, with_ctx || c->cfg.ctx_size == 0);
+  else
+    c->cfg.log(c->rec, h->len, c->cfg.user);
 }
 
 static const sg_def_t *def_by_hash(const fe_saga_coord_t *c, uint64_t hash,
@@ -86,6 +89,11 @@ static const sg_def_t *def_by_hash(const fe_saga_coord_t *c, uint64_t hash,
 }
 
 int fe_saga_replay(fe_saga_coord_t *c, const void *rec, uint32_t len) {
+  return fe__saga_replay_at(c, rec, len, 0);
+}
+
+int fe__saga_replay_at(fe_saga_coord_t *c, const void *rec, uint32_t len,
+                       uint64_t lsn) {
   if (c == NULL || rec == NULL)
     return FE_EINVAL;
   if (c->opened || fe__load_relaxed(&c->open))
@@ -132,6 +140,8 @@ int fe_saga_replay(fe_saga_coord_t *c, const void *rec, uint32_t len) {
     if ((p & SG_SLOT_MASK) != slot || tgen == 0 || tgen > h.gen_hw)
       return FE_ECORRUPT;
   }
+  if (lsn > c->jlast_lsn) /* a valid record: the newest one overall */
+    c->jlast_lsn = lsn;
   sg_slot_t *s = &c->slots[slot];
   uint64_t cur = fe__load_relaxed(&s->sgen);
   if (s->state != 0 && cur != gen) {
@@ -156,7 +166,10 @@ int fe_saga_replay(fe_saga_coord_t *c, const void *rec, uint32_t len) {
   if (h.ctx_len != 0)
     memcpy(x, ctx, h.ctx_len);
   uint64_t g = tgen > gen ? tgen : gen;
+  if (lsn != 0 && (fresh || h.ctx_len != 0 || c->cfg.ctx_size == 0))
+    c->rec_lsn[slot] = lsn; /* replay needs this record from now on */
   if (h.type == FE_SAGA_REC_END) {
+    c->rec_lsn[slot] = 0;
     s->state = 0;
     s->flags = 0;
     fe__store_relaxed(&s->ctl, g << CTL_GEN_SHIFT);

@@ -233,7 +233,7 @@ static void finish(fe_saga_coord_t *c, sg_slot_t *s, uint32_t state,
     c->st.compensated++;
   else
     c->st.failed++;
-  if (c->cfg.log != NULL)
+  if (c->logs)
     fe__saga_log(c, s, FE_SAGA_REC_END, r);
   if (c->cfg.on_end != NULL) {
     uint32_t i = sg_index(c, s);
@@ -289,7 +289,7 @@ static void stuck(fe_saga_coord_t *c, sg_slot_t *s, uint32_t r,
   ctl_set(s, CTL_STUCK, 0);
   c->st.stuck++;
   set_state(c, s, FE_SAGA_STUCK, FE_SAGA_WAIT_NONE);
-  if (c->cfg.log != NULL)
+  if (c->logs)
     fe__saga_log(c, s, FE_SAGA_REC_RESULT, r);
   fe_saga_alert_t a;
   memset(&a, 0, sizeof a);
@@ -320,7 +320,7 @@ static void next_compensation(fe_saga_coord_t *c, sg_slot_t *s,
   s->step = (uint8_t)(31 - __builtin_clz(m));
   s->attempt = 0;
   set_state(c, s, FE_SAGA_COMPENSATING, FE_SAGA_WAIT_NONE);
-  if (c->cfg.log != NULL)
+  if (c->logs)
     fe__saga_log(c, s, rectype, r);
   runq_push(c, s);
 }
@@ -355,7 +355,7 @@ static void apply(fe_saga_coord_t *c, sg_slot_t *s, uint32_t r,
       return;
     }
     set_state(c, s, FE_SAGA_RUNNING, FE_SAGA_WAIT_NONE);
-    if (c->cfg.log != NULL)
+    if (c->logs)
       fe__saga_log(c, s, FE_SAGA_REC_RESULT, r);
     runq_push(c, s);
     return;
@@ -373,7 +373,7 @@ static void apply(fe_saga_coord_t *c, sg_slot_t *s, uint32_t r,
       set_state(c, s, s->phase == PH_COMP ? FE_SAGA_COMPENSATING
                                           : FE_SAGA_BACKOFF,
                 FE_SAGA_WAIT_TIMER);
-      if (c->cfg.log != NULL)
+      if (c->logs)
         fe__saga_log(c, s, FE_SAGA_REC_RESULT, r);
       return;
     }
@@ -415,7 +415,7 @@ static void invoke(fe_saga_coord_t *c, sg_slot_t *s) {
     s->attempt++;
   set_state(c, s, comp ? FE_SAGA_COMPENSATING : FE_SAGA_RUNNING,
             FE_SAGA_WAIT_NONE);
-  if (c->cfg.log != NULL)
+  if (c->logs)
     fe__saga_log(c, s, FE_SAGA_REC_STEP, 0);
 
   fe_saga_call_t call;
@@ -430,7 +430,7 @@ static void invoke(fe_saga_coord_t *c, sg_slot_t *s) {
   call.ctx = sg_ctx(c, i);
   call.ctx_size = c->cfg.ctx_size;
   uint64_t h0 = 0;
-  int watch = c->cfg.log != NULL && call.ctx != NULL;
+  int watch = c->logs && call.ctx != NULL;
   if (watch)
     h0 = XXH3_64bits(call.ctx, call.ctx_size);
   fe_saga_result_t r = (comp ? t->compensate : t->action)(&call, t->user);
@@ -447,7 +447,7 @@ static void invoke(fe_saga_coord_t *c, sg_slot_t *s) {
     }
     set_state(c, s, comp ? FE_SAGA_COMPENSATING : FE_SAGA_WAITING,
               FE_SAGA_WAIT_TOKEN);
-    if (c->cfg.log != NULL)
+    if (c->logs)
       fe__saga_log(c, s, FE_SAGA_REC_RESULT, r);
     return;
   }
@@ -485,7 +485,7 @@ static void on_start(fe_saga_coord_t *c, sg_slot_t *s) {
   c->st.started++;
   c->st.live++;
   publish(c, s, 0);
-  if (c->cfg.log != NULL)
+  if (c->logs)
     fe__saga_log(c, s, FE_SAGA_REC_START, 0);
   runq_push(c, s);
 }
@@ -537,7 +537,7 @@ static void on_heartbeat(fe_saga_coord_t *c, sg_slot_t *s) {
   s->deadline = sat_add(c->now, ext);
   fe__tw_arm(&c->tw, &s->timer, s->deadline);
   c->st.heartbeats++;
-  if (c->cfg.log != NULL)
+  if (c->logs)
     fe__saga_log(c, s, FE_SAGA_REC_HEARTBEAT, 0);
 }
 
@@ -549,7 +549,7 @@ static void on_redrive(fe_saga_coord_t *c, sg_slot_t *s) {
   set_state(c, s, s->phase == PH_COMP ? FE_SAGA_COMPENSATING
                                       : FE_SAGA_RUNNING,
             FE_SAGA_WAIT_NONE);
-  if (c->cfg.log != NULL)
+  if (c->logs)
     fe__saga_log(c, s, FE_SAGA_REC_REDRIVE, 0);
   runq_push(c, s);
 }
@@ -641,11 +641,15 @@ int fe__saga_pass(fe_saga_coord_t *c, uint32_t max_work) {
     while (runnable(s)) {
       invoke(c, s);
       n++;
+      if (c->journal != NULL && n % SG_THREAD_BATCH == 0)
+        fe__saga_journal_pass_end(c, 0); /* bounds what a crash loses */
       if (n >= max_work || !(s->flags & SF_RUNQ))
         break;
       runq_unlink(c, s);
     }
   }
+  if (c->journal != NULL)
+    fe__saga_journal_pass_end(c, 0);
   publish_stats(c);
   work += n;
   return work > INT_MAX ? INT_MAX : (int)work;
@@ -698,6 +702,8 @@ void fe__saga_open(fe_saga_coord_t *c) {
     head = i;
   }
   fe__store_relaxed(&c->free_head, (uint64_t)head); /* published by O1 */
+  if (c->journal != NULL)
+    fe__saga_journal_open(c); /* may move gen past a lost tail */
   if (c->salt_replayed)
     c->replay_hw = fe__load_relaxed(&c->gen); /* published by O1 */
   if (any) {

@@ -1027,6 +1027,78 @@ static void test_retire_never_gap(void **state) {
   assert_fe_ok(fe_journal_close(j));
 }
 
+/* ------------------------------------------------------------- pins */
+
+/* Same journal as test_retire: segment k (1..4) holds lsns 7k-6..7k, all
+ * old enough; only lsns and pins decide. */
+static void test_retire_respects_pins(void **state) {
+  fx_t *f = *state;
+  f->cfg.segment_bytes = 4096;
+  f->cfg.retention_ns = 10 * FE_T_SEC;
+  build(f, 30, len_500, 3);
+  fe_journal_t *j = jopen(f, NULL, NULL);
+  set_clock(f, T0 + 100 * FE_T_SEC);
+  uint32_t a = 99, b = 99, removed = 99;
+  assert_fe_ok(fe_journal_pin(j, 8, &a)); /* keeps segment 2 (8..14) */
+  assert_fe_ok(fe_journal_pin(j, UINT64_MAX, &b)); /* holds nothing */
+  assert_int_not_equal(a, b);
+  assert_fe_ok(fe_journal_retire(j, UINT64_MAX, &removed));
+  assert_int_equal(removed, 1); /* segment 1 only: 7 < 8 */
+  assert_int_equal(seg_size(f, 1), -1);
+  assert_true(seg_size(f, 2) > 0);
+
+  /* the lowest pin counts; finished_below still counts too */
+  assert_fe_ok(fe_journal_pin_set(j, b, 9));
+  assert_fe_ok(fe_journal_pin_set(j, a, 22));
+  assert_fe_ok(fe_journal_retire(j, UINT64_MAX, &removed));
+  assert_int_equal(removed, 0); /* b = 9 keeps segment 2 */
+  assert_fe_ok(fe_journal_pin_set(j, b, 100));
+  assert_fe_ok(fe_journal_retire(j, 15, &removed));
+  assert_int_equal(removed, 1); /* segment 2; finished_below keeps 3 */
+  assert_fe_ok(fe_journal_retire(j, UINT64_MAX, &removed));
+  assert_int_equal(removed, 1); /* segment 3 (15..21); a = 22 keeps 4 */
+  assert_true(seg_size(f, 4) > 0);
+
+  /* releasing lets it go */
+  assert_fe_ok(fe_journal_pin_release(j, a));
+  assert_fe_ok(fe_journal_pin_release(j, b));
+  assert_fe_ok(fe_journal_retire(j, UINT64_MAX, &removed));
+  assert_int_equal(removed, 1);
+  assert_int_equal(seg_size(f, 4), -1);
+  assert_fe_ok(fe_journal_close(j));
+}
+
+static void test_pins_full_and_bad_args(void **state) {
+  fx_t *f = *state;
+  fe_journal_t *j = jopen(f, NULL, NULL);
+  uint32_t p[FE_JOURNAL_MAX_PINS], extra = 77;
+  for (uint32_t i = 0; i < FE_JOURNAL_MAX_PINS; i++) {
+    assert_fe_ok(fe_journal_pin(j, 1, &p[i]));
+    assert_int_equal(p[i], i);
+  }
+  assert_fe(fe_journal_pin(j, 1, &extra), FE_EFULL);
+  assert_int_equal(extra, 77); /* untouched */
+  /* a released id is handed out again */
+  assert_fe_ok(fe_journal_pin_release(j, p[3]));
+  assert_fe(fe_journal_pin_release(j, p[3]), FE_ENOTFOUND);
+  assert_fe(fe_journal_pin_set(j, p[3], 5), FE_ENOTFOUND);
+  assert_fe_ok(fe_journal_pin(j, 1, &extra));
+  assert_int_equal(extra, 3);
+
+  assert_fe(fe_journal_pin(NULL, 1, &extra), FE_EINVAL);
+  assert_fe(fe_journal_pin(j, 1, NULL), FE_EINVAL);
+  assert_fe(fe_journal_pin_set(NULL, 0, 1), FE_EINVAL);
+  assert_fe(fe_journal_pin_set(j, FE_JOURNAL_MAX_PINS, 1), FE_ERANGE);
+  assert_fe(fe_journal_pin_release(NULL, 0), FE_EINVAL);
+  assert_fe(fe_journal_pin_release(j, UINT32_MAX), FE_ERANGE);
+  assert_fe_ok(fe_journal_close(j));
+
+  f->cfg.read_only = 1;
+  j = jopen(f, NULL, NULL);
+  assert_fe(fe_journal_pin(j, 1, &extra), FE_ESTATE);
+  assert_fe_ok(fe_journal_close(j));
+}
+
 /* ------------------------------------------ read-only, locks, replay */
 
 static void test_read_only(void **state) {
@@ -1733,6 +1805,8 @@ int main(void) {
       JTEST(test_threads),
       JTEST(test_retire),
       JTEST(test_retire_never_gap),
+      JTEST(test_retire_respects_pins),
+      JTEST(test_pins_full_and_bad_args),
       JTEST(test_read_only),
       JTEST(test_single_writer),
       JTEST(test_dir_one_level),

@@ -291,8 +291,13 @@ typedef struct fe_bus_config {
   void (*on_outcome)(const fe_event_t *ev, fe_idem_outcome_t *out,
                      void *user);
   void *outcome_user;
-  /* Journal records of host types (>= 0x8000) met during recovery, in
-   * order, e.g. saga state; NULL: skipped. */
+  /* Every journal record met during recovery whose type the bus does not
+   * consume itself (it consumes FE_JREC_EVENT, FE_JREC_OUTCOME and
+   * FE_JREC_INTENT): FE_JREC_SAGA (pass fe_saga_journal_replay with the
+   * coordinator as replay_user), the other library types and the host's
+   * (>= FE_JREC_HOST), in lsn order, on the thread calling fe_bus_create.
+   * A non-zero return stops recovery: fe_bus_create fails with it.  NULL:
+   * such records are skipped. */
   int (*on_replay)(const struct fe_journal_record *rec, void *user);
   void *replay_user;
   uint64_t (*now_ns)(void *clock_user); /* monotonic ns for retry timing;
@@ -532,9 +537,11 @@ typedef struct fe_bus_recovery {
 /* Copies what recovery found.  Returns 0 or FE_EINVAL.  Any thread. */
 FE_API int fe_bus_recovery(const fe_bus_t *bus, fe_bus_recovery_t *out);
 
-/* The bus's journal (NULL without one), for host records (types >=
- * 0x8000, e.g. saga state) appended with fe_journal_append().  Owned by
- * the bus: do not close it. */
+/* The bus's journal (NULL without one), for other users' records
+ * appended with fe_journal_append() (host types >= FE_JREC_HOST) or by the
+ * saga coordinator (fe_saga_use_journal()); they come back through
+ * cfg.on_replay.  Owned by the bus: do not close it (destroy a coordinator
+ * that uses it before the bus). */
 FE_API fe_journal_t *fe_bus_journal(fe_bus_t *bus);
 
 /* The republish function for fe_dlq_redrive() / fe_dlq_redrive_all() of a

@@ -110,8 +110,9 @@
  *   after it.
  *
  * Threads.  fe_journal_append(), _commit(), _tick(), _sync(),
- * _wait_durable(), _retire(), _stats(), _written_lsn(), _durable_lsn() and
- * _max_record() may be called from any thread, concurrently, on one
+ * _wait_durable(), _retire(), _pin(), _stats(), _written_lsn(),
+ * _durable_lsn() and _max_record() (and _pin_set(), _pin_release() by
+ * the pin's owner) may be called from any thread, concurrently, on one
  * journal.  Open and close may not overlap any other call on the journal.
  * Locking (this is I/O, not the bus's claim path):
  *   - `mu` guards the group buffer: an append holds it to take an lsn and
@@ -140,6 +141,7 @@
  *     fe_journal_config_init(&cfg);   set dir, policy, sizes
  *     fe_journal_open(&cfg, replay, user, &j, &report, &diag);
  *     fe_journal_append ... fe_journal_commit ... from any threads
+ *     fe_journal_pin(j, lsn, &pin); fe_journal_pin_set(...)  other users
  *     fe_journal_retire(j, finished_below, &n);  now and then
  *     fe_journal_close(j);
  */
@@ -422,7 +424,8 @@ FE_API int fe_journal_wait_durable(fe_journal_t *j, uint64_t lsn,
 
 /* Removes old segments, oldest first, while the oldest one is not the
  * active segment, holds only records with lsn < finished_below_lsn (the
- * host has finished with them: outcomes settled, state checkpointed), and
+ * host has finished with them: outcomes settled, state checkpointed) and
+ * below every pin's lsn (see "pins" below), and
  * its newest record is at least retention_ns old by the clock (a segment
  * without records: its creation time).  Stops at the first segment that
  * does not qualify, so the segments left stay consecutive.  fsyncs the
@@ -434,6 +437,43 @@ FE_API int fe_journal_wait_durable(fe_journal_t *j, uint64_t lsn,
  * so it waits for a commit in progress and delays the next). */
 FE_API int fe_journal_retire(fe_journal_t *j, uint64_t finished_below_lsn,
                              uint32_t *removed);
+
+/* ------------------------------------------------------------- pins
+ *
+ * A journal may have several users that each need old records kept: the
+ * bus retires with its own low-water mark, the saga coordinator needs the
+ * records its replay depends on.  A pin is one user's "keep every record
+ * with lsn >= this": fe_journal_retire() removes a segment only if its
+ * records are below finished_below_lsn AND below every live pin.  At most
+ * FE_JOURNAL_MAX_PINS pins exist at once; they live in the journal (no
+ * allocation).  A pin holds records back only from the moment its lsn is
+ * stored: a retire running concurrently with fe_journal_pin() or with a
+ * fe_journal_pin_set() that lowers a pin may already have removed records
+ * below it.  Pins are not persistent: after a reopen, register again.
+ */
+#define FE_JOURNAL_MAX_PINS 8
+
+/* Registers a pin holding back every record with lsn >= lsn (0 or 1: all
+ * of them; UINT64_MAX: nothing, until fe_journal_pin_set()).
+ *   pin  out: the pin's id, 0..FE_JOURNAL_MAX_PINS-1; untouched on
+ *        failure.
+ * Returns 0; FE_EINVAL (j or pin NULL); FE_ESTATE (read-only journal);
+ * FE_EFULL (FE_JOURNAL_MAX_PINS pins are registered).  On failure nothing
+ * changed.  Any thread; lock-free (one CAS on a word shared by the pins'
+ * registrations and releases, retried only when another one changed it),
+ * no allocation, no system call. */
+FE_API int fe_journal_pin(fe_journal_t *j, uint64_t lsn, uint32_t *pin);
+
+/* Moves pin to lsn (records with lsn >= lsn are kept from now on).
+ * Returns 0; FE_EINVAL (j NULL); FE_ERANGE (pin >= FE_JOURNAL_MAX_PINS);
+ * FE_ENOTFOUND (pin is not registered).  The pin's owner only (one thread
+ * at a time per pin); wait-free (one load, one release store). */
+FE_API int fe_journal_pin_set(fe_journal_t *j, uint32_t pin, uint64_t lsn);
+
+/* Releases pin: it holds nothing back any more and its id may be handed
+ * out again.  Returns 0, FE_EINVAL, FE_ERANGE, FE_ENOTFOUND (as
+ * fe_journal_pin_set()).  The pin's owner; wait-free. */
+FE_API int fe_journal_pin_release(fe_journal_t *j, uint32_t pin);
 
 /* Largest payload length fe_journal_append() accepts on j (0 for NULL).
  * Any thread; wait-free. */

@@ -112,10 +112,11 @@
  * aborts and starts), read one by one.
  *
  * Memory.  Everything is allocated at create: per saga, a 160-byte slot,
- * ctx_size bytes of context (rounded up to 8) and 8 bytes per history
- * entry.  With the defaults (64 bytes of context, 16 entries) that is 352
- * bytes per saga: 352 MB for a million sagas (184 MB with 8 bytes of
- * context and 2 entries).
+ * ctx_size bytes of context (rounded up to 8), 8 bytes per history entry
+ * and 8 bytes for the journal's bookkeeping (the lsn replay needs, see
+ * fe_saga_use_journal()).  With the defaults (64 bytes of context, 16
+ * entries) that is 360 bytes per saga: 360 MB for a million sagas (192 MB
+ * with 8 bytes of context and 2 entries).
  *
  * Durability (see "Records" below).  With a log hook, the coordinator
  * hands it a record for every state change, on its own thread, before the
@@ -135,11 +136,45 @@
  * A saga is durable from its START record, logged when the coordinator
  * takes it up, not when fe_saga_start() returns.
  *
+ * Journal.  Instead of a log hook the coordinator can write its records to
+ * an fe_journal itself (fe_saga_use_journal(); a journal of its own or the
+ * bus's, fe_bus_journal()): each record is appended as FE_JREC_SAGA, and
+ * every pass of the coordinator that appended something commits the
+ * journal at its end (and after every 256 invocations within a long
+ * pass).  A record is therefore
+ *   - handed to the kernel (survives a crash of the process) at the end of
+ *     the pass that logged it, or earlier if someone else commits the
+ *     journal (the bus's journaller does, all the time) or the group
+ *     buffer fills;
+ *   - durable against a power loss when the journal's fsync policy says
+ *     so (FE_FSYNC_GROUP: at that commit; FE_FSYNC_INTERVAL: within the
+ *     interval; FE_FSYNC_NONE: never promised).
+ * So the STEP record of an action is NOT necessarily written before the
+ * action runs: a crash loses the records of the pass in progress, and on
+ * restart every step whose STEP record was not written runs again - as a
+ * fresh invocation (replayed 0, a new token) if the record before it was
+ * the last written, as an IN DOUBT one (replayed 1, its old token) if its
+ * STEP but not its RESULT was written.  Either way actions and
+ * compensations must be idempotent, as above; a step whose RESULT was
+ * written never runs again.  Generations (ids and tokens) the lost
+ * records may have handed out are never issued again: after a replay the
+ * coordinator skips 2 * max_sagas + 512 of them.  Replay with
+ * fe_saga_journal_replay() as the journal's replay function (or as the
+ * bus's cfg.on_replay), then fe_saga_use_journal().  The coordinator pins
+ * the journal (fe_journal_pin()) so that retire never removes what a
+ * replay needs: per live saga its newest record with context (and
+ * everything after it), and the newest saga record (salt, generation
+ * high-water).  The pin is recomputed at open and then at most once a
+ * second (one pass over 8 bytes per saga); between two recomputations it
+ * is low, never high (that minimum only grows).
+ *
  * Lifecycle:
  *     fe_saga_config_init(&cfg);  set max_sagas, ctx_size, hooks ...
  *     fe_saga_create(&cfg, &c, &diag);
  *     fe_saga_define(c, &def, &def_id, &diag);   every definition
  *     fe_saga_replay(c, rec, len);               every record, in order
+ *       (or: fe_journal_open(.., fe_saga_journal_replay, c, &j, ..);
+ *            fe_saga_use_journal(c, j, &diag);)
  *     fe_saga_coord_start(c)  or  fe_saga_poll(c, n) repeatedly
  *     fe_saga_start / complete / abort / get ... from any thread
  *     fe_saga_coord_stop(c);  fe_saga_destroy(c);
@@ -153,6 +188,7 @@
 
 #include "dlq.h"
 #include "error.h"
+#include "journal.h"
 #include "retry.h"
 
 #ifdef __cplusplus
@@ -584,6 +620,9 @@ typedef struct fe_saga_stats {
   uint64_t invocations;   /* actions and compensations called */
   uint64_t records;       /* records logged */
   uint64_t dlq_failed;    /* dead-letter puts that failed */
+  uint64_t journal_errors; /* with fe_saga_use_journal(): appends and
+                             commits that failed (the journal's error,
+                             FE_EIO once it failed, is in its stats) */
   /* bumped by the calling threads */
   uint64_t late;          /* FE_ELATE answers, and results that lost a race */
   uint64_t unknown_tokens; /* FE_ETOKEN answers */
@@ -693,6 +732,111 @@ FE_API int fe_saga_replay(fe_saga_coord_t *c, const void *rec, uint32_t len);
 
 /* "START", "STEP", ... "END", or "UNKNOWN".  Static; cannot fail. */
 FE_API const char *fe_saga_rec_type_name(uint32_t type);
+
+/* Makes c write its records to journal j (see "Journal" at the top)
+ * instead of handing them to a log hook, and pins j (fe_journal_pin())
+ * so that fe_journal_retire() keeps what a replay of c needs.  Call it
+ * after replaying j into c (fe_saga_journal_replay()), before c is
+ * opened; with the bus's journal, also before fe_bus_start() (from then
+ * on the bus's journal worker retires segments, and until the pin exists
+ * nothing holds the saga records back).
+ *   j     the journal, borrowed: it must stay open until c is destroyed
+ *         (fe_saga_destroy() releases the pin: destroy c before closing j,
+ *         or before destroying the bus that owns it).
+ *   diag  out, may be NULL: on failure the code and a message.
+ * Returns 0; FE_EINVAL (c or j NULL, or cfg.log is set: records go to one
+ * place); FE_ESTATE (c is open, c has a journal already, or j is
+ * read-only); FE_ERANGE (c's records, sizeof(fe_saga_rec_t) + ctx_size
+ * bytes, do not fit j's largest record); FE_EFULL (j has no free pin).
+ * On failure nothing changed.  Before open, from one thread. */
+FE_API int fe_saga_use_journal(fe_saga_coord_t *c, fe_journal_t *j,
+                               fe_diag_t *diag);
+
+/* An fe_journal_replay_fn (also usable as the bus's cfg.on_replay, with
+ * the coordinator as user): applies an FE_JREC_SAGA record to the
+ * coordinator `coord` as fe_saga_replay() does, noting its lsn for the
+ * pin, and ignores records of every other type (returns 0).
+ * Returns 0, FE_EINVAL (r or coord NULL), or fe_saga_replay()'s error
+ * (which stops the journal's or the bus's open with that code).  The
+ * replaying thread, before c is opened. */
+FE_API int fe_saga_journal_replay(const struct fe_journal_record *r,
+                                  void *coord);
+
+/* ---------------------------------------------------------- on the bus */
+
+/*
+ * On the bus.  Confirmations from the outside world arrive as events -
+ * execution reports from the venue, settlement confirmations from the
+ * custodian - and complete the saga steps waiting on them (DESIGN.md,
+ * decision 5: the ring never waits; the saga does).  fe_saga_bus_stage()
+ * fills a stage definition whose handler, for each event of the map's
+ * types, finds the token and the result and calls fe_saga_complete():
+ *   default            token = ev->trace_id (the host publishes the
+ *                      report with the token it got from the step's
+ *                      call->token as trace id), result FE_SAGA_DONE;
+ *   map.extract        the host's: e.g. an execution report whose status
+ *                      is a reject -> FE_SAGA_FAIL with a reason; or 0 to
+ *                      let the event pass without completing anything.
+ * Every event continues to the next stage (FE_CONTINUE) whatever the
+ * outcome: late or duplicate reports (FE_ELATE), unknown tokens
+ * (FE_ETOKEN) and refusals are counted (fe_saga_bus_stats()), never a
+ * failure of the stage.  Events of other types are stepped over by the
+ * bus's type filter (the stage's n_types/types), untouched.
+ */
+typedef struct fe_saga_bus_map {
+  /* Event types whose events complete steps, 1..FE_STAGE_MAX_TYPES of
+   * them, none 0.  Default: FE_EV_EXEC_REPORT, FE_EV_SETTLE_CONFIRM. */
+  uint32_t n_types;
+  uint32_t types[FE_STAGE_MAX_TYPES];
+  /* NULL (default): token = ev->trace_id, result FE_SAGA_DONE, reason 0.
+   * Else called for each such event on the stage's worker (concurrently
+   * when the stage is sharded): fills *token, *result (DONE, RETRY or
+   * FAIL) and *reason, preset to the defaults, and returns 1; or returns
+   * 0: the event completes nothing (counted as ignored).  Must be cheap
+   * and must not block; it may read ev and its user area. */
+  int (*extract)(const fe_event_t *ev, uint64_t *token,
+                 fe_saga_result_t *result, uint32_t *reason, void *user);
+  void *user;             /* passed to extract */
+} fe_saga_bus_map_t;
+
+/* What the stage did, since the coordinator was created.  Each counter is
+ * read atomically; the set is not one snapshot. */
+typedef struct fe_saga_bus_stats {
+  uint64_t completed;     /* fe_saga_complete() accepted the result */
+  uint64_t late;          /* FE_ELATE: late or duplicate report */
+  uint64_t unknown;       /* FE_ETOKEN: a token never issued */
+  uint64_t ignored;       /* extract returned 0 */
+  uint64_t refused;       /* any other answer: FE_ESTATE (the coordinator
+                             is not open yet: open it before the bus
+                             starts) or FE_EINVAL (extract gave a result
+                             other than DONE, RETRY, FAIL) */
+} fe_saga_bus_stats_t;
+
+/* Fills m with the defaults above.  Cannot fail; thread-safe. */
+FE_API void fe_saga_bus_map_init(fe_saga_bus_map_t *m);
+
+/* Fills *out (fe_stage_def_init() first) with the stage "saga": handler
+ * and user (c) set, the map's types as the stage's type filter; the host
+ * sets deps, shards, worker and may rename it, then puts it in its stage
+ * table.  The map is copied into c: one map per coordinator, a second
+ * call replaces it for every stage built from c.
+ *   c     the coordinator: it must outlive the bus (destroy the bus
+ *         first).
+ *   map   in, may be NULL (the defaults); read during the call only.
+ *   out   out: overwritten; untouched on failure.
+ *   diag  out, may be NULL.
+ * Returns 0, FE_EINVAL (c or out NULL), FE_ERANGE (n_types 0 or above
+ * FE_STAGE_MAX_TYPES, a type 0).  On failure nothing changed.  Before the
+ * bus that will run the stage is created, from one thread.  The handler
+ * runs on the stage's workers: lock-free, no allocation (it is
+ * fe_saga_complete() and a counter). */
+FE_API int fe_saga_bus_stage(fe_saga_coord_t *c, const fe_saga_bus_map_t *map,
+                             fe_stage_def_t *out, fe_diag_t *diag);
+
+/* Copies the stage's counters.  Returns 0 or FE_EINVAL (NULL).  Any
+ * thread; wait-free. */
+FE_API int fe_saga_bus_stats(const fe_saga_coord_t *c,
+                             fe_saga_bus_stats_t *out);
 
 #ifdef __cplusplus
 }
