@@ -917,9 +917,41 @@ int fe_bus_redrive(const fe_event_t *ev, const void *user_area,
   uint64_t s;
   if (bus == NULL || ev == NULL || (user_len != 0 && user_area == NULL))
     return FE_EINVAL;
+  /* A new order under an idempotency table: take its key back from the
+   * dead letter's outcome, so that duplicates wait for this run and then
+   * get its outcome (fe_idem_reopen). */
+  slot_meta_t sub = {0};
+  fe_idem_claim_t claim;
+  if (bus->idem != NULL && ev->type == FE_EV_NEW_ORDER &&
+      fe_idem_key_order(&ev->order, &sub.sub_key) == 0) {
+    sub.sub_fp = fe_idem_fingerprint(&ev->order);
+    int r = fe_idem_reopen(bus->idem, &sub.sub_key, sub.sub_fp, &claim);
+    fe_idem_entry_t e;
+    if (r == FE_EMISMATCH &&
+        fe_idem_lookup(bus->idem, &sub.sub_key, &e) == 0 &&
+        e.state == FE_IDEM_DONE &&
+        e.outcome.status == FE_IDEM_DEAD_LETTERED) {
+      /* A stage changed the order's economic fields before it failed (a
+       * corrective step): the key's dead letter is this order's all the
+       * same; take it back under the fingerprint it was claimed with. */
+      sub.sub_fp = e.fingerprint;
+      r = fe_idem_reopen(bus->idem, &sub.sub_key, sub.sub_fp, &claim);
+    }
+    if (r != 0)
+      return r; /* finished, running or taken by another order: not now */
+    sub.sub_token = claim.token;
+    sub.sub_flags = META_KEY;
+  }
   int r = claim_wait(bus, 1, &s, FE_WAIT_FOREVER);
-  if (r != 0)
+  if (r != 0) {
+    if (sub.sub_token != 0) { /* give the key back as it was */
+      if (claim.flags & FE_IDEM_F_REOPENED)
+        fe_idem_complete(bus->idem, sub.sub_token, &claim.outcome);
+      else
+        fe_idem_abandon(bus->idem, sub.sub_token);
+    }
     return r;
+  }
   fe_event_t *dst = slot(bus, s);
   dst->type = ev->type;
   dst->order = ev->order;
@@ -929,10 +961,10 @@ int fe_bus_redrive(const fe_event_t *ev, const void *user_area,
   uint32_t room = bus->slot_size - (uint32_t)sizeof(fe_event_t);
   if (user_len != 0)
     memcpy(fe_event_user(dst), user_area, user_len < room ? user_len : room);
-  /* No idempotency claim: the key's entry keeps the first outcome.  With a
-   * journal, ev's seq is the dead letter's event id (dead_letter()). */
+  /* With a journal, ev's seq is the dead letter's event id
+   * (dead_letter()). */
   if (bus->meta != NULL)
-    fe__meta_submit(fe__meta(bus, s), s, NULL,
+    fe__meta_submit(fe__meta(bus, s), s, sub.sub_flags ? &sub : NULL,
                     bus->dur != NULL && (ev->flags & FE_EVF_DLQ_EID) ? ev->seq
                                                                      : 0);
   publish_range(bus, s, 1);

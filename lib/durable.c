@@ -754,8 +754,10 @@ static int redrive_one(fe_bus_t *bus, durable_t *d, rentry_t *e) {
     sub.sub_fp = e->rec.fingerprint;
     sub.sub_flags |= META_KEY;
     fe_idem_claim_t c;
+    /* Reopen: a redrive in flight at the crash takes its key back from
+     * the dead letter's restored outcome, as it did before the crash. */
     if (bus->idem != NULL &&
-        fe_idem_claim(bus->idem, &sub.sub_key, sub.sub_fp, &c) == 0)
+        fe_idem_reopen(bus->idem, &sub.sub_key, sub.sub_fp, &c) == 0)
       sub.sub_token = c.token;
   }
   fe__meta_submit(m, s, &sub, 0);

@@ -29,7 +29,9 @@
  * Writers.  Only the thread that moved a slot into RESERVED or BUSY (by
  * CAS) writes its entry, until it moves the slot out again with a release
  * store; everyone else only reads.  A DONE entry is immutable until the
- * slot is recycled.  Slots never return to EMPTY: tombstones are reused by
+ * slot is recycled, or reopened (fe_idem_reopen(): a dead-lettered entry
+ * goes DONE -> BUSY with the next generation, exactly as a takeover goes
+ * OWNED -> BUSY, so readers and stale tokens see a new incarnation).  Slots never return to EMPTY: tombstones are reused by
  * later inserts, so chains never shrink, and an EMPTY slot seen in a chain
  * proves every key inserted before that moment lies before it (an insert
  * takes the first free slot of its chain).  Scans therefore stop at the end
@@ -88,7 +90,8 @@
  * Takeover.  An OWNED entry whose deadline has passed is CASed from its
  * exact word (epoch included) to BUSY with the next generation, given a
  * new deadline, and published OWNED: one taker wins the CAS; the old token
- * no longer matches the generation.  Extend goes OWNED -> BUSY -> OWNED
+ * no longer matches the generation.  A reopen does the same from a DONE
+ * word whose outcome is FE_IDEM_DEAD_LETTERED (take()).  Extend goes OWNED -> BUSY -> OWNED
  * with the epoch bumped, so a taker that read the old deadline fails its
  * CAS.
  *
@@ -168,7 +171,8 @@ _Static_assert(sizeof(entry_t) == 128, "an entry is two cache lines");
  * order nothing), read by fe_idem_stats(). */
 typedef struct stripe {
   uint64_t claims, claimed, takeovers, replays, in_progress_answers,
-      mismatches, full, completed, abandoned, stale, reaped, restored;
+      mismatches, full, completed, abandoned, stale, reaped, restored,
+      reopened;
   int64_t live, in_progress; /* gauges: sums over stripes are exact at rest */
 } __attribute__((aligned(FE_PAD))) stripe_t;
 #define STRIPES 8
@@ -257,11 +261,34 @@ static inline int read_outcome(const fe_idem_t *t, uint64_t i, uint64_t c,
 
 enum { REREAD = 1, RESTART = 2 }; /* internal answers, never returned */
 
-/* Answers a claim from slot i, holding the key (head h) in state c.
- * Returns a claim result, REREAD (the slot changed: look again) or, never
- * here, RESTART. */
+/* Makes slot i, read in state c (OWNED past its lease, or DONE being
+ * reopened), a new claim of the caller's: the exact word read, epoch
+ * included, is CASed to BUSY with the next generation, so one taker wins,
+ * an extension made since the deadline was read makes the CAS fail, and
+ * the old token (and a reader's copy of the old incarnation) goes stale.
+ * Returns 0 or REREAD (lost the race: look again). */
+static int take(fe_idem_t *t, uint64_t i, uint64_t c, uint64_t lease,
+                uint64_t now, fe_idem_claim_t *out, uint32_t flag) {
+  uint64_t busy = fresh(c, c & TAG_MASK, S_BUSY);
+  if (!cas_seq(&t->ctl[i], &c, busy))
+    return REREAD;
+  uint64_t dl = after(now, lease);
+  fe__store_release(&t->ent[i].deadline, dl); /* W1 */
+  /* W2: publishes the deadline; pairs with the acquire loads of readers
+   * and with the takeover / completion CAS of later holders. */
+  fe__store_release(&t->ctl[i], with_st(busy, S_OWNED));
+  out->token = token_of(i, busy);
+  out->expires_ns = dl;
+  out->flags = flag;
+  return 0;
+}
+
+/* Answers a claim from slot i, holding the key (head h) in state c;
+ * reopen: a DONE entry with status FE_IDEM_DEAD_LETTERED is taken back
+ * (fe_idem_reopen).  Returns a claim result, REREAD (the slot changed:
+ * look again) or, never here, RESTART. */
 static int answer(fe_idem_t *t, uint64_t i, uint64_t c, const head_t *h,
-                  uint64_t fp, uint64_t lease, uint64_t now,
+                  uint64_t fp, uint64_t lease, uint64_t now, int reopen,
                   fe_idem_claim_t *out, stripe_t *s) {
   unsigned st = st_of(c);
   if (h->fp != fp) {
@@ -271,25 +298,26 @@ static int answer(fe_idem_t *t, uint64_t i, uint64_t c, const head_t *h,
   if (st == S_DONE) {
     if (!read_outcome(t, i, c, &out->outcome))
       return REREAD;
+    if (reopen && out->outcome.status == FE_IDEM_DEAD_LETTERED) {
+      /* out->outcome keeps what is being taken back. */
+      if (take(t, i, c, lease, now, out, FE_IDEM_F_REOPENED) != 0)
+        return REREAD;
+      stripe_t *g = stripe_of(t, i);
+      gauge(g, in_progress, 1); /* DONE -> OWNED; finish() takes it off */
+      if (s != NULL) {
+        count(s, claimed);
+        count(s, reopened);
+      }
+      return 0;
+    }
     out->expires_ns = h->deadline;
     out->flags = FE_IDEM_F_REPLAY;
     if (s != NULL) count(s, replays);
     return FE_EDUPLICATE;
   }
   if (st == S_OWNED && now >= h->deadline) {
-    /* Takeover: the exact word read, epoch included, so an extension made
-     * since the deadline was read makes this CAS fail. */
-    uint64_t busy = fresh(c, c & TAG_MASK, S_BUSY);
-    if (!cas_seq(&t->ctl[i], &c, busy))
+    if (take(t, i, c, lease, now, out, FE_IDEM_F_TAKEOVER) != 0)
       return REREAD;
-    uint64_t dl = after(now, lease);
-    fe__store_release(&t->ent[i].deadline, dl); /* W1 */
-    /* W2: publishes the deadline; pairs with the acquire loads of readers
-     * and with the takeover / completion CAS of later holders. */
-    fe__store_release(&t->ctl[i], with_st(busy, S_OWNED));
-    out->token = token_of(i, busy);
-    out->expires_ns = dl;
-    out->flags = FE_IDEM_F_TAKEOVER;
     if (s != NULL) {
       count(s, claimed);
       count(s, takeovers);
@@ -360,8 +388,8 @@ static int insert_decide(fe_idem_t *t, const fe_idem_key_t *k, uint64_t home,
 
 /* The claim.  s: counters to update, NULL for restore. */
 static int claim_impl(fe_idem_t *t, const fe_idem_key_t *k, uint64_t fp,
-                      uint64_t lease, uint64_t now, fe_idem_claim_t *out,
-                      stripe_t *s) {
+                      uint64_t lease, uint64_t now, int reopen,
+                      fe_idem_claim_t *out, stripe_t *s) {
   uint64_t home = k->lo & t->bmask, tag = tag_bits(k);
   uint32_t n = t->probe * 8;
   memset(out, 0, sizeof *out);
@@ -394,7 +422,7 @@ static int claim_impl(fe_idem_t *t, const fe_idem_key_t *k, uint64_t fp,
             free_pos = pos, free_c = c;
           break;
         }
-        int rc = answer(t, i, c, &h, fp, lease, now, out, s);
+        int rc = answer(t, i, c, &h, fp, lease, now, reopen, out, s);
         if (rc == REREAD)
           continue;
         return rc;
@@ -441,7 +469,16 @@ int fe_idem_claim_lease(fe_idem_t *t, const fe_idem_key_t *key,
   stripe_t *s = stripe_of(t, (key->lo & t->bmask) << 3);
   count(s, claims);
   return claim_impl(t, key, fingerprint, lease_ns ? lease_ns : t->lease_ns,
-                    now_of(t), out, s);
+                    now_of(t), 0, out, s);
+}
+
+int fe_idem_reopen(fe_idem_t *t, const fe_idem_key_t *key,
+                   uint64_t fingerprint, fe_idem_claim_t *out) {
+  if (FE_UNLIKELY(t == NULL || key == NULL || out == NULL))
+    return FE_EINVAL;
+  stripe_t *s = stripe_of(t, (key->lo & t->bmask) << 3);
+  count(s, claims);
+  return claim_impl(t, key, fingerprint, t->lease_ns, now_of(t), 1, out, s);
 }
 
 int fe_idem_claim(fe_idem_t *t, const fe_idem_key_t *key, uint64_t fingerprint,
@@ -763,7 +800,9 @@ int fe_idem_restore(fe_idem_t *t, const fe_idem_key_t *key,
   if (!t->cache_failures && outcome->status == FE_IDEM_DEAD_LETTERED)
     return 0;
   fe_idem_claim_t c;
-  int rc = claim_impl(t, key, fingerprint, t->lease_ns, now, &c, NULL);
+  /* Reopen: a later outcome of a dead-lettered key (its redrive's)
+   * replaces the dead letter's, as it did when it happened. */
+  int rc = claim_impl(t, key, fingerprint, t->lease_ns, now, 1, &c, NULL);
   if (rc != 0)
     return rc;
   rc = finish(t, c.token, outcome, deadline, 0);
@@ -794,6 +833,7 @@ int fe_idem_stats(const fe_idem_t *t, fe_idem_stats_t *out) {
     SUM(stale);
     SUM(reaped);
     SUM(restored);
+    SUM(reopened);
 #undef SUM
     live += fe__load_relaxed(&s->live);
     busy += fe__load_relaxed(&s->in_progress);

@@ -649,6 +649,46 @@ static void test_tool_decodes_bus_records(void **state) {
   remove_dir();
 }
 
+/* A redrive takes the order's key back: duplicates wait for it, then get
+ * its outcome instead of the dead letter's, also after a restart. */
+static void test_redrive_takes_the_key_back(void **state) {
+  (void)state;
+  make_dir();
+  snprintf(venue_path, sizeof venue_path, "%s/venue", dir);
+  fail_from = 5;
+  with_detail = 1;
+  rig_t r;
+  rig_open(&r, 1, 64);
+  assert_fe(r.rc, 0);
+  fe_submit_result_t res;
+  assert_fe(submit(&r, 5, "K-5", &res), 0);
+  poll_all(r.bus);
+  assert_fe(submit(&r, 5, "K-5", &res), FE_EDUPLICATE);
+  assert_int_equal(res.outcome.status, FE_IDEM_DEAD_LETTERED);
+  fail_from = 1000; /* the venue is back */
+  uint64_t id = 0;
+  fe_dlq_foreach(r.dlq, NULL, first_id, &id);
+  assert_fe(fe_dlq_redrive(r.dlq, id, fe_bus_redrive, r.bus), 0);
+  assert_fe(submit(&r, 5, "K-5", &res), FE_EINPROGRESS);
+  poll_all(r.bus);
+  assert_fe(submit(&r, 5, "K-5", &res), FE_EDUPLICATE);
+  assert_int_equal(res.outcome.status, FE_IDEM_COMPLETED);
+  assert_string_equal(res.outcome.venue_order_id, "V-5");
+  count_sends();
+  assert_int_equal(sent_count[5], 1);
+  rig_close(&r);
+  with_detail = 0;
+
+  rig_open(&r, 1, 64);
+  assert_fe(r.rc, 0);
+  assert_fe(submit(&r, 5, "K-5", &res), FE_EDUPLICATE);
+  assert_int_equal(res.outcome.status, FE_IDEM_COMPLETED);
+  assert_string_equal(res.outcome.venue_order_id, "V-5");
+  assert_int_equal(fe_dlq_count(r.dlq), 0);
+  rig_close(&r);
+  remove_dir();
+}
+
 /* A journal corrupt in the middle: the bus refuses to open, with the
  * journal's error and message; nothing is guessed. */
 static void test_corrupt_journal_refused(void **state) {
@@ -788,6 +828,7 @@ int main(void) {
       FE_T_TEST(test_dead_letters_are_rebuilt),
       FE_T_TEST(test_dead_letter_purges_survive_restart),
       FE_T_TEST(test_tool_decodes_bus_records),
+      FE_T_TEST(test_redrive_takes_the_key_back),
       FE_T_TEST(test_corrupt_journal_refused),
       FE_T_TEST(test_durable_submit_threads),
       FE_T_TEST(test_config_errors),

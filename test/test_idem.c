@@ -898,6 +898,169 @@ static void test_restore(void **state) {
   fe_idem_destroy(t);
 }
 
+/* A dead letter's outcome as the bus stores it. */
+static fe_idem_outcome_t dead_letter_for(fe_idem_key_t k) {
+  fe_idem_outcome_t o = outcome_for(k, 77);
+  o.status = FE_IDEM_DEAD_LETTERED;
+  return o;
+}
+
+/* A redrive takes a dead-lettered key back: in progress while it runs,
+ * then its outcome; any other state is answered as a claim would be. */
+static void test_reopen(void **state) {
+  (void)state;
+  fake_clock_t clk = {0, 0};
+  fe_idem_config_t cfg;
+  cfg_fake(&cfg, &clk);
+  fe_idem_t *t = make(&cfg);
+  fe_idem_key_t k = key_of(1);
+  fe_idem_claim_t c, r, d;
+  assert_fe_ok(fe_idem_claim(t, &k, 9, &c));
+  fe_idem_outcome_t dl = dead_letter_for(k);
+  assert_fe_ok(fe_idem_complete(t, c.token, &dl));
+  assert_fe(fe_idem_reopen(t, &k, 8, &r), FE_EMISMATCH);
+  assert_fe_ok(fe_idem_reopen(t, &k, 9, &r));
+  assert_int_equal(r.flags, FE_IDEM_F_REOPENED);
+  assert_outcome_eq(&r.outcome, &dl);
+  assert_int_equal(r.expires_ns, 100); /* the table's lease */
+  assert_true(r.token != c.token);
+  fe_idem_entry_t e;
+  assert_fe_ok(fe_idem_lookup(t, &k, &e));
+  assert_int_equal(e.state, FE_IDEM_IN_PROGRESS);
+  assert_fe(fe_idem_claim(t, &k, 9, &d), FE_EINPROGRESS);
+  assert_fe(fe_idem_reopen(t, &k, 9, &d), FE_EINPROGRESS);
+  assert_fe(fe_idem_complete(t, c.token, &dl), FE_ELEASE); /* old claim */
+  fe_idem_outcome_t ok = outcome_for(k, 5);
+  assert_fe_ok(fe_idem_complete(t, r.token, &ok));
+  assert_fe(fe_idem_claim(t, &k, 9, &d), FE_EDUPLICATE);
+  assert_outcome_eq(&d.outcome, &ok);
+  /* Done otherwise: never taken back. */
+  assert_fe(fe_idem_reopen(t, &k, 9, &d), FE_EDUPLICATE);
+  assert_outcome_eq(&d.outcome, &ok);
+  assert_int_equal(d.flags, FE_IDEM_F_REPLAY);
+  /* Absent: an ordinary claim. */
+  fe_idem_key_t k2 = key_of(2);
+  assert_fe_ok(fe_idem_reopen(t, &k2, 3, &d));
+  assert_int_equal(d.flags, 0);
+  assert_fe_ok(fe_idem_abandon(t, d.token));
+  /* A dead letter whose entry expired: an ordinary claim too. */
+  fe_idem_key_t k3 = key_of(3);
+  assert_fe_ok(fe_idem_claim(t, &k3, 4, &c));
+  dl = dead_letter_for(k3);
+  assert_fe_ok(fe_idem_complete(t, c.token, &dl));
+  fake_set(&clk, 2000);
+  assert_fe_ok(fe_idem_reopen(t, &k3, 4, &d));
+  assert_int_equal(d.flags, 0);
+  assert_fe(fe_idem_reopen(NULL, &k3, 4, &d), FE_EINVAL);
+  assert_fe(fe_idem_reopen(t, NULL, 4, &d), FE_EINVAL);
+  assert_fe(fe_idem_reopen(t, &k3, 4, NULL), FE_EINVAL);
+  fe_idem_stats_t s = stats(t);
+  assert_int_equal(s.reopened, 1);
+  assert_int_equal(s.in_progress, 1); /* k3's */
+  assert_int_equal(s.live, 2);        /* k, k3 (k2 abandoned) */
+  fe_idem_destroy(t);
+}
+
+/* Replaying a journal: a later outcome replaces a dead letter's (its
+ * redrive's), never another outcome. */
+static void test_restore_after_dead_letter(void **state) {
+  (void)state;
+  fake_clock_t clk = {5000, 0};
+  fe_idem_config_t cfg;
+  cfg_fake(&cfg, &clk);
+  fe_idem_t *t = make(&cfg);
+  fe_idem_key_t k = key_of(1);
+  fe_idem_outcome_t dl = dead_letter_for(k), ok = outcome_for(k, 3);
+  assert_fe_ok(fe_idem_restore(t, &k, 9, &dl, 4500));
+  assert_fe_ok(fe_idem_restore(t, &k, 9, &ok, 4700));
+  fe_idem_entry_t e;
+  assert_fe_ok(fe_idem_lookup(t, &k, &e));
+  assert_int_equal(e.state, FE_IDEM_DONE);
+  assert_outcome_eq(&e.outcome, &ok);
+  assert_int_equal(e.expires_ns, 5700);
+  assert_fe(fe_idem_restore(t, &k, 9, &dl, 4800), FE_EDUPLICATE);
+  assert_fe_ok(fe_idem_lookup(t, &k, &e));
+  assert_outcome_eq(&e.outcome, &ok);
+  fe_idem_stats_t s = stats(t);
+  assert_int_equal(s.restored, 2);
+  assert_int_equal(s.in_progress, 0);
+  assert_int_equal(s.live, 1);
+  fe_idem_destroy(t);
+}
+
+/* Many threads redrive the same dead letters at once: exactly one takes
+ * each back; the others see it in progress (or done, once completed). */
+typedef struct ro_shared {
+  fe_idem_t *t;
+  uint32_t winners[64];
+  fe_t_errs_t errs;
+} ro_shared_t;
+
+typedef struct ro_worker {
+  pthread_t th;
+  ro_shared_t *sh;
+} ro_worker_t;
+
+static void *reopen_main(void *arg) {
+  ro_worker_t *w = arg;
+  ro_shared_t *sh = w->sh;
+  for (uint64_t n = 0; n < 64; n++) {
+    fe_idem_key_t k = key_of(n);
+    fe_idem_claim_t c;
+    int rc = fe_idem_reopen(sh->t, &k, n, &c);
+    if (rc == 0) {
+      __atomic_fetch_add(&sh->winners[n], 1, __ATOMIC_RELAXED);
+      FE_T_CHECK_EQ(&sh->errs, c.flags, FE_IDEM_F_REOPENED);
+      fe_idem_outcome_t o = outcome_for(k, (uint32_t)n);
+      FE_T_CHECK_EQ(&sh->errs, fe_idem_complete(sh->t, c.token, &o), 0);
+    } else if (rc == FE_EDUPLICATE) {
+      FE_T_CHECK(&sh->errs, outcome_ok(k, &c.outcome));
+    } else if (rc != FE_EINPROGRESS) {
+      fe_t_errf(&sh->errs, "key %" PRIu64 ": reopen returned %s", n,
+                fe_err_name(rc));
+    }
+  }
+  return NULL;
+}
+
+static void test_mt_reopen_one_winner(void **state) {
+  (void)state;
+  fake_clock_t clk = {0, 0};
+  fe_idem_config_t cfg;
+  cfg_fake(&cfg, &clk);
+  static ro_shared_t sh;
+  memset(&sh, 0, sizeof sh);
+  sh.t = make(&cfg);
+  for (uint64_t n = 0; n < 64; n++) {
+    fe_idem_key_t k = key_of(n);
+    fe_idem_claim_t c;
+    assert_fe_ok(fe_idem_claim(sh.t, &k, n, &c));
+    fe_idem_outcome_t dl = dead_letter_for(k);
+    assert_fe_ok(fe_idem_complete(sh.t, c.token, &dl));
+  }
+  ro_worker_t w[4];
+  for (int i = 0; i < 4; i++) {
+    w[i].sh = &sh;
+    assert_int_equal(pthread_create(&w[i].th, NULL, reopen_main, &w[i]), 0);
+  }
+  for (int i = 0; i < 4; i++)
+    assert_int_equal(pthread_join(w[i].th, NULL), 0);
+  fe_t_assert_clean(&sh.errs);
+  for (uint64_t n = 0; n < 64; n++) {
+    if (sh.winners[n] != 1)
+      fail_msg("key %" PRIu64 ": %u winners", n, sh.winners[n]);
+    fe_idem_key_t k = key_of(n);
+    fe_idem_entry_t e;
+    assert_fe_ok(fe_idem_lookup(sh.t, &k, &e));
+    assert_int_equal(e.state, FE_IDEM_DONE);
+    assert_true(outcome_ok(k, &e.outcome));
+  }
+  fe_idem_stats_t s = stats(sh.t);
+  assert_int_equal(s.reopened, 64);
+  assert_int_equal(s.in_progress, 0);
+  fe_idem_destroy(sh.t);
+}
+
 /* Restores fill a table as a journal replay would. */
 static void test_restore_many(void **state) {
   (void)state;
@@ -1519,6 +1682,9 @@ int main(void) {
       FE_T_TEST(test_retention_and_reap),
       FE_T_TEST(test_restore),
       FE_T_TEST(test_restore_many),
+      FE_T_TEST(test_reopen),
+      FE_T_TEST(test_restore_after_dead_letter),
+      FE_T_TEST(test_mt_reopen_one_winner),
       FE_T_TEST(test_lookup_n),
       FE_T_TEST(test_lookup_recycled_under_copy),
       FE_T_TEST(test_mt_one_winner),

@@ -548,9 +548,17 @@ FE_API fe_journal_t *fe_bus_journal(fe_bus_t *bus);
  * dead-letter queue fed by this bus: pass it with the bus as `user`.  It
  * re-publishes a copy of the event (type, order, trace id, user area)
  * without admission checks (it was admitted once), carrying the redrive
- * count so that the queue's redrive limit holds across failures.  Waits for
- * a slot like fe_bus_claim with no timeout; returns 0, FE_ESTOPPED or
- * FE_EINVAL.  Threads as fe_bus_try_claim (multi-producer mode, or the
+ * count so that the queue's redrive limit holds across failures.  With
+ * cfg.idem, a new order first takes its key back (fe_idem_reopen()): while
+ * it runs, duplicates answer FE_EINPROGRESS, and then the redrive's
+ * outcome replaces the dead letter's (also in the journal); if the key is
+ * done with another outcome (a client's retry ran the order, under
+ * cache_failures 0) the redrive is refused with FE_EDUPLICATE, if a retry
+ * is running with FE_EINPROGRESS, if the client order id now names another
+ * order with FE_EMISMATCH (FE_ETABLEFULL when the table is full): the
+ * entry stays in the queue, and an order never runs twice.  Waits for a
+ * slot like fe_bus_claim with no timeout; returns 0, those codes,
+ * FE_ESTOPPED or FE_EINVAL.  Threads as fe_bus_try_claim (multi-producer mode, or the
  * single producer thread). */
 FE_API int fe_bus_redrive(const fe_event_t *ev, const void *user_area,
                           uint32_t user_len, uint32_t redrive_count,

@@ -51,7 +51,8 @@
  * order leaves behind.  1 (the default, the safe choice): every outcome is
  * stored, FE_IDEM_DEAD_LETTERED included, so a client's retry of a
  * dead-lettered order gets its outcome replayed and is never run twice; an
- * operator redrives it instead.  0 (the Powertools behaviour): completing
+ * operator redrives it instead, and the redrive takes the key back
+ * (fe_idem_reopen()) so that its outcome replaces the dead letter's.  0 (the Powertools behaviour): completing
  * with status FE_IDEM_DEAD_LETTERED removes the entry, so the client's
  * retry runs the flow again, which is only safe when a dead-lettered order
  * had no side effect anywhere.  Rejections (FE_IDEM_REJECTED) and host
@@ -178,6 +179,9 @@ typedef struct fe_idem_entry {
 #define FE_IDEM_F_REPLAY 1u   /* FE_EDUPLICATE: outcome is a replay */
 #define FE_IDEM_F_TAKEOVER 2u /* 0: the key was retaken from an expired
                                  claim */
+#define FE_IDEM_F_REOPENED 4u /* 0 from fe_idem_reopen(): a dead-lettered
+                                 entry was taken back; outcome is the
+                                 dead letter's */
 
 /* What a claim answers (which fields are meaningful depends on the return
  * code; the others are zeroed). */
@@ -216,6 +220,8 @@ typedef struct fe_idem_stats {
   uint64_t reaped;          /* expired entries freed (by fe_idem_reap() or
                                reused by a claim of the same key) */
   uint64_t restored;        /* fe_idem_restore() returned 0 */
+  uint64_t reopened;        /* dead-lettered entries taken back in progress
+                               by fe_idem_reopen() (counted in claimed) */
 } fe_idem_stats_t;
 
 /* Table configuration.  Initialise with fe_idem_config_init(). */
@@ -324,6 +330,20 @@ FE_API int fe_idem_claim_lease(fe_idem_t *t, const fe_idem_key_t *key,
                                uint64_t fingerprint, uint64_t lease_ns,
                                fe_idem_claim_t *out);
 
+/* fe_idem_claim() for a redrive of a dead-lettered order (the bus's
+ * fe_bus_redrive() calls it): as a claim, except that an entry DONE with
+ * status FE_IDEM_DEAD_LETTERED is taken back in progress under a new token
+ * (returns 0 with FE_IDEM_F_REOPENED, out->outcome the dead letter's
+ * outcome), so duplicates answer "in progress" while the redrive runs and
+ * then get its outcome, never the stale dead letter's.  With the table's
+ * lease.  An entry done with any other status answers FE_EDUPLICATE: the
+ * order finished (a client's retry ran it under cache_failures 0), so it
+ * must not run again; one in progress answers FE_EINPROGRESS (that retry
+ * is running).  Returns as fe_idem_claim().  Any thread; lock-free; no
+ * allocation, lock or system call; reads the clock once. */
+FE_API int fe_idem_reopen(fe_idem_t *t, const fe_idem_key_t *key,
+                          uint64_t fingerprint, fe_idem_claim_t *out);
+
 /* Stores outcome as the key's outcome and makes the entry DONE, expiring
  * retention_ns from now; from then on claims of the key get it replayed.
  * Under cache_failures 0, an outcome with status FE_IDEM_DEAD_LETTERED
@@ -420,7 +440,9 @@ FE_API int fe_idem_reap(fe_idem_t *t, uint64_t max_slots, uint64_t *reaped);
  * also returns 0); FE_ERANGE (completed_ns + retention_ns is not after
  * now: the entry would already be expired; nothing inserted: a replay
  * skips these); FE_EDUPLICATE (the key is already present and done with
- * the same fingerprint: left as it was, e.g. a journal replayed twice);
+ * the same fingerprint and a status other than FE_IDEM_DEAD_LETTERED: left
+ * as it was, e.g. a journal replayed twice; a dead-lettered entry is
+ * replaced, as fe_idem_reopen() and the redrive's completion did);
  * FE_EMISMATCH (present with another fingerprint); FE_EINPROGRESS (present
  * and claimed); FE_ETABLEFULL; FE_EINVAL (a NULL pointer or an invalid
  * status).  Not counted as a claim.  Blocking only in name: O(max_probe). */
