@@ -205,12 +205,14 @@ extern "C" {
 /* The reason a timeout carries.  Reasons are the host's own otherwise;
  * only 0..FE_RETRY_REASONS-1 can be marked non-retryable in a policy and
  * a dead letter keeps reasons up to FE_REASON_MAX (larger ones are stored
- * as 0 there), so keep them in 1..253. */
+ * as 0 there), so keep them in 1..251 (or pass on the gateway's 253 and
+ * 254; 252 and 255 are the coordinator's own). */
 #define FE_SAGA_REASON_TIMEOUT 255u
 /* The reason of a durable step's attempt that did not run because the
  * journal could not make its STEP record durable (FE_SAGA_STEP_DURABLE).
- * Host reasons: keep them in 1..253. */
-#define FE_SAGA_REASON_JOURNAL 254u
+ * Below the gateway's FE_REASON_CIRCUIT_OPEN (254) and FE_REASON_NO_VENUE
+ * (253), which a submit step may well pass on as its own reason. */
+#define FE_SAGA_REASON_JOURNAL 252u
 
 typedef struct fe_saga_coord fe_saga_coord_t;
 
@@ -301,10 +303,13 @@ typedef fe_saga_result_t (*fe_saga_action_fn)(fe_saga_call_t *call,
  * compensation) started always replays that invocation as IN DOUBT - it
  * runs again with call->replayed 1, the same attempt number and the same
  * token - never as a fresh invocation (replayed 0, a new token), whatever
- * records of the same pass were lost.  So the action may ask the outside
- * world "did my previous try (this token) land?" instead of acting twice.
- * Without the flag a crash may lose the STEP record with the pass, and
- * the re-run is then a fresh invocation (see "Journal" at the top).
+ * records of the same pass were lost; unless a later record of the saga
+ * (the invocation's RESULT) was written too, and the saga resumes from
+ * that instead.  So the action may ask the outside world "did my previous
+ * try (this token) land?" instead of acting twice.  Without the flag a
+ * crash may lose the STEP record with the pass, and the re-run is then a
+ * fresh invocation (see "Journal" at the top).  Without records (neither
+ * a journal nor a log hook) the flag does nothing.
  * If the commit or sync fails (or the STEP record's append did), the
  * action does NOT run: the invocation counts as an attempt that failed
  * with FE_SAGA_RETRY and reason FE_SAGA_REASON_JOURNAL, under the step's
