@@ -413,8 +413,11 @@ FE_API int fe_saga_order_template(fe_saga_def_t *out,
 /* Hands one record to the host's journal; coordinator thread; see
  * "Records".  rec is valid during the call only.  It must not fail: a
  * journal that cannot write should retry inside or stop the process; the
- * coordinator goes on as if the record were durable.  It must not call
- * into the coordinator except the queries. */
+ * coordinator goes on as if the record were durable.  A hook that buffers
+ * must at least make a record flagged FE_SAGA_RECF_DURABLE (a durable
+ * step's STEP), and everything before it, durable before returning: the
+ * step's action runs right after.  It must not call into the coordinator
+ * except the queries. */
 typedef void (*fe_saga_log_fn)(const void *rec, uint32_t len, void *user);
 
 /* How a saga ended; passed to on_end. */
