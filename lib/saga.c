@@ -269,6 +269,11 @@ int fe_saga_def_check(const fe_saga_def_t *d, fe_diag_t *dg) {
       return fe__diag(dg, FE_EDEFINE, "saga '%s': step '%s' has unknown "
                       "kind %d", d->name, s->name, (int)s->kind);
     }
+    if (s->flags & ~(uint32_t)FE_SAGA_STEP_FLAGS_ALL)
+      return fe__diag(dg, FE_EDEFINE, "saga '%s': step '%s' has unknown "
+                      "flags 0x%x (known: 0x%x)", d->name, s->name,
+                      s->flags & ~(uint32_t)FE_SAGA_STEP_FLAGS_ALL,
+                      (uint32_t)FE_SAGA_STEP_FLAGS_ALL);
     if (s->kind != FE_SAGA_COMPENSATABLE && s->compensate != NULL)
       return fe__diag(dg, FE_EDEFINE, "saga '%s': step '%s' is %s: its "
                       "compensation would never run", d->name, s->name,
@@ -325,6 +330,7 @@ int fe_saga_define(fe_saga_coord_t *c, const fe_saga_def_t *d,
     t->action = s->action;
     t->compensate = s->compensate;
     t->kind = s->kind;
+    t->flags = s->flags;
     t->timeout_ns = s->timeout_ns;
     t->retry = s->retry;
     t->user = s->user;
@@ -359,6 +365,7 @@ int fe_saga_order_template(fe_saga_def_t *out, const fe_saga_order_hooks_t *h) {
   s[1].action = h->submit;
   s[1].compensate = h->cancel;
   s[1].kind = FE_SAGA_COMPENSATABLE;
+  s[1].flags = FE_SAGA_STEP_DURABLE; /* its effect leaves for the venue */
   s[1].timeout_ns = h->submit_timeout_ns ? h->submit_timeout_ns
                                          : UINT64_C(5000000000);
   s[2].name = "await_fill";

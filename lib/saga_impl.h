@@ -142,6 +142,7 @@ typedef struct sg_step {
   char name[FE_SAGA_NAME_MAX];
   fe_saga_action_fn action, compensate;
   uint32_t kind;
+  uint32_t flags;      /* FE_SAGA_STEP_* */
   uint64_t timeout_ns;
   fe_retry_policy_t retry;
   void *user;
@@ -315,22 +316,27 @@ void fe__saga_open(fe_saga_coord_t *c);
 void *fe__saga_thread(void *arg);
 
 /* Records (saga_log.c): logs one of saga s's records of `type` (with the
- * result that led to it, for RESULT and END). */
-void fe__saga_log(fe_saga_coord_t *c, sg_slot_t *s, uint32_t type,
-                  uint32_t result);
+ * result that led to it, for RESULT and END).  Returns 0, or the journal
+ * append's error (counted in journal_errors; the record is lost). */
+int fe__saga_log(fe_saga_coord_t *c, sg_slot_t *s, uint32_t type,
+                 uint32_t result);
 /* fe_saga_replay() of a record at journal lsn `lsn` (0: not from a
  * journal): also keeps rec_lsn and jlast_lsn. */
 int fe__saga_replay_at(fe_saga_coord_t *c, const void *rec, uint32_t len,
                        uint64_t lsn);
 
 /* The journal (saga_journal.c).  put: appends the record in c->rec for
- * slot i (ctx: it carries the context, or the coordinator has none).
+ * slot i (ctx: it carries the context, or the coordinator has none);
+ * returns 0 or the append's error.  durable: makes every record appended
+ * so far durable before a durable step's invocation (see
+ * FE_SAGA_STEP_DURABLE); returns 0 or the commit's or sync's error.
  * pass_end: commits what the pass appended and, at most once per
  * SG_PIN_EVERY_NS (or when force), moves the pin.  open: after replay,
  * before anything runs. */
 #define SG_PIN_EVERY_NS UINT64_C(1000000000)
-void fe__saga_journal_put(fe_saga_coord_t *c, uint32_t i, uint32_t type,
-                          int ctx);
+int fe__saga_journal_put(fe_saga_coord_t *c, uint32_t i, uint32_t type,
+                         int ctx);
+int fe__saga_journal_durable(fe_saga_coord_t *c);
 void fe__saga_journal_pass_end(fe_saga_coord_t *c, int force);
 void fe__saga_journal_open(fe_saga_coord_t *c);
 

@@ -54,14 +54,14 @@ int fe_saga_journal_replay(const fe_journal_record_t *r, void *coord) {
   return fe__saga_replay_at(coord, r->data, r->len, r->lsn);
 }
 
-void fe__saga_journal_put(fe_saga_coord_t *c, uint32_t i, uint32_t type,
-                          int ctx) {
+int fe__saga_journal_put(fe_saga_coord_t *c, uint32_t i, uint32_t type,
+                         int ctx) {
   const fe_saga_rec_t *h = (const fe_saga_rec_t *)(const void *)c->rec;
   uint64_t lsn;
-  if (fe_journal_append(c->journal, FE_JREC_SAGA, c->rec, h->len, &lsn) !=
-      0) {
+  int rc = fe_journal_append(c->journal, FE_JREC_SAGA, c->rec, h->len, &lsn);
+  if (rc != 0) {
     c->st.journal_errors++;
-    return;
+    return rc;
   }
   c->jdirty++;
   c->jlast_lsn = lsn;
@@ -69,6 +69,26 @@ void fe__saga_journal_put(fe_saga_coord_t *c, uint32_t i, uint32_t type,
     c->rec_lsn[i] = 0; /* the slot is free: nothing of it is needed */
   else if (ctx || type == FE_SAGA_REC_START)
     c->rec_lsn[i] = lsn;
+  return 0;
+}
+
+/* The commit makes everything appended durable as far as the policy
+ * promises at a commit (GROUP: fsynced; NONE: written, all NONE ever
+ * promises).  Only INTERVAL can leave durable_lsn behind the newest saga
+ * record after it: then sync, rather than let the effect outrun its
+ * record by up to an interval.  Other appenders of a shared journal only
+ * add lsns above ours, so durable_lsn >= jlast_lsn is exactly "our
+ * records are durable". */
+int fe__saga_journal_durable(fe_saga_coord_t *c) {
+  int rc = fe_journal_commit(c->journal);
+  if (rc == 0 && fe_journal_durable_lsn(c->journal) < c->jlast_lsn)
+    rc = fe_journal_sync(c->journal);
+  if (rc != 0) {
+    c->st.journal_errors++;
+    return rc; /* jdirty stays: pass_end tries (and counts) again */
+  }
+  c->jdirty = 0;
+  return 0;
 }
 
 /* min(rec_lsn of every live saga, jlast_lsn); UINT64_MAX: nothing. */

@@ -37,8 +37,8 @@ static uint32_t rec_flags(const fe_saga_coord_t *c, const sg_slot_t *s) {
   return f;
 }
 
-void fe__saga_log(fe_saga_coord_t *c, sg_slot_t *s, uint32_t type,
-                  uint32_t result) {
+int fe__saga_log(fe_saga_coord_t *c, sg_slot_t *s, uint32_t type,
+                 uint32_t result) {
   uint32_t i = sg_index(c, s);
   fe_saga_rec_t *h = (fe_saga_rec_t *)(void *)c->rec;
   memset(h, 0, sizeof *h);
@@ -70,12 +70,15 @@ void fe__saga_log(fe_saga_coord_t *c, sg_slot_t *s, uint32_t type,
   h->reason = s->reason;
   h->done_mask = s->done;
   h->flags = rec_flags(c, s);
+  if (type == FE_SAGA_REC_STEP &&
+      (c->defs[s->def].steps[s->step].flags & FE_SAGA_STEP_DURABLE))
+    h->flags |= FE_SAGA_RECF_DURABLE; /* tells a buffering hook to flush */
   h->checksum = XXH3_64bits(c->rec, h->len);
   c->st.records++;
   if (c->journal != NULL)
-    fe__saga_journal_put(c, i, type, with_ctx || c->cfg.ctx_size == 0);
-  else
-    c->cfg.log(c->rec, h->len, c->cfg.user);
+    return fe__saga_journal_put(c, i, type, with_ctx || c->cfg.ctx_size == 0);
+  c->cfg.log(c->rec, h->len, c->cfg.user);
+  return 0;
 }
 
 static const sg_def_t *def_by_hash(const fe_saga_coord_t *c, uint64_t hash,

@@ -388,6 +388,38 @@ static void apply(fe_saga_coord_t *c, sg_slot_t *s, uint32_t r,
   stuck(c, s, r, kind);
 }
 
+/* Calls the action (or compensation) at hand of s with token tok; notes
+ * a changed context.  *reason: the call's. */
+static fe_saga_result_t call_step(fe_saga_coord_t *c, sg_slot_t *s,
+                                  uint64_t tok, int replayed,
+                                  uint32_t *reason) {
+  uint32_t i = sg_index(c, s);
+  const sg_step_t *t = &def_of(c, s)->steps[s->step];
+  int comp = s->phase == PH_COMP;
+  fe_saga_call_t call;
+  memset(&call, 0, sizeof call);
+  call.saga_id = sg_id(fe__load_relaxed(&s->sgen), i);
+  call.token = tok;
+  call.def_id = s->def;
+  call.step = s->step;
+  call.attempt = s->attempt;
+  call.compensating = (uint32_t)comp;
+  call.replayed = (uint32_t)replayed;
+  call.ctx = sg_ctx(c, i);
+  call.ctx_size = c->cfg.ctx_size;
+  uint64_t h0 = 0;
+  int watch = c->logs && call.ctx != NULL;
+  if (watch)
+    h0 = XXH3_64bits(call.ctx, call.ctx_size);
+  fe_saga_result_t r = (comp ? t->compensate : t->action)(&call, t->user);
+  c->st.invocations++;
+  c->now = mono_now(c);
+  if (watch && XXH3_64bits(call.ctx, call.ctx_size) != h0)
+    s->flags |= SF_CTX_DIRTY;
+  *reason = call.reason;
+  return r;
+}
+
 /* Invokes the action (or compensation) at hand. */
 static void invoke(fe_saga_coord_t *c, sg_slot_t *s) {
   uint32_t i = sg_index(c, s);
@@ -415,29 +447,21 @@ static void invoke(fe_saga_coord_t *c, sg_slot_t *s) {
     s->attempt++;
   set_state(c, s, comp ? FE_SAGA_COMPENSATING : FE_SAGA_RUNNING,
             FE_SAGA_WAIT_NONE);
-  if (c->logs)
-    fe__saga_log(c, s, FE_SAGA_REC_STEP, 0);
+  int lrc = c->logs ? fe__saga_log(c, s, FE_SAGA_REC_STEP, 0) : 0;
 
-  fe_saga_call_t call;
-  memset(&call, 0, sizeof call);
-  call.saga_id = sg_id(fe__load_relaxed(&s->sgen), i);
-  call.token = tok;
-  call.def_id = s->def;
-  call.step = s->step;
-  call.attempt = s->attempt;
-  call.compensating = (uint32_t)comp;
-  call.replayed = (uint32_t)replayed;
-  call.ctx = sg_ctx(c, i);
-  call.ctx_size = c->cfg.ctx_size;
-  uint64_t h0 = 0;
-  int watch = c->logs && call.ctx != NULL;
-  if (watch)
-    h0 = XXH3_64bits(call.ctx, call.ctx_size);
-  fe_saga_result_t r = (comp ? t->compensate : t->action)(&call, t->user);
-  c->st.invocations++;
-  c->now = mono_now(c);
-  if (watch && XXH3_64bits(call.ctx, call.ctx_size) != h0)
-    s->flags |= SF_CTX_DIRTY;
+  fe_saga_result_t r;
+  uint32_t reason;
+  if ((t->flags & FE_SAGA_STEP_DURABLE) && c->journal != NULL &&
+      (lrc != 0 || fe__saga_journal_durable(c) != 0)) {
+    /* Its STEP record is not durable: the effect must not happen.  An
+     * attempt that failed, retryable; the token armed for it goes with
+     * the claim below as any synchronous result's does. */
+    r = FE_SAGA_RETRY;
+    reason = FE_SAGA_REASON_JOURNAL;
+    c->now = mono_now(c); /* the failed commit may have taken a while */
+  } else {
+    r = call_step(c, s, tok, replayed, &reason);
+  }
 
   if (r == FE_SAGA_PENDING) {
     s->deadline = 0;
@@ -465,7 +489,7 @@ static void invoke(fe_saga_coord_t *c, sg_slot_t *s) {
               FE_SAGA_WAIT_TOKEN);
     return;
   }
-  apply(c, s, (uint32_t)r, call.reason);
+  apply(c, s, (uint32_t)r, reason);
 }
 
 /* ------------------------------------------------------------ requests */

@@ -7,6 +7,10 @@
  * journal's user-space group buffer is lost, what was committed stays in
  * the page cache, which FE_FSYNC_NONE is enough for) at a chosen boundary.
  * The parent restarts it until the saga ends and reads the side file.
+ * Durable steps (FE_SAGA_STEP_DURABLE): the same crash inside an action
+ * with the flag on and off, a journal that cannot write (RLIMIT_FSIZE),
+ * FE_FSYNC_INTERVAL's forced sync, the log hook's record flag and the
+ * definition checks.
  *
  * The child is host-driven, one invocation per fe_saga_poll(), so every
  * poll commits exactly one step's STEP and RESULT records: the boundaries
@@ -18,6 +22,8 @@
 
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include "finevent/journal.h"
@@ -123,6 +129,7 @@ typedef struct child {
   fe_saga_coord_t *c;
   fe_journal_t *j;
   int via_bus;            /* the bus's journal, replayed by the bus */
+  uint32_t durable;       /* bit k: step k is FE_SAGA_STEP_DURABLE */
   int ran_step, ran_comp; /* the last invocation of this run */
   uint64_t expect_left;   /* a resumed wait should have this much left */
 } child_t;
@@ -139,6 +146,10 @@ static fe_saga_result_t step_fn(fe_saga_call_t *call, void *user) {
     raise(SIGKILL);
   }
   side_line("%c%s%s", 'A' + k, comp ? "-" : "", call->replayed ? "r" : "");
+  if (call->replayed) { /* what an in-doubt re-run asks the venue about */
+    side_line("RTOK %" PRIu64, call->token);
+    side_line("RATT %u", call->attempt);
+  }
   if (here && ch.kill == K_IN_ACTION) {
     side_line("PRE %" PRIu64, call->token);
     raise(SIGKILL);
@@ -167,7 +178,7 @@ static void on_end(const fe_saga_end_t *e, void *user) {
   side_line("END %s", fe_saga_state_name(e->state));
 }
 
-static void define(fe_saga_coord_t *c) {
+static void define(fe_saga_coord_t *c, uint32_t durable) {
   fe_saga_def_t d;
   fe_saga_def_init(&d);
   d.name = "crash";
@@ -182,6 +193,7 @@ static void define(fe_saga_coord_t *c) {
     d.steps[i].retry.initial_ns = BACKOFF;
     d.steps[i].retry.max_interval_ns = BACKOFF;
     d.steps[i].retry.jitter_milli = 0;
+    d.steps[i].flags = (durable >> i & 1u) ? FE_SAGA_STEP_DURABLE : 0;
   }
   d.steps[2].timeout_ns = WAIT_TIMEOUT;
   assert_fe(fe_saga_define(c, &d, NULL, NULL), 0);
@@ -255,7 +267,7 @@ static void child_run(void) {
   coord_config(&cfg);
   if (fe_saga_create(&cfg, &ch.c, NULL) != 0)
     _exit(10);
-  define(ch.c);
+  define(ch.c, ch.durable);
   fe_journal_config_t jc;
   journal_config(&jc);
   if (ch.via_bus) {
@@ -333,6 +345,7 @@ static void child_run(void) {
  * the saga ends.  Returns the side file. */
 static uint64_t expect_left;
 static int via_bus;
+static uint32_t durable_mask;
 
 static char *run(enum kill_at kill, int step, int comp, int fail_pivot,
                  char *out, size_t cap) {
@@ -346,6 +359,7 @@ static char *run(enum kill_at kill, int step, int comp, int fail_pivot,
     ch.fail_pivot = fail_pivot;
     ch.expect_left = r == 0 ? 0 : expect_left;
     ch.via_bus = via_bus;
+    ch.durable = durable_mask;
     mono = (uint64_t)(r + 1) * 1000 * SEC; /* a new boot each time */
     pid_t pid = fork();
     if (pid == 0)
@@ -371,6 +385,7 @@ static int setup(void **state) {
   fe_t_watchdog(state);
   make_dir();
   wall = WALL0;
+  durable_mask = 0;
   return 0;
 }
 
@@ -380,7 +395,8 @@ static int teardown(void **state) {
   return 0;
 }
 
-/* Drops the TOKEN and LEFT lines, keeps the rest. */
+/* Drops the value lines (TOKEN, LEFT, PRE, RTOK, RATT, BUSRECORDS),
+ * keeps the steps. */
 static char *steps_only(const char *s, char *out, size_t cap) {
   size_t used = 0;
   out[0] = '\0';
@@ -389,7 +405,8 @@ static char *steps_only(const char *s, char *out, size_t cap) {
   for (char *save = NULL, *w = strtok_r(tmp, " ", &save); w != NULL;
        w = strtok_r(NULL, " ", &save)) {
     if (strcmp(w, "TOKEN") == 0 || strcmp(w, "LEFT") == 0 ||
-        strcmp(w, "PRE") == 0) {
+        strcmp(w, "PRE") == 0 || strcmp(w, "RTOK") == 0 ||
+        strcmp(w, "RATT") == 0 || strcmp(w, "BUSRECORDS") == 0) {
       strtok_r(NULL, " ", &save); /* its value */
       continue;
     }
@@ -531,7 +548,7 @@ static fe_saga_coord_t *new_coord(void) {
   cfg.on_end = NULL;
   fe_saga_coord_t *c;
   assert_fe(fe_saga_create(&cfg, &c, NULL), 0);
-  define(c);
+  define(c, 0);
   return c;
 }
 
@@ -673,6 +690,298 @@ static void test_pin_keeps_what_replay_needs(void **state) {
   assert_fe(fe_journal_close(j), 0);
 }
 
+/* ---------------------------------------------------- durable steps */
+
+/* The crash FE_SAGA_STEP_DURABLE is for: inside the action, right after
+ * its external effect (the side file's line), before the pass committed
+ * anything.  With the flag the step comes back IN DOUBT (replayed, the
+ * token and attempt it had); without it - the same crash, the same
+ * journal - it comes back as a fresh invocation with another token. */
+static void test_durable_crash_in_action(void **state) {
+  (void)state;
+  /* the flag off: a fresh re-run, nothing replayed */
+  expect(K_IN_ACTION, 1, 0, 0, "A B B C D E E END COMPLETED");
+  assert_int_equal(side_value("RTOK"), 0);
+  /* the flag on */
+  durable_mask = 1u << 1;
+  expect(K_IN_ACTION, 1, 0, 0, "A B Br C D E E END COMPLETED");
+  assert_int_not_equal(side_value("PRE"), 0);
+  assert_int_equal(side_value("RTOK"), side_value("PRE"));
+  assert_int_equal(side_value("RATT"), 1);
+  /* C waits on its token: the re-run has the token the first run handed
+   * out, and the venue's answer to that token completes C */
+  durable_mask = 1u << 2;
+  expect(K_IN_ACTION, 2, 0, 0, "A B C Cr D E E END COMPLETED");
+  assert_int_equal(side_value("RTOK"), side_value("PRE"));
+  assert_int_equal(side_value("TOKEN"), side_value("PRE"));
+  /* a durable step's compensation likewise (unflagged: "B- B-") */
+  durable_mask = 1u << 1;
+  expect(K_IN_ACTION, 1, 1, 1, "A B C D C- B- B-r A- END COMPENSATED");
+  assert_int_equal(side_value("RTOK"), side_value("PRE"));
+  /* and through the bus's journal */
+  via_bus = 1;
+  durable_mask = 1u << 3;
+  expect(K_IN_ACTION, 3, 0, 0, "A B C D Dr E E END COMPLETED");
+  via_bus = 0;
+  assert_int_equal(side_value("RTOK"), side_value("PRE"));
+}
+
+static int calls[2][2]; /* [step][compensating] */
+static fe_journal_t *jcur;
+static uint64_t seen_written[3], seen_durable[3];
+
+static fe_saga_result_t count_fn(fe_saga_call_t *call, void *user) {
+  (void)user;
+  if (call->step < 2)
+    calls[call->step][call->compensating]++;
+  if (call->step < 3 && jcur != NULL) {
+    seen_written[call->step] = fe_journal_written_lsn(jcur);
+    seen_durable[call->step] = fe_journal_durable_lsn(jcur);
+  }
+  return FE_SAGA_DONE;
+}
+
+/* n steps "a", "b", ... of kind `kind`, durable where `durable` says,
+ * two attempts each, BACKOFF apart. */
+static void define_n(fe_saga_coord_t *c, uint32_t n, fe_saga_kind_t kind,
+                     uint32_t durable) {
+  static const char *names[3] = {"a", "b", "c"};
+  fe_saga_def_t d;
+  fe_saga_def_init(&d);
+  d.name = "durable";
+  d.n_steps = n;
+  for (uint32_t i = 0; i < n; i++) {
+    d.steps[i].name = names[i];
+    d.steps[i].action = count_fn;
+    d.steps[i].compensate = kind == FE_SAGA_COMPENSATABLE ? count_fn : NULL;
+    d.steps[i].kind = kind;
+    d.steps[i].flags = (durable >> i & 1u) ? FE_SAGA_STEP_DURABLE : 0;
+    d.steps[i].retry.max_attempts = 2;
+    d.steps[i].retry.initial_ns = BACKOFF;
+    d.steps[i].retry.max_interval_ns = BACKOFF;
+    d.steps[i].retry.jitter_milli = 0;
+  }
+  assert_fe(fe_saga_define(c, &d, NULL, NULL), 0);
+}
+
+static fe_saga_coord_t *coord_plain(void) {
+  fe_saga_config_t cfg;
+  coord_config(&cfg);
+  cfg.on_end = NULL;
+  fe_saga_coord_t *c;
+  assert_fe(fe_saga_create(&cfg, &c, NULL), 0);
+  return c;
+}
+
+/* Step a runs; then the journal cannot grow (RLIMIT_FSIZE at the
+ * segment's size: the next write fails with EFBIG, root or not, and the
+ * journal fails for good) and the durable step b comes up: its action
+ * never runs.  Each attempt is a retryable failure, reason
+ * FE_SAGA_REASON_JOURNAL, counted in journal_errors; exhausted before
+ * the point of no return, the saga compensates a - whose compensation
+ * runs if a is not durable, and parks the saga STUCK if it is (its
+ * commit fails too: a compensation is never skipped). */
+static void journal_fails(int a_durable) {
+  memset(calls, 0, sizeof calls);
+  fe_journal_config_t jc;
+  journal_config(&jc);
+  jc.segment_bytes = 1u << 20; /* one segment: no rotation */
+  fe_journal_t *j;
+  assert_fe(fe_journal_open(&jc, NULL, NULL, &j, NULL, NULL), 0);
+  fe_saga_coord_t *c = coord_plain();
+  define_n(c, 2, FE_SAGA_COMPENSATABLE, (a_durable ? 1u : 0u) | 2u);
+  assert_fe(fe_saga_use_journal(c, j, NULL), 0);
+  assert_fe(fe_saga_poll(c, 1), 0);
+  uint64_t id;
+  assert_fe(fe_saga_start(c, 0, NULL, 0, &id), 0);
+  assert_true(fe_saga_poll(c, 1) > 0); /* a, and the pass's commit */
+  assert_int_equal(calls[0][0], 1);
+
+  char seg[200];
+  snprintf(seg, sizeof seg, "%s/0000000000000001.fej", dir);
+  struct stat st;
+  assert_int_equal(stat(seg, &st), 0);
+  struct rlimit old, lim;
+  assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+  lim = old;
+  lim.rlim_cur = (rlim_t)st.st_size;
+  void (*old_xfsz)(int) = signal(SIGXFSZ, SIG_IGN);
+  assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+
+  fe_saga_stats_t s0, s1;
+  assert_fe(fe_saga_stats(c, &s0), 0);
+  assert_true(fe_saga_poll(c, 1) > 0); /* b's first attempt */
+  assert_int_equal(calls[1][0], 0);    /* not run */
+  fe_saga_info_t in;
+  assert_fe(fe_saga_get(c, id, &in), 0);
+  assert_int_equal(in.state, FE_SAGA_BACKOFF);
+  assert_int_equal(in.step, 1);
+  assert_int_equal(in.attempt, 1);
+  assert_int_equal(in.reason, FE_SAGA_REASON_JOURNAL);
+  assert_fe(fe_saga_stats(c, &s1), 0);
+  assert_true(s1.journal_errors > s0.journal_errors);
+  assert_int_equal(s1.invocations, s0.invocations);
+
+  /* the journal stays failed: b's second attempt fails alike, then the
+   * compensation */
+  for (int k = 0; k < 6; k++) {
+    advance(BACKOFF + 10 * MS);
+    while (fe_saga_poll(c, 1) > 0) {
+    }
+  }
+  assert_int_equal(calls[1][0], 0);
+  assert_int_equal(calls[1][1], 0); /* b never completed: not undone */
+  assert_fe(fe_saga_stats(c, &s1), 0);
+  if (!a_durable) {
+    assert_int_equal(calls[0][1], 1);
+    assert_fe(fe_saga_get(c, id, &in), FE_ENOTFOUND);
+    assert_int_equal(s1.compensated, 1);
+  } else {
+    assert_int_equal(calls[0][1], 0);
+    assert_fe(fe_saga_get(c, id, &in), 0);
+    assert_int_equal(in.state, FE_SAGA_STUCK);
+    assert_int_equal(in.compensating, 1);
+    assert_int_equal(in.step, 0);
+    assert_int_equal(in.reason, FE_SAGA_REASON_JOURNAL);
+    assert_int_equal(s1.stuck, 1);
+  }
+  assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+  signal(SIGXFSZ, old_xfsz);
+  fe_saga_destroy(c);
+  assert_fe(fe_journal_close(j), FE_EIO);
+}
+
+static void test_durable_commit_fails(void **state) {
+  (void)state;
+  journal_fails(0);
+}
+
+static void test_durable_commit_fails_in_compensation(void **state) {
+  (void)state;
+  journal_fails(1);
+}
+
+/* FE_FSYNC_INTERVAL with an interval that never passes (the journal's
+ * clock stands still): a durable step's records are synced before it
+ * runs anyway; a step without the flag runs with the journal's written
+ * records ahead of its durable ones. */
+static void test_durable_interval_syncs(void **state) {
+  (void)state;
+  fe_journal_config_t jc;
+  journal_config(&jc);
+  jc.fsync = FE_FSYNC_INTERVAL;
+  jc.fsync_interval_ns = 3600 * SEC;
+  assert_fe(fe_journal_open(&jc, NULL, NULL, &jcur, NULL, NULL), 0);
+  fe_saga_coord_t *c = coord_plain();
+  define_n(c, 3, FE_SAGA_RETRIABLE, 2u);
+  assert_fe(fe_saga_use_journal(c, jcur, NULL), 0);
+  assert_fe(fe_saga_poll(c, 1), 0);
+  uint64_t id;
+  assert_fe(fe_saga_start(c, 0, NULL, 0, &id), 0);
+  for (int k = 0; k < 3; k++)
+    assert_true(fe_saga_poll(c, 1) > 0); /* one step per poll */
+  assert_true(seen_written[1] > seen_written[0]); /* b's STEP, at least */
+  assert_int_equal(seen_durable[1], seen_written[1]);
+  assert_true(seen_durable[2] < seen_written[2]);
+  fe_saga_destroy(c);
+  assert_fe(fe_journal_close(jcur), 0);
+  jcur = NULL;
+}
+
+/* With a log hook: the STEP record of a durable step, and only it, says
+ * so (FE_SAGA_RECF_DURABLE); replay takes it like any other. */
+static uint8_t logged[64][sizeof(fe_saga_rec_t) + 16];
+static uint32_t logged_len[64], n_logged;
+
+static void log_fn(const void *rec, uint32_t len, void *user) {
+  (void)user;
+  if (n_logged < 64 && len <= sizeof logged[0]) {
+    memcpy(logged[n_logged], rec, len);
+    logged_len[n_logged++] = len;
+  }
+}
+
+static void test_durable_log_hook_flag(void **state) {
+  (void)state;
+  n_logged = 0;
+  fe_saga_config_t cfg;
+  coord_config(&cfg);
+  cfg.on_end = NULL;
+  cfg.log = log_fn;
+  fe_saga_coord_t *c;
+  assert_fe(fe_saga_create(&cfg, &c, NULL), 0);
+  define(c, 1u << 1);
+  assert_fe(fe_saga_poll(c, 1), 0);
+  uint64_t id;
+  assert_fe(fe_saga_start(c, 0, "x", 1, &id), 0);
+  while (fe_saga_poll(c, 1) > 0) { /* A, B, then C waits */
+  }
+  int steps = 0;
+  for (uint32_t k = 0; k < n_logged; k++) {
+    fe_saga_rec_t h;
+    memcpy(&h, logged[k], sizeof h);
+    int want = h.type == FE_SAGA_REC_STEP && h.step == 1;
+    assert_int_equal((h.flags & FE_SAGA_RECF_DURABLE) != 0, want);
+    steps += h.type == FE_SAGA_REC_STEP;
+  }
+  assert_int_equal(steps, 3);
+  fe_saga_destroy(c);
+  /* replay into a coordinator where the step is not durable */
+  cfg.log = NULL;
+  assert_fe(fe_saga_create(&cfg, &c, NULL), 0);
+  define(c, 0);
+  for (uint32_t k = 0; k < n_logged; k++)
+    assert_fe(fe_saga_replay(c, logged[k], logged_len[k]), 0);
+  fe_saga_info_t in;
+  assert_fe(fe_saga_get(c, id, &in), 0);
+  assert_int_equal(in.state, FE_SAGA_WAITING);
+  assert_int_equal(in.step, 2);
+  fe_saga_destroy(c);
+}
+
+/* Unknown flag bits are refused at definition time, naming the step; the
+ * order template makes submit (and its cancel) durable, nothing else. */
+static void test_durable_definition(void **state) {
+  (void)state;
+  fe_saga_def_t d;
+  fe_saga_def_init(&d);
+  d.name = "flags";
+  d.n_steps = 1;
+  d.steps[0].name = "send";
+  d.steps[0].action = count_fn;
+  d.steps[0].compensate = count_fn;
+  d.steps[0].flags = FE_SAGA_STEP_DURABLE;
+  fe_diag_t dg;
+  assert_fe(fe_saga_def_check(&d, &dg), 0);
+  d.steps[0].flags = FE_SAGA_STEP_DURABLE | 0x80u;
+  assert_fe(fe_saga_def_check(&d, &dg), FE_EDEFINE);
+  assert_non_null(strstr(dg.msg, "'send'"));
+  assert_non_null(strstr(dg.msg, "flags 0x80"));
+  fe_saga_coord_t *c = new_coord();
+  uint32_t id = 99;
+  assert_fe(fe_saga_define(c, &d, &id, &dg), FE_EDEFINE);
+  assert_int_equal(id, 99);
+  d.steps[0].flags = 2;
+  assert_fe(fe_saga_define(c, &d, &id, &dg), FE_EDEFINE);
+  assert_non_null(strstr(dg.msg, "'send'"));
+  d.steps[0].flags = 0;
+  assert_fe(fe_saga_define(c, &d, &id, &dg), 0);
+  assert_int_equal(id, 1); /* "crash" is 0: nothing was registered before */
+  fe_saga_destroy(c);
+
+  fe_saga_order_hooks_t h;
+  memset(&h, 0, sizeof h);
+  h.reserve = h.release = h.submit = h.cancel = h.await_fill = h.settle =
+      count_fn;
+  assert_fe(fe_saga_order_template(&d, &h), 0);
+  for (uint32_t k = 0; k < d.n_steps; k++)
+    assert_int_equal(d.steps[k].flags,
+                     strcmp(d.steps[k].name, "submit") == 0
+                         ? FE_SAGA_STEP_DURABLE
+                         : 0);
+  assert_fe(fe_saga_def_check(&d, NULL), 0);
+}
+
 int main(void) {
   wallp = mmap(NULL, sizeof *wallp, PROT_READ | PROT_WRITE,
                MAP_SHARED | MAP_ANONYMOUS, -1, 0);
@@ -700,6 +1009,18 @@ int main(void) {
                                       teardown),
       cmocka_unit_test_setup_teardown(test_replay_adapter, setup, teardown),
       cmocka_unit_test_setup_teardown(test_pin_keeps_what_replay_needs, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_durable_crash_in_action, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_durable_commit_fails, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(
+          test_durable_commit_fails_in_compensation, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_durable_interval_syncs, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_durable_log_hook_flag, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_durable_definition, setup,
                                       teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

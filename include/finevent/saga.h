@@ -150,11 +150,12 @@
  *     so (FE_FSYNC_GROUP: at that commit; FE_FSYNC_INTERVAL: within the
  *     interval; FE_FSYNC_NONE: never promised).
  * So the STEP record of an action is NOT necessarily written before the
- * action runs: a crash loses the records of the pass in progress, and on
- * restart every step whose STEP record was not written runs again - as a
- * fresh invocation (replayed 0, a new token) if the record before it was
- * the last written, as an IN DOUBT one (replayed 1, its old token) if its
- * STEP but not its RESULT was written.  Either way actions and
+ * action runs (unless its step is FE_SAGA_STEP_DURABLE, which commits it
+ * first: see there): a crash loses the records of the pass in progress,
+ * and on restart every step whose STEP record was not written runs again -
+ * as a fresh invocation (replayed 0, a new token) if the record before it
+ * was the last written, as an IN DOUBT one (replayed 1, its old token) if
+ * its STEP but not its RESULT was written.  Either way actions and
  * compensations must be idempotent, as above; a step whose RESULT was
  * written never runs again.  Generations (ids and tokens) the lost
  * records may have handed out are never issued again: after a replay the
@@ -204,8 +205,14 @@ extern "C" {
 /* The reason a timeout carries.  Reasons are the host's own otherwise;
  * only 0..FE_RETRY_REASONS-1 can be marked non-retryable in a policy and
  * a dead letter keeps reasons up to FE_REASON_MAX (larger ones are stored
- * as 0 there), so keep them in 1..254. */
+ * as 0 there), so keep them in 1..251 (or pass on the gateway's 253 and
+ * 254; 252 and 255 are the coordinator's own). */
 #define FE_SAGA_REASON_TIMEOUT 255u
+/* The reason of a durable step's attempt that did not run because the
+ * journal could not make its STEP record durable (FE_SAGA_STEP_DURABLE).
+ * Below the gateway's FE_REASON_CIRCUIT_OPEN (254) and FE_REASON_NO_VENUE
+ * (253), which a submit step may well pass on as its own reason. */
+#define FE_SAGA_REASON_JOURNAL 252u
 
 typedef struct fe_saga_coord fe_saga_coord_t;
 
@@ -274,6 +281,53 @@ typedef struct fe_saga_call {
 typedef fe_saga_result_t (*fe_saga_action_fn)(fe_saga_call_t *call,
                                               void *user);
 
+/* fe_saga_step_def_t.flags */
+/* Durable step.  Before its action (or its compensation) is called, the
+ * coordinator makes every record it logged so far - the invocation's STEP
+ * record included - durable:
+ *   with a journal (fe_saga_use_journal()): fe_journal_commit(), and then,
+ *     if the journal's durable_lsn is still behind that STEP record (only
+ *     FE_FSYNC_INTERVAL leaves it so), fe_journal_sync(): the host asked
+ *     for durability before the effect, so the interval is not waited
+ *     for.  "Durable" is the policy's word: under FE_FSYNC_GROUP and
+ *     INTERVAL the record is fsynced; under FE_FSYNC_NONE it is handed to
+ *     the kernel (survives a crash of the process, not a power loss, as
+ *     the policy says) and no fsync is forced.
+ *   with a log hook (cfg.log): the hook's return already means "durable"
+ *     (see fe_saga_log_fn), so the coordinator does nothing more; the STEP
+ *     record of a durable step carries FE_SAGA_RECF_DURABLE so that a hook
+ *     that buffers knows to flush it (and everything before it) before it
+ *     returns.  A hook that buffers and ignores the flag voids the
+ *     guarantee below.
+ * The guarantee: for a durable step, a crash after its action (or
+ * compensation) started always replays that invocation as IN DOUBT - it
+ * runs again with call->replayed 1, the same attempt number and the same
+ * token - never as a fresh invocation (replayed 0, a new token), whatever
+ * records of the same pass were lost; unless a later record of the saga
+ * (the invocation's RESULT) was written too, and the saga resumes from
+ * that instead.  So the action may ask the outside world "did my previous
+ * try (this token) land?" instead of acting twice.  Without the flag a
+ * crash may lose the STEP record with the pass, and the re-run is then a
+ * fresh invocation (see "Journal" at the top).  Without records (neither
+ * a journal nor a log hook) the flag does nothing.
+ * If the commit or sync fails (or the STEP record's append did), the
+ * action does NOT run: the invocation counts as an attempt that failed
+ * with FE_SAGA_RETRY and reason FE_SAGA_REASON_JOURNAL, under the step's
+ * retry policy (so: a backoff and another attempt; exhausted, or the
+ * reason marked non-retryable in the policy, it is final: compensation
+ * before the point of no return, STUCK after it or in a compensation), and
+ * it is counted in fe_saga_stats_t.journal_errors.  A journal that failed
+ * with FE_EIO stays failed, so every later attempt fails the same way
+ * until the process restarts on a reopened journal.
+ * Cost: one commit (a write; under FE_FSYNC_GROUP also an fdatasync) per
+ * invocation of the step, on the coordinator thread, which delays every
+ * other saga meanwhile.  Mark only the steps whose effect leaves the
+ * process and cannot be asked about by their token otherwise.  The flag
+ * is not part of the definition's hash: it may be turned on or off
+ * between a crash and the replay of its records. */
+#define FE_SAGA_STEP_DURABLE 1u
+#define FE_SAGA_STEP_FLAGS_ALL FE_SAGA_STEP_DURABLE /* every known flag */
+
 typedef struct fe_saga_step_def {
   const char *name;               /* 1..FE_SAGA_NAME_MAX-1 bytes, unique in
                                      the definition; copied */
@@ -281,7 +335,8 @@ typedef struct fe_saga_step_def {
   fe_saga_action_fn compensate;   /* required for COMPENSATABLE, NULL for
                                      the others (it would never run) */
   fe_saga_kind_t kind;
-  uint32_t reserved;
+  uint32_t flags;                 /* FE_SAGA_STEP_* (0: none); other bits
+                                     are refused (FE_EDEFINE) */
   uint64_t timeout_ns;            /* how long a PENDING result may wait for
                                      its token (also a PENDING
                                      compensation); 0: no limit */
@@ -308,7 +363,8 @@ FE_API void fe_saga_def_init(fe_saga_def_t *d);
  *         step.
  * Returns 0; FE_EINVAL (d NULL); FE_EDEFINE: no or over-long name, no
  * steps, more than FE_SAGA_MAX_STEPS, a step without a name or action, an
- * empty, over-long or duplicate step name, an unknown kind, a compensatable
+ * empty, over-long or duplicate step name, an unknown kind, unknown flag
+ * bits (outside FE_SAGA_STEP_FLAGS_ALL), a compensatable
  * step without a compensation or another kind with one, more than one
  * pivot, a compensatable step after the pivot (or after a retriable step),
  * a retriable step before the pivot; FE_ERANGE: a step's retry policy fails
@@ -338,8 +394,13 @@ typedef struct fe_saga_order_hooks {
 /* Fills *out with the order saga "order": reserve (compensatable,
  * compensated by release) -> submit (compensatable, by cancel) ->
  * await_fill (pivot) -> settle (retriable, up to 10 attempts).  Every step
- * gets the default retry policy except settle (max_attempts 10); the host
- * may adjust *out before fe_saga_define().
+ * gets the default retry policy except settle (max_attempts 10).  submit
+ * is FE_SAGA_STEP_DURABLE (so is its compensation, cancel): it is the step
+ * whose effect leaves for the venue, and after a crash it must come back
+ * IN DOUBT with its token - "ask the venue whether this order (token) was
+ * sent" - never as a fresh submission; the others are local or wait on
+ * the outside world and are not.  The host may adjust *out (flags
+ * included) before fe_saga_define().
  *   out  out: overwritten.
  *   h    in: read during the call only; every hook required.
  * Returns 0, FE_EINVAL (out or h NULL, a hook NULL; *out untouched).
@@ -352,8 +413,11 @@ FE_API int fe_saga_order_template(fe_saga_def_t *out,
 /* Hands one record to the host's journal; coordinator thread; see
  * "Records".  rec is valid during the call only.  It must not fail: a
  * journal that cannot write should retry inside or stop the process; the
- * coordinator goes on as if the record were durable.  It must not call
- * into the coordinator except the queries. */
+ * coordinator goes on as if the record were durable.  A hook that buffers
+ * must at least make a record flagged FE_SAGA_RECF_DURABLE (a durable
+ * step's STEP), and everything before it, durable before returning: the
+ * step's action runs right after.  It must not call into the coordinator
+ * except the queries. */
 typedef void (*fe_saga_log_fn)(const void *rec, uint32_t len, void *user);
 
 /* How a saga ended; passed to on_end. */
@@ -621,8 +685,10 @@ typedef struct fe_saga_stats {
   uint64_t records;       /* records logged */
   uint64_t dlq_failed;    /* dead-letter puts that failed */
   uint64_t journal_errors; /* with fe_saga_use_journal(): appends and
-                             commits that failed (the journal's error,
-                             FE_EIO once it failed, is in its stats) */
+                             commits that failed, a durable step's commit
+                             or sync included (its attempt did not run);
+                             the journal's error, FE_EIO once it failed,
+                             is in its stats */
   /* bumped by the calling threads */
   uint64_t late;          /* FE_ELATE answers, and results that lost a race */
   uint64_t unknown_tokens; /* FE_ETOKEN answers */
@@ -689,6 +755,9 @@ typedef enum fe_saga_rec_type {
 #define FE_SAGA_RECF_COMP 2u   /* compensation phase */
 #define FE_SAGA_RECF_UNDONE 4u /* some compensation completed (the end is
                                   then COMPENSATED, not FAILED) */
+#define FE_SAGA_RECF_DURABLE 8u /* STEP of a durable step: a log hook must
+                                   make it durable before it returns (see
+                                   FE_SAGA_STEP_DURABLE); replay ignores it */
 
 typedef struct fe_saga_rec {
   uint32_t magic;        /* FE_SAGA_REC_MAGIC */
