@@ -177,6 +177,8 @@ static void decode(char *buf, size_t cap, const fe_journal_record_t *r,
     KV("state%s%s%s%s", eq, q, fe_saga_state_name(s.state), q);
     KV("step%s%u", eq, s.step);
     KV("attempt%s%u", eq, s.attempt);
+    if (s.flags & FE_SAGA_RECF_DURABLE)
+      KV("durable%s%u", eq, 1u);
     break;
   }
   default:
