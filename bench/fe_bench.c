@@ -763,6 +763,24 @@ static fe_saga_result_t saga_step(fe_saga_call_t *call, void *user) {
   return FE_SAGA_DONE;
 }
 
+/* The 3-step definition of the saga scenarios: reserve (compensatable),
+ * execute (pivot), settle (retriable), every step saga_step on sink. */
+static void saga_def3(fe_saga_def_t *d, sink_t *sink) {
+  static const char *names[3] = {"reserve", "execute", "settle"};
+  static const fe_saga_kind_t kinds[3] = {FE_SAGA_COMPENSATABLE, FE_SAGA_PIVOT,
+                                          FE_SAGA_RETRIABLE};
+  fe_saga_def_init(d);
+  d->name = "bench3";
+  d->n_steps = 3;
+  for (int i = 0; i < 3; i++) {
+    d->steps[i].name = names[i];
+    d->steps[i].action = saga_step;
+    d->steps[i].compensate = i == 0 ? saga_step : NULL;
+    d->steps[i].kind = kinds[i];
+    d->steps[i].user = sink;
+  }
+}
+
 static int run_saga(const scenario_t *sc, const opts_t *o, uint64_t n,
                     result_t *r) {
   enum { BATCH = 4096 };
@@ -773,19 +791,7 @@ static int run_saga(const scenario_t *sc, const opts_t *o, uint64_t n,
   fe_saga_config_init(&cfg);
   cfg.max_sagas = 2 * BATCH;
   fe_saga_def_t d;
-  fe_saga_def_init(&d);
-  d.name = "bench3";
-  d.n_steps = 3;
-  static const char *names[3] = {"reserve", "execute", "settle"};
-  static const fe_saga_kind_t kinds[3] = {FE_SAGA_COMPENSATABLE, FE_SAGA_PIVOT,
-                                          FE_SAGA_RETRIABLE};
-  for (int i = 0; i < 3; i++) {
-    d.steps[i].name = names[i];
-    d.steps[i].action = saga_step;
-    d.steps[i].compensate = i == 0 ? saga_step : NULL;
-    d.steps[i].kind = kinds[i];
-    d.steps[i].user = &sink;
-  }
+  saga_def3(&d, &sink);
   fe_saga_coord_t *c;
   fe_diag_t diag;
   if (fe_saga_create(&cfg, &c, &diag) != 0 ||
@@ -931,19 +937,7 @@ static int run_saga_journaled(const scenario_t *sc, const opts_t *o,
   fe_saga_config_init(&cfg);
   cfg.max_sagas = 2 * BATCH;
   fe_saga_def_t d;
-  fe_saga_def_init(&d);
-  d.name = "bench3";
-  d.n_steps = 3;
-  static const char *names[3] = {"reserve", "execute", "settle"};
-  static const fe_saga_kind_t kinds[3] = {FE_SAGA_COMPENSATABLE, FE_SAGA_PIVOT,
-                                          FE_SAGA_RETRIABLE};
-  for (int i = 0; i < 3; i++) {
-    d.steps[i].name = names[i];
-    d.steps[i].action = saga_step;
-    d.steps[i].compensate = i == 0 ? saga_step : NULL;
-    d.steps[i].kind = kinds[i];
-    d.steps[i].user = &sink;
-  }
+  saga_def3(&d, &sink);
   if (strstr(sc->name, "durable") != NULL) /* one commit per saga */
     d.steps[1].flags = FE_SAGA_STEP_DURABLE;
   fe_saga_coord_t *c = NULL;
