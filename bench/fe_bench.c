@@ -781,6 +781,24 @@ static void saga_def3(fe_saga_def_t *d, sink_t *sink) {
   }
 }
 
+/* Starts sagas *i .. min(*i + batch, n) - 1 (the number as context) and
+ * polls the coordinator until they all ended.  Returns 0 or -1 (a start
+ * was refused: said on stderr). */
+static int saga_round(fe_saga_coord_t *c, uint64_t *i, uint64_t n,
+                      uint64_t batch, const char *name) {
+  uint64_t m = n - *i < batch ? n - *i : batch;
+  for (uint64_t k = 0; k < m; k++, (*i)++) {
+    uint64_t id;
+    if (fe_saga_start(c, 0, i, sizeof *i, &id) != 0) {
+      fprintf(stderr, "fe_bench: %s: start refused\n", name);
+      return -1;
+    }
+  }
+  while (fe_saga_poll(c, (uint32_t)batch) > 0) {
+  }
+  return 0;
+}
+
 static int run_saga(const scenario_t *sc, const opts_t *o, uint64_t n,
                     result_t *r) {
   enum { BATCH = 4096 };
@@ -803,16 +821,8 @@ static int run_saga(const scenario_t *sc, const opts_t *o, uint64_t n,
   uint64_t a0 = __atomic_load_n(&allocs, __ATOMIC_RELAXED);
   double t0 = now_s();
   for (uint64_t i = 0; i < n;) {
-    uint64_t m = n - i < BATCH ? n - i : BATCH;
-    for (uint64_t j = 0; j < m; j++, i++) {
-      uint64_t id;
-      if (fe_saga_start(c, 0, &i, sizeof i, &id) != 0) {
-        fprintf(stderr, "fe_bench: %s: start refused\n", sc->name);
-        return -1;
-      }
-    }
-    while (fe_saga_poll(c, BATCH) > 0) {
-    }
+    if (saga_round(c, &i, n, BATCH, sc->name) != 0)
+      return -1;
   }
   double t1 = now_s();
   r->allocs = __atomic_load_n(&allocs, __ATOMIC_RELAXED) - a0;
@@ -957,16 +967,8 @@ static int run_saga_journaled(const scenario_t *sc, const opts_t *o,
   uint64_t a0 = __atomic_load_n(&allocs, __ATOMIC_RELAXED);
   double t0 = now_s();
   for (uint64_t i = 0; i < n;) {
-    uint64_t m = n - i < BATCH ? n - i : BATCH;
-    for (uint64_t k = 0; k < m; k++, i++) {
-      uint64_t id;
-      if (fe_saga_start(c, 0, &i, sizeof i, &id) != 0) {
-        fprintf(stderr, "fe_bench: %s: start refused\n", sc->name);
-        return -1;
-      }
-    }
-    while (fe_saga_poll(c, BATCH) > 0) {
-    }
+    if (saga_round(c, &i, n, BATCH, sc->name) != 0)
+      return -1;
     fe_journal_retire(j, UINT64_MAX, NULL);
   }
   double t1 = now_s();

@@ -177,6 +177,16 @@ static int submit(rig_t *r, int qty, const char *id, fe_submit_result_t *res) {
   return fe_bus_submit(r->bus, &in, res);
 }
 
+/* Submits orders prefix-1 .. prefix-n with quantities 1 .. n; each must
+ * be accepted. */
+static void submit_orders(rig_t *r, const char *prefix, int n) {
+  for (int i = 1; i <= n; i++) {
+    char id[16];
+    snprintf(id, sizeof id, "%s-%d", prefix, i);
+    assert_fe(submit(r, i, id, NULL), 0);
+  }
+}
+
 /* Duplicates: in progress while the first runs, then its stored outcome;
  * the same key for another order is a mismatch. */
 static void test_submit_is_idempotent(void **state) {
@@ -228,11 +238,7 @@ static void test_restart_rebuilds_the_table(void **state) {
   rig_open(&r, 1, 64);
   assert_fe(r.rc, 0);
   fe_submit_result_t res;
-  for (int i = 1; i <= 10; i++) {
-    char id[16];
-    snprintf(id, sizeof id, "C-%d", i);
-    assert_fe(submit(&r, i, id, &res), 0);
-  }
+  submit_orders(&r, "C", 10);
   poll_all(r.bus);
   rig_close(&r);
 
@@ -472,11 +478,7 @@ static void test_dead_letters_are_rebuilt(void **state) {
   rig_t r;
   rig_open(&r, 1, 64);
   assert_fe(r.rc, 0);
-  for (int i = 1; i <= 8; i++) {
-    char id[16];
-    snprintf(id, sizeof id, "E-%d", i);
-    assert_fe(submit(&r, i, id, NULL), 0);
-  }
+  submit_orders(&r, "E", 8);
   poll_all(r.bus);
   assert_int_equal(fe_dlq_count(r.dlq), 4); /* 5, 6, 7, 8 */
   fe_submit_result_t res;
@@ -525,11 +527,7 @@ static void test_dead_letter_purges_survive_restart(void **state) {
   rig_t r;
   rig_open(&r, 1, 64);
   assert_fe(r.rc, 0);
-  for (int i = 1; i <= 8; i++) {
-    char id[16];
-    snprintf(id, sizeof id, "P-%d", i);
-    assert_fe(submit(&r, i, id, NULL), 0);
-  }
+  submit_orders(&r, "P", 8);
   poll_all(r.bus);
   assert_int_equal(fe_dlq_count(r.dlq), 4);
   uint64_t id = 0;
@@ -624,11 +622,7 @@ static void test_tool_decodes_bus_records(void **state) {
   rig_t r;
   rig_open(&r, 1, 64);
   assert_fe(r.rc, 0);
-  for (int i = 1; i <= 3; i++) {
-    char id[16];
-    snprintf(id, sizeof id, "T-%d", i);
-    assert_fe(submit(&r, i, id, NULL), 0);
-  }
+  submit_orders(&r, "T", 3);
   poll_all(r.bus);
   uint64_t id = 0;
   fe_dlq_foreach(r.dlq, NULL, first_id, &id);
