@@ -146,6 +146,7 @@ struct durable {
   slot_meta_t *emeta[FE_BATCH_CHUNK];
   /* Outcome-stage-owned (journal worker). */
   uint8_t *obuf;       /* one FE_JREC_OUTCOME record */
+  uint8_t *ubuf;       /* recovery: a compact entry's user bytes */
   fe_idem_outcome_t outs[FE_BATCH_CHUNK];
   uint64_t last_retire_ns, retire_below;
   /* Set once (release) when the journal cannot be written; read by
@@ -180,11 +181,9 @@ static void put_event(jrec_event_t *r, const fe_event_t *ev) {
   memcpy(r->ev, &copy, sizeof copy);
 }
 
-/* A whole entry of an FE_JREC_EVENT record (or a dead letter's copy):
- * the event, the submitter's key, and d->user_len bytes of user area,
- * zero-padded to d->entry_size. */
-static void put_entry(const durable_t *d, jrec_event_t *r, const fe_event_t *ev,
-                      const slot_meta_t *m, int sub) {
+/* The jrec_event_t of ev: the event and the submitter's key. */
+static void put_rec(jrec_event_t *r, const fe_event_t *ev, const slot_meta_t *m,
+                    int sub) {
   put_event(r, ev);
   int key = sub && (m->sub_flags & META_KEY);
   memset(&r->key, 0, sizeof r->key);
@@ -196,6 +195,25 @@ static void put_entry(const durable_t *d, jrec_event_t *r, const fe_event_t *ev,
   r->redrive_of = sub ? m->sub_redrive_of : 0;
   r->flags = key ? JREC_EV_KEY : 0;
   r->reserved = 0;
+}
+
+/* The words of put_rec()'s jrec_event_t after the event, into tail, for
+ * jrec_ev_encode() (a new submission: sub is 1). */
+static const uint64_t *tail_of(const slot_meta_t *m, uint64_t *tail) {
+  int key = (m->sub_flags & META_KEY) != 0;
+  tail[0] = key ? m->sub_key.lo : 0;
+  tail[1] = key ? m->sub_key.hi : 0;
+  tail[2] = key ? m->sub_fp : 0;
+  tail[3] = m->sub_redrive_of;
+  tail[4] = key ? JREC_EV_KEY : 0; /* flags, then reserved (0) */
+  return tail;
+}
+
+/* A dead letter's fixed-size copy in an outcome entry: put_rec(), then
+ * d->user_len bytes of user area, zero-padded to d->entry_size. */
+static void put_entry(const durable_t *d, jrec_event_t *r, const fe_event_t *ev,
+                      const slot_meta_t *m, int sub) {
+  put_rec(r, ev, m, sub);
   memcpy(r + 1, fe_event_user((fe_event_t *)ev), d->user_len);
   memset((uint8_t *)(r + 1) + d->user_len, 0,
          d->entry_size - sizeof *r - d->user_len);
@@ -213,6 +231,11 @@ static void journal_failed(fe_bus_t *bus, fe_stage_ctx_t *ctx,
     fe_batch_fail(ctx, evs[i], FE_REASON_JOURNAL);
 }
 
+/* The journaller reads every byte of each event (the stages before it
+ * usually touch one line), most of them lines the publisher's core has
+ * just written: it asks for them this many events ahead. */
+#define JPREFETCH 8
+
 void fe__journal_stage(fe_stage_ctx_t *ctx, fe_event_t *const *evs,
                        uint32_t n, void *arg) {
   fe_bus_t *bus = arg;
@@ -224,8 +247,15 @@ void fe__journal_stage(fe_stage_ctx_t *ctx, fe_event_t *const *evs,
   jrec_events_t *h = (jrec_events_t *)d->ebuf;
   uint8_t *p = d->ebuf + sizeof *h;
   uint32_t count = 0;
+  uint64_t tail[JREC_EV_TAIL];
   for (uint32_t i = 0; i < n; i++) {
     fe_event_t *ev = evs[i];
+    if (i + JPREFETCH < n) { /* the publisher's lines, a few events ahead */
+      const char *f = (const char *)evs[i + JPREFETCH];
+      for (size_t off = 0; off < sizeof(fe_event_t); off += 64)
+        __builtin_prefetch(f + off, 0, 3);
+      __builtin_prefetch(f + sizeof(fe_event_t) - 1, 0, 3);
+    }
     slot_meta_t *m = fe__meta(bus, ev->seq);
     if (m->sub_seq != ev->seq) /* a raw publish: no submitter data */
       fe__meta_submit(m, ev->seq, NULL, 0);
@@ -233,13 +263,13 @@ void fe__journal_stage(fe_stage_ctx_t *ctx, fe_event_t *const *evs,
       continue; /* journaled before the crash; eid and lsn came with it */
     m->eid = d->next_eid + count;
     d->emeta[count++] = m;
-    put_entry(d, (jrec_event_t *)p, ev, m, 1);
-    p += d->entry_size;
+    p += jrec_ev_encode(p, ev, tail_of(m, tail), fe_event_user(ev),
+                        d->user_len);
   }
   if (count != 0) {
     h->version = FE_JREC_BUS_VERSION;
     h->count = count;
-    h->entry_size = d->entry_size;
+    h->entry_size = 0; /* compact entries */
     h->user_len = d->user_len;
     h->first_eid = d->next_eid;
     uint64_t lsn = 0;
@@ -308,6 +338,26 @@ static uint32_t put_outcome(const durable_t *d, uint8_t *p,
   return r->entry_size;
 }
 
+/* Adds a plain completion of eid to the outcome entries ending at p: one
+ * more event for the run that is the last entry when eid follows it, else
+ * a new run at p.  Returns the new end. */
+static uint8_t *run_add(jrec_out_run_t **run, uint8_t *p, uint32_t *entries,
+                        uint64_t eid) {
+  jrec_out_run_t *r = *run;
+  if (r != NULL && r->eid + r->count == eid) {
+    r->count++;
+    return p;
+  }
+  r = (jrec_out_run_t *)p;
+  *r = (jrec_out_run_t){.eid = eid,
+                        .entry_size = sizeof *r,
+                        .flags = JREC_OUT_RUN,
+                        .count = 1};
+  *run = r;
+  ++*entries;
+  return p + sizeof *r;
+}
+
 static uint32_t status_of(uint64_t v, uint32_t *stage, uint32_t *reason) {
   if (v == 0) {
     *stage = UINT32_MAX;
@@ -326,11 +376,20 @@ void fe__outcome_stage(fe_stage_ctx_t *ctx, fe_event_t *const *evs,
   durable_t *d = bus->dur;
   uint8_t *p = d != NULL ? d->obuf + sizeof(jrec_outcomes_t) : NULL;
   uint64_t now_wall = d != NULL ? fe_clock_realtime_ns() : 0;
+  jrec_out_run_t *run = NULL; /* the last entry, when it is a run */
+  uint32_t entries = 0;
   for (uint32_t i = 0; i < n; i++) {
     fe_event_t *ev = evs[i];
     slot_meta_t *m = fe__meta(bus, ev->seq);
     int sub = m->sub_seq == ev->seq;
     uint64_t v = fe__load_relaxed(&ev->verdict);
+    if (d != NULL && v == 0 && bus->on_outcome == NULL &&
+        !(sub && ((m->sub_flags & META_KEY) || m->sub_token != 0))) {
+      /* Completed, nothing to add, no key to finish: the common case. */
+      d->retire_below = m->lsn;
+      p = run_add(&run, p, &entries, m->eid);
+      continue;
+    }
     uint32_t stage, reason;
     fe_idem_outcome_t o;
     memset(&o, 0, sizeof o);
@@ -345,8 +404,17 @@ void fe__outcome_stage(fe_stage_ctx_t *ctx, fe_event_t *const *evs,
       continue;
     }
     d->outs[i] = o;
-    p += put_outcome(d, p, ev, m, sub, stage, &o, now_wall);
     d->retire_below = m->lsn;
+    uint32_t len = put_outcome(d, p, ev, m, sub, stage, &o, now_wall);
+    const jrec_outcome_t *e = (const jrec_outcome_t *)p;
+    if (e->flags != 0 || e->status != FE_IDEM_COMPLETED || e->reason != 0 ||
+        e->stage != UINT32_MAX) {
+      p += len;
+      entries++;
+      run = NULL;
+    } else { /* plain after all (the host's hook set nothing) */
+      p = run_add(&run, p, &entries, m->eid);
+    }
   }
   if (d == NULL)
     return;
@@ -356,7 +424,7 @@ void fe__outcome_stage(fe_stage_ctx_t *ctx, fe_event_t *const *evs,
   if (!failed) {
     jrec_outcomes_t *h = (jrec_outcomes_t *)d->obuf;
     h->version = FE_JREC_OUTCOME_VERSION;
-    h->count = n;
+    h->count = entries;
     h->user_len = d->user_len;
     h->reserved = 0;
     if (fe_journal_append(d->j, FE_JREC_OUTCOME, d->obuf,
@@ -411,8 +479,12 @@ int fe_bus_intent(fe_stage_ctx_t *ctx, const fe_event_t *ev) {
 
 /* ----------------------------------------------------------- recovery */
 
+/* An rentry holding rec and user_len bytes of user area from user.  The
+ * journal may have been written with another user_len: what both have is
+ * copied, the rest zeroed. */
 static rentry_t *new_rentry(const durable_t *d, uint64_t eid, uint64_t lsn,
-                            const jrec_event_t *src, uint32_t src_size) {
+                            const jrec_event_t *rec, const uint8_t *user,
+                            uint32_t user_len) {
   uint32_t size = sizeof(rentry_t) - sizeof(jrec_event_t) + d->entry_size;
   rentry_t *e = calloc(1, size);
   if (e == NULL)
@@ -420,10 +492,8 @@ static rentry_t *new_rentry(const durable_t *d, uint64_t eid, uint64_t lsn,
   e->eid = eid;
   e->lsn = lsn;
   e->size = size;
-  /* The journal may have been written with another user_len: copy what
-   * both have, zero the rest. */
-  uint32_t n = src_size < d->entry_size ? src_size : d->entry_size;
-  memcpy(&e->rec, src, n);
+  memcpy(&e->rec, rec, sizeof *rec);
+  memcpy(&e->rec + 1, user, user_len < d->user_len ? user_len : d->user_len);
   return e;
 }
 
@@ -460,27 +530,46 @@ static int replay_events(durable_t *d, const fe_journal_record_t *rec) {
   const jrec_events_t *h = rec->data;
   if (rec->len < sizeof *h)
     return bad_record(d, rec, "shorter than its header");
-  if (h->version != FE_JREC_BUS_VERSION)
+  if (h->version != 1 && h->version != FE_JREC_BUS_VERSION)
     return fe__diag(d->diag, FE_EVERSION, "journal record lsn %llu: event "
-                    "format version %u, this library reads %d",
+                    "format version %u, this library reads 1 to %d",
                     (unsigned long long)rec->lsn, h->version,
                     FE_JREC_BUS_VERSION);
-  if (h->entry_size < sizeof(jrec_event_t) || h->entry_size % 8 != 0 ||
-      (uint64_t)h->count * h->entry_size != rec->len - sizeof *h)
+  if (h->version == 1
+          ? h->entry_size < sizeof(jrec_event_t) || h->entry_size % 8 != 0 ||
+                h->user_len > h->entry_size - sizeof(jrec_event_t) ||
+                (uint64_t)h->count * h->entry_size != rec->len - sizeof *h
+          : h->entry_size != 0 || h->user_len > UINT16_MAX)
     return bad_record(d, rec, "entry size and count do not match its length");
-  const uint8_t *p = (const uint8_t *)(h + 1);
-  for (uint32_t i = 0; i < h->count; i++, p += h->entry_size) {
-    const jrec_event_t *r = (const jrec_event_t *)p;
+  const uint8_t *p = (const uint8_t *)(h + 1), *end = p + (rec->len - sizeof *h);
+  for (uint32_t i = 0; i < h->count; i++) {
+    jrec_event_t r;
+    const uint8_t *user;
+    if (h->version == 1) {
+      memcpy(&r, p, sizeof r);
+      user = p + sizeof r;
+      p += h->entry_size;
+    } else {
+      user = d->ubuf;
+      uint32_t len = jrec_ev_decode(p, (size_t)(end - p), h->user_len, &r,
+                                    d->ubuf);
+      if (len == 0)
+        return bad_record(d, rec, "an event entry is malformed or overruns "
+                          "the record");
+      p += len;
+    }
     uint64_t eid = h->first_eid + i;
-    if (r->redrive_of != 0 && left_dlq(d, r->redrive_of) != 0)
+    if (r.redrive_of != 0 && left_dlq(d, r.redrive_of) != 0)
       return fe__diag(d->diag, FE_ENOMEM, "recovery: out of memory");
-    rentry_t *e = new_rentry(d, eid, rec->lsn, r, h->entry_size);
+    rentry_t *e = new_rentry(d, eid, rec->lsn, &r, user, h->user_len);
     if (e == NULL || rmap_put(&d->open, e) != 0)
       return fe__diag(d->diag, FE_ENOMEM, "recovery: out of memory");
     if (eid >= d->next_eid)
       d->next_eid = eid + 1;
     d->rep.events++;
   }
+  if (p != end)
+    return bad_record(d, rec, "bytes follow its last event entry");
   return 0;
 }
 
@@ -489,25 +578,28 @@ static int replay_outcomes(fe_bus_t *bus, durable_t *d,
   const jrec_outcomes_t *h = rec->data;
   if (rec->len < sizeof *h)
     return bad_record(d, rec, "shorter than its header");
-  if (h->version != FE_JREC_OUTCOME_VERSION)
+  if (h->version != 2 && h->version != FE_JREC_OUTCOME_VERSION)
     return fe__diag(d->diag, FE_EVERSION, "journal record lsn %llu: outcome "
-                    "format version %u, this library reads %d",
+                    "format version %u, this library reads 2 to %d",
                     (unsigned long long)rec->lsn, h->version,
                     FE_JREC_OUTCOME_VERSION);
   const uint8_t *p = (const uint8_t *)(h + 1), *end = p + (rec->len - sizeof *h);
   for (uint32_t i = 0; i < h->count; i++) {
     jrec_outcome_t r;
-    if ((size_t)(end - p) < sizeof r)
+    uint32_t events = 0;
+    if ((size_t)(end - p) < 16)
       return bad_record(d, rec, "an outcome entry overruns the record");
-    memcpy(&r, p, sizeof r);
-    size_t need = sizeof r;
-    need += r.flags & JREC_OUT_KEY ? sizeof(jrec_out_key_t) : 0;
-    need += r.flags & JREC_OUT_DETAIL ? sizeof(fe_idem_outcome_t) : 0;
-    need += r.flags & JREC_OUT_DL
-                ? sizeof(jrec_out_dl_t) + sizeof(jrec_event_t) : 0;
-    if ((r.flags & ~JREC_OUT_ALL) != 0 || r.entry_size % 8 != 0 ||
-        r.entry_size < need || r.entry_size > (size_t)(end - p))
+    if (jrec_out_read(p, (size_t)(end - p), h->version, &r, &events) == 0)
       return bad_record(d, rec, "an outcome entry's size or flags are wrong");
+    if (r.flags == JREC_OUT_RUN) { /* completed, nothing else to restore */
+      for (uint32_t k = 0; k < events; k++) {
+        rentry_t *ev = rmap_take(&d->open, r.eid + k);
+        d->rep.finished += ev != NULL;
+        free(ev);
+      }
+      p += r.entry_size;
+      continue;
+    }
     const uint8_t *q = p + sizeof r;
     jrec_out_key_t k;
     if (r.flags & JREC_OUT_KEY) {
@@ -546,9 +638,11 @@ static int replay_outcomes(fe_bus_t *bus, durable_t *d,
       jrec_out_dl_t dl;
       memcpy(&dl, q, sizeof dl);
       q += sizeof dl;
-      const jrec_event_t *copy = (const jrec_event_t *)q;
-      rentry_t *e = new_rentry(d, r.eid, rec->lsn, copy,
-                               r.entry_size - (uint32_t)(q - p));
+      jrec_event_t copy;
+      memcpy(&copy, q, sizeof copy);
+      uint32_t room = r.entry_size - (uint32_t)(q - p) - (uint32_t)sizeof copy;
+      rentry_t *e = new_rentry(d, r.eid, rec->lsn, &copy, q + sizeof copy,
+                               h->user_len < room ? h->user_len : room);
       if (e == NULL)
         return fe__diag(d->diag, FE_ENOMEM, "recovery: out of memory");
       e->dl_stage = r.stage;
@@ -637,10 +731,13 @@ int fe__durable_open(fe_bus_t *bus, const fe_bus_config_t *cfg,
   uint32_t room = bus->slot_size - (uint32_t)sizeof(fe_event_t);
   d->user_len = cfg->journal_user_bytes < room ? cfg->journal_user_bytes : room;
   d->entry_size = (uint32_t)((sizeof(jrec_event_t) + d->user_len + 7) / 8 * 8);
-  d->ebuf = malloc(sizeof(jrec_events_t) + (size_t)FE_BATCH_CHUNK * d->entry_size);
+  d->ebuf = malloc(sizeof(jrec_events_t) +
+                   (size_t)FE_BATCH_CHUNK * JREC_EV_MAX(d->user_len) +
+                   JREC_EV_SLACK);
+  d->ubuf = malloc(UINT16_MAX); /* the most a record's user_len may say */
   d->obuf = malloc(sizeof(jrec_outcomes_t) + (size_t)FE_BATCH_CHUNK *
                    max_outcome_entry(d));
-  if (d->ebuf == NULL || d->obuf == NULL)
+  if (d->ebuf == NULL || d->obuf == NULL || d->ubuf == NULL)
     return fe__diag(diag, FE_ENOMEM, "cannot allocate the journal buffers");
   fe_journal_report_t jr;
   memset(&jr, 0, sizeof jr);
@@ -802,6 +899,7 @@ void fe__durable_free(durable_t *d) {
   free(d->dls);
   free(d->ebuf);
   free(d->obuf);
+  free(d->ubuf);
   free(d);
 }
 

@@ -302,9 +302,18 @@ static int scan_rec(const fe_journal_record_t *rec, void *u) {
   if (rec->type == FE_JREC_EVENT) {
     const jrec_events_t *h = rec->data;
     const uint8_t *p = (const uint8_t *)(h + 1);
-    for (uint32_t i = 0; i < h->count; i++, p += h->entry_size) {
+    const uint8_t *end = (const uint8_t *)rec->data + rec->len;
+    assert_int_equal(h->version, FE_JREC_BUS_VERSION);
+    for (uint32_t i = 0; i < h->count; i++) {
+      jrec_event_t r;
+      uint8_t user[256];
+      assert_true(h->user_len <= sizeof user);
+      uint32_t len = jrec_ev_decode(p, (size_t)(end - p), h->user_len, &r,
+                                    user);
+      assert_int_not_equal(len, 0);
+      p += len;
       fe_event_t ev;
-      memcpy(&ev, ((const jrec_event_t *)p)->ev, sizeof ev);
+      memcpy(&ev, r.ev, sizeof ev);
       unsigned v;
       uint64_t eid = h->first_eid + i;
       if (eid < s->max_eid &&
@@ -314,13 +323,19 @@ static int scan_rec(const fe_journal_record_t *rec, void *u) {
   } else if (rec->type == FE_JREC_OUTCOME) {
     const jrec_outcomes_t *h = rec->data;
     const uint8_t *p = (const uint8_t *)(h + 1);
+    const uint8_t *end = (const uint8_t *)rec->data + rec->len;
     for (uint32_t i = 0; i < h->count; i++) {
-      const jrec_outcome_t *o = (const jrec_outcome_t *)p;
-      if (o->eid < s->max_eid && s->order_of_eid[o->eid] != 0)
-        s->oc->n[s->order_of_eid[o->eid] - 1]++;
-      else
-        s->oc->bad++;
-      p += o->entry_size;
+      jrec_outcome_t o;
+      uint32_t events = 0;
+      uint32_t size = jrec_out_read(p, (size_t)(end - p), h->version, &o,
+                                    &events);
+      assert_int_not_equal(size, 0);
+      for (uint64_t eid = o.eid; eid < o.eid + events; eid++)
+        if (eid < s->max_eid && s->order_of_eid[eid] != 0)
+          s->oc->n[s->order_of_eid[eid] - 1]++;
+        else
+          s->oc->bad++;
+      p += size;
     }
   }
   return 0;

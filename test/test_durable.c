@@ -295,15 +295,31 @@ static void test_restart_keeps_host_outcome(void **state) {
 
 /* Appends one FE_JREC_OUTCOME record with the given payload to a fresh
  * journal in dir (valid frame and checksum: only the payload is wrong). */
-static void write_outcome_record(const void *data, uint32_t len) {
+static void write_record(uint16_t type, const void *data, uint32_t len) {
   fe_journal_config_t jc;
   fe_journal_config_init(&jc);
   jc.dir = dir;
   jc.fsync = FE_FSYNC_NONE;
   fe_journal_t *j = NULL;
   assert_fe(fe_journal_open(&jc, NULL, NULL, &j, NULL, NULL), 0);
-  assert_fe(fe_journal_append(j, FE_JREC_OUTCOME, data, len, NULL), 0);
+  assert_fe(fe_journal_append(j, type, data, len, NULL), 0);
   assert_fe(fe_journal_close(j), 0);
+}
+
+static void write_outcome_record(const void *data, uint32_t len) {
+  write_record(FE_JREC_OUTCOME, data, len);
+}
+
+/* Opens the rig on the journal in dir, expecting refusal with rc and a
+ * message that names the record (lsn 1) and contains msg. */
+static void expect_refused(int rc, const char *msg, size_t case_no) {
+  rig_t r;
+  rig_open(&r, 1, 64);
+  assert_int_equal(r.rc, rc);
+  assert_null(r.bus);
+  if (strstr(r.d.msg, msg) == NULL || strstr(r.d.msg, "lsn 1") == NULL)
+    fail_msg("case %zu: %s", case_no, r.d.msg);
+  rig_close(&r);
 }
 
 /* Outcome payloads that frame and checksum correctly but make no sense
@@ -344,16 +360,225 @@ static void test_bad_outcome_payloads_refused(void **state) {
     rec.o.flags = cases[i].flags;
     rec.o.entry_size = cases[i].entry_size;
     write_outcome_record(&rec, cases[i].len);
-    rig_t r;
-    rig_open(&r, 1, 64);
-    assert_int_equal(r.rc, cases[i].rc);
-    assert_null(r.bus);
-    if (strstr(r.d.msg, cases[i].msg) == NULL)
-      fail_msg("case %zu: %s", i, r.d.msg);
-    assert_non_null(strstr(r.d.msg, "lsn 1"));
-    rig_close(&r);
+    expect_refused(cases[i].rc, cases[i].msg, i);
     remove_dir();
   }
+}
+
+/* Run entries (a batch of plain completions) that make no sense: refused
+ * like any other bad outcome entry. */
+static void test_bad_outcome_runs_refused(void **state) {
+  (void)state;
+  struct {
+    jrec_outcomes_t h;
+    jrec_out_run_t run;
+  } rec;
+  const struct {
+    uint32_t version, flags, entry_size, count, reserved;
+    uint64_t eid;
+  } cases[] = {
+      {2, JREC_OUT_RUN, sizeof rec.run, 1, 0, 1},     /* runs are version 3 */
+      {FE_JREC_OUTCOME_VERSION, JREC_OUT_RUN, sizeof rec.run, 0, 0, 1},
+      {FE_JREC_OUTCOME_VERSION, JREC_OUT_RUN, sizeof rec.run + 8, 1, 0, 1},
+      {FE_JREC_OUTCOME_VERSION, JREC_OUT_RUN | JREC_OUT_KEY, sizeof rec.run,
+       1, 0, 1},
+      {FE_JREC_OUTCOME_VERSION, JREC_OUT_RUN, sizeof rec.run, 1, 7, 1},
+      {FE_JREC_OUTCOME_VERSION, JREC_OUT_RUN, sizeof rec.run, 2, 0,
+       UINT64_MAX}, /* wraps */
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    make_dir();
+    memset(&rec, 0, sizeof rec);
+    rec.h.version = cases[i].version;
+    rec.h.count = 1;
+    rec.run = (jrec_out_run_t){cases[i].eid, cases[i].entry_size,
+                               cases[i].flags, cases[i].count,
+                               cases[i].reserved};
+    write_outcome_record(&rec, sizeof rec);
+    expect_refused(FE_ECORRUPT, "size or flags", i);
+    remove_dir();
+  }
+}
+
+/* The compact event entry: every word and the user area come back, seq
+ * and verdict are never written, zero words cost nothing, and a decoder
+ * refuses what an encoder cannot have written. */
+static void test_event_entry_codec(void **state) {
+  (void)state;
+  uint64_t x = 0x9E3779B97F4A7C15ull;
+  enum { USER = 24 };
+  uint8_t buf[JREC_EV_MAX(USER) + JREC_EV_SLACK];
+  for (int round = 0; round < 2000; round++) {
+    fe_event_t ev;
+    uint64_t tail[JREC_EV_TAIL];
+    uint8_t user[USER], back_user[USER];
+    uint64_t *w = (uint64_t *)(void *)&ev;
+    for (size_t k = 0; k < sizeof ev / 8; k++) {
+      x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+      /* zero, a few low bytes, or all 8: every length occurs */
+      w[k] = (x & 3) == 0 ? 0 : x >> (8 * (x % 8));
+    }
+    for (size_t k = 0; k < JREC_EV_TAIL; k++) {
+      x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+      tail[k] = (x & 1) ? x : 0;
+    }
+    for (size_t k = 0; k < USER; k++)
+      user[k] = (uint8_t)(x >> (k % 8));
+    memset(buf, 0xee, sizeof buf);
+    uint32_t len = jrec_ev_encode(buf, &ev, tail, user, USER);
+    assert_true(len <= JREC_EV_MAX(USER));
+    jrec_event_t back;
+    /* exactly len bytes are needed: one fewer is an overrun */
+    assert_int_equal(jrec_ev_decode(buf, len - 1, USER, &back, back_user), 0);
+    assert_int_equal(jrec_ev_decode(buf, len, USER, &back, back_user), len);
+    fe_event_t want = ev;
+    want.seq = 0;
+    want.verdict = 0;
+    assert_memory_equal(back.ev, &want, sizeof want);
+    assert_memory_equal(&back.key, tail, sizeof tail);
+    assert_memory_equal(back_user, user, USER);
+  }
+  /* Sizes: nothing but the codes for an empty event; a sparse order (type,
+   * account 1023, quantity 5, price 100) in 5 bytes after them. */
+  fe_event_t ev;
+  memset(&ev, 0, sizeof ev);
+  ev.seq = 77;
+  ev.verdict = 5;
+  uint64_t tail[JREC_EV_TAIL] = {0};
+  assert_int_equal(jrec_ev_encode(buf, &ev, tail, NULL, 0), JREC_EV_CODES);
+  ev.type = FE_EV_NEW_ORDER;
+  ev.order.account = 1023;
+  ev.order.quantity = 5;
+  ev.order.price = 100;
+  uint32_t len = jrec_ev_encode(buf, &ev, tail, NULL, 0);
+  assert_int_equal(len, JREC_EV_CODES + 5);
+  jrec_event_t back;
+  assert_int_equal(jrec_ev_decode(buf, len, 0, &back, NULL), len);
+  /* What an encoder never writes: a length over 8, a length for a word
+   * past the last one, a journaled seq or verdict. */
+  uint8_t bad[sizeof buf];
+  memcpy(bad, buf, len);
+  bad[5] = (uint8_t)((bad[5] & 0xf0) | 9);
+  assert_int_equal(jrec_ev_decode(bad, sizeof bad, 0, &back, NULL), 0);
+  memcpy(bad, buf, len);
+  bad[JREC_EV_CODES - 1] |= 0x10; /* nibble 23: no such word */
+  assert_int_equal(jrec_ev_decode(bad, sizeof bad, 0, &back, NULL), 0);
+  memcpy(bad, buf, len);
+  bad[0] = 0x01; /* seq */
+  assert_int_equal(jrec_ev_decode(bad, sizeof bad, 0, &back, NULL), 0);
+  bad[0] = 0x10; /* verdict */
+  assert_int_equal(jrec_ev_decode(bad, sizeof bad, 0, &back, NULL), 0);
+  assert_int_equal(jrec_ev_decode(buf, JREC_EV_CODES - 1, 0, &back, NULL), 0);
+}
+
+/* Event payloads that frame and checksum but make no sense. */
+static void test_bad_event_payloads_refused(void **state) {
+  (void)state;
+  struct {
+    jrec_events_t h;
+    uint8_t e[JREC_EV_CODES + 16];
+  } rec;
+  const struct {
+    uint32_t version, entry_size, user_len, len;
+    int corrupt_nibble; /* 1: a length of 9 in the entry */
+    int rc;
+    const char *msg;
+  } cases[] = {
+      {99, 0, 0, sizeof rec.h + JREC_EV_CODES, 0, FE_EVERSION, "version 99"},
+      {FE_JREC_BUS_VERSION, 8, 0, sizeof rec.h + JREC_EV_CODES, 0,
+       FE_ECORRUPT, "entry size"},
+      {FE_JREC_BUS_VERSION, 0, 0, sizeof rec.h + JREC_EV_CODES, 1,
+       FE_ECORRUPT, "malformed"},
+      {FE_JREC_BUS_VERSION, 0, 8, sizeof rec.h + JREC_EV_CODES, 0,
+       FE_ECORRUPT, "malformed"}, /* its user bytes are missing */
+      {FE_JREC_BUS_VERSION, 0, 0, sizeof rec.h + JREC_EV_CODES + 3, 0,
+       FE_ECORRUPT, "bytes follow"},
+      {1, sizeof(jrec_event_t), 8, sizeof rec.h + sizeof(jrec_event_t), 0,
+       FE_ECORRUPT, "entry size"}, /* version 1: user_len past the entry */
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    make_dir();
+    uint8_t raw[sizeof rec.h + sizeof(jrec_event_t)];
+    memset(raw, 0, sizeof raw);
+    jrec_events_t h = {.version = cases[i].version,
+                       .count = 1,
+                       .entry_size = cases[i].entry_size,
+                       .user_len = cases[i].user_len,
+                       .first_eid = 1};
+    memcpy(raw, &h, sizeof h);
+    if (cases[i].corrupt_nibble)
+      raw[sizeof h + 3] = 0x09;
+    write_record(FE_JREC_EVENT, raw, cases[i].len);
+    expect_refused(cases[i].rc, cases[i].msg, i);
+    remove_dir();
+  }
+}
+
+/* Journals written before the compact formats (event version 1, outcome
+ * version 2) still recover: a finished order's key is restored, an
+ * unfinished one is re-driven with every field it had. */
+static void test_old_formats_still_read(void **state) {
+  (void)state;
+  make_dir();
+  snprintf(venue_path, sizeof venue_path, "%s/venue", dir);
+  unlink(venue_path);
+  fail_from = 1000;
+  enum { ENTRY = sizeof(jrec_event_t) + 16 }; /* user_len 16 */
+  struct {
+    jrec_events_t h;
+    uint8_t e[2][ENTRY];
+  } evr;
+  memset(&evr, 0, sizeof evr);
+  evr.h = (jrec_events_t){.version = 1, .count = 2, .entry_size = ENTRY,
+                          .user_len = 16, .first_eid = 1};
+  for (int i = 0; i < 2; i++) {
+    jrec_event_t *r = (jrec_event_t *)(void *)evr.e[i];
+    fe_event_t ev;
+    memset(&ev, 0, sizeof ev);
+    ev.type = FE_EV_NEW_ORDER;
+    ev.order.account = 7;
+    ev.order.quantity = 41 + i;
+    ev.order.price = 10 * FE_PRICE_SCALE;
+    snprintf(ev.order.client_order_id, sizeof ev.order.client_order_id,
+             "OLD-%d", i + 1);
+    memcpy(r->ev, &ev, sizeof ev);
+    assert_fe(fe_idem_key_order(&ev.order, &r->key), 0);
+    r->fingerprint = fe_idem_fingerprint(&ev.order);
+    r->flags = JREC_EV_KEY;
+  }
+  write_record(FE_JREC_EVENT, &evr, sizeof evr);
+  struct {
+    jrec_outcomes_t h;
+    jrec_outcome_t o;
+    jrec_out_key_t k;
+  } out;
+  memset(&out, 0, sizeof out);
+  out.h = (jrec_outcomes_t){.version = 2, .count = 1, .user_len = 16};
+  out.o = (jrec_outcome_t){.eid = 1, .entry_size = sizeof out.o + sizeof out.k,
+                           .flags = JREC_OUT_KEY, .status = FE_IDEM_COMPLETED,
+                           .stage = UINT32_MAX};
+  const jrec_event_t *r1 = (const jrec_event_t *)(const void *)evr.e[0];
+  out.k = (jrec_out_key_t){r1->key, r1->fingerprint, fe_clock_realtime_ns()};
+  write_outcome_record(&out, sizeof out);
+  rig_t r;
+  rig_open(&r, 1, 64);
+  assert_fe(r.rc, 0);
+  fe_bus_recovery_t rep;
+  assert_fe(fe_bus_recovery(r.bus, &rep), 0);
+  assert_int_equal(rep.events, 2);
+  assert_int_equal(rep.finished, 1);
+  assert_int_equal(rep.redriven, 1);
+  assert_int_equal(rep.idem_restored, 1);
+  poll_all(r.bus);
+  count_sends();
+  assert_int_equal(sent_count[41], 0); /* finished before: not sent */
+  assert_int_equal(sent_count[42], 1); /* re-driven: sent once */
+  fe_submit_result_t res;
+  assert_fe(submit(&r, 41, "OLD-1", &res), FE_EDUPLICATE);
+  assert_int_equal(res.outcome.status, FE_IDEM_COMPLETED);
+  assert_fe(submit(&r, 42, "OLD-2", &res), FE_EDUPLICATE);
+  rig_close(&r);
+  remove_dir();
 }
 
 /* Child: publishes 8 orders, lets the journaller write them, then lets the
@@ -643,6 +868,42 @@ static void test_tool_decodes_bus_records(void **state) {
   remove_dir();
 }
 
+/* Raw publishes (no key) that complete are journaled as runs, one entry
+ * for the batch, and a restart counts every one of them finished. */
+static void test_plain_completions_are_runs(void **state) {
+  (void)state;
+  make_dir();
+  snprintf(venue_path, sizeof venue_path, "%s/venue", dir);
+  fail_from = 1000;
+  rig_t r;
+  rig_open(&r, 1, 64);
+  assert_fe(r.rc, 0);
+  for (int i = 1; i <= 20; i++) {
+    fe_event_t *ev;
+    assert_fe(fe_bus_claim(r.bus, &ev, 0), 0);
+    memset(&ev->order, 0, sizeof ev->order);
+    ev->order.account = 7;
+    ev->order.quantity = i == 10 ? 0 : i; /* 10 is rejected: breaks the run */
+    ev->order.price = 10 * FE_PRICE_SCALE;
+    assert_fe(fe_bus_publish(r.bus, ev), 0);
+  }
+  poll_all(r.bus);
+  rig_close(&r);
+  const char *t = tool_dump(0);
+  expect_in(t, "events=20 first_eid=1");
+  expect_in(t, "eids=1..20 completed=19 rejected=1 dead_lettered=0 "
+               "host_status=0 keys=0 runs=2");
+  rig_open(&r, 1, 64);
+  assert_fe(r.rc, 0);
+  fe_bus_recovery_t rep;
+  assert_fe(fe_bus_recovery(r.bus, &rep), 0);
+  assert_int_equal(rep.events, 20);
+  assert_int_equal(rep.finished, 20);
+  assert_int_equal(rep.redriven, 0);
+  rig_close(&r);
+  remove_dir();
+}
+
 /* A redrive takes the order's key back: duplicates wait for it, then get
  * its outcome instead of the dead letter's, also after a restart. */
 static void test_redrive_takes_the_key_back(void **state) {
@@ -817,6 +1078,11 @@ int main(void) {
       FE_T_TEST(test_restart_rebuilds_the_table),
       FE_T_TEST(test_restart_keeps_host_outcome),
       FE_T_TEST(test_bad_outcome_payloads_refused),
+      FE_T_TEST(test_bad_outcome_runs_refused),
+      FE_T_TEST(test_event_entry_codec),
+      FE_T_TEST(test_bad_event_payloads_refused),
+      FE_T_TEST(test_plain_completions_are_runs),
+      FE_T_TEST(test_old_formats_still_read),
       FE_T_TEST(test_crash_redrives_and_never_sends_twice),
       FE_T_TEST(test_in_doubt_not_sent_is_sent_once),
       FE_T_TEST(test_dead_letters_are_rebuilt),

@@ -112,28 +112,27 @@ static void decode(char *buf, size_t cap, const fe_journal_record_t *r,
     memcpy(&h, r->data, sizeof h);
     KV("version%s%u", eq, h.version);
     KV("outcomes%s%u", eq, h.count);
-    if (h.version != FE_JREC_OUTCOME_VERSION)
+    if (h.version < 2 || h.version > FE_JREC_OUTCOME_VERSION)
       break;
-    uint64_t st[4] = {0, 0, 0, 0}, first = 0, last = 0, keys = 0;
+    uint64_t st[4] = {0, 0, 0, 0}, first = 0, last = 0, keys = 0, runs = 0;
     const uint8_t *p = (const uint8_t *)r->data + sizeof h;
     const uint8_t *end = (const uint8_t *)r->data + r->len;
     for (uint32_t i = 0; i < h.count; i++) {
       jrec_outcome_t o;
-      if ((size_t)(end - p) < sizeof o) {
-        KV("bad%s\"entry %u overruns\"", eq, i);
-        return;
-      }
-      memcpy(&o, p, sizeof o);
-      if (o.entry_size < sizeof o || o.entry_size > (size_t)(end - p)) {
-        KV("bad%s\"entry %u size %u\"", eq, i, o.entry_size);
+      uint32_t events = 0;
+      uint32_t size = jrec_out_read(p, (size_t)(end - p), h.version, &o,
+                                    &events);
+      if (size == 0) {
+        KV("bad%s\"entry %u malformed or overruns\"", eq, i);
         return;
       }
       if (i == 0)
         first = o.eid;
-      last = o.eid;
-      st[o.status >= 1 && o.status <= 3 ? o.status : 0]++;
+      last = o.eid + events - 1;
+      st[o.status >= 1 && o.status <= 3 ? o.status : 0] += events;
       keys += (o.flags & JREC_OUT_KEY) != 0;
-      p += o.entry_size;
+      runs += o.flags == JREC_OUT_RUN;
+      p += size;
     }
     KV("eids%s%s%" PRIu64 "..%" PRIu64 "%s", eq, q, first, last, q);
     KV("completed%s%" PRIu64, eq, st[FE_IDEM_COMPLETED]);
@@ -141,6 +140,7 @@ static void decode(char *buf, size_t cap, const fe_journal_record_t *r,
     KV("dead_lettered%s%" PRIu64, eq, st[FE_IDEM_DEAD_LETTERED]);
     KV("host_status%s%" PRIu64, eq, st[0]);
     KV("keys%s%" PRIu64, eq, keys);
+    KV("runs%s%" PRIu64, eq, runs);
     break;
   }
   case FE_JREC_INTENT: {
