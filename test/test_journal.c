@@ -3,8 +3,9 @@
  * appending threads, every recovery rule (torn tails at every offset,
  * zero-filled tails, bad magic/version/header checksum, corruption in the
  * middle, segment gaps, lsn discontinuities, short and tmp segments), a
- * bit-flip fuzz loop, a failed write (RLIMIT_FSIZE), scan, and the
- * fe-journal tool run as a child process.  Every test works in its own
+ * bit-flip fuzz loop, a failed write (RLIMIT_FSIZE), scan, the operator's
+ * cut of a hole (fe_journal_truncate_corrupt), and the fe-journal tool run
+ * as a child process.  Every test works in its own
  * mkdtemp directory under /tmp, removed by the teardown; the journal's
  * clock is a fake except in the threaded test. */
 #include "helpers.h"
