@@ -91,11 +91,9 @@ void fe__jseg_name(char *buf, uint64_t index, int tmp);
 
 /* Checks the frame at off of a segment's bytes m[0..size) (off < size, 8
  * aligned): 0 and *fsz its size when it is valid, else a positive reason
- * for fe__jframe_why().  Does not check its lsn.  Cannot fail. */
+ * (journal_scan.c's FR_*).  Does not check its lsn.  Cannot fail. */
 int fe__jframe_check(const uint8_t *m, uint64_t size, uint64_t off,
                      uint64_t *fsz);
-/* What fe__jframe_check()'s reason means (static string). */
-const char *fe__jframe_why(int why);
 
 /* Checks the header m[0..JHDR) of segment `index`, file `name` in dir (for
  * messages): 0 and its first lsn and creation time, or FE_ECORRUPT (magic,

@@ -134,11 +134,6 @@ static const char *const fr_why[] = {
     "record checksum mismatch",
     "non-zero record padding"};
 
-const char *fe__jframe_why(int why) {
-  return why >= 0 && why < (int)(sizeof fr_why / sizeof fr_why[0])
-             ? fr_why[why] : "unknown";
-}
-
 /* Checks the frame at off of m[0..size); on FR_OK *fsz is its size. */
 int fe__jframe_check(const uint8_t *m, uint64_t size, uint64_t off,
                      uint64_t *fsz) {
