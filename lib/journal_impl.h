@@ -89,6 +89,20 @@ static inline void fe__jseg_encode(uint8_t *out, uint64_t index,
 /* "<16 hex>.fej" (tmp 0) or "<16 hex>.fej.tmp" (tmp 1) into buf[JNAME_MAX]. */
 void fe__jseg_name(char *buf, uint64_t index, int tmp);
 
+/* Checks the frame at off of a segment's bytes m[0..size) (off < size, 8
+ * aligned): 0 and *fsz its size when it is valid, else a positive reason
+ * (journal_scan.c's FR_*).  Does not check its lsn.  Cannot fail. */
+int fe__jframe_check(const uint8_t *m, uint64_t size, uint64_t off,
+                     uint64_t *fsz);
+
+/* Checks the header m[0..JHDR) of segment `index`, file `name` in dir (for
+ * messages): 0 and its first lsn and creation time, or FE_ECORRUPT (magic,
+ * header size, checksum, index, first lsn 0) or FE_EVERSION, with a
+ * message. */
+int fe__jseg_check_header(const char *dir, const char *name, uint64_t index,
+                          const uint8_t *m, uint64_t *first, uint64_t *created,
+                          fe_diag_t *d);
+
 /* ----------------------------------------------------- recovery walk */
 
 /* What the walk learns about each segment (the writer keeps the table). */
@@ -110,8 +124,21 @@ typedef struct fe__jwalk {
   uint64_t stop_after;          /* walk no record past this lsn (UINT64_MAX:
                                    all): a replay after a verify pass stops
                                    where the verify pass did */
+  int find_hole;                /* fe_journal_truncate_corrupt(): an invalid
+                                   record that open would call corruption
+                                   (in a segment other than the last, or
+                                   followed by a valid one) stops the walk
+                                   there and is reported as the hole, not
+                                   an error; a torn tail stays a torn tail */
   /* out */
-  int stopped;                  /* stop_after was reached */
+  int stopped;                  /* stop_after or the hole was reached */
+  int hole;                     /* find_hole: 1 when one was found */
+  uint64_t hole_segment;        /* its segment (then the last in segs) */
+  uint64_t hole_offset;         /* its first invalid record's offset */
+  const char *hole_why;         /* what was wrong there (static) */
+  uint64_t last_listed;         /* highest segment index in the directory
+                                   (0: none); the indices are consecutive
+                                   when the walk did not fail */
   fe_journal_report_t rep;
   fe__jseg_t *segs;             /* malloc'd, n_segs entries (the short last
                                    segment excluded), owned by the caller */

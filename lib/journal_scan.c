@@ -1,7 +1,9 @@
 /* Journal recovery walk: lists the segments, checks every header and every
  * record in order, tells a torn tail from corruption in the middle, and
  * reports.  It never changes a file: fe_journal_open() makes the repairs
- * the report asks for; fe_journal_scan() only reports.  See
+ * the report asks for; fe_journal_scan() only reports;
+ * fe_journal_truncate_corrupt() (journal_repair.c) asks it to stop at a
+ * hole instead of refusing, and makes the cut itself.  See
  * include/finevent/journal.h for the format and the rules.
  *
  * Segments are read through a private read-only mapping, one at a time:
@@ -133,8 +135,8 @@ static const char *const fr_why[] = {
     "non-zero record padding"};
 
 /* Checks the frame at off of m[0..size); on FR_OK *fsz is its size. */
-static int frame_check(const uint8_t *m, uint64_t size, uint64_t off,
-                       uint64_t *fsz) {
+int fe__jframe_check(const uint8_t *m, uint64_t size, uint64_t off,
+                     uint64_t *fsz) {
   if (size - off < JFRAME)
     return FR_SHORT_HEADER;
   const uint8_t *f = m + off;
@@ -182,32 +184,30 @@ static int find_follower(const uint8_t *m, uint64_t size, uint64_t bad,
 
 /* ----------------------------------------------------------- segments */
 
-/* Checks the header of segment `index` (m[0..JHDR)); *first gets its
- * first lsn and *created its creation time. */
-static int check_header(const fe__jwalk_t *w, const char *name, uint64_t index,
-                        const uint8_t *m, uint64_t *first, uint64_t *created,
-                        fe_diag_t *d) {
+int fe__jseg_check_header(const char *dir, const char *name, uint64_t index,
+                          const uint8_t *m, uint64_t *first, uint64_t *created,
+                          fe_diag_t *d) {
   if (memcmp(m, FE_JOURNAL_MAGIC, 8) != 0)
     return fe__diag(d, FE_ECORRUPT, "journal: %s/%s: bad magic: not a "
-                    "journal segment", w->dir, name);
+                    "journal segment", dir, name);
   uint32_t version = fe__le32(m + 8);
   if (version != FE_JOURNAL_FORMAT_VERSION)
     return fe__diag(d, FE_EVERSION, "journal: %s/%s: format version %" PRIu32
-                    ", this library reads version %d", w->dir, name, version,
+                    ", this library reads version %d", dir, name, version,
                     FE_JOURNAL_FORMAT_VERSION);
   if (fe__le32(m + 12) != JHDR)
     return fe__diag(d, FE_ECORRUPT, "journal: %s/%s: header size %" PRIu32
-                    ", expected %u", w->dir, name, fe__le32(m + 12), JHDR);
+                    ", expected %u", dir, name, fe__le32(m + 12), JHDR);
   if (XXH3_64bits(m, 56) != fe__le64(m + 56))
     return fe__diag(d, FE_ECORRUPT, "journal: %s/%s: segment header checksum "
-                    "mismatch", w->dir, name);
+                    "mismatch", dir, name);
   if (fe__le64(m + 16) != index)
     return fe__diag(d, FE_ECORRUPT, "journal: %s/%s: header says segment %"
-                    PRIu64, w->dir, name, fe__le64(m + 16));
+                    PRIu64, dir, name, fe__le64(m + 16));
   *first = fe__le64(m + 24);
   *created = fe__le64(m + 32);
   if (*first == 0)
-    return fe__diag(d, FE_ECORRUPT, "journal: %s/%s: first lsn 0", w->dir,
+    return fe__diag(d, FE_ECORRUPT, "journal: %s/%s: first lsn 0", dir,
                     name);
   return 0;
 }
@@ -218,12 +218,21 @@ static int invalid_frame(fe__jwalk_t *w, const char *name, uint64_t index,
                          int last, const uint8_t *m, uint64_t size,
                          uint64_t off, int why, uint64_t expect, fe_diag_t *d) {
   uint32_t len = size - off >= 4 ? fe__le32(m + off) : 0;
+  uint64_t at, lsn;
+  if (w->find_hole &&
+      (!last || find_follower(m, size, off, expect - 1, &at, &lsn))) {
+    w->hole = 1;
+    w->hole_segment = index;
+    w->hole_offset = off;
+    w->hole_why = fr_why[why];
+    w->stopped = 1;
+    return 0;
+  }
   if (!last)
     return fe__diag(d, FE_ECORRUPT, "journal: %s/%s offset %" PRIu64 ": %s "
                     "(expected lsn %" PRIu64 ", length field %" PRIu32 ") in a "
                     "segment that is not the last", w->dir, name, off,
                     fr_why[why], expect, len);
-  uint64_t at, lsn;
   if (find_follower(m, size, off, expect - 1, &at, &lsn))
     return fe__diag(d, FE_ECORRUPT, "journal: %s/%s offset %" PRIu64 ": %s "
                     "(expected lsn %" PRIu64 "), and a valid record (lsn %"
@@ -251,7 +260,7 @@ static int walk_records(fe__jwalk_t *w, const char *name, fe__jseg_t *s,
       w->stopped = 1;
       break;
     }
-    int why = frame_check(m, size, off, &fsz);
+    int why = fe__jframe_check(m, size, off, &fsz);
     if (why != FR_OK) {
       s->end = off;
       return invalid_frame(w, name, s->index, last, m, size, off, why, lsn, d);
@@ -328,7 +337,8 @@ static int walk_segment(fe__jwalk_t *w, uint64_t index, int last,
   fe__jseg_t *s = &w->segs[w->n_segs];
   memset(s, 0, sizeof *s);
   s->index = index;
-  int rc = check_header(w, name, index, m, &s->first_lsn, &s->newest_ns, d);
+  int rc = fe__jseg_check_header(w->dir, name, index, m, &s->first_lsn,
+                                 &s->newest_ns, d);
   if (rc == 0 && *expect == 0 && index == 1 && s->first_lsn != 1)
     rc = fe__diag(d, FE_ECORRUPT, "journal: %s/%s: the first segment starts "
                   "at lsn %" PRIu64 ", not 1", w->dir, name, s->first_lsn);
@@ -353,6 +363,9 @@ static int walk_segment(fe__jwalk_t *w, uint64_t index, int last,
 int fe__jwalk_run(fe__jwalk_t *w, fe_diag_t *d) {
   memset(&w->rep, 0, sizeof w->rep);
   w->stopped = 0;
+  w->hole = 0;
+  w->hole_segment = w->hole_offset = 0;
+  w->hole_why = NULL;
   w->segs = NULL;
   w->n_segs = 0;
   w->tmp = NULL;
@@ -361,6 +374,7 @@ int fe__jwalk_run(fe__jwalk_t *w, fe_diag_t *d) {
   size_t n = 0;
   int rc = list_segments(w, &idx, &n, d);
   w->rep.tmp_files = (uint32_t)w->n_tmp;
+  w->last_listed = n != 0 ? idx[n - 1] : 0;
   if (rc == 0 && n != 0 && idx[0] == 0)
     rc = fe__diag(d, FE_ECORRUPT, "journal: %s/0000000000000000.fej: segment "
                   "index 0 is invalid", w->dir);

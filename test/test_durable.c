@@ -39,17 +39,27 @@ static fe_verdict_t validate(fe_stage_ctx_t *ctx, fe_event_t *ev, void *u) {
  * process's sends are visible to the parent. */
 static char venue_path[160];
 
+/* A forked child sets it to die by SIGKILL in the venue call: KILL_BEFORE
+ * the order reaches the venue (intent journaled, nothing sent), KILL_AFTER
+ * it did (sent, no outcome). */
+enum { KILL_NEVER, KILL_BEFORE, KILL_AFTER };
+static int kill_in_send = KILL_NEVER;
+
 static fe_verdict_t send(fe_stage_ctx_t *ctx, fe_event_t *ev, uint32_t v,
                          void *u) {
   (void)v, (void)u;
   if (ev->order.quantity >= fail_from)
     return fe_fail(ctx, 33);
+  if (kill_in_send == KILL_BEFORE)
+    raise(SIGKILL);
   int fd = open(venue_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
   char line[16];
   int n = snprintf(line, sizeof line, "%d\n", (int)ev->order.quantity);
   if (write(fd, line, (size_t)n) != n)
     abort();
   close(fd);
+  if (kill_in_send == KILL_AFTER)
+    raise(SIGKILL);
   return FE_CONTINUE;
 }
 
@@ -944,6 +954,124 @@ static void test_redrive_takes_the_key_back(void **state) {
   remove_dir();
 }
 
+/* Child: order R-5 is dead-lettered (the venue is down), the venue comes
+ * back, the dead letter is redriven, the journaller writes the redriven
+ * event, and the process is SIGKILLed in the venue call of the redriven
+ * attempt (`when`): its intent is journaled, its outcome is not. */
+static void crash_in_redrive(int when) {
+  fflush(NULL);
+  pid_t pid = fork();
+  if (pid == 0) {
+    rig_t r;
+    fail_from = 5;
+    rig_open(&r, 1, 64);
+    if (r.rc != 0)
+      _exit(2);
+    if (submit(&r, 5, "R-5", NULL) != 0)
+      _exit(3);
+    poll_all(r.bus);
+    uint64_t id = 0;
+    if (fe_dlq_count(r.dlq) != 1 || (fe_dlq_foreach(r.dlq, NULL, first_id,
+                                                    &id), id == 0))
+      _exit(4);
+    fail_from = 1000;
+    if (fe_dlq_redrive(r.dlq, id, fe_bus_redrive, r.bus) != 0)
+      _exit(5);
+    while (fe_bus_poll(r.bus, 1) > 0) { /* the journaller writes it */
+    }
+    kill_in_send = when;
+    fe_bus_poll(r.bus, 0); /* validation, execution: dies in send */
+    _exit(6);
+  }
+  int status;
+  assert_int_equal(waitpid(pid, &status, 0), pid);
+  if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGKILL)
+    fail_msg("the child did not die in the venue call (status 0x%x)", status);
+}
+
+/* A redrive in flight at a crash: recovery re-drives it under the key it
+ * took back (fe_idem_reopen), the dead letter stays out of the queue, the
+ * order reaches the venue exactly once over both lives (the in-doubt hook
+ * decides), and a client retry gets the redrive's outcome. */
+static void redrive_crash_case(int when) {
+  make_dir();
+  snprintf(venue_path, sizeof venue_path, "%s/venue", dir);
+  with_detail = 0;
+  crash_in_redrive(when);
+  count_sends();
+  assert_int_equal(sent_count[5], when == KILL_AFTER ? 1 : 0);
+
+  in_doubt_calls = 0;
+  fail_from = 1000;
+  with_detail = 1;
+  rig_t r;
+  rig_open(&r, 1, 64);
+  assert_fe(r.rc, 0);
+  fe_bus_recovery_t rec;
+  assert_fe(fe_bus_recovery(r.bus, &rec), 0);
+  assert_int_equal(rec.events, 2);   /* the first attempt, the redrive */
+  assert_int_equal(rec.finished, 1); /* the first attempt's dead letter */
+  assert_int_equal(rec.redriven, 1);
+  assert_int_equal(rec.in_doubt_sent, when == KILL_AFTER);
+  assert_int_equal(rec.in_doubt_unsent, when == KILL_BEFORE);
+  assert_int_equal(in_doubt_calls, 1);
+  assert_int_equal(rec.idem_restored, 1);
+  assert_int_equal(rec.dlq_restored, 0); /* redriven: not put back */
+  assert_int_equal(rec.dlq_purged, 0);
+  assert_int_equal(fe_dlq_count(r.dlq), 0);
+  /* the recovered redrive holds the key: a retry waits for it */
+  fe_submit_result_t res;
+  memset(&res, 0, sizeof res);
+  assert_fe(submit(&r, 5, "R-5", &res), FE_EINPROGRESS);
+  poll_all(r.bus);
+  count_sends();
+  assert_int_equal(sent_count[5], 1); /* once, over both lives */
+  fe_gateway_stats_t gs;
+  fe_gateway_stats(r.gw, 0, &gs);
+  assert_int_equal(gs.already_sent, when == KILL_AFTER);
+  assert_int_equal(gs.sent, when == KILL_BEFORE);
+  memset(&res, 0, sizeof res);
+  assert_fe(submit(&r, 5, "R-5", &res), FE_EDUPLICATE);
+  assert_int_equal(res.outcome.status, FE_IDEM_COMPLETED);
+  assert_string_equal(res.outcome.venue_order_id, "V-5");
+  fe_bus_stats_t s;
+  fe_bus_stats(r.bus, &s);
+  assert_int_equal(s.completed, 1);
+  assert_int_equal(s.dead_lettered, 0);
+  assert_int_equal(fe_dlq_count(r.dlq), 0);
+  rig_close(&r);
+
+  /* third life: all settled, from the journal alone */
+  with_detail = 0;
+  rig_open(&r, 1, 64);
+  assert_fe(r.rc, 0);
+  assert_fe(fe_bus_recovery(r.bus, &rec), 0);
+  assert_int_equal(rec.events, 2);
+  assert_int_equal(rec.finished, 2);
+  assert_int_equal(rec.redriven, 0);
+  assert_int_equal(rec.dlq_restored, 0);
+  assert_int_equal(fe_dlq_count(r.dlq), 0);
+  memset(&res, 0, sizeof res);
+  assert_fe(submit(&r, 5, "R-5", &res), FE_EDUPLICATE);
+  assert_int_equal(res.outcome.status, FE_IDEM_COMPLETED);
+  assert_string_equal(res.outcome.venue_order_id, "V-5");
+  poll_all(r.bus);
+  count_sends();
+  assert_int_equal(sent_count[5], 1);
+  rig_close(&r);
+  remove_dir();
+}
+
+static void test_crash_in_redrive_after_send(void **state) {
+  (void)state;
+  redrive_crash_case(KILL_AFTER);
+}
+
+static void test_crash_in_redrive_before_send(void **state) {
+  (void)state;
+  redrive_crash_case(KILL_BEFORE);
+}
+
 /* A journal corrupt in the middle: the bus refuses to open, with the
  * journal's error and message; nothing is guessed. */
 static void test_corrupt_journal_refused(void **state) {
@@ -1089,6 +1217,8 @@ int main(void) {
       FE_T_TEST(test_dead_letter_purges_survive_restart),
       FE_T_TEST(test_tool_decodes_bus_records),
       FE_T_TEST(test_redrive_takes_the_key_back),
+      FE_T_TEST(test_crash_in_redrive_after_send),
+      FE_T_TEST(test_crash_in_redrive_before_send),
       FE_T_TEST(test_corrupt_journal_refused),
       FE_T_TEST(test_durable_submit_threads),
       FE_T_TEST(test_config_errors),

@@ -3,8 +3,9 @@
  * appending threads, every recovery rule (torn tails at every offset,
  * zero-filled tails, bad magic/version/header checksum, corruption in the
  * middle, segment gaps, lsn discontinuities, short and tmp segments), a
- * bit-flip fuzz loop, a failed write (RLIMIT_FSIZE), scan, and the
- * fe-journal tool run as a child process.  Every test works in its own
+ * bit-flip fuzz loop, a failed write (RLIMIT_FSIZE), scan, the operator's
+ * cut of a hole (fe_journal_truncate_corrupt), and the fe-journal tool run
+ * as a child process.  Every test works in its own
  * mkdtemp directory under /tmp, removed by the teardown; the journal's
  * clock is a fake except in the threaded test. */
 #include "helpers.h"
@@ -12,6 +13,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <spawn.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
@@ -1655,6 +1657,323 @@ static void test_scan(void **state) {
   coll_free(&c);
 }
 
+/* ------------------------------------------------ operator truncate */
+
+/* Zeroes n bytes of segment index from off: the hole a power loss leaves
+ * when later pages of a write reached the disk and earlier ones did not. */
+static void zero_range(const fx_t *f, uint64_t index, size_t off, size_t n) {
+  char p[160];
+  seg_path(f, p, sizeof p, index);
+  size_t len;
+  uint8_t *b = read_all(p, &len);
+  assert_true(off + n <= len);
+  memset(b + off, 0, n);
+  write_all(p, b, len);
+  free(b);
+}
+
+/* Every segment file's bytes (indices 1..16), to prove that a call changed
+ * nothing: len -1 for a missing one. */
+typedef struct snap {
+  uint8_t *b[16];
+  int64_t len[16];
+} snap_t;
+
+static snap_t snap_take(const fx_t *f) {
+  snap_t s;
+  memset(&s, 0, sizeof s);
+  for (int i = 0; i < 16; i++) {
+    char p[160];
+    seg_path(f, p, sizeof p, (uint64_t)i + 1);
+    s.len[i] = file_size(p);
+    if (s.len[i] >= 0) {
+      size_t n;
+      s.b[i] = read_all(p, &n);
+      assert_int_equal(n, s.len[i]);
+    }
+  }
+  return s;
+}
+
+/* Fails unless the segments are exactly as in s; frees s. */
+static void snap_same(const fx_t *f, snap_t *s) {
+  snap_t now = snap_take(f);
+  for (int i = 0; i < 16; i++) {
+    if (now.len[i] != s->len[i])
+      fail_msg("segment %d: %" PRId64 " bytes, was %" PRId64, i + 1,
+               now.len[i], s->len[i]);
+    if (s->len[i] > 0)
+      assert_memory_equal(now.b[i], s->b[i], (size_t)s->len[i]);
+    free(now.b[i]);
+    free(s->b[i]);
+  }
+}
+
+static fe_journal_truncate_report_t truncate_ok(const fx_t *f, unsigned flags) {
+  fe_journal_truncate_report_t t;
+  memset(&t, 0xa5, sizeof t);
+  fe_diag_t d;
+  memset(&d, 0, sizeof d);
+  int rc = fe_journal_truncate_corrupt(f->dir, flags, &t, &d);
+  if (rc != 0)
+    fail_msg("fe_journal_truncate_corrupt: %s: %s", fe_err_name(rc), d.msg);
+  assert_int_equal(t.dry_run, (flags & FE_JOURNAL_TRUNCATE_DRY_RUN) != 0);
+  return t;
+}
+
+/* Refused with want: the message is set and no file changed. */
+static fe_diag_t truncate_refused(const fx_t *f, unsigned flags, int want) {
+  snap_t s = snap_take(f);
+  fe_diag_t d;
+  memset(&d, 0, sizeof d);
+  fe_journal_truncate_report_t t;
+  assert_fe(fe_journal_truncate_corrupt(f->dir, flags, &t, &d), want);
+  assert_int_equal(d.code, want);
+  assert_true(d.msg[0] != '\0');
+  assert_int_equal(t.truncated, 0);
+  snap_same(f, &s);
+  return d;
+}
+
+/* A hole in the middle of the last segment: open refuses; the dry run
+ * reports the cut and changes nothing; the cut makes open replay exactly
+ * the records before the hole, and appends go on from there. */
+static void test_truncate_hole_in_last_segment(void **state) {
+  fx_t *f = *state;
+  build3(f); /* segment 3: lsn 15..21 at REC_OFF(0..6), 3816 bytes */
+  zero_range(f, 3, REC_OFF(2), 2 * 536); /* lsn 17 and 18 */
+  fe_diag_t d = jopen_fails(f, FE_ECORRUPT, NULL, NULL);
+  assert_msg_has(&d, "corrupt in the middle");
+
+  snap_t s = snap_take(f);
+  fe_journal_truncate_report_t t = truncate_ok(f, FE_JOURNAL_TRUNCATE_DRY_RUN);
+  snap_same(f, &s);
+  assert_int_equal(t.hole, 1);
+  assert_int_equal(t.truncated, 0);
+  assert_int_equal(t.cut_segment, 3);
+  assert_int_equal(t.cut_offset, REC_OFF(2));
+  assert_non_null(strstr(t.cut_why, "zero"));
+  assert_int_equal(t.discarded_bytes, HDR + 7 * 536 - REC_OFF(2));
+  assert_int_equal(t.lost_records, 3);
+  assert_int_equal(t.lost_first_lsn, 19);
+  assert_int_equal(t.lost_last_lsn, 21);
+  assert_int_equal(t.removed_segments, 0);
+  assert_int_equal(t.first_removed, 0);
+  assert_int_equal(t.walk.records, 16);
+  assert_int_equal(t.walk.last_lsn, 16);
+  assert_int_equal(t.walk.next_lsn, 17);
+  jopen_fails(f, FE_ECORRUPT, NULL, NULL); /* the dry run fixed nothing */
+
+  fe_journal_truncate_report_t t2 = truncate_ok(f, 0);
+  assert_int_equal(t2.truncated, 1); /* the same findings, now done */
+  assert_int_equal(t2.hole, 1);
+  assert_int_equal(t2.cut_segment, t.cut_segment);
+  assert_int_equal(t2.cut_offset, t.cut_offset);
+  assert_int_equal(t2.discarded_bytes, t.discarded_bytes);
+  assert_int_equal(t2.lost_records, t.lost_records);
+  assert_int_equal(t2.lost_first_lsn, t.lost_first_lsn);
+  assert_int_equal(t2.lost_last_lsn, t.lost_last_lsn);
+  assert_int_equal(t2.walk.next_lsn, 17);
+  assert_int_equal(seg_size(f, 3), (int64_t)REC_OFF(2));
+  assert_int_equal(count_segments(f), 3);
+
+  coll_t c = {0};
+  fe_journal_report_t rep;
+  fe_journal_t *j = jopen(f, &c, &rep);
+  assert_int_equal(rep.torn, 0);
+  assert_int_equal(c.n, 16);
+  for (uint64_t i = 1; i <= 16; i++) {
+    assert_int_equal(c.v[i - 1].lsn, i);
+    assert_true(payload_ok(&c.v[i - 1], i, 500));
+  }
+  coll_free(&c);
+  assert_int_equal(append_key(j, FE_JREC_EVENT, 17, 500), 17);
+  assert_fe_ok(fe_journal_close(j));
+  expect_records(f, 17, len_500);
+  /* a second run finds nothing to cut */
+  t = truncate_ok(f, 0);
+  assert_int_equal(t.hole, 0);
+  assert_int_equal(t.truncated, 0);
+  assert_int_equal(t.walk.records, 17);
+}
+
+/* A hole in a segment that is not the last: the segments after it go,
+ * and what they held is counted first. */
+static void test_truncate_hole_in_earlier_segment(void **state) {
+  fx_t *f = *state;
+  build3(f);
+  poke(f, 1, REC_OFF(3) + 100, 0x10); /* lsn 4's payload */
+  fe_diag_t d = jopen_fails(f, FE_ECORRUPT, NULL, NULL);
+  assert_msg_has(&d, "not the last");
+  const uint64_t seg = HDR + 7 * 536;
+
+  snap_t s = snap_take(f);
+  fe_journal_truncate_report_t t = truncate_ok(f, FE_JOURNAL_TRUNCATE_DRY_RUN);
+  snap_same(f, &s);
+  assert_int_equal(t.hole, 1);
+  assert_int_equal(t.cut_segment, 1);
+  assert_int_equal(t.cut_offset, REC_OFF(3));
+  assert_non_null(strstr(t.cut_why, "checksum"));
+  assert_int_equal(t.lost_records, 3 + 7 + 7);
+  assert_int_equal(t.lost_first_lsn, 5);
+  assert_int_equal(t.lost_last_lsn, 21);
+  assert_int_equal(t.removed_segments, 2);
+  assert_int_equal(t.first_removed, 2);
+  assert_int_equal(t.last_removed, 3);
+  assert_int_equal(t.discarded_bytes, seg - REC_OFF(3) + 2 * seg);
+  assert_int_equal(t.walk.records, 3);
+
+  t = truncate_ok(f, 0);
+  assert_int_equal(t.truncated, 1);
+  assert_int_equal(t.removed_segments, 2);
+  assert_int_equal(count_segments(f), 1);
+  assert_int_equal(seg_size(f, 1), (int64_t)REC_OFF(3));
+  assert_int_equal(seg_size(f, 2), -1);
+  assert_int_equal(seg_size(f, 3), -1);
+  expect_records(f, 3, len_500);
+  fe_journal_t *j = jopen(f, NULL, NULL);
+  for (uint64_t i = 4; i <= 9; i++) /* fills segment 1, rotates into 2 */
+    assert_int_equal(append_key(j, FE_JREC_EVENT, i, 500), i);
+  assert_fe_ok(fe_journal_close(j));
+  assert_int_equal(count_segments(f), 2);
+  expect_records(f, 9, len_500);
+}
+
+/* Nothing to cut: a clean journal, an empty one, a torn tail (left for
+ * open, which repairs it). */
+static void test_truncate_nothing_to_cut(void **state) {
+  fx_t *f = *state;
+  build3(f);
+  for (unsigned flags = 0; flags <= FE_JOURNAL_TRUNCATE_DRY_RUN; flags++) {
+    snap_t s = snap_take(f);
+    fe_journal_truncate_report_t t = truncate_ok(f, flags);
+    snap_same(f, &s);
+    assert_int_equal(t.hole, 0);
+    assert_int_equal(t.truncated, 0);
+    assert_int_equal(t.lost_records, 0);
+    assert_int_equal(t.discarded_bytes, 0);
+    assert_int_equal(t.walk.records, 21);
+    assert_int_equal(t.walk.torn, 0);
+  }
+  char p[160];
+  seg_path(f, p, sizeof p, 3);
+  static const uint8_t junk[40] = {7, 7, 7};
+  append_bytes(p, junk, sizeof junk);
+  snap_t s = snap_take(f);
+  fe_journal_truncate_report_t t = truncate_ok(f, 0);
+  snap_same(f, &s);
+  assert_int_equal(t.hole, 0);
+  assert_int_equal(t.walk.torn, 1);
+  assert_int_equal(t.walk.torn_segment, 3);
+  assert_int_equal(t.walk.torn_bytes, 40);
+  expect_records(f, 21, len_500); /* open cuts the torn tail */
+
+  char empty[160];
+  snprintf(empty, sizeof empty, "%s/empty", f->root);
+  assert_int_equal(mkdir(empty, 0755), 0);
+  fe_diag_t d;
+  assert_fe_ok(fe_journal_truncate_corrupt(empty, 0, &t, &d));
+  assert_int_equal(t.hole, 0);
+  assert_int_equal(t.walk.segments, 0);
+}
+
+/* What is not a hole is refused, before or after the hole, and no file is
+ * touched: an unknown version, a foreign or damaged segment header, a gap,
+ * an lsn discontinuity. */
+static void test_truncate_refuses_what_is_not_a_hole(void **state) {
+  fx_t *f = *state;
+  build3(f);
+  for (unsigned flags = 0; flags <= FE_JOURNAL_TRUNCATE_DRY_RUN; flags++) {
+    poke(f, 3, 8, 0x06); /* version 7, no hole */
+    fe_diag_t d = truncate_refused(f, flags, FE_EVERSION);
+    assert_msg_has(&d, "0000000000000003.fej");
+    assert_msg_has(&d, "version 7");
+    /* a hole in segment 1: segment 3 would be removed, but it is not ours
+     * to remove */
+    poke(f, 1, REC_OFF(2) + 64, 0x01);
+    d = truncate_refused(f, flags, FE_EVERSION);
+    assert_msg_has(&d, "0000000000000003.fej");
+    poke(f, 3, 8, 0x06);
+    poke(f, 2, 0, 0x01); /* magic */
+    d = truncate_refused(f, flags, FE_ECORRUPT);
+    assert_msg_has(&d, "magic");
+    poke(f, 2, 0, 0x01);
+    poke(f, 3, 40, 0x01); /* header checksum (reserved bytes) */
+    d = truncate_refused(f, flags, FE_ECORRUPT);
+    assert_msg_has(&d, "0000000000000003.fej: segment header checksum");
+    poke(f, 3, 40, 0x01);
+    poke(f, 1, REC_OFF(2) + 64, 0x01);
+  }
+  set_first_lsn(f, 2, 9); /* segment 1 ends at 7 */
+  zero_range(f, 3, REC_OFF(1), 536); /* a hole after the discontinuity */
+  fe_diag_t d = truncate_refused(f, 0, FE_ECORRUPT);
+  assert_msg_has(&d, "lsn discontinuity");
+  set_first_lsn(f, 2, 8);
+  set_record_lsn(f, 2, REC_OFF(2), 40);
+  d = truncate_refused(f, 0, FE_ECORRUPT);
+  assert_msg_has(&d, "lsn 40, expected 10");
+  set_record_lsn(f, 2, REC_OFF(2), 10);
+  /* now the hole alone: cut */
+  fe_journal_truncate_report_t t = truncate_ok(f, 0);
+  assert_int_equal(t.cut_segment, 3);
+  assert_int_equal(t.lost_records, 5);
+  expect_records(f, 15, len_500);
+  /* a gap in the segments */
+  char p[160], moved[160];
+  seg_path(f, p, sizeof p, 2);
+  snprintf(moved, sizeof moved, "%s/moved", f->root);
+  assert_int_equal(rename(p, moved), 0);
+  d = truncate_refused(f, 0, FE_ECORRUPT);
+  assert_msg_has(&d, "0000000000000002.fej is missing");
+  assert_int_equal(rename(moved, p), 0);
+}
+
+/* A writer holds the journal: refused (dry run too), nothing changed;
+ * once it closed, the cut goes through. */
+static void test_truncate_refused_beside_a_writer(void **state) {
+  fx_t *f = *state;
+  build3(f);
+  fe_journal_t *j = jopen(f, NULL, NULL);
+  zero_range(f, 1, REC_OFF(1), 536); /* not the writer's active segment */
+  fe_diag_t d = truncate_refused(f, 0, FE_ESTATE);
+  assert_msg_has(&d, "writer");
+  truncate_refused(f, FE_JOURNAL_TRUNCATE_DRY_RUN, FE_ESTATE);
+  assert_fe_ok(fe_journal_close(j));
+  fe_journal_truncate_report_t t = truncate_ok(f, 0);
+  assert_int_equal(t.truncated, 1);
+  assert_int_equal(t.cut_segment, 1);
+  expect_records(f, 1, len_500);
+  /* the lock went with the call */
+  int dfd = open(f->dir, O_RDONLY | O_DIRECTORY);
+  assert_true(dfd >= 0);
+  assert_int_equal(flock(dfd, LOCK_EX | LOCK_NB), 0); /* released after */
+  close(dfd);
+}
+
+static void test_truncate_bad_args(void **state) {
+  fx_t *f = *state;
+  fe_diag_t d;
+  fe_journal_truncate_report_t t;
+  memset(&d, 0, sizeof d);
+  assert_fe(fe_journal_truncate_corrupt(NULL, 0, &t, &d), FE_EINVAL);
+  assert_msg_has(&d, "NULL or empty");
+  assert_fe(fe_journal_truncate_corrupt("", 0, &t, &d), FE_EINVAL);
+  assert_msg_has(&d, "NULL or empty");
+  assert_fe(fe_journal_truncate_corrupt(f->dir, 0, &t, &d), FE_ENOTFOUND);
+  assert_msg_has(&d, f->dir);
+  build3(f);
+  assert_fe(fe_journal_truncate_corrupt(f->dir, 6, &t, &d), FE_EINVAL);
+  assert_msg_has(&d, "unknown truncate flags 0x6");
+  char p[160];
+  seg_path(f, p, sizeof p, 1);
+  assert_fe(fe_journal_truncate_corrupt(p, 0, &t, &d), FE_EIO);
+  assert_msg_has(&d, "Not a directory");
+  /* report and diag may be NULL */
+  zero_range(f, 2, REC_OFF(0), 8);
+  assert_fe(fe_journal_truncate_corrupt(f->dir, 0, NULL, NULL), 0);
+  expect_records(f, 7, len_500);
+}
+
 /* ------------------------------------------------------------- tool */
 
 #ifdef FE_JOURNAL_TOOL
@@ -1787,6 +2106,83 @@ static void test_tool(void **state) {
 #endif
 }
 
+/* fe-journal truncate: without --yes it shows and refuses; --dry-run
+ * shows and exits 3; --yes cuts; a writer's lock and what is not a hole
+ * are refused with exit 1. */
+static void test_tool_truncate(void **state) {
+#ifndef FE_JOURNAL_TOOL
+  (void)state;
+  skip();
+#else
+  fx_t *f = *state;
+  build3(f);
+  const char *d = f->dir;
+  zero_range(f, 3, REC_OFF(2), 2 * 536);
+  assert_int_equal(run_tool(f, (const char *[]){"verify", d, NULL}), 1);
+  snap_t s = snap_take(f);
+  assert_int_equal(run_tool(f, (const char *[]){"truncate", d, NULL}), 64);
+  expect_output(f, "out", "hole in segment 3 (0000000000000003.fej) at "
+                          "offset 1136: zero-filled record header");
+  expect_output(f, "out", "would cut there: 2680 bytes discarded, 0 "
+                          "segments removed");
+  expect_output(f, "err", "only with --yes (nothing was changed)");
+  expect_output(f, "err", "usage: fe-journal");
+  snap_same(f, &s);
+  s = snap_take(f);
+  assert_int_equal(
+      run_tool(f, (const char *[]){"truncate", "--dry-run", d, NULL}), 3);
+  expect_output(f, "out", "3 valid records after the hole would be lost: "
+                          "lsn 19..21");
+  expect_output(f, "out", "kept: 16 records, lsn 1..16; the next record "
+                          "gets lsn 17");
+  snap_same(f, &s);
+  /* the owner has it open: refused */
+  fe_journal_t *j = NULL;
+  int dfd = open(d, O_RDONLY | O_DIRECTORY);
+  assert_true(dfd >= 0);
+  assert_int_equal(flock(dfd, LOCK_EX | LOCK_NB), 0); /* as a writer does */
+  assert_int_equal(
+      run_tool(f, (const char *[]){"truncate", "--yes", d, NULL}), 1);
+  expect_output(f, "err", "ESTATE");
+  expect_output(f, "err", "a writer has it open");
+  close(dfd);
+  assert_int_equal(seg_size(f, 3), (int64_t)(HDR + 7 * 536));
+  /* usage errors change nothing */
+  assert_int_equal(
+      run_tool(f, (const char *[]){"truncate", "--force", d, NULL}), 64);
+  assert_int_equal(run_tool(f, (const char *[]){"truncate", NULL}), 64);
+  assert_int_equal(
+      run_tool(f, (const char *[]){"truncate", "--yes", d, "x", NULL}), 64);
+  assert_int_equal(seg_size(f, 3), (int64_t)(HDR + 7 * 536));
+
+  assert_int_equal(
+      run_tool(f, (const char *[]){"truncate", "--yes", d, NULL}), 0);
+  expect_output(f, "out", "cut there: 2680 bytes discarded");
+  expect_output(f, "out", "3 valid records after the hole are lost: lsn "
+                          "19..21");
+  assert_int_equal(seg_size(f, 3), (int64_t)REC_OFF(2));
+  assert_int_equal(run_tool(f, (const char *[]){"verify", d, NULL}), 0);
+  expect_output(f, "out", "16 records in 3 segments, lsn 1..16");
+  assert_int_equal(
+      run_tool(f, (const char *[]){"truncate", "--dry-run", d, NULL}), 0);
+  expect_output(f, "out", "no hole: 16 records in 3 segments");
+  j = jopen(f, NULL, NULL);
+  assert_fe_ok(fe_journal_close(j));
+
+  /* not a hole: refused, exit 1 */
+  poke(f, 2, 8, 0x02);
+  assert_int_equal(
+      run_tool(f, (const char *[]){"truncate", "--yes", d, NULL}), 1);
+  expect_output(f, "err", "EVERSION");
+  char missing[160];
+  snprintf(missing, sizeof missing, "%s/nope", f->root);
+  assert_int_equal(
+      run_tool(f, (const char *[]){"truncate", "--dry-run", missing, NULL}),
+      1);
+  expect_output(f, "err", "ENOTFOUND");
+#endif
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       JTEST(test_defaults_and_config),
@@ -1826,7 +2222,14 @@ int main(void) {
       JTEST(test_bitflip_fuzz),
       JTEST(test_write_failure),
       JTEST(test_scan),
+      JTEST(test_truncate_hole_in_last_segment),
+      JTEST(test_truncate_hole_in_earlier_segment),
+      JTEST(test_truncate_nothing_to_cut),
+      JTEST(test_truncate_refuses_what_is_not_a_hole),
+      JTEST(test_truncate_refused_beside_a_writer),
+      JTEST(test_truncate_bad_args),
       JTEST(test_tool),
+      JTEST(test_tool_truncate),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -107,7 +107,15 @@
  *   the middle of a group under FE_FSYNC_GROUP, can persist later pages of
  *   a write without earlier ones; the hole then reads as corruption in the
  *   middle and the journal refuses to open rather than drop the records
- *   after it.
+ *   after it.  The operator's way forward is fe_journal_truncate_corrupt()
+ *   (the tool: `fe-journal truncate --dry-run DIR`, then `--yes`): it cuts
+ *   the journal at the first invalid record, removing every record after
+ *   it, and reports exactly what went; open then succeeds with the records
+ *   before the hole.  It refuses anything that is not a hole (a bad or
+ *   foreign segment header, an unknown version, a gap in the segments, an
+ *   lsn discontinuity).  Records after the hole that the host had
+ *   acknowledged are lost: reconcile them from outside (the venue, the
+ *   clients) before going on.
  *
  * Threads.  fe_journal_append(), _commit(), _tick(), _sync(),
  * _wait_durable(), _retire(), _pin(), _stats(), _written_lsn(),
@@ -501,6 +509,72 @@ FE_API int fe_journal_stats(const fe_journal_t *j, fe_journal_stats_t *s);
 FE_API int fe_journal_scan(const char *dir, unsigned flags,
                            fe_journal_replay_fn fn, void *user,
                            fe_journal_report_t *report, fe_diag_t *diag);
+
+/* ----------------------------------------------------- operator repair */
+
+/* fe_journal_truncate_corrupt() flags. */
+#define FE_JOURNAL_TRUNCATE_DRY_RUN 1u /* walk and report; change nothing */
+
+/* What fe_journal_truncate_corrupt() found and (without the dry run) did.
+ * Filled on success; on failure it holds what was found up to the error
+ * (walk always, the rest once the hole was surveyed). */
+typedef struct fe_journal_truncate_report {
+  int dry_run;              /* FE_JOURNAL_TRUNCATE_DRY_RUN was given */
+  int hole;                 /* 1: open would refuse the journal as corrupt
+                               and the cut below applies; 0: nothing to
+                               cut (clean, or only what open repairs
+                               itself: see walk.torn, walk.short_segment) */
+  int truncated;            /* 1: the cut was made (never on a dry run) */
+  uint64_t cut_segment;     /* index of the segment with the hole */
+  uint64_t cut_offset;      /* offset of its first invalid record: the
+                               segment's length after the cut */
+  const char *cut_why;      /* what was wrong there (static string) */
+  uint64_t discarded_bytes; /* cut_segment's bytes from cut_offset on, plus
+                               the whole length of every removed segment */
+  uint64_t lost_records;    /* records after the cut whose checksums verify
+                               (counted before cutting): gone after it */
+  uint64_t lost_first_lsn;  /* the lowest and highest lsn among them, 0 */
+  uint64_t lost_last_lsn;   /* when there are none */
+  uint64_t removed_segments;/* segment files after cut_segment (removed) */
+  uint64_t first_removed;   /* their indices, 0 when none */
+  uint64_t last_removed;
+  /* The walk up to the cut (or the whole journal when there is no hole),
+   * as fe_journal_scan() reports it: walk.records and walk.last_lsn are
+   * what open replays after the cut, walk.next_lsn the lsn the next
+   * append gets.  A torn tail or a short last segment found when there is
+   * no hole is reported here and left for open to repair. */
+  fe_journal_report_t walk;
+} fe_journal_truncate_report_t;
+
+/* Operator repair for a journal that fe_journal_open() refuses because of
+ * a hole (see Recovery): walks the journal as open does and, at the FIRST
+ * invalid record in any segment, cuts it there: truncates that segment at
+ * that record, removes every later segment file (newest first), fsyncs
+ * the directory and the truncated segment.  Before cutting it counts what
+ * goes (report).  A clean journal, or one whose only fault is a torn tail
+ * or a short last segment, is left untouched (report->hole 0): open
+ * repairs those itself.  Takes the writer's flock for the whole call, dry
+ * run included, so the answer is not racing a writer.
+ *   dir     the journal's directory.
+ *   flags   0 or FE_JOURNAL_TRUNCATE_DRY_RUN (fill the report, change
+ *           nothing).
+ *   report  out, may be NULL.  diag  out, may be NULL: on failure, the
+ *           code and a message naming the file and what was wrong.
+ * Returns 0 (also when there was nothing to cut); FE_EINVAL (dir NULL or
+ * empty, unknown flags); FE_ENOTFOUND (no such directory); FE_ESTATE (a
+ * writer holds the journal: close it first); FE_ECORRUPT, FE_EVERSION
+ * (something that is not a hole, before the hole or in a segment it would
+ * remove: a bad magic, header size, header checksum or index, an unknown
+ * version, a gap in the segment indices, an lsn discontinuity, a segment
+ * other than the last shorter than its header): nothing is changed;
+ * FE_EIO (a system call failed: the message names it; when a removal or
+ * the truncation failed part way, the segments after the one named are
+ * gone and running it again finishes the cut); FE_ENOMEM.  "*.fej.tmp"
+ * leftovers are left for open.  Thread-safe; blocking (reads every
+ * segment; fsyncs). */
+FE_API int fe_journal_truncate_corrupt(const char *dir, unsigned flags,
+                                       fe_journal_truncate_report_t *report,
+                                       fe_diag_t *diag);
 
 /* "EVENT", "OUTCOME", "INTENT", "DEAD_LETTER", "SAGA", "CHECKPOINT" for
  * the named types, "HOST" for 0x8000 and up, "INVALID" for 0, "RESERVED"

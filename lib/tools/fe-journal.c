@@ -1,17 +1,38 @@
 /*
- * fe-journal: inspect a libfinevent journal directory, read-only.
+ * fe-journal: inspect a libfinevent journal directory; cut a hole out of
+ * it on the operator's explicit word.
  *
  *   fe-journal dump [--json] DIR   one line per record, with what the
  *                                  bus's and the saga coordinator's
  *                                  payloads say (see decode())
  *   fe-journal verify DIR          check every segment and record
  *   fe-journal stats DIR           segments, records, bytes, types, tail
+ *   fe-journal truncate --dry-run DIR
+ *   fe-journal truncate --yes DIR  fe_journal_truncate_corrupt(): cut the
+ *                                  journal at its first invalid record
+ *                                  (a power-loss hole that makes open
+ *                                  refuse it), removing every record
+ *                                  after it; --dry-run says what would
+ *                                  go and changes nothing
  *
- * Exit status: 0 clean; 1 corrupt, unreadable or not a journal (the
- * precise error on stderr); 2 only a torn tail or a short last segment,
- * which the next fe_journal_open() would repair (reported, never
- * repaired here); 64 usage error.  Nothing is ever written to DIR, so it
- * may run beside the process that owns the journal.
+ * dump, verify and stats never write to DIR (they take no lock, so they
+ * may run beside the process that owns the journal).  truncate is the one
+ * subcommand that writes: it takes the writer's lock (refused while the
+ * owning process has the journal open), and without --yes it only prints
+ * what it would cut and exits 64.
+ *
+ * Exit status:
+ *   0   dump/verify/stats: clean.  truncate: nothing to cut (clean, or a
+ *       torn tail / short last segment left for open), or the cut was made
+ *       (--yes)
+ *   1   corrupt (for truncate: corrupt in a way that is not a hole, which
+ *       it refuses), unreadable, not a journal, locked by a writer, or a
+ *       failed system call (the precise error on stderr)
+ *   2   dump/verify/stats: only a torn tail or a short last segment, which
+ *       the next fe_journal_open() would repair (reported, never repaired
+ *       here)
+ *   3   truncate --dry-run: there is a hole; nothing was changed
+ *   64  usage error, including truncate without --dry-run or --yes
  */
 #define _POSIX_C_SOURCE 200809L /* gmtime_r */
 
@@ -28,6 +49,7 @@
 
 #define EXIT_CORRUPT 1
 #define EXIT_TORN 2
+#define EXIT_HOLE 3  /* truncate --dry-run: there is something to cut */
 #define EXIT_USAGE 64 /* EX_USAGE */
 #define HEX_PREFIX 16 /* payload bytes shown */
 
@@ -35,8 +57,12 @@ static void usage(FILE *f) {
   fprintf(f, "usage: fe-journal dump [--json] DIR\n"
              "       fe-journal verify DIR\n"
              "       fe-journal stats DIR\n"
-             "exit: 0 clean, 1 corrupt or unreadable, 2 torn tail only "
-             "(not repaired), 64 usage\n");
+             "       fe-journal truncate --dry-run DIR\n"
+             "       fe-journal truncate --yes DIR   (writes: cuts DIR at "
+             "its first invalid record)\n"
+             "exit: 0 clean (truncate: nothing to cut, or cut), 1 corrupt, "
+             "unreadable or locked, 2 torn tail only (not repaired), "
+             "3 truncate --dry-run found a hole, 64 usage\n");
 }
 
 /* "2024-05-01T12:34:56.123456789Z" into buf[40]. */
@@ -307,6 +333,70 @@ static int cmd_stats(const char *dir) {
   return finish(dir, rc, &d, &rep);
 }
 
+/* What fe_journal_truncate_corrupt() found, for a person. */
+static void print_truncate(const char *dir,
+                           const fe_journal_truncate_report_t *t) {
+  const fe_journal_report_t *w = &t->walk;
+  if (!t->hole) {
+    printf("%s: no hole: %" PRIu64 " records in %" PRIu64 " segments, lsn %"
+           PRIu64 "..%" PRIu64 "; nothing to cut\n", dir, w->records,
+           w->segments, w->first_lsn, w->last_lsn);
+    if (w->torn)
+      printf("%s: torn tail in segment %" PRIu64 " at offset %" PRIu64
+             ": %" PRIu64 " bytes (%s); left for the next open, which "
+             "truncates it\n", dir, w->torn_segment, w->torn_offset,
+             w->torn_bytes, w->torn_why);
+    if (w->short_segment != 0)
+      printf("%s: last segment %" PRIu64 " is %" PRIu64 " bytes, shorter "
+             "than its header; left for the next open, which removes it\n",
+             dir, w->short_segment, w->short_bytes);
+    return;
+  }
+  const char *verb = t->truncated ? "cut" : "would cut";
+  printf("%s: hole in segment %" PRIu64 " (%016" PRIx64 ".fej) at offset %"
+         PRIu64 ": %s\n", dir, t->cut_segment, t->cut_segment,
+         t->cut_offset, t->cut_why);
+  printf("%s: %s there: %" PRIu64 " bytes discarded, %" PRIu64 " segment%s "
+         "removed", dir, verb, t->discarded_bytes, t->removed_segments,
+         t->removed_segments == 1 ? "" : "s");
+  if (t->removed_segments != 0)
+    printf(" (%" PRIu64 "..%" PRIu64 ")", t->first_removed, t->last_removed);
+  printf("\n");
+  if (t->lost_records != 0)
+    printf("%s: %" PRIu64 " valid records after the hole %s lost: lsn %"
+           PRIu64 "..%" PRIu64 "\n", dir, t->lost_records,
+           t->truncated ? "are" : "would be", t->lost_first_lsn,
+           t->lost_last_lsn);
+  else
+    printf("%s: no valid record after the hole\n", dir);
+  printf("%s: kept: %" PRIu64 " records, lsn %" PRIu64 "..%" PRIu64
+         "; the next record gets lsn %" PRIu64 "\n", dir, w->records,
+         w->first_lsn, w->last_lsn, w->next_lsn);
+}
+
+/* mode: 0 no flag (show, then refuse), 1 --dry-run, 2 --yes. */
+static int cmd_truncate(const char *dir, int mode) {
+  fe_journal_truncate_report_t t;
+  fe_diag_t d;
+  memset(&d, 0, sizeof d);
+  unsigned flags = mode == 2 ? 0 : FE_JOURNAL_TRUNCATE_DRY_RUN;
+  int rc = fe_journal_truncate_corrupt(dir, flags, &t, &d);
+  if (rc != 0) {
+    fprintf(stderr, "fe-journal: %s: %s: %s\n", dir, fe_err_name(rc),
+            d.msg[0] ? d.msg : fe_strerror(rc));
+    return EXIT_CORRUPT;
+  }
+  print_truncate(dir, &t);
+  fflush(stdout);
+  if (mode == 0) {
+    fprintf(stderr, "fe-journal: truncate changes %s only with --yes "
+            "(nothing was changed); --dry-run to only look\n", dir);
+    usage(stderr);
+    return EXIT_USAGE;
+  }
+  return mode == 1 && t.hole ? EXIT_HOLE : 0;
+}
+
 int main(int argc, char **argv) {
   if (argc == 2 && (strcmp(argv[1], "--help") == 0 ||
                     strcmp(argv[1], "-h") == 0)) {
@@ -322,6 +412,14 @@ int main(int argc, char **argv) {
   if (argc == 4 && strcmp(argv[1], "dump") == 0 &&
       strcmp(argv[2], "--json") == 0)
     return cmd_dump(argv[3], 1);
+  if (argc == 3 && strcmp(argv[1], "truncate") == 0 && argv[2][0] != '-')
+    return cmd_truncate(argv[2], 0);
+  if (argc == 4 && strcmp(argv[1], "truncate") == 0 &&
+      strcmp(argv[2], "--dry-run") == 0)
+    return cmd_truncate(argv[3], 1);
+  if (argc == 4 && strcmp(argv[1], "truncate") == 0 &&
+      strcmp(argv[2], "--yes") == 0)
+    return cmd_truncate(argv[3], 2);
   usage(stderr);
   return EXIT_USAGE;
 }
