@@ -38,19 +38,29 @@ typedef struct stage stage_t;
  *          stages gated on it;
  *   dl_*:  the stage that dead-letters the event, read by the outcome stage
  *          downstream of it (C2 again). */
+/* 128 bytes, two lines (the array comes from mmap: page aligned).  The
+ * first holds what the journaller and the outcome stage touch for every
+ * event; the key (set only by fe_bus_submit with cfg.idem) and the dead
+ * letter's details are on the second, so an event without a key costs
+ * one line here. */
 typedef struct slot_meta {
+  /* -- first line -- */
   uint64_t sub_seq;
   uint64_t sub_token;      /* idempotency claim, 0: none */
-  fe_idem_key_t sub_key;
-  uint64_t sub_fp;
   uint64_t sub_redrive_of; /* eid of the dead letter redriven, 0: none */
-  uint32_t sub_flags;      /* META_* */
-  uint32_t dl_attempts;
   uint64_t eid;            /* journal event id, 0: not journaled */
   uint64_t lsn;            /* journal record that holds the event */
+  uint32_t sub_flags;      /* META_* */
+  uint32_t dl_attempts;
   uint32_t dl_kind, dl_redrives;
+  /* -- the key starts the second line's bytes (it straddles) -- */
+  fe_idem_key_t sub_key;
+  uint64_t sub_fp;
   char dl_text[48];
 } slot_meta_t;
+_Static_assert(sizeof(slot_meta_t) == 128, "two lines per slot");
+_Static_assert(offsetof(slot_meta_t, dl_kind) + 8 <= 64,
+               "the per-event fields share the first line");
 
 #define META_KEY 1u       /* sub_key and sub_fp are set */
 #define META_RECOVERED 2u /* re-driven by recovery: already journaled */

@@ -250,11 +250,13 @@ void fe__journal_stage(fe_stage_ctx_t *ctx, fe_event_t *const *evs,
   uint64_t tail[JREC_EV_TAIL];
   for (uint32_t i = 0; i < n; i++) {
     fe_event_t *ev = evs[i];
-    if (i + JPREFETCH < n) { /* the publisher's lines, a few events ahead */
-      const char *f = (const char *)evs[i + JPREFETCH];
+    if (i + JPREFETCH < n) { /* the publisher's lines, a few events ahead,
+                                and the slot's meta line, to be written */
+      const fe_event_t *f = evs[i + JPREFETCH];
       for (size_t off = 0; off < sizeof(fe_event_t); off += 64)
-        __builtin_prefetch(f + off, 0, 3);
-      __builtin_prefetch(f + sizeof(fe_event_t) - 1, 0, 3);
+        __builtin_prefetch((const char *)f + off, 0, 3);
+      __builtin_prefetch((const char *)f + sizeof(fe_event_t) - 1, 0, 3);
+      __builtin_prefetch(fe__meta(bus, ev->seq + JPREFETCH), 1, 3);
     }
     slot_meta_t *m = fe__meta(bus, ev->seq);
     if (m->sub_seq != ev->seq) /* a raw publish: no submitter data */
