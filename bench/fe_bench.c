@@ -33,6 +33,12 @@
  * per group).  mev_s is then millions of records per second and mb_s the
  * megabytes (10^6) of frames written per second; allocs counts the
  * allocations between open and the last commit.
+ *
+ * mem_chase is no library code: the machine's floor for the idempotency
+ * scenarios.  One thread follows a random cycle through a 128 MiB buffer
+ * on transparent huge pages (the size of idem_lookup's table), one
+ * dependent 8-byte read per step; mev_s is millions of reads per second,
+ * so 1000 / mev_s is the latency in ns of one random read from memory.
  */
 #define _GNU_SOURCE
 #include <finevent/finevent.h>
@@ -52,6 +58,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 /* ------------------------------------------------------------ allocations */
@@ -587,6 +594,50 @@ static int run_floor(const scenario_t *sc, const opts_t *o, uint64_t n,
   return 0;
 }
 
+/* ---------------------------------------------- memory latency floor */
+
+#define CHASE_BYTES (UINT64_C(128) << 20)
+
+static int run_chase(const scenario_t *sc, const opts_t *o, uint64_t n,
+                     result_t *r) {
+  pin_self(o, 0);
+  uint64_t lines = CHASE_BYTES / 64;
+  uint64_t *a = mmap(NULL, CHASE_BYTES, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  uint64_t *order = malloc(lines * sizeof *order);
+  if (a == MAP_FAILED || order == NULL) {
+    fprintf(stderr, "fe_bench: %s: out of memory\n", sc->name);
+    free(order);
+    if (a != MAP_FAILED)
+      munmap(a, CHASE_BYTES);
+    return -1;
+  }
+  madvise(a, CHASE_BYTES, MADV_HUGEPAGE); /* a hint, as the table's */
+  /* One random cycle through every line (Sattolo's shuffle), a read per
+   * line, so no two reads share a line and the prefetchers see no
+   * pattern. */
+  for (uint64_t i = 0; i < lines; i++)
+    order[i] = i;
+  uint64_t x = 0x9E3779B97F4A7C15ull;
+  for (uint64_t i = lines - 1; i > 0; i--) {
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    uint64_t j = x % i, t = order[i];
+    order[i] = order[j];
+    order[j] = t;
+  }
+  for (uint64_t i = 0; i < lines; i++)
+    a[order[i] * 8] = order[(i + 1) % lines] * 8;
+  free(order);
+  uint64_t p = 0;
+  double t0 = now_s();
+  for (uint64_t i = 0; i < n; i++)
+    p = a[p];
+  r->mev_s = (double)n / (now_s() - t0) / 1e6;
+  r->sink = p;
+  munmap(a, CHASE_BYTES);
+  return 0;
+}
+
 /* ------------------------------------------------- idempotency table */
 
 /* idem_lookup: one thread, hit lookups of DONE entries on a table of 2^20
@@ -1008,6 +1059,7 @@ static const scenario_t scenarios[] = {
     {"lat_floor_100k", 2, 500000, 0, 100000, run_floor},
     {"lat_1p1c_100k", 2, 500000, FE_WAIT_YIELD, 100000, run_bus},
     {"lat_1p1c_1m", 2, 3000000, FE_WAIT_YIELD, 1000000, run_bus},
+    {"mem_chase", 1, 5000000, 0, 0, run_chase},
     {"idem_lookup", 1, 20000000, 0, 0, run_idem_lookup},
     {"idem_lookup_batch", 1, 20000000, 0, 0, run_idem_lookup},
     {"idem_claim_2threads", 2, 2000000, 0, 0, run_idem_claim},
