@@ -34,6 +34,12 @@
  * megabytes (10^6) of frames written per second; allocs counts the
  * allocations between open and the last commit.
  *
+ * bus_1p1c_submit and bus_1p1c_submit_journaled: the producer admits
+ * every order through fe_bus_submit() with an idempotency table (sized to
+ * hold them all at load 1/2), each with a new client order id, so each
+ * claim wins and the outcome stage completes its key; the journaled one
+ * also writes the keyed event and outcome entries.  The same four stages.
+ *
  * mem_chase is no library code: the machine's floor for the idempotency
  * scenarios.  One thread follows a random cycle through a 128 MiB buffer
  * on transparent huge pages (the size of idem_lookup's table), one
@@ -416,6 +422,47 @@ static void *bus_producer(void *arg) {
   return NULL;
 }
 
+/* "ORD-<i>" into a client order id, without snprintf (the producer's
+ * loop is measured). */
+static void order_id(char id[FE_CLORDID_MAX], uint64_t i) {
+  char digits[24];
+  int n = 0;
+  do
+    digits[n++] = (char)('0' + i % 10);
+  while ((i /= 10) != 0);
+  memset(id, 0, FE_CLORDID_MAX);
+  memcpy(id, "ORD-", 4);
+  for (int k = 0; k < n; k++)
+    id[4 + k] = digits[n - 1 - k];
+}
+
+/* The submit scenarios' producer: every order through fe_bus_submit(),
+ * each with a new client order id, so each idempotency claim wins. */
+static void *bus_submitter(void *arg) {
+  bus_run_t *p = arg;
+  pin_self(p->o, p->cpu);
+  fe_order_t o;
+  memset(&o, 0, sizeof o);
+  for (uint64_t i = p->first; i < p->n; i += p->step) {
+    o.account = i & 1023;
+    o.quantity = (int64_t)(1 + (i & 127));
+    o.price = (int64_t)(100 + (i & 63));
+    order_id(o.client_order_id, i);
+    fe_submit_t in = {.type = FE_EV_NEW_ORDER, .order = &o,
+                      .timeout_ns = FE_WAIT_FOREVER};
+    fe_submit_result_t res;
+    int rc = fe_bus_submit(p->bus, &in, &res);
+    if (rc != 0) {
+      fprintf(stderr, "fe_bench: submit %" PRIu64 ": %s\n", i,
+              fe_strerror(rc));
+      return NULL;
+    }
+  }
+  return NULL;
+}
+
+static fe_idem_t *idem_table(uint64_t capacity);
+
 /* Graph shapes. */
 enum { SHAPE_GROUPED, SHAPE_4WORKERS, SHAPE_SHARDED };
 
@@ -454,6 +501,7 @@ static int run_bus(const scenario_t *sc, const opts_t *o, uint64_t n,
   int producers = shape == SHAPE_SHARDED ? 2 : 1;
   int lat = strncmp(sc->name, "lat_", 4) == 0;
   int journaled = strstr(sc->name, "journaled") != NULL;
+  int submit = strstr(sc->name, "submit") != NULL;
   static sink_t sink;
   memset(&sink, 0, sizeof sink);
   fe_stage_def_t st[4];
@@ -498,10 +546,20 @@ static int run_bus(const scenario_t *sc, const opts_t *o, uint64_t n,
       return -1;
     sink.lat = h;
   }
+  fe_idem_t *idem = NULL;
+  if (submit) { /* room for every order at load 1/2 */
+    uint64_t cap = 1024;
+    while (cap < 2 * n)
+      cap *= 2;
+    if ((idem = idem_table(cap)) == NULL)
+      return -1;
+    cfg.idem = idem;
+  }
   fe_bus_t *bus;
   fe_diag_t d;
   if (fe_bus_create(&cfg, &bus, &d) != 0) {
     fprintf(stderr, "fe_bench: %s: %s\n", sc->name, d.msg);
+    fe_idem_destroy(idem);
     return -1;
   }
   uint64_t a0 = __atomic_load_n(&allocs, __ATOMIC_RELAXED);
@@ -513,7 +571,8 @@ static int run_bus(const scenario_t *sc, const opts_t *o, uint64_t n,
   for (int i = 0; i < producers; i++) {
     p[i] = (bus_run_t){bus, o, (uint64_t)i, n, (uint64_t)producers,
                        lat ? 1000000000u / rate : 0, fe_clock_now_ns(), i};
-    pthread_create(&th[i], NULL, bus_producer, &p[i]);
+    pthread_create(&th[i], NULL, submit ? bus_submitter : bus_producer,
+                   &p[i]);
   }
   for (int i = 0; i < producers; i++)
     pthread_join(th[i], NULL);
@@ -538,6 +597,7 @@ static int run_bus(const scenario_t *sc, const opts_t *o, uint64_t n,
     fe_hist_destroy(h);
   }
   fe_bus_destroy(bus);
+  fe_idem_destroy(idem);
   if (journaled)
     rm_rf(jdir);
   return 0;
@@ -1052,6 +1112,8 @@ static const scenario_t scenarios[] = {
     {"mutex_queue", 2, 5000000, 0, 0, run_handoff},
     {"bus_1p1c", 2, 50000000, FE_WAIT_YIELD, 0, run_bus},
     {"bus_1p1c_journaled", 2, 10000000, FE_WAIT_YIELD, 0, run_bus},
+    {"bus_1p1c_submit", 2, 2000000, FE_WAIT_YIELD, 0, run_bus},
+    {"bus_1p1c_submit_journaled", 2, 2000000, FE_WAIT_YIELD, 0, run_bus},
     {"bus_4stage_spin", 5, 20000000, FE_WAIT_SPIN, 0, run_bus},
     {"bus_4stage_yield", 5, 20000000, FE_WAIT_YIELD, 0, run_bus},
     {"bus_4stage_park", 5, 10000000, FE_WAIT_PARK, 0, run_bus},
