@@ -39,6 +39,8 @@
  * hold them all at load 1/2), each with a new client order id, so each
  * claim wins and the outcome stage completes its key; the journaled one
  * also writes the keyed event and outcome entries.  The same four stages.
+ * One fe_bus_submit() per order, or with --claim N > 1 fe_bus_submit_n()
+ * of bursts of N (at most 256).
  *
  * mem_chase is no library code: the machine's floor for the idempotency
  * scenarios.  One thread follows a random cycle through a 128 MiB buffer
@@ -438,25 +440,36 @@ static void order_id(char id[FE_CLORDID_MAX], uint64_t i) {
 
 /* The submit scenarios' producer: every order through fe_bus_submit(),
  * each with a new client order id, so each idempotency claim wins. */
+#define SUBMIT_BURST_MAX 256
+
 static void *bus_submitter(void *arg) {
   bus_run_t *p = arg;
   pin_self(p->o, p->cpu);
-  fe_order_t o;
-  memset(&o, 0, sizeof o);
-  for (uint64_t i = p->first; i < p->n; i += p->step) {
-    o.account = i & 1023;
-    o.quantity = (int64_t)(1 + (i & 127));
-    o.price = (int64_t)(100 + (i & 63));
-    order_id(o.client_order_id, i);
-    fe_submit_t in = {.type = FE_EV_NEW_ORDER, .order = &o,
-                      .timeout_ns = FE_WAIT_FOREVER};
-    fe_submit_result_t res;
-    int rc = fe_bus_submit(p->bus, &in, &res);
-    if (rc != 0) {
-      fprintf(stderr, "fe_bench: submit %" PRIu64 ": %s\n", i,
-              fe_strerror(rc));
-      return NULL;
+  static fe_order_t o[SUBMIT_BURST_MAX];
+  fe_submit_t in[SUBMIT_BURST_MAX];
+  int rc[SUBMIT_BURST_MAX];
+  uint32_t burst = p->o->claim < SUBMIT_BURST_MAX ? p->o->claim
+                                                  : SUBMIT_BURST_MAX;
+  memset(o, 0, sizeof o);
+  for (uint64_t i = p->first; i < p->n;) {
+    uint32_t m = 0;
+    for (; m < burst && i < p->n; m++, i += p->step) {
+      o[m].account = i & 1023;
+      o[m].quantity = (int64_t)(1 + (i & 127));
+      o[m].price = (int64_t)(100 + (i & 63));
+      order_id(o[m].client_order_id, i);
+      in[m] = (fe_submit_t){.type = FE_EV_NEW_ORDER, .order = &o[m],
+                            .timeout_ns = FE_WAIT_FOREVER};
     }
+    if (m == 1)
+      rc[0] = fe_bus_submit(p->bus, &in[0], NULL);
+    else
+      fe_bus_submit_n(p->bus, in, m, NULL, rc);
+    for (uint32_t k = 0; k < m; k++)
+      if (rc[k] != 0) {
+        fprintf(stderr, "fe_bench: submit: %s\n", fe_strerror(rc[k]));
+        return NULL;
+      }
   }
   return NULL;
 }

@@ -899,6 +899,57 @@ int fe_bus_submit(fe_bus_t *bus, const fe_submit_t *in,
   return 0;
 }
 
+/* fe_bus_submit_n's pipeline: the home control line of the order
+ * 2 * SUBMIT_AHEAD places ahead, the entry SUBMIT_AHEAD ahead (by then its
+ * control line has arrived).  keys[] keeps each order's key from the first
+ * hint to the second. */
+#define SUBMIT_AHEAD 8
+
+static void submit_hint(const fe_bus_t *bus, const fe_submit_t *in,
+                        fe_idem_key_t keys[2 * SUBMIT_AHEAD], uint8_t *has,
+                        size_t i, int stage) {
+  fe_idem_key_t *k = &keys[i % (2 * SUBMIT_AHEAD)];
+  uint8_t bit = (uint8_t)(1u << (i % 8));
+  if (stage == 1) {
+    if (in->type == FE_EV_NEW_ORDER && in->order != NULL &&
+        fe_idem_key_order(in->order, k) == 0) {
+      has[(i / 8) % 2] |= bit;
+      fe_idem_prefetch(bus->idem, k);
+    } else {
+      has[(i / 8) % 2] &= (uint8_t)~bit;
+    }
+  } else if (has[(i / 8) % 2] & bit) {
+    fe_idem_prefetch_claim(bus->idem, k);
+  }
+}
+
+int fe_bus_submit_n(fe_bus_t *bus, const fe_submit_t *in, size_t n,
+                    fe_submit_result_t *out, int *rc) {
+  if (bus == NULL || (n != 0 && (in == NULL || rc == NULL)))
+    return FE_EINVAL;
+  if (n > INT32_MAX)
+    return FE_ERANGE;
+  fe_idem_key_t keys[2 * SUBMIT_AHEAD];
+  uint8_t has[2] = {0, 0}; /* keys[] slots holding a key, by i % 16 */
+  int ok = 0;
+  const int hint = bus->idem != NULL;
+  for (size_t i = 0; hint && i < n && i < 2 * SUBMIT_AHEAD; i++)
+    submit_hint(bus, &in[i], keys, has, i, 1);
+  for (size_t i = 0; hint && i < n && i < SUBMIT_AHEAD; i++)
+    submit_hint(bus, &in[i], keys, has, i, 2);
+  for (size_t i = 0; i < n; i++) {
+    rc[i] = fe_bus_submit(bus, &in[i], out != NULL ? &out[i] : NULL);
+    ok += rc[i] == 0;
+    /* After order i: its keys[] slot is free for order i + 16. */
+    if (hint && i + SUBMIT_AHEAD < n)
+      submit_hint(bus, &in[i + SUBMIT_AHEAD], keys, has, i + SUBMIT_AHEAD, 2);
+    if (hint && i + 2 * SUBMIT_AHEAD < n)
+      submit_hint(bus, &in[i + 2 * SUBMIT_AHEAD], keys, has,
+                  i + 2 * SUBMIT_AHEAD, 1);
+  }
+  return ok;
+}
+
 int fe_bus_publish_order(fe_bus_t *bus, uint32_t type, const fe_order_t *order,
                          uint64_t trace_id, uint64_t timeout_ns,
                          uint64_t *seq) {

@@ -382,6 +382,13 @@ void fe__outcome_stage(fe_stage_ctx_t *ctx, fe_event_t *const *evs,
   uint32_t entries = 0;
   for (uint32_t i = 0; i < n; i++) {
     fe_event_t *ev = evs[i];
+    if (bus->idem != NULL && i + JPREFETCH < n) {
+      /* The claim this stage completes a few events on: its control word
+       * and entry were last written by the submitter, far back. */
+      const slot_meta_t *f = fe__meta(bus, evs[i + JPREFETCH]->seq);
+      if (f->sub_token != 0)
+        fe__idem_prefetch_token(bus->idem, f->sub_token);
+    }
     slot_meta_t *m = fe__meta(bus, ev->seq);
     int sub = m->sub_seq == ev->seq;
     uint64_t v = fe__load_relaxed(&ev->verdict);

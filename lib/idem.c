@@ -695,6 +695,30 @@ void fe_idem_prefetch(const fe_idem_t *t, const fe_idem_key_t *key) {
   __builtin_prefetch(&t->ctl[(key->lo & t->bmask) << 3], 0, 3);
 }
 
+void fe_idem_prefetch_claim(const fe_idem_t *t, const fe_idem_key_t *key) {
+  if (t == NULL || key == NULL)
+    return;
+  const uint64_t base = (key->lo & t->bmask) << 3, tag = tag_bits(key);
+  for (unsigned k = 0; k < 8; k++) {
+    uint64_t c = fe__load_relaxed(&t->ctl[base + k]);
+    unsigned st = st_of(c);
+    if (c == 0 || st == S_TOMB || (c & TAG_MASK) == tag) {
+      __builtin_prefetch(&t->ent[base + k], 1, 3); /* key, fp, deadline */
+      __builtin_prefetch(&t->ctl[base], 1, 3);     /* for the CAS */
+      return;
+    }
+  }
+}
+
+void fe__idem_prefetch_token(const fe_idem_t *t, fe_idem_token_t token) {
+  uint64_t i = token & UINT32_MAX;
+  if (t == NULL || i >= t->capacity)
+    return;
+  __builtin_prefetch(&t->ctl[i], 1, 3);
+  __builtin_prefetch(&t->ent[i], 1, 3);
+  __builtin_prefetch((const char *)&t->ent[i] + 64, 1, 3);
+}
+
 /* Second stage of the batch pipeline: reads key's home control line (by
  * now in cache, prefetched LOOKAHEAD keys ago) and starts loading both
  * lines of every entry whose tag matches.  Only a hint: nothing is

@@ -20,8 +20,6 @@
 int fe__diag(fe_diag_t *diag, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* fe_trading_check() on a type and an order not yet in a slot (the bus's
- * admission).  t and o non-NULL. */
 /* lib/dlq.c.  Attaches a journaled bus to q: on_purge(ev, user) runs
  * under q's lock for every entry purged for good (ev: the queue's copy of
  * the event), flush(user) once after the lock is dropped by a call that
@@ -31,8 +29,15 @@ int fe__dlq_attach(fe_dlq_t *q,
                    void (*on_purge)(const fe_event_t *ev, void *user),
                    void (*flush)(void *user), void *user);
 
+/* fe_trading_check() on a type and an order not yet in a slot (the bus's
+ * admission).  t and o non-NULL. */
 int fe__trading_check_order(fe_trading_t *t, uint32_t type,
                             const fe_order_t *o);
+
+/* lib/idem.c.  Starts loading, for writing, the control word and the
+ * entry of the claim `token` (its completion is near: the bus's outcome
+ * stage, a few events ahead).  A hint: any token, t NULL, never faults. */
+void fe__idem_prefetch_token(const fe_idem_t *t, fe_idem_token_t token);
 
 /* Allocates size bytes aligned to FE_PAD, rounding size up to a multiple
  * of it (aligned_alloc requires that), zeroed and so pre-faulted.  NULL

@@ -914,6 +914,81 @@ static void test_plain_completions_are_runs(void **state) {
   remove_dir();
 }
 
+/* A burst (fe_bus_submit_n) answers each order as its own fe_bus_submit()
+ * would: a duplicate inside the burst is in progress, an order without a
+ * client order id or reusing one for another order is refused alone, and
+ * the same burst again gets the stored outcomes. */
+static void test_submit_burst(void **state) {
+  (void)state;
+  make_dir();
+  snprintf(venue_path, sizeof venue_path, "%s/venue", dir);
+  fail_from = 1000;
+  rig_t r;
+  rig_open(&r, 1, 64);
+  assert_fe(r.rc, 0);
+  enum { N = 40 };
+  fe_order_t o[N];
+  fe_submit_t in[N];
+  fe_submit_result_t out[N];
+  int rc[N], want[N];
+  for (int i = 0; i < N; i++) {
+    memset(&o[i], 0, sizeof o[i]);
+    o[i].account = 7;
+    o[i].quantity = i + 1;
+    o[i].price = 10 * FE_PRICE_SCALE;
+    snprintf(o[i].client_order_id, sizeof o[i].client_order_id, "B-%d", i);
+    in[i] = (fe_submit_t){.type = FE_EV_NEW_ORDER, .order = &o[i]};
+    want[i] = 0;
+  }
+  o[5] = o[2]; /* the same order again, while it runs */
+  want[5] = FE_EINPROGRESS;
+  memset(o[7].client_order_id, 0, sizeof o[7].client_order_id);
+  want[7] = FE_EINVAL;
+  snprintf(o[29].client_order_id, sizeof o[29].client_order_id, "B-3");
+  want[29] = FE_EMISMATCH; /* B-3's id, another quantity */
+  memset(out, 0, sizeof out);
+  assert_int_equal(fe_bus_submit_n(r.bus, in, N, out, rc), N - 3);
+  uint64_t last = 0;
+  for (int i = 0; i < N; i++) {
+    if (rc[i] != want[i])
+      fail_msg("order %d: %s, expected %s", i, fe_err_name(rc[i]),
+               fe_err_name(want[i]));
+    if (rc[i] == 0) { /* published in order */
+      assert_true(i == 0 || out[i].seq > last);
+      last = out[i].seq;
+    }
+  }
+  poll_all(r.bus);
+  count_sends();
+  for (int q = 1; q <= N; q++) /* 6 (order 5), 8 (7) and 30 (29) never ran */
+    assert_int_equal(sent_count[q], q == 6 || q == 8 || q == 30 ? 0 : 1);
+  /* Again: every order that ran answers with its outcome. */
+  assert_int_equal(fe_bus_submit_n(r.bus, in, N, out, rc), 0);
+  for (int i = 0; i < N; i++) {
+    int w = i == 7 ? FE_EINVAL : i == 29 ? FE_EMISMATCH : FE_EDUPLICATE;
+    if (rc[i] != w)
+      fail_msg("again, order %d: %s", i, fe_err_name(rc[i]));
+    if (w == FE_EDUPLICATE)
+      assert_int_equal(out[i].outcome.status, FE_IDEM_COMPLETED);
+  }
+  /* out may be NULL; bad arguments submit nothing. */
+  o[0].quantity = 1;
+  snprintf(o[0].client_order_id, sizeof o[0].client_order_id, "B-new");
+  assert_int_equal(fe_bus_submit_n(r.bus, in, 1, NULL, rc), 1);
+  assert_int_equal(fe_bus_submit_n(NULL, in, 1, NULL, rc), FE_EINVAL);
+  assert_int_equal(fe_bus_submit_n(r.bus, NULL, 1, NULL, rc), FE_EINVAL);
+  assert_int_equal(fe_bus_submit_n(r.bus, in, 1, NULL, NULL), FE_EINVAL);
+  assert_int_equal(fe_bus_submit_n(r.bus, in, (size_t)INT32_MAX + 1, NULL,
+                                   rc),
+                   FE_ERANGE);
+  assert_int_equal(fe_bus_submit_n(r.bus, NULL, 0, NULL, NULL), 0);
+  fe_bus_stats_t st;
+  assert_fe(fe_bus_stats(r.bus, &st), 0);
+  assert_int_equal(st.published, N - 3 + 1);
+  rig_close(&r);
+  remove_dir();
+}
+
 /* A redrive takes the order's key back: duplicates wait for it, then get
  * its outcome instead of the dead letter's, also after a restart. */
 static void test_redrive_takes_the_key_back(void **state) {
@@ -1216,6 +1291,7 @@ int main(void) {
       FE_T_TEST(test_dead_letters_are_rebuilt),
       FE_T_TEST(test_dead_letter_purges_survive_restart),
       FE_T_TEST(test_tool_decodes_bus_records),
+      FE_T_TEST(test_submit_burst),
       FE_T_TEST(test_redrive_takes_the_key_back),
       FE_T_TEST(test_crash_in_redrive_after_send),
       FE_T_TEST(test_crash_in_redrive_before_send),

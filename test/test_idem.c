@@ -267,6 +267,64 @@ static void test_null_args(void **state) {
   fe_idem_destroy(t);
 }
 
+/* The claim hints read and prefetch only: with them, the table answers
+ * and counts exactly as without (keys done, in progress, abandoned, never
+ * seen, in a table full enough that chains cross buckets). */
+static void test_prefetch_hints_change_nothing(void **state) {
+  (void)state;
+  fake_clock_t clk = {0, 0};
+  fe_idem_config_t cfg;
+  cfg_fake(&cfg, &clk);
+  cfg.capacity = 64;
+  fe_idem_t *t = make(&cfg);
+  enum { KEYS = 60 };
+  for (uint64_t i = 0; i < 48; i++) {
+    fe_idem_key_t k = key_of(i);
+    fe_idem_claim_t c;
+    assert_fe(fe_idem_claim(t, &k, i, &c), 0);
+    fe_idem_outcome_t o = outcome_for(k, i);
+    if (i % 3 == 0)
+      assert_fe(fe_idem_complete(t, c.token, &o), 0);
+    else if (i % 3 == 1)
+      assert_fe(fe_idem_abandon(t, c.token), 0); /* a tombstone */
+  }
+  fe_idem_entry_t before[KEYS], after[KEYS];
+  int rb[KEYS], ra[KEYS];
+  memset(before, 0, sizeof before);
+  memset(after, 0, sizeof after);
+  for (uint64_t i = 0; i < KEYS; i++) {
+    fe_idem_key_t k = key_of(i);
+    rb[i] = fe_idem_lookup(t, &k, &before[i]);
+  }
+  fe_idem_stats_t s0 = stats(t);
+  fe_idem_key_t k0 = key_of(0);
+  fe_idem_prefetch_claim(NULL, &k0); /* no crash */
+  fe_idem_prefetch_claim(t, NULL);
+  for (uint64_t i = 0; i < KEYS; i++) {
+    fe_idem_key_t k = key_of(i);
+    fe_idem_prefetch(t, &k);
+    fe_idem_prefetch_claim(t, &k);
+  }
+  for (uint64_t i = 0; i < KEYS; i++) {
+    fe_idem_key_t k = key_of(i);
+    ra[i] = fe_idem_lookup(t, &k, &after[i]);
+    assert_int_equal(ra[i], rb[i]);
+    assert_memory_equal(&after[i], &before[i], sizeof after[i]);
+  }
+  fe_idem_stats_t s1 = stats(t);
+  assert_memory_equal(&s1, &s0, sizeof s1);
+  /* And a claim after the hints behaves as ever: a new key wins, a done
+   * one replays. */
+  fe_idem_key_t fresh = key_of(1000), done = key_of(3);
+  fe_idem_prefetch(t, &fresh);
+  fe_idem_prefetch_claim(t, &fresh);
+  fe_idem_claim_t c;
+  assert_fe(fe_idem_claim(t, &fresh, 1, &c), 0);
+  fe_idem_prefetch_claim(t, &done);
+  assert_fe(fe_idem_claim(t, &done, 3, &c), FE_EDUPLICATE);
+  fe_idem_destroy(t);
+}
+
 /* ------------------------------------------------- keys and fingerprints */
 
 static void test_key(void **state) {
@@ -1665,6 +1723,7 @@ int main(void) {
       FE_T_TEST(test_config_defaults),
       FE_T_TEST(test_invalid_configs),
       FE_T_TEST(test_null_args),
+      FE_T_TEST(test_prefetch_hints_change_nothing),
       FE_T_TEST(test_key),
       FE_T_TEST(test_key_order),
       FE_T_TEST(test_fingerprint),

@@ -507,6 +507,19 @@ typedef struct fe_submit_result {
 FE_API int fe_bus_submit(fe_bus_t *bus, const fe_submit_t *in,
                          fe_submit_result_t *out);
 
+/* A burst: in[0] .. in[n-1] submitted in order, each exactly as by its own
+ * fe_bus_submit() call (its answer in rc[i], its result in out[i]), while
+ * the idempotency table's cache misses of the orders a few places ahead
+ * are started early (fe_idem_prefetch, fe_idem_prefetch_claim): on a table
+ * larger than the cache one submit waits for about two memory reads, a
+ * burst overlaps them.  One order's refusal does not stop the others.
+ *   out  may be NULL; else n results.
+ * Returns the number of orders accepted (rc[i] == 0), FE_EINVAL (bus NULL,
+ * or in or rc NULL with n > 0: nothing submitted), FE_ERANGE (n above
+ * INT32_MAX: nothing submitted).  Threads and blocking as fe_bus_submit. */
+FE_API int fe_bus_submit_n(fe_bus_t *bus, const fe_submit_t *in, size_t n,
+                           fe_submit_result_t *out, int *rc);
+
 /* From a handler, before an effect outside the process that must never
  * happen twice (sending ev to a venue): journals the intent and writes it
  * out (and fsyncs under FE_FSYNC_GROUP).  Returns

@@ -417,6 +417,16 @@ FE_API int fe_idem_lookup_n(const fe_idem_t *t, const fe_idem_key_t *keys,
  * batch of orders).  Never faults, cannot fail; any thread; wait-free. */
 FE_API void fe_idem_prefetch(const fe_idem_t *t, const fe_idem_key_t *key);
 
+/* The second hint before a claim, for a key whose home control line was
+ * prefetched a while ago (fe_idem_prefetch()): reads that line and starts
+ * loading, for writing, the entry the claim will read or take (the key's
+ * own, or the first free slot) and the control line itself.  A claim then
+ * waits for neither.  fe_bus_submit_n() pipelines both hints over a burst
+ * (control lines 16 orders ahead, entries 8).  Nothing is validated or
+ * changed; never faults, cannot fail; any thread; wait-free. */
+FE_API void fe_idem_prefetch_claim(const fe_idem_t *t,
+                                   const fe_idem_key_t *key);
+
 /* Frees the slots of expired entries among the next max_slots slots of a
  * cursor that cycles through the table: DONE entries past their
  * retention, and claims whose lease expired more than retention_ns ago
