@@ -42,6 +42,12 @@
  * One fe_bus_submit() per order, or with --claim N > 1 fe_bus_submit_n()
  * of bursts of N (at most 256).
  *
+ * journal_encode and journal_encode_full time the journaller's event
+ * encoder alone (jrec_ev_encode, one thread, 256 events in cache encoded
+ * per pass): the sparse bench event of bus_1p1c_journaled, and a typical
+ * order (ids, symbol, timestamps, trace id, idempotency key).  mev_s is
+ * millions of events per second; the bytes per event go to stderr.
+ *
  * mem_chase is no library code: the machine's floor for the idempotency
  * scenarios.  One thread follows a random cycle through a 128 MiB buffer
  * on transparent huge pages (the size of idem_lookup's table), one
@@ -52,6 +58,8 @@
 #include <finevent/finevent.h>
 #include <finevent/journal.h>
 #include <finevent/saga.h>
+
+#include "../lib/jrec.h" /* the journaller's encoder, for journal_encode */
 
 #include <ck_pr.h>
 #include <ck_ring.h>
@@ -978,6 +986,58 @@ static void remove_dir(const char *dir) {
   rmdir(dir);
 }
 
+static int run_encode(const scenario_t *sc, const opts_t *o, uint64_t n,
+                      result_t *r) {
+  pin_self(o, 0);
+  int full = strstr(sc->name, "full") != NULL;
+  enum { EVS = 256 };
+  static fe_event_t evs[EVS];
+  static uint64_t tails[EVS][JREC_EV_TAIL];
+  static uint8_t buf[EVS * (JREC_EV_MAX(0) + JREC_EV_SLACK)];
+  memset(evs, 0, sizeof evs);
+  memset(tails, 0, sizeof tails);
+  for (uint64_t i = 0; i < EVS; i++) {
+    fe_event_t *ev = &evs[i];
+    ev->seq = i;
+    ev->type = FE_EV_NEW_ORDER;
+    fill_event(ev, i);
+    if (full) {
+      ev->order.account = 100000 + i;
+      ev->order.price = 15025000000 + (int64_t)i; /* 150.25 */
+      ev->order.side = FE_SIDE_BUY;
+      ev->order.type = FE_ORD_LIMIT;
+      ev->order.tif = FE_TIF_DAY;
+      ev->order.client_ts_ns = 1764370000000000000ull + i * 1000;
+      ev->order.recv_ts_ns = ev->order.client_ts_ns + 25000;
+      snprintf(ev->order.client_order_id, FE_CLORDID_MAX,
+               "CL-20261128-%06" PRIu64, i);
+      memcpy(ev->order.symbol, "AAPL", 4);
+      ev->trace_id = 0x5eed000000000000ull + i;
+      fe_idem_key_t k;
+      fe_idem_key_order(&ev->order, &k);
+      tails[i][0] = k.lo;
+      tails[i][1] = k.hi;
+      tails[i][2] = fe_idem_fingerprint(&ev->order);
+      tails[i][4] = JREC_EV_KEY;
+    }
+  }
+  uint64_t bytes = 0, done = 0;
+  double t0 = now_s();
+  while (done < n) {
+    uint8_t *p = buf;
+    for (uint64_t i = 0; i < EVS; i++)
+      p += jrec_ev_encode(p, &evs[i], tails[i], NULL, 0);
+    __asm__ volatile("" : : "r"(buf) : "memory"); /* keep the stores */
+    bytes += (uint64_t)(p - buf);
+    done += EVS;
+  }
+  r->mev_s = (double)done / (now_s() - t0) / 1e6;
+  r->sink = bytes;
+  fprintf(stderr, "fe_bench: %s: %.1f bytes per event\n", sc->name,
+          (double)bytes / (double)done);
+  return 0;
+}
+
 static int run_journal(const scenario_t *sc, const opts_t *o, uint64_t n,
                        result_t *r) {
   pin_self(o, 0);
@@ -1141,6 +1201,8 @@ static const scenario_t scenarios[] = {
     {"saga_3step", 1, 5000000, 0, 0, run_saga},
     {"saga_3step_journaled", 1, 1000000, 0, 0, run_saga_journaled},
     {"saga_3step_journaled_durable", 1, 200000, 0, 0, run_saga_journaled},
+    {"journal_encode", 1, 50000000, 0, 0, run_encode},
+    {"journal_encode_full", 1, 50000000, 0, 0, run_encode},
     {"journal_append", 1, 2000000, 0, 0, run_journal},
     {"journal_append_fsync_group", 1, 200000, 0, 0, run_journal},
 };
