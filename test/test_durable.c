@@ -63,6 +63,15 @@ static fe_verdict_t send(fe_stage_ctx_t *ctx, fe_event_t *ev, uint32_t v,
   return FE_CONTINUE;
 }
 
+/* A new journal directory and an empty venue whose execution fails
+ * orders with quantity >= fail. */
+static void fresh_venue(int fail) {
+  make_dir();
+  snprintf(venue_path, sizeof venue_path, "%s/venue", dir);
+  unlink(venue_path);
+  fail_from = fail;
+}
+
 static void count_sends(void) {
   memset(sent_count, 0, sizeof sent_count);
   FILE *f = fopen(venue_path, "r");
@@ -241,9 +250,7 @@ static void test_submit_is_idempotent(void **state) {
  * rebuilt from the journal so duplicates still get the first outcome. */
 static void test_restart_rebuilds_the_table(void **state) {
   (void)state;
-  make_dir();
-  snprintf(venue_path, sizeof venue_path, "%s/venue", dir);
-  fail_from = 1000;
+  fresh_venue(1000);
   rig_t r;
   rig_open(&r, 1, 64);
   assert_fe(r.rc, 0);
@@ -276,9 +283,7 @@ static void test_restart_rebuilds_the_table(void **state) {
  * the venue order id and the fill, not only the status. */
 static void test_restart_keeps_host_outcome(void **state) {
   (void)state;
-  make_dir();
-  snprintf(venue_path, sizeof venue_path, "%s/venue", dir);
-  fail_from = 1000;
+  fresh_venue(1000);
   with_detail = 1;
   rig_t r;
   rig_open(&r, 1, 64);
@@ -529,10 +534,7 @@ static void test_bad_event_payloads_refused(void **state) {
  * unfinished one is re-driven with every field it had. */
 static void test_old_formats_still_read(void **state) {
   (void)state;
-  make_dir();
-  snprintf(venue_path, sizeof venue_path, "%s/venue", dir);
-  unlink(venue_path);
-  fail_from = 1000;
+  fresh_venue(1000);
   enum { ENTRY = sizeof(jrec_event_t) + 16 }; /* user_len 16 */
   struct {
     jrec_events_t h;
@@ -623,9 +625,7 @@ static void crash_after(int exec) {
 
 static void test_crash_redrives_and_never_sends_twice(void **state) {
   (void)state;
-  make_dir();
-  snprintf(venue_path, sizeof venue_path, "%s/venue", dir);
-  fail_from = 1000;
+  fresh_venue(1000);
   crash_after(3);
   count_sends();
   int sent_before = 0;
@@ -707,9 +707,7 @@ static int first_id(const fe_dlq_entry_t *e, void *u) {
 
 static void test_dead_letters_are_rebuilt(void **state) {
   (void)state;
-  make_dir();
-  snprintf(venue_path, sizeof venue_path, "%s/venue", dir);
-  fail_from = 5;
+  fresh_venue(5);
   rig_t r;
   rig_open(&r, 1, 64);
   assert_fe(r.rc, 0);
@@ -756,9 +754,7 @@ static int last_id(const fe_dlq_entry_t *e, void *u) {
  * restart, also when the purge beat the outcome stage to the journal. */
 static void test_dead_letter_purges_survive_restart(void **state) {
   (void)state;
-  make_dir();
-  snprintf(venue_path, sizeof venue_path, "%s/venue", dir);
-  fail_from = 5;
+  fresh_venue(5);
   rig_t r;
   rig_open(&r, 1, 64);
   assert_fe(r.rc, 0);
@@ -851,9 +847,7 @@ static void expect_in(const char *hay, const char *needle) {
 /* fe-journal dump says what the bus's records hold. */
 static void test_tool_decodes_bus_records(void **state) {
   (void)state;
-  make_dir();
-  snprintf(venue_path, sizeof venue_path, "%s/venue", dir);
-  fail_from = 3;
+  fresh_venue(3);
   rig_t r;
   rig_open(&r, 1, 64);
   assert_fe(r.rc, 0);
@@ -882,9 +876,7 @@ static void test_tool_decodes_bus_records(void **state) {
  * for the batch, and a restart counts every one of them finished. */
 static void test_plain_completions_are_runs(void **state) {
   (void)state;
-  make_dir();
-  snprintf(venue_path, sizeof venue_path, "%s/venue", dir);
-  fail_from = 1000;
+  fresh_venue(1000);
   rig_t r;
   rig_open(&r, 1, 64);
   assert_fe(r.rc, 0);
@@ -920,9 +912,7 @@ static void test_plain_completions_are_runs(void **state) {
  * the same burst again gets the stored outcomes. */
 static void test_submit_burst(void **state) {
   (void)state;
-  make_dir();
-  snprintf(venue_path, sizeof venue_path, "%s/venue", dir);
-  fail_from = 1000;
+  fresh_venue(1000);
   rig_t r;
   rig_open(&r, 1, 64);
   assert_fe(r.rc, 0);
@@ -993,9 +983,7 @@ static void test_submit_burst(void **state) {
  * its outcome instead of the dead letter's, also after a restart. */
 static void test_redrive_takes_the_key_back(void **state) {
   (void)state;
-  make_dir();
-  snprintf(venue_path, sizeof venue_path, "%s/venue", dir);
-  fail_from = 5;
+  fresh_venue(5);
   with_detail = 1;
   rig_t r;
   rig_open(&r, 1, 64);
@@ -1151,9 +1139,7 @@ static void test_crash_in_redrive_before_send(void **state) {
  * journal's error and message; nothing is guessed. */
 static void test_corrupt_journal_refused(void **state) {
   (void)state;
-  make_dir();
-  snprintf(venue_path, sizeof venue_path, "%s/venue", dir);
-  fail_from = 1000;
+  fresh_venue(1000);
   rig_t r;
   rig_open(&r, 1, 4);
   assert_fe(r.rc, 0);
@@ -1185,9 +1171,7 @@ static void test_corrupt_journal_refused(void **state) {
 /* Threads: durable submits return once the journaller has the event. */
 static void test_durable_submit_threads(void **state) {
   (void)state;
-  make_dir();
-  snprintf(venue_path, sizeof venue_path, "%s/venue", dir);
-  fail_from = 1000;
+  fresh_venue(1000);
   fe_idem_config_t ic;
   fe_idem_config_init(&ic);
   ic.capacity = 4096;
