@@ -6,6 +6,7 @@
  */
 #define _GNU_SOURCE
 #include "bus_impl.h"
+#include "journal_impl.h"
 #include "jrec.h"
 #include "sync.h"
 
@@ -147,6 +148,8 @@ struct durable {
   /* Outcome-stage-owned (journal worker). */
   uint8_t *obuf;       /* one FE_JREC_OUTCOME record */
   uint8_t *ubuf;       /* recovery: a compact entry's user bytes */
+  size_t max_rec;      /* the journal's largest record: a batch's events
+                          or outcomes that need more go in several */
   fe_idem_outcome_t outs[FE_BATCH_CHUNK];
   uint64_t last_retire_ns, retire_below;
   /* Set once (release) when the journal cannot be written; read by
@@ -231,6 +234,28 @@ static void journal_failed(fe_bus_t *bus, fe_stage_ctx_t *ctx,
     fe_batch_fail(ctx, evs[i], FE_REASON_JOURNAL);
 }
 
+/* Appends the FE_JREC_EVENT record in d->ebuf (entries up to end) for the
+ * events of d->emeta[first..count), whose eids start at d->next_eid, and
+ * gives them its lsn.  Returns 0 or the journal's error. */
+static int append_events(durable_t *d, uint32_t first, uint32_t count,
+                         const uint8_t *end) {
+  jrec_events_t *h = (jrec_events_t *)d->ebuf;
+  h->version = FE_JREC_BUS_VERSION;
+  h->count = count - first;
+  h->entry_size = 0; /* compact entries */
+  h->user_len = d->user_len;
+  h->first_eid = d->next_eid;
+  uint64_t lsn = 0;
+  int r = fe_journal_append(d->j, FE_JREC_EVENT, d->ebuf,
+                            (uint32_t)(end - d->ebuf), &lsn);
+  if (r != 0)
+    return r;
+  d->next_eid += count - first;
+  for (uint32_t i = first; i < count; i++)
+    d->emeta[i]->lsn = lsn;
+  return 0;
+}
+
 /* The journaller reads every byte of each event (the stages before it
  * usually touch one line), most of them lines the publisher's core has
  * just written: it asks for them this many events ahead. */
@@ -244,9 +269,8 @@ void fe__journal_stage(fe_stage_ctx_t *ctx, fe_event_t *const *evs,
     journal_failed(bus, ctx, evs, n);
     return;
   }
-  jrec_events_t *h = (jrec_events_t *)d->ebuf;
-  uint8_t *p = d->ebuf + sizeof *h;
-  uint32_t count = 0;
+  uint8_t *p = d->ebuf + sizeof(jrec_events_t);
+  uint32_t count = 0, first = 0; /* emeta[first..count): this record's */
   uint64_t tail[JREC_EV_TAIL];
   for (uint32_t i = 0; i < n; i++) {
     fe_event_t *ev = evs[i];
@@ -263,27 +287,24 @@ void fe__journal_stage(fe_stage_ctx_t *ctx, fe_event_t *const *evs,
       fe__meta_submit(m, ev->seq, NULL, 0);
     if (m->sub_flags & META_RECOVERED)
       continue; /* journaled before the crash; eid and lsn came with it */
-    m->eid = d->next_eid + count;
+    if ((size_t)(p - d->ebuf) + JREC_EV_MAX(d->user_len) > d->max_rec) {
+      /* A small journal buffer or segment: this record is as big as the
+       * journal takes; the rest of the batch goes in the next. */
+      if (append_events(d, first, count, p) != 0) {
+        journal_failed(bus, ctx, evs, n);
+        return;
+      }
+      first = count;
+      p = d->ebuf + sizeof(jrec_events_t);
+    }
+    m->eid = d->next_eid + (count - first);
     d->emeta[count++] = m;
     p += jrec_ev_encode(p, ev, tail_of(m, tail), fe_event_user(ev),
                         d->user_len);
   }
-  if (count != 0) {
-    h->version = FE_JREC_BUS_VERSION;
-    h->count = count;
-    h->entry_size = 0; /* compact entries */
-    h->user_len = d->user_len;
-    h->first_eid = d->next_eid;
-    uint64_t lsn = 0;
-    int r = fe_journal_append(d->j, FE_JREC_EVENT, d->ebuf,
-                              (uint32_t)(p - d->ebuf), &lsn);
-    if (r != 0) {
-      journal_failed(bus, ctx, evs, n);
-      return;
-    }
-    d->next_eid += count;
-    for (uint32_t i = 0; i < count; i++)
-      d->emeta[i]->lsn = lsn;
+  if (count != first && append_events(d, first, count, p) != 0) {
+    journal_failed(bus, ctx, evs, n);
+    return;
   }
   /* The stage's progress is released after the batch (C2): the group must
    * be in the kernel (and fsynced, per policy) before anything downstream
@@ -340,6 +361,9 @@ static uint32_t put_outcome(const durable_t *d, uint8_t *p,
   return r->entry_size;
 }
 
+_Static_assert(FE_BATCH_CHUNK <= JREC_RUN_MAX,
+               "a run (one stage batch at most) is never refused");
+
 /* Adds a plain completion of eid to the outcome entries ending at p: one
  * more event for the run that is the last entry when eid follows it, else
  * a new run at p.  Returns the new end. */
@@ -358,6 +382,18 @@ static uint8_t *run_add(jrec_out_run_t **run, uint8_t *p, uint32_t *entries,
   *run = r;
   ++*entries;
   return p + sizeof *r;
+}
+
+/* Appends the FE_JREC_OUTCOME record in d->obuf: `entries` entries, up to
+ * end.  Returns 0 or the journal's error. */
+static int append_outcomes(durable_t *d, uint32_t entries, const uint8_t *end) {
+  jrec_outcomes_t *h = (jrec_outcomes_t *)d->obuf;
+  h->version = FE_JREC_OUTCOME_VERSION;
+  h->count = entries;
+  h->user_len = d->user_len;
+  h->reserved = 0;
+  return fe_journal_append(d->j, FE_JREC_OUTCOME, d->obuf,
+                           (uint32_t)(end - d->obuf), NULL);
 }
 
 static uint32_t status_of(uint64_t v, uint32_t *stage, uint32_t *reason) {
@@ -380,8 +416,17 @@ void fe__outcome_stage(fe_stage_ctx_t *ctx, fe_event_t *const *evs,
   uint64_t now_wall = d != NULL ? fe_clock_realtime_ns() : 0;
   jrec_out_run_t *run = NULL; /* the last entry, when it is a run */
   uint32_t entries = 0;
+  int wfail = 0; /* a record this call appended was refused */
   for (uint32_t i = 0; i < n; i++) {
     fe_event_t *ev = evs[i];
+    if (d != NULL &&
+        (size_t)(p - d->obuf) + max_outcome_entry(d) > d->max_rec) {
+      /* As big as the journal takes: the rest go in the next record. */
+      wfail |= append_outcomes(d, entries, p) != 0;
+      p = d->obuf + sizeof(jrec_outcomes_t);
+      entries = 0;
+      run = NULL;
+    }
     if (bus->idem != NULL && i + JPREFETCH < n) {
       /* The claim this stage completes a few events on: its control word
        * and entry were last written by the submitter, far back. */
@@ -429,15 +474,9 @@ void fe__outcome_stage(fe_stage_ctx_t *ctx, fe_event_t *const *evs,
     return;
   /* Journal the outcomes first, then tell the idempotency table: a
    * duplicate must never get an outcome a crash could take back. */
-  int failed = __atomic_load_n(&d->failed, __ATOMIC_ACQUIRE); /* F1 */
+  int failed = wfail || __atomic_load_n(&d->failed, __ATOMIC_ACQUIRE); /* F1 */
   if (!failed) {
-    jrec_outcomes_t *h = (jrec_outcomes_t *)d->obuf;
-    h->version = FE_JREC_OUTCOME_VERSION;
-    h->count = entries;
-    h->user_len = d->user_len;
-    h->reserved = 0;
-    if (fe_journal_append(d->j, FE_JREC_OUTCOME, d->obuf,
-                          (uint32_t)(p - d->obuf), NULL) != 0 ||
+    if ((entries != 0 && append_outcomes(d, entries, p) != 0) ||
         fe_journal_commit(d->j) != 0) {
       __atomic_store_n(&d->failed, 1, __ATOMIC_RELEASE); /* F1 */
       failed = 1;
@@ -748,6 +787,23 @@ int fe__durable_open(fe_bus_t *bus, const fe_bus_config_t *cfg,
                    max_outcome_entry(d));
   if (d->ebuf == NULL || d->obuf == NULL || d->ubuf == NULL)
     return fe__diag(diag, FE_ENOMEM, "cannot allocate the journal buffers");
+  /* A batch's records are split to fit the journal, but one event's or
+   * outcome's entry must fit a record: refused here, before recovery
+   * touches the idempotency table or the queue. */
+  int rc = fe_journal_config_check(cfg->journal, diag);
+  if (rc != 0)
+    return rc;
+  d->max_rec = fe__jmax_len(cfg->journal);
+  size_t need_ev = sizeof(jrec_events_t) + JREC_EV_MAX(d->user_len);
+  size_t need_out = sizeof(jrec_outcomes_t) + max_outcome_entry(d);
+  size_t need = need_ev > need_out ? need_ev : need_out;
+  if (d->max_rec < need)
+    return fe__diag(diag, FE_ERANGE, "journal: records of at most %zu bytes "
+                    "(buffer_bytes %u, segment_bytes %llu) cannot hold one "
+                    "event's entry with %u journaled user bytes (%zu bytes "
+                    "needed)", d->max_rec, cfg->journal->buffer_bytes,
+                    (unsigned long long)cfg->journal->segment_bytes,
+                    d->user_len, need);
   fe_journal_report_t jr;
   memset(&jr, 0, sizeof jr);
   /* Recovery's own messages (what is wrong with a record) go to rd, the

@@ -318,7 +318,7 @@ static int alloc_journal(const fe_journal_config_t *cfg, fe_journal_t **out,
     j->pins[i] = UINT64_MAX; /* before open returns j: no reader yet */
   uint64_t room = cfg->segment_bytes - JHDR;
   j->max_frame = room < cfg->buffer_bytes ? room : cfg->buffer_bytes;
-  j->max_len = (uint32_t)((j->max_frame - JFRAME) & ~(uint64_t)7u);
+  j->max_len = fe__jmax_len(cfg);
   *out = j;
   return 0;
 }

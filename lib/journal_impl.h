@@ -15,6 +15,14 @@
 
 #define JHDR FE_JOURNAL_SEGMENT_HEADER
 #define JFRAME FE_JOURNAL_RECORD_HEADER
+
+/* The largest payload a journal with this (checked) config accepts: its
+ * frame must fit the group buffer and a segment after its header. */
+static inline uint32_t fe__jmax_len(const fe_journal_config_t *cfg) {
+  uint64_t room = cfg->segment_bytes - FE_JOURNAL_SEGMENT_HEADER;
+  uint64_t frame = room < cfg->buffer_bytes ? room : cfg->buffer_bytes;
+  return (uint32_t)((frame - JFRAME) & ~(uint64_t)7u);
+}
 /* "<16 hex>.fej.tmp" and a NUL. */
 #define JNAME_MAX 32
 

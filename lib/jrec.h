@@ -219,9 +219,14 @@ typedef struct jrec_out_run {
   uint64_t eid;        /* the first */
   uint32_t entry_size; /* sizeof(jrec_out_run_t) */
   uint32_t flags;      /* JREC_OUT_RUN */
-  uint32_t count;      /* >= 1 */
+  uint32_t count;      /* 1 .. JREC_RUN_MAX */
   uint32_t reserved;   /* 0 */
 } jrec_out_run_t;
+
+/* A run never spans more than one outcome stage batch (FE_BATCH_CHUNK
+ * events); a reader refuses a longer one rather than spend minutes
+ * walking a corrupt count. */
+#define JREC_RUN_MAX 65536u
 
 typedef struct jrec_out_key {
   fe_idem_key_t key;   /* as in its event */
@@ -258,7 +263,7 @@ static inline uint32_t jrec_out_read(const uint8_t *p, size_t avail,
     if (o->entry_size != sizeof run || avail < sizeof run)
       return 0;
     memcpy(&run, p, sizeof run);
-    if (run.count == 0 || run.reserved != 0 ||
+    if (run.count == 0 || run.count > JREC_RUN_MAX || run.reserved != 0 ||
         run.eid + run.count < run.eid)
       return 0;
     o->status = FE_IDEM_COMPLETED;

@@ -112,6 +112,11 @@ typedef struct rig {
   int rc;
 } rig_t;
 
+/* The journal's segment size and the user bytes journaled per event, for
+ * the tests of small journals (0: the defaults). */
+static uint64_t rig_segment_bytes;
+static uint32_t rig_user_bytes;
+
 /* validation (parallel to the journal, worker 0) -> execution (gateway,
  * worker 0); journal and outcome stages on worker 1.  Host-driven. */
 static void rig_open(rig_t *r, int journal, uint32_t max_batch) {
@@ -132,6 +137,8 @@ static void rig_open(rig_t *r, int journal, uint32_t max_batch) {
   fe_journal_config_init(&r->jc);
   r->jc.dir = dir;
   r->jc.fsync = FE_FSYNC_NONE;
+  if (rig_segment_bytes != 0)
+    r->jc.segment_bytes = rig_segment_bytes;
   fe_stage_def_init(&r->st[0]);
   r->st[0].name = "validation";
   r->st[0].handler = validate;
@@ -145,6 +152,10 @@ static void rig_open(rig_t *r, int journal, uint32_t max_batch) {
   fe_bus_config_t cfg;
   fe_bus_config_init(&cfg);
   cfg.capacity = 64;
+  if (rig_user_bytes != 0) { /* else the defaults: the whole user area */
+    cfg.slot_size = sizeof(fe_event_t) + 4096;
+    cfg.journal_user_bytes = rig_user_bytes;
+  }
   cfg.max_batch = max_batch;
   cfg.host_driven = 1;
   cfg.stages = r->st;
@@ -398,6 +409,8 @@ static void test_bad_outcome_runs_refused(void **state) {
       {FE_JREC_OUTCOME_VERSION, JREC_OUT_RUN | JREC_OUT_KEY, sizeof rec.run,
        1, 0, 1},
       {FE_JREC_OUTCOME_VERSION, JREC_OUT_RUN, sizeof rec.run, 1, 7, 1},
+      {FE_JREC_OUTCOME_VERSION, JREC_OUT_RUN, sizeof rec.run,
+       JREC_RUN_MAX + 1, 0, 1},
       {FE_JREC_OUTCOME_VERSION, JREC_OUT_RUN, sizeof rec.run, 2, 0,
        UINT64_MAX}, /* wraps */
   };
@@ -979,6 +992,62 @@ static void test_submit_burst(void **state) {
   remove_dir();
 }
 
+/* A journal whose records are smaller than a batch's: the journaller and
+ * the outcome stage split the batch over several records, and recovery
+ * reads them all back (completions, and dead letters with their copies).
+ * A journal too small for one entry is refused at create, before recovery
+ * touches the idempotency table. */
+static void test_small_journal_splits_batches(void **state) {
+  (void)state;
+  fresh_venue(33); /* quantities 33.. fail: dead letters */
+  rig_segment_bytes = 4096;
+  rig_user_bytes = 128; /* raw in every entry: 48 events are ~9 KiB */
+  rig_t r;
+  rig_open(&r, 1, 64);
+  assert_fe(r.rc, 0);
+  submit_orders(&r, "SM", 48); /* one batch */
+  poll_all(r.bus);
+  fe_journal_stats_t js;
+  assert_fe(fe_journal_stats(fe_bus_journal(r.bus), &js), 0);
+  assert_true(js.segments > 2); /* records of under 4 KiB each */
+  fe_bus_stats_t st;
+  assert_fe(fe_bus_stats(r.bus, &st), 0);
+  assert_int_equal(st.completed, 32);
+  assert_int_equal(st.dead_lettered, 16);
+  rig_close(&r);
+  const char *t = tool_dump(0);
+  expect_in(t, "events=");
+  rig_open(&r, 1, 64);
+  assert_fe(r.rc, 0);
+  fe_bus_recovery_t rep;
+  assert_fe(fe_bus_recovery(r.bus, &rep), 0);
+  assert_int_equal(rep.events, 48);
+  assert_int_equal(rep.finished, 48);
+  assert_int_equal(rep.redriven, 0);
+  assert_int_equal(rep.idem_restored, 48);
+  assert_int_equal(rep.dlq_restored, 16);
+  fe_submit_result_t res;
+  assert_fe(submit(&r, 40, "SM-40", &res),
+            FE_EDUPLICATE);
+  assert_int_equal(res.outcome.status, FE_IDEM_DEAD_LETTERED);
+  rig_close(&r);
+  /* 4000 journaled user bytes cannot fit a 4 KiB segment's record. */
+  rig_user_bytes = 4000;
+  rig_open(&r, 1, 64);
+  assert_int_equal(r.rc, FE_ERANGE);
+  assert_non_null(strstr(r.d.msg, "4000 journaled user bytes"));
+  fe_idem_stats_t is;
+  assert_fe(fe_idem_stats(r.idem, &is), 0);
+  assert_int_equal(is.live, 0); /* refused before recovery restored any */
+  rig_close(&r);
+  rig_user_bytes = 0;
+  rig_segment_bytes = 0;
+  count_sends();
+  for (int q = 1; q <= 48; q++)
+    assert_int_equal(sent_count[q], q < 33 ? 1 : 0);
+  remove_dir();
+}
+
 /* A redrive takes the order's key back: duplicates wait for it, then get
  * its outcome instead of the dead letter's, also after a restart. */
 static void test_redrive_takes_the_key_back(void **state) {
@@ -1276,6 +1345,7 @@ int main(void) {
       FE_T_TEST(test_dead_letter_purges_survive_restart),
       FE_T_TEST(test_tool_decodes_bus_records),
       FE_T_TEST(test_submit_burst),
+      FE_T_TEST(test_small_journal_splits_batches),
       FE_T_TEST(test_redrive_takes_the_key_back),
       FE_T_TEST(test_crash_in_redrive_after_send),
       FE_T_TEST(test_crash_in_redrive_before_send),

@@ -271,7 +271,13 @@ typedef struct fe_bus_config {
                               (now_ns = fe_clock_wall_fn): recovery restores
                               entries with their wall completion times */
   const struct fe_journal_config *journal; /* the bus opens (recovering) and
-                              closes this journal; NULL: no journal */
+                              closes this journal; NULL: no journal.  A
+                              batch whose events or outcomes do not fit
+                              one record (buffer_bytes, segment_bytes) is
+                              written as several; a journal whose record
+                              cannot hold even one entry (440 bytes plus
+                              the journaled user bytes) is refused
+                              with FE_ERANGE, before recovery */
   uint32_t journal_worker; /* worker that runs the journaller and the
                               outcome stage (default 0) */
   uint32_t journal_user_bytes; /* user-area bytes journaled with each event
