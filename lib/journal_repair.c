@@ -53,11 +53,12 @@ static void count_lost(const uint8_t *m, uint64_t size, uint64_t from,
   }
 }
 
-/* Pass 2 for one segment: from is the hole's offset in the hole's segment
- * (counting starts one step past it), 0 for a later segment (its header
- * is checked; shorter than a header is allowed for the last one only,
- * as open allows it). */
-static int survey_segment(int dfd, const char *dir, uint64_t index,
+/* Pass 2 for one segment: the hole's (hole 1: from is the hole's offset,
+ * counting starts one step past it; offset 0 is a segment without a whole
+ * header, all of it discarded) or a later one (hole 0, from 0: its header
+ * is checked; shorter than a header is allowed for the last one only, as
+ * open allows it). */
+static int survey_segment(int dfd, const char *dir, uint64_t index, int hole,
                           uint64_t from, int last,
                           fe_journal_truncate_report_t *rep, fe_diag_t *d) {
   char name[JNAME_MAX];
@@ -72,9 +73,9 @@ static int survey_segment(int dfd, const char *dir, uint64_t index,
                     strerror(e));
   }
   uint64_t size = (uint64_t)st.st_size;
-  if (from == 0 && size < JHDR) {
+  if (size < JHDR) {
     close(fd);
-    if (!last)
+    if (!last && !hole)
       return fe__diag(d, FE_ECORRUPT, "journal: %s/%s: %" PRIu64 " bytes, "
                       "shorter than its header, and not the last segment: "
                       "not a hole, nothing cut", dir, name, size);
@@ -89,7 +90,7 @@ static int survey_segment(int dfd, const char *dir, uint64_t index,
                     strerror(e));
   const uint8_t *m = map;
   int rc = 0;
-  if (from == 0) {
+  if (!hole) {
     uint64_t first, created;
     rc = fe__jseg_check_header(dir, name, index, m, &first, &created, d);
     if (rc == 0) {
@@ -105,20 +106,25 @@ static int survey_segment(int dfd, const char *dir, uint64_t index,
 }
 
 /* Pass 3: removes segments last..first+1 newest first, fsyncs the
- * directory, truncates segment `first` at off and fsyncs it. */
+ * directory, truncates segment `first` at off and fsyncs it.  off 0 (a
+ * segment without a whole header, never the first: the walk refuses that)
+ * removes `first` too. */
 static int cut(int dfd, const char *dir, uint64_t first, uint64_t last,
                uint64_t off, fe_diag_t *d) {
   char name[JNAME_MAX];
-  for (uint64_t i = last; i > first; i--) {
+  uint64_t keep = off == 0 ? first - 1 : first; /* the last segment kept */
+  for (uint64_t i = last; i > keep; i--) {
     fe__jseg_name(name, i, 0);
     if (unlinkat(dfd, name, 0) != 0)
       return fe__diag(d, FE_EIO, "journal: cannot remove %s/%s: %s (the "
                       "segments after it are gone; run it again)", dir, name,
                       strerror(errno));
   }
-  if (last > first && fsync(dfd) != 0)
+  if (last > keep && fsync(dfd) != 0)
     return fe__diag(d, FE_EIO, "journal: cannot fsync %s: %s", dir,
                     strerror(errno));
+  if (off == 0)
+    return 0;
   fe__jseg_name(name, first, 0);
   int fd = openat(dfd, name, O_WRONLY | O_CLOEXEC);
   int ok = fd >= 0 && ftruncate(fd, (off_t)off) == 0 && fdatasync(fd) == 0;
@@ -143,15 +149,16 @@ static int survey(fe__jwalk_t *w, fe_journal_truncate_report_t *rep,
   rep->cut_segment = w->hole_segment;
   rep->cut_offset = w->hole_offset;
   rep->cut_why = w->hole_why;
-  rep->first_removed = w->hole_segment < w->last_listed ? w->hole_segment + 1
-                                                        : 0;
+  /* A headerless segment (offset 0) goes whole; else from the next one. */
+  uint64_t from = w->hole_segment + (w->hole_offset != 0);
+  rep->first_removed = from <= w->last_listed ? from : 0;
   rep->last_removed = rep->first_removed ? w->last_listed : 0;
-  rep->removed_segments = rep->first_removed
-                              ? w->last_listed - w->hole_segment : 0;
+  rep->removed_segments = rep->first_removed ? w->last_listed - from + 1 : 0;
   for (uint64_t i = w->hole_segment; i <= w->last_listed; i++) {
-    int rc = survey_segment(w->dfd, w->dir, i,
-                            i == w->hole_segment ? w->hole_offset : 0,
-                            i == w->last_listed, rep, d);
+    int hole = i == w->hole_segment;
+    int rc = survey_segment(w->dfd, w->dir, i, hole,
+                            hole ? w->hole_offset : 0, i == w->last_listed,
+                            rep, d);
     if (rc != 0)
       return rc;
   }

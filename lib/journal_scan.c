@@ -311,6 +311,17 @@ static int walk_segment(fe__jwalk_t *w, uint64_t index, int last,
   uint64_t size = (uint64_t)st.st_size;
   if (size < JHDR) {
     close(fd);
+    if (!last && w->find_hole && w->n_segs > 0) {
+      /* A segment whose header never reached the disk, with later ones
+       * after it (a power loss under FE_FSYNC_NONE): the hole starts at
+       * its offset 0, after a whole segment. */
+      w->hole = 1;
+      w->hole_segment = index;
+      w->hole_offset = 0;
+      w->hole_why = "segment shorter than its header";
+      w->stopped = 1;
+      return 0;
+    }
     if (!last)
       return fe__diag(d, FE_ECORRUPT, "journal: %s/%s: %" PRIu64 " bytes, "
                       "shorter than its header, and not the last segment",

@@ -1839,6 +1839,59 @@ static void test_truncate_hole_in_earlier_segment(void **state) {
   expect_records(f, 9, len_500);
 }
 
+/* A segment whose header never reached the disk, with a later segment
+ * after it: the hole starts at its offset 0, so it goes whole with every
+ * later one, and open replays the segments before it.  The first segment
+ * headerless leaves nothing to keep: refused. */
+static void test_truncate_headerless_segment(void **state) {
+  fx_t *f = *state;
+  build3(f);
+  const uint64_t seg = HDR + 7 * 536;
+  char p[160];
+  seg_path(f, p, sizeof p, 2);
+  assert_int_equal(truncate(p, 10), 0);
+  fe_diag_t d = jopen_fails(f, FE_ECORRUPT, NULL, NULL);
+  assert_msg_has(&d, "shorter than its header, and not the last");
+
+  snap_t s = snap_take(f);
+  fe_journal_truncate_report_t t = truncate_ok(f, FE_JOURNAL_TRUNCATE_DRY_RUN);
+  snap_same(f, &s);
+  assert_int_equal(t.hole, 1);
+  assert_int_equal(t.cut_segment, 2);
+  assert_int_equal(t.cut_offset, 0);
+  assert_non_null(strstr(t.cut_why, "shorter than its header"));
+  assert_int_equal(t.removed_segments, 2);
+  assert_int_equal(t.first_removed, 2);
+  assert_int_equal(t.last_removed, 3);
+  assert_int_equal(t.lost_records, 7);
+  assert_int_equal(t.lost_first_lsn, 15);
+  assert_int_equal(t.lost_last_lsn, 21);
+  assert_int_equal(t.discarded_bytes, 10 + seg);
+  assert_int_equal(t.walk.records, 7);
+  assert_int_equal(t.walk.next_lsn, 8);
+
+  t = truncate_ok(f, 0);
+  assert_int_equal(t.truncated, 1);
+  assert_int_equal(count_segments(f), 1);
+  assert_int_equal(seg_size(f, 1), (int64_t)seg);
+  assert_int_equal(seg_size(f, 2), -1);
+  assert_int_equal(seg_size(f, 3), -1);
+  expect_records(f, 7, len_500);
+  fe_journal_t *j = jopen(f, NULL, NULL);
+  for (uint64_t i = 8; i <= 9; i++) /* rotates into a new segment 2 */
+    assert_int_equal(append_key(j, FE_JREC_EVENT, i, 500), i);
+  assert_fe_ok(fe_journal_close(j));
+  assert_int_equal(count_segments(f), 2);
+  expect_records(f, 9, len_500);
+
+  /* Segment 1 headerless, 2 after it: nothing before the hole. */
+  seg_path(f, p, sizeof p, 1);
+  assert_int_equal(truncate(p, 10), 0);
+  d = truncate_refused(f, 0, FE_ECORRUPT);
+  assert_non_null(strstr(d.msg, "shorter than its header"));
+  truncate_refused(f, FE_JOURNAL_TRUNCATE_DRY_RUN, FE_ECORRUPT);
+}
+
 /* Nothing to cut: a clean journal, an empty one, a torn tail (left for
  * open, which repairs it). */
 static void test_truncate_nothing_to_cut(void **state) {
@@ -2224,6 +2277,7 @@ int main(void) {
       JTEST(test_scan),
       JTEST(test_truncate_hole_in_last_segment),
       JTEST(test_truncate_hole_in_earlier_segment),
+      JTEST(test_truncate_headerless_segment),
       JTEST(test_truncate_nothing_to_cut),
       JTEST(test_truncate_refuses_what_is_not_a_hole),
       JTEST(test_truncate_refused_beside_a_writer),

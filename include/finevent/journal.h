@@ -527,7 +527,10 @@ typedef struct fe_journal_truncate_report {
   int truncated;            /* 1: the cut was made (never on a dry run) */
   uint64_t cut_segment;     /* index of the segment with the hole */
   uint64_t cut_offset;      /* offset of its first invalid record: the
-                               segment's length after the cut */
+                               segment's length after the cut; 0 when the
+                               segment is shorter than its header (its
+                               header never reached the disk): it is
+                               removed whole */
   const char *cut_why;      /* what was wrong there (static string) */
   uint64_t discarded_bytes; /* cut_segment's bytes from cut_offset on, plus
                                the whole length of every removed segment */
@@ -535,7 +538,9 @@ typedef struct fe_journal_truncate_report {
                                (counted before cutting): gone after it */
   uint64_t lost_first_lsn;  /* the lowest and highest lsn among them, 0 */
   uint64_t lost_last_lsn;   /* when there are none */
-  uint64_t removed_segments;/* segment files after cut_segment (removed) */
+  uint64_t removed_segments;/* segment files removed: those after
+                               cut_segment, and cut_segment itself when
+                               cut_offset is 0 */
   uint64_t first_removed;   /* their indices, 0 when none */
   uint64_t last_removed;
   /* The walk up to the cut (or the whole journal when there is no hole),
@@ -565,8 +570,9 @@ typedef struct fe_journal_truncate_report {
  * writer holds the journal: close it first); FE_ECORRUPT, FE_EVERSION
  * (something that is not a hole, before the hole or in a segment it would
  * remove: a bad magic, header size, header checksum or index, an unknown
- * version, a gap in the segment indices, an lsn discontinuity, a segment
- * other than the last shorter than its header): nothing is changed;
+ * version, a gap in the segment indices, an lsn discontinuity, the first
+ * segment shorter than its header with others after it: nothing before
+ * it to keep): nothing is changed;
  * FE_EIO (a system call failed: the message names it; when a removal or
  * the truncation failed part way, the segments after the one named are
  * gone and running it again finishes the cut); FE_ENOMEM.  "*.fej.tmp"
