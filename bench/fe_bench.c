@@ -389,12 +389,29 @@ static inline void fill_event(fe_event_t *ev, uint64_t i) {
   ev->order.notional = 0;
 }
 
-/* Removes a scratch directory of the journal scenarios. */
-static void rm_rf(const char *dir) {
-  char cmd[128];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-  if (system(cmd) != 0)
-    fprintf(stderr, "fe_bench: could not remove %s\n", dir);
+/* A fresh scratch directory for a journal scenario under $TMPDIR (default
+ * /tmp), named after it, into dir.  0, or -1 with a message. */
+static int scratch_dir(const scenario_t *sc, char dir[512]) {
+  const char *tmp = getenv("TMPDIR");
+  snprintf(dir, 512, "%s/fe_bench_%s_XXXXXX",
+           tmp != NULL && tmp[0] != '\0' ? tmp : "/tmp", sc->name);
+  if (mkdtemp(dir) != NULL)
+    return 0;
+  fprintf(stderr, "fe_bench: %s: mkdtemp %s: %s\n", sc->name, dir,
+          strerror(errno));
+  return -1;
+}
+
+/* Removes a scratch directory: the journal's files, then itself. */
+static void remove_dir(const char *dir) {
+  DIR *d = opendir(dir);
+  struct dirent *e;
+  while (d != NULL && (e = readdir(d)) != NULL)
+    if (e->d_name[0] != '.')
+      unlinkat(dirfd(d), e->d_name, 0);
+  if (d != NULL)
+    closedir(d);
+  rmdir(dir);
 }
 
 typedef struct bus_run {
@@ -545,11 +562,10 @@ static int run_bus(const scenario_t *sc, const opts_t *o, uint64_t n,
   /* Journaled: the journaller and the outcome stage join the stages on the
    * one worker; validation runs in parallel with the journaller; no fsync
    * (the page cache; -F group for an fsync per group). */
-  char jdir[64] = "";
+  char jdir[512] = "";
   fe_journal_config_t jc;
   if (journaled) {
-    snprintf(jdir, sizeof jdir, "/tmp/fe-bench-journal-XXXXXX");
-    if (mkdtemp(jdir) == NULL)
+    if (scratch_dir(sc, jdir) != 0)
       return -1;
     fe_journal_config_init(&jc);
     jc.dir = jdir;
@@ -620,7 +636,7 @@ static int run_bus(const scenario_t *sc, const opts_t *o, uint64_t n,
   fe_bus_destroy(bus);
   fe_idem_destroy(idem);
   if (journaled)
-    rm_rf(jdir);
+    remove_dir(jdir);
   return 0;
 }
 
@@ -974,18 +990,6 @@ static int run_saga(const scenario_t *sc, const opts_t *o, uint64_t n,
 #define JOURNAL_RECORD 200
 #define JOURNAL_GROUP 256
 
-/* Removes the journal's files and its directory. */
-static void remove_dir(const char *dir) {
-  DIR *d = opendir(dir);
-  struct dirent *e;
-  while (d != NULL && (e = readdir(d)) != NULL)
-    if (e->d_name[0] != '.')
-      unlinkat(dirfd(d), e->d_name, 0);
-  if (d != NULL)
-    closedir(d);
-  rmdir(dir);
-}
-
 static int run_encode(const scenario_t *sc, const opts_t *o, uint64_t n,
                       result_t *r) {
   pin_self(o, 0);
@@ -1041,15 +1045,9 @@ static int run_encode(const scenario_t *sc, const opts_t *o, uint64_t n,
 static int run_journal(const scenario_t *sc, const opts_t *o, uint64_t n,
                        result_t *r) {
   pin_self(o, 0);
-  const char *tmp = getenv("TMPDIR");
   char dir[512];
-  snprintf(dir, sizeof dir, "%s/fe_bench_journal_XXXXXX",
-           tmp != NULL && tmp[0] != '\0' ? tmp : "/tmp");
-  if (mkdtemp(dir) == NULL) {
-    fprintf(stderr, "fe_bench: %s: mkdtemp %s: %s\n", sc->name, dir,
-            strerror(errno));
+  if (scratch_dir(sc, dir) != 0)
     return -1;
-  }
   fe_journal_config_t cfg;
   fe_journal_config_init(&cfg);
   cfg.dir = dir;
@@ -1113,15 +1111,9 @@ static int run_saga_journaled(const scenario_t *sc, const opts_t *o,
   static sink_t sink;
   memset(&sink, 0, sizeof sink);
   pin_self(o, 0);
-  const char *tmp = getenv("TMPDIR");
   char dir[512];
-  snprintf(dir, sizeof dir, "%s/fe_bench_saga_XXXXXX",
-           tmp != NULL && tmp[0] != '\0' ? tmp : "/tmp");
-  if (mkdtemp(dir) == NULL) {
-    fprintf(stderr, "fe_bench: %s: mkdtemp %s: %s\n", sc->name, dir,
-            strerror(errno));
+  if (scratch_dir(sc, dir) != 0)
     return -1;
-  }
   fe_journal_config_t jc;
   fe_journal_config_init(&jc);
   jc.dir = dir;

@@ -1238,35 +1238,46 @@ static void test_corrupt_journal_refused(void **state) {
   remove_dir();
 }
 
-/* Threads: durable submits return once the journaller has the event. */
-static void test_durable_submit_threads(void **state) {
-  (void)state;
-  fresh_venue(1000);
+/* A started (threaded) journaled bus in dir with an idempotency table of
+ * 4096 and one stage, `handler`, on worker 0; journal and outcome stages
+ * on worker 1. */
+static fe_bus_t *threaded_bus(fe_fsync_t fsync, fe_producer_t producer,
+                              fe_stage_fn handler, fe_idem_t **idem) {
   fe_idem_config_t ic;
   fe_idem_config_init(&ic);
   ic.capacity = 4096;
-  fe_idem_t *idem;
-  assert_fe(fe_idem_create(&ic, &idem, NULL), 0);
-  fe_journal_config_t jc;
+  assert_fe(fe_idem_create(&ic, idem, NULL), 0);
+  static fe_journal_config_t jc; /* read by the bus until destroy */
   fe_journal_config_init(&jc);
   jc.dir = dir;
-  jc.fsync = FE_FSYNC_GROUP;
-  fe_stage_def_t st;
+  jc.fsync = fsync;
+  static fe_stage_def_t st;
   fe_stage_def_init(&st);
-  st.name = "validation";
-  st.handler = validate;
+  st.name = "stage";
+  st.handler = handler;
   fe_bus_config_t cfg;
   fe_bus_config_init(&cfg);
   cfg.capacity = 256;
+  cfg.producer = producer;
   cfg.stages = &st;
   cfg.n_stages = 1;
-  cfg.idem = idem;
+  cfg.idem = *idem;
   cfg.journal = &jc;
   cfg.journal_worker = 1;
   fe_bus_t *bus;
   fe_diag_t d;
   assert_fe(fe_bus_create(&cfg, &bus, &d), 0);
   assert_fe(fe_bus_start(bus, &d), 0);
+  return bus;
+}
+
+/* Threads: durable submits return once the journaller has the event. */
+static void test_durable_submit_threads(void **state) {
+  (void)state;
+  fresh_venue(1000);
+  fe_idem_t *idem;
+  fe_bus_t *bus = threaded_bus(FE_FSYNC_GROUP, FE_PRODUCER_SINGLE, validate,
+                               &idem);
   int js = fe_bus_stage_id(bus, "fe.journal");
   assert_true(js >= 0);
   for (int i = 0; i < 300; i++) {
@@ -1343,32 +1354,9 @@ static void test_submit_bursts_two_threads(void **state) {
   (void)state;
   fresh_venue(1000);
   memset(burst_runs, 0, sizeof burst_runs);
-  fe_idem_config_t ic;
-  fe_idem_config_init(&ic);
-  ic.capacity = 4096;
   fe_idem_t *idem;
-  assert_fe(fe_idem_create(&ic, &idem, NULL), 0);
-  fe_journal_config_t jc;
-  fe_journal_config_init(&jc);
-  jc.dir = dir;
-  jc.fsync = FE_FSYNC_NONE;
-  fe_stage_def_t st;
-  fe_stage_def_init(&st);
-  st.name = "execution";
-  st.handler = count_run;
-  fe_bus_config_t cfg;
-  fe_bus_config_init(&cfg);
-  cfg.capacity = 256;
-  cfg.producer = FE_PRODUCER_MULTI;
-  cfg.stages = &st;
-  cfg.n_stages = 1;
-  cfg.idem = idem;
-  cfg.journal = &jc;
-  cfg.journal_worker = 1;
-  fe_bus_t *bus;
-  fe_diag_t d;
-  assert_fe(fe_bus_create(&cfg, &bus, &d), 0);
-  assert_fe(fe_bus_start(bus, &d), 0);
+  fe_bus_t *bus = threaded_bus(FE_FSYNC_NONE, FE_PRODUCER_MULTI, count_run,
+                               &idem);
   burst_arg_t a[2] = {{bus, 0, 0, 0, 0}, {bus, 0, 0, 0, 1}};
   pthread_t th[2];
   for (int i = 0; i < 2; i++)
