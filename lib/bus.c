@@ -815,8 +815,11 @@ void fe__publish_one(fe_bus_t *bus, uint64_t seq) { publish_range(bus, seq, 1); 
 /* The idempotency claim of a new order: 0 with *token (and key and
  * fingerprint in *m's fields), or the table's answer. */
 static int idem_claim(fe_bus_t *bus, const fe_order_t *order,
-                      slot_meta_t *m, fe_submit_result_t *out) {
-  if (fe_idem_key_order(order, &m->sub_key) != 0)
+                      const fe_idem_key_t *key, slot_meta_t *m,
+                      fe_submit_result_t *out) {
+  if (key != NULL) /* fe_bus_submit_n hashed it already */
+    m->sub_key = *key;
+  else if (fe_idem_key_order(order, &m->sub_key) != 0)
     return FE_EINVAL; /* no client order id: nothing to be idempotent on */
   m->sub_fp = fe_idem_fingerprint(order);
   fe_idem_claim_t c;
@@ -856,8 +859,10 @@ static int wait_durable(fe_bus_t *bus, uint64_t seq, uint64_t timeout_ns) {
   return fe__durable_failed(bus) ? FE_EIO : 0;
 }
 
-int fe_bus_submit(fe_bus_t *bus, const fe_submit_t *in,
-                  fe_submit_result_t *out) {
+/* fe_bus_submit, with the order's idempotency key when the caller has it
+ * (NULL: computed here; never passed for an order without a key). */
+static int submit_one(fe_bus_t *bus, const fe_submit_t *in,
+                      fe_submit_result_t *out, const fe_idem_key_t *key) {
   uint64_t s;
   if (FE_UNLIKELY(bus == NULL || in == NULL || in->order == NULL))
     return FE_EINVAL;
@@ -873,7 +878,7 @@ int fe_bus_submit(fe_bus_t *bus, const fe_submit_t *in,
     return r;
   slot_meta_t sub = {0};
   if (bus->idem != NULL && in->type == FE_EV_NEW_ORDER &&
-      (r = idem_claim(bus, in->order, &sub, out)) != 0)
+      (r = idem_claim(bus, in->order, key, &sub, out)) != 0)
     return r;
   if ((r = claim_wait(bus, 1, &s, in->timeout_ns)) != 0) {
     if (sub.sub_token != 0)
@@ -897,6 +902,11 @@ int fe_bus_submit(fe_bus_t *bus, const fe_submit_t *in,
   if (in->flags & FE_SUBMIT_DURABLE)
     return wait_durable(bus, s, in->timeout_ns);
   return 0;
+}
+
+int fe_bus_submit(fe_bus_t *bus, const fe_submit_t *in,
+                  fe_submit_result_t *out) {
+  return submit_one(bus, in, out, NULL);
 }
 
 /* fe_bus_submit_n's pipeline: the home control line of the order
@@ -938,7 +948,11 @@ int fe_bus_submit_n(fe_bus_t *bus, const fe_submit_t *in, size_t n,
   for (size_t i = 0; hint && i < n && i < SUBMIT_AHEAD; i++)
     submit_hint(bus, &in[i], keys, has, i, 2);
   for (size_t i = 0; i < n; i++) {
-    rc[i] = fe_bus_submit(bus, &in[i], out != NULL ? &out[i] : NULL);
+    /* Order i's key, if the hints computed it (its keys[] slot is not
+     * reused before order i + 16's first hint, after this call). */
+    const int known = hint && (has[(i / 8) % 2] & (1u << (i % 8)));
+    const fe_idem_key_t *k = known ? &keys[i % (2 * SUBMIT_AHEAD)] : NULL;
+    rc[i] = submit_one(bus, &in[i], out != NULL ? &out[i] : NULL, k);
     ok += rc[i] == 0;
     /* After order i: its keys[] slot is free for order i + 16. */
     if (hint && i + SUBMIT_AHEAD < n)
