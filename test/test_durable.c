@@ -172,6 +172,15 @@ static void rig_open(rig_t *r, int journal, uint32_t max_batch) {
     assert_fe(fe_bus_start(r->bus, &r->d), 0);
 }
 
+/* rig_open() with the journal and batches of 64, which must succeed; then
+ * what recovery found into *rec (may be NULL). */
+static void rig_up(rig_t *r, fe_bus_recovery_t *rec) {
+  rig_open(r, 1, 64);
+  assert_fe(r->rc, 0);
+  if (rec != NULL)
+    assert_fe(fe_bus_recovery(r->bus, rec), 0);
+}
+
 static void rig_close(rig_t *r) {
   if (r->bus != NULL) {
     fe_bus_stop(r->bus);
@@ -264,17 +273,14 @@ static void test_restart_rebuilds_the_table(void **state) {
   (void)state;
   fresh_venue(1000);
   rig_t r;
-  rig_open(&r, 1, 64);
-  assert_fe(r.rc, 0);
+  rig_up(&r, NULL);
   fe_submit_result_t res;
   submit_orders(&r, "C", 10);
   poll_all(r.bus);
   rig_close(&r);
 
-  rig_open(&r, 1, 64);
-  assert_fe(r.rc, 0);
   fe_bus_recovery_t rec;
-  assert_fe(fe_bus_recovery(r.bus, &rec), 0);
+  rig_up(&r, &rec);
   assert_int_equal(rec.events, 10);
   assert_int_equal(rec.finished, 10);
   assert_int_equal(rec.redriven, 0);
@@ -298,16 +304,14 @@ static void test_restart_keeps_host_outcome(void **state) {
   fresh_venue(1000);
   with_detail = 1;
   rig_t r;
-  rig_open(&r, 1, 64);
-  assert_fe(r.rc, 0);
+  rig_up(&r, NULL);
   fe_submit_result_t res;
   assert_fe(submit(&r, 3, "H-3", &res), 0);
   assert_fe(submit(&r, 0, "H-0", &res), 0); /* rejected by validation */
   poll_all(r.bus);
   rig_close(&r);
   with_detail = 0; /* the stored outcome must come from the journal */
-  rig_open(&r, 1, 64);
-  assert_fe(r.rc, 0);
+  rig_up(&r, NULL);
   assert_fe(submit(&r, 3, "H-3", &res), FE_EDUPLICATE);
   assert_int_equal(res.outcome.status, FE_IDEM_COMPLETED);
   assert_string_equal(res.outcome.venue_order_id, "V-3");
@@ -587,10 +591,8 @@ static void test_old_formats_still_read(void **state) {
   out.k = (jrec_out_key_t){r1->key, r1->fingerprint, fe_clock_realtime_ns()};
   write_outcome_record(&out, sizeof out);
   rig_t r;
-  rig_open(&r, 1, 64);
-  assert_fe(r.rc, 0);
   fe_bus_recovery_t rep;
-  assert_fe(fe_bus_recovery(r.bus, &rep), 0);
+  rig_up(&r, &rep);
   assert_int_equal(rep.events, 2);
   assert_int_equal(rep.finished, 1);
   assert_int_equal(rep.redriven, 1);
@@ -649,10 +651,8 @@ static void test_crash_redrives_and_never_sends_twice(void **state) {
 
   in_doubt_calls = 0;
   rig_t r;
-  rig_open(&r, 1, 64);
-  assert_fe(r.rc, 0);
   fe_bus_recovery_t rec;
-  fe_bus_recovery(r.bus, &rec);
+  rig_up(&r, &rec);
   assert_int_equal(rec.events, 8);
   assert_int_equal(rec.finished, 0);
   assert_int_equal(rec.redriven, 8);
@@ -677,9 +677,7 @@ static void test_crash_redrives_and_never_sends_twice(void **state) {
   rig_close(&r);
 
   /* third life: all finished */
-  rig_open(&r, 1, 64);
-  assert_fe(r.rc, 0);
-  fe_bus_recovery(r.bus, &rec);
+  rig_up(&r, &rec);
   assert_int_equal(rec.finished, 8);
   assert_int_equal(rec.redriven, 0);
   rig_close(&r);
@@ -698,10 +696,8 @@ static void test_in_doubt_not_sent_is_sent_once(void **state) {
   fprintf(f, "1\n");
   fclose(f);
   rig_t r;
-  rig_open(&r, 1, 64);
-  assert_fe(r.rc, 0);
   fe_bus_recovery_t rec;
-  fe_bus_recovery(r.bus, &rec);
+  rig_up(&r, &rec);
   assert_int_equal(rec.in_doubt_sent, 1);
   assert_int_equal(rec.in_doubt_unsent, 1);
   poll_all(r.bus);
@@ -723,8 +719,7 @@ static void test_dead_letters_are_rebuilt(void **state) {
   (void)state;
   fresh_venue(5);
   rig_t r;
-  rig_open(&r, 1, 64);
-  assert_fe(r.rc, 0);
+  rig_up(&r, NULL);
   submit_orders(&r, "E", 8);
   poll_all(r.bus);
   assert_int_equal(fe_dlq_count(r.dlq), 4); /* 5, 6, 7, 8 */
@@ -734,10 +729,8 @@ static void test_dead_letters_are_rebuilt(void **state) {
   assert_int_equal(res.outcome.reason, 33);
   rig_close(&r);
 
-  rig_open(&r, 1, 64);
-  assert_fe(r.rc, 0);
   fe_bus_recovery_t rec;
-  fe_bus_recovery(r.bus, &rec);
+  rig_up(&r, &rec);
   assert_int_equal(rec.dlq_restored, 4);
   assert_int_equal(fe_dlq_count(r.dlq), 4);
   assert_int_equal(fe_dlq_count_reason(r.dlq, 33), 4);
@@ -750,9 +743,7 @@ static void test_dead_letters_are_rebuilt(void **state) {
   assert_int_equal(fe_dlq_count(r.dlq), 3);
   rig_close(&r);
 
-  rig_open(&r, 1, 64);
-  assert_fe(r.rc, 0);
-  fe_bus_recovery(r.bus, &rec);
+  rig_up(&r, &rec);
   assert_int_equal(rec.dlq_restored, 3);
   assert_int_equal(fe_dlq_count(r.dlq), 3);
   rig_close(&r);
@@ -770,8 +761,7 @@ static void test_dead_letter_purges_survive_restart(void **state) {
   (void)state;
   fresh_venue(5);
   rig_t r;
-  rig_open(&r, 1, 64);
-  assert_fe(r.rc, 0);
+  rig_up(&r, NULL);
   submit_orders(&r, "P", 8);
   poll_all(r.bus);
   assert_int_equal(fe_dlq_count(r.dlq), 4);
@@ -784,10 +774,8 @@ static void test_dead_letter_purges_survive_restart(void **state) {
   assert_int_equal(fe_dlq_count(r.dlq), 3);
   rig_close(&r);
 
-  rig_open(&r, 1, 64);
-  assert_fe(r.rc, 0);
   fe_bus_recovery_t rec;
-  fe_bus_recovery(r.bus, &rec);
+  rig_up(&r, &rec);
   assert_int_equal(rec.dlq_purged, 1);
   assert_int_equal(rec.dlq_restored, 3);
   assert_int_equal(fe_dlq_count(r.dlq), 3);
@@ -809,9 +797,7 @@ static void test_dead_letter_purges_survive_restart(void **state) {
   poll_all(r.bus); /* now the outcome, with its dead-letter copy */
   rig_close(&r);
 
-  rig_open(&r, 1, 64);
-  assert_fe(r.rc, 0);
-  fe_bus_recovery(r.bus, &rec);
+  rig_up(&r, &rec);
   assert_int_equal(rec.dlq_purged, 2);
   assert_int_equal(rec.dlq_restored, 3);
   assert_int_equal(fe_dlq_count(r.dlq), 3);
@@ -863,8 +849,7 @@ static void test_tool_decodes_bus_records(void **state) {
   (void)state;
   fresh_venue(3);
   rig_t r;
-  rig_open(&r, 1, 64);
-  assert_fe(r.rc, 0);
+  rig_up(&r, NULL);
   submit_orders(&r, "T", 3);
   poll_all(r.bus);
   uint64_t id = 0;
@@ -892,8 +877,7 @@ static void test_plain_completions_are_runs(void **state) {
   (void)state;
   fresh_venue(1000);
   rig_t r;
-  rig_open(&r, 1, 64);
-  assert_fe(r.rc, 0);
+  rig_up(&r, NULL);
   for (int i = 1; i <= 20; i++) {
     fe_event_t *ev;
     assert_fe(fe_bus_claim(r.bus, &ev, 0), 0);
@@ -909,10 +893,8 @@ static void test_plain_completions_are_runs(void **state) {
   expect_in(t, "events=20 first_eid=1");
   expect_in(t, "eids=1..20 completed=19 rejected=1 dead_lettered=0 "
                "host_status=0 keys=0 runs=2");
-  rig_open(&r, 1, 64);
-  assert_fe(r.rc, 0);
   fe_bus_recovery_t rep;
-  assert_fe(fe_bus_recovery(r.bus, &rep), 0);
+  rig_up(&r, &rep);
   assert_int_equal(rep.events, 20);
   assert_int_equal(rep.finished, 20);
   assert_int_equal(rep.redriven, 0);
@@ -928,8 +910,7 @@ static void test_submit_burst(void **state) {
   (void)state;
   fresh_venue(1000);
   rig_t r;
-  rig_open(&r, 1, 64);
-  assert_fe(r.rc, 0);
+  rig_up(&r, NULL);
   enum { N = 40 };
   fe_order_t o[N];
   fe_submit_t in[N];
@@ -1004,8 +985,7 @@ static void test_small_journal_splits_batches(void **state) {
   rig_segment_bytes = 4096;
   rig_user_bytes = 128; /* raw in every entry: 48 events are ~9 KiB */
   rig_t r;
-  rig_open(&r, 1, 64);
-  assert_fe(r.rc, 0);
+  rig_up(&r, NULL);
   submit_orders(&r, "SM", 48); /* one batch */
   poll_all(r.bus);
   fe_journal_stats_t js;
@@ -1018,10 +998,8 @@ static void test_small_journal_splits_batches(void **state) {
   rig_close(&r);
   const char *t = tool_dump(0);
   expect_in(t, "events=");
-  rig_open(&r, 1, 64);
-  assert_fe(r.rc, 0);
   fe_bus_recovery_t rep;
-  assert_fe(fe_bus_recovery(r.bus, &rep), 0);
+  rig_up(&r, &rep);
   assert_int_equal(rep.events, 48);
   assert_int_equal(rep.finished, 48);
   assert_int_equal(rep.redriven, 0);
@@ -1056,8 +1034,7 @@ static void test_redrive_takes_the_key_back(void **state) {
   fresh_venue(5);
   with_detail = 1;
   rig_t r;
-  rig_open(&r, 1, 64);
-  assert_fe(r.rc, 0);
+  rig_up(&r, NULL);
   fe_submit_result_t res;
   assert_fe(submit(&r, 5, "K-5", &res), 0);
   poll_all(r.bus);
@@ -1077,8 +1054,7 @@ static void test_redrive_takes_the_key_back(void **state) {
   rig_close(&r);
   with_detail = 0;
 
-  rig_open(&r, 1, 64);
-  assert_fe(r.rc, 0);
+  rig_up(&r, NULL);
   assert_fe(submit(&r, 5, "K-5", &res), FE_EDUPLICATE);
   assert_int_equal(res.outcome.status, FE_IDEM_COMPLETED);
   assert_string_equal(res.outcome.venue_order_id, "V-5");
@@ -1138,10 +1114,8 @@ static void redrive_crash_case(int when) {
   fail_from = 1000;
   with_detail = 1;
   rig_t r;
-  rig_open(&r, 1, 64);
-  assert_fe(r.rc, 0);
   fe_bus_recovery_t rec;
-  assert_fe(fe_bus_recovery(r.bus, &rec), 0);
+  rig_up(&r, &rec);
   assert_int_equal(rec.events, 2);   /* the first attempt, the redrive */
   assert_int_equal(rec.finished, 1); /* the first attempt's dead letter */
   assert_int_equal(rec.redriven, 1);
@@ -1176,9 +1150,7 @@ static void redrive_crash_case(int when) {
 
   /* third life: all settled, from the journal alone */
   with_detail = 0;
-  rig_open(&r, 1, 64);
-  assert_fe(r.rc, 0);
-  assert_fe(fe_bus_recovery(r.bus, &rec), 0);
+  rig_up(&r, &rec);
   assert_int_equal(rec.events, 2);
   assert_int_equal(rec.finished, 2);
   assert_int_equal(rec.redriven, 0);
