@@ -347,6 +347,29 @@ static fe_verdict_t st_settle(fe_stage_ctx_t *ctx, fe_event_t *ev, void *u) {
   return FE_CONTINUE;
 }
 
+/* The market-data check of bus_diamond, beside compliance: status 3 when
+ * the price is above 1,000,000 (never, for the bench's prices). */
+enum { R_MARKET = 3 };
+static fe_verdict_t st_mdcheck(fe_stage_ctx_t *ctx, fe_event_t *ev, void *u) {
+  (void)u;
+  if (ev->order.price > 1000000)
+    return fe_reject(ctx, R_MARKET);
+  return FE_CONTINUE;
+}
+
+/* bus_1p1c_single: one stage that calls the four functions in turn, the
+ * Disruptor's `1c` shape and the README's first program. */
+static fe_verdict_t st_all4(fe_stage_ctx_t *ctx, fe_event_t *ev, void *u) {
+  fe_verdict_t v = st_validate(ctx, ev, u);
+  if (v == FE_CONTINUE)
+    v = st_comply(ctx, ev, u);
+  if (v == FE_CONTINUE) {
+    st_execute(ctx, ev, u);
+    st_settle(ctx, ev, u);
+  }
+  return v;
+}
+
 /* The same four functions as batch handlers (--handler batch). */
 static void bt_validate(fe_stage_ctx_t *ctx, fe_event_t *const *evs,
                         uint32_t n, void *u) {
@@ -421,6 +444,23 @@ typedef struct bus_run {
   uint64_t gap_ns, t0_ns;  /* paced: intended time of event i */
   int cpu;
 } bus_run_t;
+
+/* The README's way to publish, one event at a time: fe_bus_claim, fill the
+ * slot in place, fe_bus_publish (bus_1p1c_single, bus_3p1c, bus_diamond;
+ * with --claim N > 1 these use bus_producer's batches instead). */
+static void *bus_producer_each(void *arg) {
+  bus_run_t *p = arg;
+  pin_self(p->o, p->cpu);
+  for (uint64_t i = p->first; i < p->n; i += p->step) {
+    fe_event_t *ev;
+    if (fe_bus_claim(p->bus, &ev, FE_WAIT_FOREVER) != 0)
+      return NULL;
+    fill_event(ev, i);
+    ev->order.recv_ts_ns = 0;
+    fe_bus_publish(p->bus, ev);
+  }
+  return NULL;
+}
 
 static void *bus_producer(void *arg) {
   bus_run_t *p = arg;
@@ -501,11 +541,22 @@ static void *bus_submitter(void *arg) {
 
 static fe_idem_t *idem_table(uint64_t capacity);
 
-/* Graph shapes. */
-enum { SHAPE_GROUPED, SHAPE_4WORKERS, SHAPE_SHARDED };
+/* Graph shapes: the four stages on one worker, on a worker each, with
+ * compliance sharded over two workers; one stage running all four
+ * functions; the diamond validation -> {compliance, market-data check} ->
+ * execution -> settlement, all on one worker. */
+enum { SHAPE_GROUPED, SHAPE_4WORKERS, SHAPE_SHARDED, SHAPE_SINGLE,
+       SHAPE_DIAMOND };
 
-static uint32_t make_stages(int shape, int batch, fe_stage_def_t st[4],
+static uint32_t make_stages(int shape, int batch, fe_stage_def_t st[5],
                             sink_t *sink) {
+  if (shape == SHAPE_SINGLE) {
+    fe_stage_def_init(&st[0]);
+    st[0].name = "order";
+    st[0].handler = st_all4;
+    st[0].user = sink;
+    return 1;
+  }
   static const char *names[4] = {"validation", "compliance", "execution",
                                  "settlement"};
   static const fe_stage_fn fns[4] = {st_validate, st_comply, st_execute,
@@ -521,28 +572,43 @@ static uint32_t make_stages(int shape, int batch, fe_stage_def_t st[4],
       st[i].batch_handler = bfns[i];
     else
       st[i].handler = fns[i];
-    st[i].worker = workers[shape][i];
+    st[i].worker = shape < 3 ? workers[shape][i] : 0;
     if (i > 0)
       st[i].n_deps = 1, st[i].deps[0] = (uint32_t)i - 1;
   }
   st[3].user = sink;
   if (shape == SHAPE_SHARDED)
     st[1].shards = 2;
-  return 4;
+  if (shape != SHAPE_DIAMOND)
+    return 4;
+  /* The market-data check is stage 4, beside compliance (both after
+   * validation); execution waits for both. */
+  fe_stage_def_init(&st[4]);
+  st[4].name = "md_check";
+  st[4].handler = st_mdcheck;
+  st[4].n_deps = 1, st[4].deps[0] = 0;
+  st[2].n_deps = 2, st[2].deps[1] = 4;
+  return 5;
 }
 
 static int run_bus(const scenario_t *sc, const opts_t *o, uint64_t n,
                    result_t *r) {
   int shape = strstr(sc->name, "4stage") ? SHAPE_4WORKERS
               : strstr(sc->name, "sharded") ? SHAPE_SHARDED
+              : strstr(sc->name, "single")  ? SHAPE_SINGLE
+              : strstr(sc->name, "diamond") ? SHAPE_DIAMOND
                                             : SHAPE_GROUPED;
-  int producers = shape == SHAPE_SHARDED ? 2 : 1;
+  int producers = shape == SHAPE_SHARDED ? 2 : strstr(sc->name, "3p1c") ? 3 : 1;
+  /* The shapes of the Disruptor's anchors publish one event at a time
+   * through the README's calls. */
+  int each = (shape == SHAPE_SINGLE || shape == SHAPE_DIAMOND || producers == 3)
+             && o->claim == 1;
   int lat = strncmp(sc->name, "lat_", 4) == 0;
   int journaled = strstr(sc->name, "journaled") != NULL;
   int submit = strstr(sc->name, "submit") != NULL;
   static sink_t sink;
   memset(&sink, 0, sizeof sink);
-  fe_stage_def_t st[4];
+  fe_stage_def_t st[5];
   fe_bus_config_t cfg;
   fe_bus_config_init(&cfg);
   cfg.capacity = o->ring;
@@ -601,14 +667,16 @@ static int run_bus(const scenario_t *sc, const opts_t *o, uint64_t n,
   }
   uint64_t a0 = __atomic_load_n(&allocs, __ATOMIC_RELAXED);
   fe_bus_start(bus, NULL);
-  bus_run_t p[2];
-  pthread_t th[2];
+  bus_run_t p[3];
+  pthread_t th[3];
   uint64_t rate = o->rate ? o->rate : sc->rate;
   double t0 = now_s();
   for (int i = 0; i < producers; i++) {
     p[i] = (bus_run_t){bus, o, (uint64_t)i, n, (uint64_t)producers,
                        lat ? 1000000000u / rate : 0, fe_clock_now_ns(), i};
-    pthread_create(&th[i], NULL, submit ? bus_submitter : bus_producer,
+    pthread_create(&th[i], NULL,
+                   submit ? bus_submitter : each ? bus_producer_each
+                                                 : bus_producer,
                    &p[i]);
   }
   for (int i = 0; i < producers; i++)
@@ -1176,6 +1244,9 @@ static const scenario_t scenarios[] = {
     {"ckring_spsc", 2, 20000000, 0, 0, run_handoff},
     {"mutex_queue", 2, 5000000, 0, 0, run_handoff},
     {"bus_1p1c", 2, 50000000, FE_WAIT_YIELD, 0, run_bus},
+    {"bus_1p1c_single", 2, 50000000, FE_WAIT_YIELD, 0, run_bus},
+    {"bus_3p1c", 4, 30000000, FE_WAIT_YIELD, 0, run_bus},
+    {"bus_diamond", 2, 30000000, FE_WAIT_YIELD, 0, run_bus},
     {"bus_1p1c_journaled", 2, 10000000, FE_WAIT_YIELD, 0, run_bus},
     {"bus_1p1c_submit", 2, 2000000, FE_WAIT_YIELD, 0, run_bus},
     {"bus_1p1c_submit_journaled", 2, 2000000, FE_WAIT_YIELD, 0, run_bus},
