@@ -22,6 +22,27 @@ static uint64_t cpu_over_window(void) {
   return fe_t_cpu_ns() - c0;
 }
 
+static atomic_int plain_stop;
+static void *plain_spin(void *arg) {
+  (void)arg;
+  while (!atomic_load_explicit(&plain_stop, memory_order_relaxed))
+    ;
+  return NULL;
+}
+
+/* CPU used over one window by two threads that only spin. */
+static uint64_t plain_spinners_cpu(void) {
+  pthread_t th[2];
+  atomic_store(&plain_stop, 0);
+  for (int i = 0; i < 2; i++)
+    assert_int_equal(pthread_create(&th[i], NULL, plain_spin, NULL), 0);
+  uint64_t used = cpu_over_window();
+  atomic_store(&plain_stop, 1);
+  for (int i = 0; i < 2; i++)
+    pthread_join(th[i], NULL);
+  return used;
+}
+
 /* n-stage pipeline, stage i on worker (i % workers). */
 static fe_bus_t *pipeline_tuned(fe_t_track_t *t, fe_t_def_t *d,
                                 uint32_t stages, uint32_t workers,
@@ -163,9 +184,14 @@ static void test_spin_idle_burns_cpu_control(void **state) {
   fe_t_sleep_ms(50);
   uint64_t used = cpu_over_window();
   assert_fe_ok(fe_bus_stop(bus));
-  print_message("  2 spinning workers: %.1f ms CPU in %d ms\n",
-                (double)used / 1e6, WINDOW_MS);
-  if (used < 100 * FE_T_MS)
+  /* On a machine busy with other work two spinning threads get what the
+   * scheduler gives them: compare with two plain spinning threads measured
+   * the same way, right after. */
+  uint64_t plain = plain_spinners_cpu();
+  print_message("  2 spinning workers: %.1f ms CPU in %d ms (2 plain "
+                "spinning threads: %.1f ms)\n", (double)used / 1e6,
+                WINDOW_MS, (double)plain / 1e6);
+  if (used < plain / 2 || used < 10 * FE_T_MS)
     fail_msg("spinning workers used only %.1f ms of CPU: the probe is blind",
              (double)used / 1e6);
   fe_bus_destroy(bus);
