@@ -103,11 +103,8 @@ static void wake_all(fe_bus_t *bus) {
 
 /* ------------------------------------------------------------- consumers */
 
-/* How far c may go, reading its gates (C1). */
-static uint64_t gate_of(const fe_bus_t *bus, const consumer_t *c,
-                        uint64_t next) {
-  if (c->gates != NULL)
-    return min_seq(c->gates, c->n_gates);
+/* How far a consumer gated on the producers may go from next (C1). */
+static inline uint64_t producers_gate(const fe_bus_t *bus, uint64_t next) {
   if (bus->producer == FE_PRODUCER_SINGLE)
     return fe__load_acquire(&bus->cursor); /* C1, pairs with P1 */
   /* Multi-producer: the longest run of published slots from next.  Each
@@ -117,6 +114,14 @@ static uint64_t gate_of(const fe_bus_t *bus, const consumer_t *c,
   while (s < limit && fe__load_acquire(&bus->avail[s & bus->mask]) == s + 1)
     s++;
   return s;
+}
+
+/* How far c may go, reading its gates (C1). */
+static uint64_t gate_of(const fe_bus_t *bus, const consumer_t *c,
+                        uint64_t next) {
+  if (c->gates != NULL)
+    return min_seq(c->gates, c->n_gates);
+  return producers_gate(bus, next);
 }
 
 static __attribute__((noinline)) uint32_t shard_of(const stage_t *st,
@@ -314,46 +319,80 @@ static int settle(fe_bus_t *bus, consumer_t *c, fe_event_t *ev, uint64_t seq,
   return 0;
 }
 
+/* The sink's count of an event whose verdict word was v when it was
+ * handed over (every stage is upstream of the sink, so v is final unless
+ * the sink's own handler gives a verdict, which settle() counts). */
+static inline void tally_verdict(uint64_t v, tally_t *t) {
+  if (v == 0)
+    t->done++;
+  else if (v & FE_VERDICT_DEAD)
+    t->dead++;
+  else
+    t->failed++;
+}
+
 /* Runs c's handler over [next, end) and returns where c got to: end, or
  * the sequence of an event paused by FE_RETRY.  Always inlined into
  * run_stage() with constant `sharded` and `outcome`, so the common loop
- * (one shard, not the sink) carries no test for either. */
+ * (one shard, not the sink) carries no test for either.  This loop is
+ * what a stage costs per event: one verdict load, one compare, the call. */
 static inline __attribute__((always_inline)) uint64_t
 run_stage_as(fe_bus_t *bus, consumer_t *c, uint64_t next, uint64_t end,
              tally_t *t, const int sharded, const int outcome) {
   const stage_t *st = c->stage;
   const fe_stage_fn fn = st->fn;
   void *const user = st->user;
-  const uint64_t last = last_handled(bus, c, next, end, sharded);
-  fe_stage_ctx_t ctx = {.bus = bus, .stage = st->id, .shard = c->shard,
-                        .worker = c->worker, .attempt = 1};
+  const int typed = !st->all_types;
+  fe_stage_ctx_t *const ctx = &c->ctx;
   /* Locals: the handler call would otherwise force reloads every event. */
   uint8_t *const base = bus->slots;
   const uint64_t mask = bus->mask, size = bus->slot_size;
+  /* The last event handed over gets end_of_batch.  Usually that is the
+   * batch's last; only a verdict, a type filter or sharding make the
+   * backward walk necessary. */
+  uint64_t last = end - 1;
+  if (sharded || typed ||
+      fe__load_relaxed(&((fe_event_t *)(base + (last & mask) * size))->verdict))
+    last = last_handled(bus, c, next, end, sharded);
+  uint64_t handled = 0, done = 0;
   for (uint64_t s = next; s < end; s++) {
     fe_event_t *ev = (fe_event_t *)(base + (s & mask) * size);
     /* Slots fresh from another core's cache: request them ahead, so the
-     * transfers overlap instead of stalling one by one. */
-    __builtin_prefetch(base + ((s + FE_PREFETCH) & mask) * size, 1);
-    int what = classify(c, st, ev, sharded);
-    if (FE_UNLIKELY(what != EV_HANDLE)) {
-      tally_unhandled(c, ev, what, t);
-      continue;
+     * transfers overlap instead of stalling one by one.  Only published
+     * ones: a slot the producer has yet to fill would be pulled away from
+     * it, and its next store would have to take it back. */
+    if (s + FE_PREFETCH < end)
+      __builtin_prefetch(base + ((s + FE_PREFETCH) & mask) * size, 1);
+    uint64_t v = fe__load_relaxed(&ev->verdict);
+    if (FE_UNLIKELY(v != 0 || sharded || typed)) {
+      int what = classify(c, st, ev, sharded);
+      if (what != EV_HANDLE) {
+        tally_unhandled(c, ev, what, t);
+        continue;
+      }
     }
-    ctx.end_of_batch = s == last;
-    t->handled++;
-    fe_verdict_t v = fn(&ctx, ev, user);
-    if (FE_UNLIKELY(v != FE_CONTINUE)) {
-      uint32_t reason = ctx.reason;
-      const char *text = ctx.text;
-      ctx.reason = 0;
-      ctx.text = NULL;
-      if (settle(bus, c, ev, s, v, reason, text, 1, t))
+    ctx->end_of_batch = s == last;
+    handled++;
+    fe_verdict_t r = fn(ctx, ev, user);
+    if (FE_UNLIKELY(r != FE_CONTINUE)) {
+      uint32_t reason = ctx->reason;
+      const char *text = ctx->text;
+      ctx->reason = 0;
+      ctx->text = NULL;
+      if (settle(bus, c, ev, s, r, reason, text, 1, t)) {
+        t->handled += handled;
+        t->done += done;
         return s;
+      }
     } else if (outcome) {
-      tally_outcome(ev, t);
+      if (FE_LIKELY(v == 0))
+        done++;
+      else
+        tally_verdict(v, t);
     }
   }
+  t->handled += handled;
+  t->done += done;
   return end;
 }
 
@@ -382,7 +421,8 @@ static uint64_t run_batch_stage(fe_bus_t *bus, consumer_t *c, uint64_t next,
   const uint64_t mask = bus->mask, size = bus->slot_size;
   for (uint64_t s = next; s < end; s++) {
     fe_event_t *ev = (fe_event_t *)(base + (s & mask) * size);
-    __builtin_prefetch(base + ((s + FE_PREFETCH) & mask) * size, 1);
+    if (s + FE_PREFETCH < end) /* published slots only: see run_stage_as */
+      __builtin_prefetch(base + ((s + FE_PREFETCH) & mask) * size, 1);
     int what = classify(c, st, ev, sharded);
     if (FE_UNLIKELY(what != EV_HANDLE)) {
       tally_unhandled(c, ev, what, t);
@@ -455,7 +495,40 @@ static uint64_t resume_retry(fe_bus_t *bus, consumer_t *c, tally_t *t) {
   return s + 1;
 }
 
-/* Runs one batch of consumer c.  Returns how many sequences it advanced. */
+/* Adds a pass's tally to c's counters. */
+static inline void account(consumer_t *c, const tally_t *t) {
+  if (t->handled) {
+    fe__add_owned(&c->handled, t->handled);
+    fe__add_owned(&c->batches, 1);
+  }
+  if (c->counts_outcome && t->done)
+    fe__add_owned(&c->completed_out, t->done);
+  if (FE_UNLIKELY((t->rejected | t->skipped | t->filtered | t->failed |
+                   t->dead) != 0)) {
+    fe__add_owned(&c->rejected, t->rejected);
+    fe__add_owned(&c->skipped, t->skipped);
+    fe__add_owned(&c->filtered, t->filtered);
+    if (c->counts_outcome) {
+      fe__add_owned(&c->rejected_out, t->failed);
+      fe__add_owned(&c->dead_out, t->dead);
+    }
+  }
+}
+
+/* Publishes that c finished every sequence below `reached` (C2), then, in
+ * park mode, wakes the workers and producers waiting on it. */
+static void advance(fe_bus_t *bus, consumer_t *c, uint64_t reached) {
+  fe__store_release(&c->seq, reached); /* C2 */
+  if (bus->wait == FE_WAIT_PARK) {
+    if (c->wake_mask)
+      wake_workers(bus, c->wake_mask);
+    if (c->wakes_space)
+      wake_space(bus);
+  }
+}
+
+/* Runs one batch of consumer c on its own gates.  Returns how many
+ * sequences it advanced. */
 static uint32_t consumer_run(fe_bus_t *bus, consumer_t *c) {
   uint64_t next = fe__load_relaxed(&c->seq); /* owner's own value */
   tally_t t = {0, 0, 0, 0, 0, 0, 0};
@@ -474,31 +547,69 @@ static uint32_t consumer_run(fe_bus_t *bus, consumer_t *c) {
     reached = c->stage != NULL ? run_stage(bus, c, next, end, &t)
                                : run_accountant(bus, next, end, &t);
   }
-  if (t.handled) {
-    fe__add_owned(&c->handled, t.handled);
-    fe__add_owned(&c->batches, 1);
-  }
-  if (t.rejected)
-    fe__add_owned(&c->rejected, t.rejected);
-  if (t.skipped)
-    fe__add_owned(&c->skipped, t.skipped);
-  if (t.filtered)
-    fe__add_owned(&c->filtered, t.filtered);
-  if (c->counts_outcome) {
-    fe__add_owned(&c->completed_out, t.done);
-    fe__add_owned(&c->rejected_out, t.failed);
-    fe__add_owned(&c->dead_out, t.dead);
-  }
+  account(c, &t);
   if (reached == next)
     return 0;
-  fe__store_release(&c->seq, reached); /* C2 */
-  if (bus->wait == FE_WAIT_PARK) {
-    if (c->wake_mask)
-      wake_workers(bus, c->wake_mask);
-    if (c->wakes_space)
-      wake_space(bus);
-  }
+  advance(bus, c, reached);
   return (uint32_t)(reached - next);
+}
+
+/* The group's gate from `next`: the least of the gates on other workers
+ * and, when a consumer is gated on the producers, the producers' (C1). */
+static uint64_t group_gate(const fe_bus_t *bus, const worker_t *w,
+                           uint64_t next) {
+  uint64_t g = w->n_ext ? min_seq(w->ext, w->n_ext) : UINT64_MAX;
+  if (w->root && g > next) {
+    uint64_t p = producers_gate(bus, next);
+    if (p < g)
+      g = p;
+  }
+  return g;
+}
+
+/* One pass of an aligned worker (every consumer at seq `next`, none
+ * paused): the gates are read once for the whole group, each consumer in
+ * topological order runs over the same batch (so a chain of stages on one
+ * worker pays the per-batch work once, and each stage's calls stay in
+ * sequence order with exact end_of_batch), then every consumer's progress
+ * is published.  A consumer whose upstream on this worker stopped early (a
+ * paused retry) stops there too; the worker then leaves the group pass
+ * until its consumers line up again (worker_poll).  Returns how many
+ * sequences the group advanced. */
+static uint32_t group_pass(fe_bus_t *bus, worker_t *w) {
+  consumer_t *const *list = w->list;
+  const uint32_t n = w->n;
+  uint64_t next = fe__load_relaxed(&list[0]->seq); /* owner's own value */
+  if (next >= w->cached_gate) {
+    w->cached_gate = group_gate(bus, w, next);
+    if (next >= w->cached_gate)
+      return 0;
+  }
+  uint64_t end = w->cached_gate;
+  if (end - next > bus->max_batch)
+    end = next + bus->max_batch;
+  uint64_t reached[64];
+  int short_pass = 0;
+  for (uint32_t i = 0; i < n; i++) {
+    consumer_t *c = list[i];
+    uint64_t e = end;
+    if (FE_UNLIKELY(short_pass))
+      for (uint64_t up = c->up_local; up != 0; up &= up - 1)
+        if (reached[__builtin_ctzll(up)] < e)
+          e = reached[__builtin_ctzll(up)];
+    tally_t t = {0, 0, 0, 0, 0, 0, 0};
+    reached[i] = e == next                 ? next
+                 : c->stage != NULL        ? run_stage(bus, c, next, e, &t)
+                                           : run_accountant(bus, next, e, &t);
+    account(c, &t);
+    short_pass |= reached[i] != end;
+  }
+  for (uint32_t i = 0; i < n; i++)
+    if (reached[i] != next)
+      advance(bus, list[i], reached[i]);
+  if (FE_UNLIKELY(short_pass))
+    w->aligned = 0;
+  return (uint32_t)(end - next);
 }
 
 /* Nanoseconds until the earliest paused retry of w is due; UINT64_MAX when
@@ -520,10 +631,25 @@ static uint64_t retry_due_in(const fe_bus_t *bus, const worker_t *w) {
 
 /* ---------------------------------------------------------------- workers */
 
+/* One pass of worker w: the group pass while its consumers stand together,
+ * else one batch per consumer on its own gates until they line up again
+ * (which they do as soon as the lagging ones catch up with their
+ * upstreams). */
 static uint32_t worker_poll(fe_bus_t *bus, worker_t *w) {
+  if (FE_LIKELY(w->aligned))
+    return group_pass(bus, w);
   uint32_t n = 0;
-  for (uint32_t i = 0; i < w->n; i++)
-    n += consumer_run(bus, w->list[i]);
+  int together = w->group;
+  for (uint32_t i = 0; i < w->n; i++) {
+    consumer_t *c = w->list[i];
+    n += consumer_run(bus, c);
+    together &= !c->retry_pending;
+  }
+  for (uint32_t i = 0; together && i < w->n; i++)
+    together = fe__load_relaxed(&w->list[i]->seq) ==
+               fe__load_relaxed(&w->list[0]->seq);
+  if (together)
+    w->aligned = 1;
   return n;
 }
 
@@ -643,7 +769,8 @@ static int stopping(const fe_bus_t *bus) {
   return fe__load_relaxed(&bus->state) >= ST_STOPPING;
 }
 
-static void reset_slots(fe_bus_t *bus, uint64_t first, uint32_t n) {
+static inline __attribute__((always_inline)) void
+reset_slots(fe_bus_t *bus, uint64_t first, uint32_t n) {
   for (uint32_t i = 0; i < n; i++) {
     fe_event_t *ev = slot(bus, first + i);
     ev->seq = first + i;
@@ -655,7 +782,8 @@ static void reset_slots(fe_bus_t *bus, uint64_t first, uint32_t n) {
   }
 }
 
-static void publish_range(fe_bus_t *bus, uint64_t first, uint32_t n) {
+static inline __attribute__((always_inline)) void
+publish_range(fe_bus_t *bus, uint64_t first, uint32_t n) {
   if (bus->producer == FE_PRODUCER_SINGLE) {
     fe__store_release(&bus->cursor, first + n); /* P1 */
   } else {
@@ -678,8 +806,12 @@ static int void_claim(fe_bus_t *bus, uint64_t first, uint32_t n) {
   return FE_ESTOPPED;
 }
 
-/* One claim attempt; FE_EFULL without counting it. */
-static int claim_n(fe_bus_t *bus, uint32_t n, uint64_t *first) {
+/* One claim attempt; FE_EFULL without counting it.  Inlined into the
+ * public claims, so that the common case (room by the cached gate) is one
+ * straight run of code per event: the per-event publish is the path a
+ * broker at ordinary load takes for every order. */
+static inline __attribute__((always_inline)) int
+claim_n(fe_bus_t *bus, uint32_t n, uint64_t *first) {
   if (FE_UNLIKELY(stopping(bus)))
     return FE_ESTOPPED;
   uint64_t cap = bus->capacity, s;
@@ -721,8 +853,8 @@ static int space_ready(fe_bus_t *bus, uint64_t n) {
   return claimed_count(bus) + n - end_seq(bus) <= bus->capacity;
 }
 
-static int claim_wait(fe_bus_t *bus, uint32_t n, uint64_t *first,
-                      uint64_t timeout_ns) {
+static __attribute__((noinline)) int
+claim_wait(fe_bus_t *bus, uint32_t n, uint64_t *first, uint64_t timeout_ns) {
   uint64_t deadline = 0;
   uint32_t iter = 0;
   for (;;) {
@@ -750,29 +882,76 @@ int fe_bus_try_claim_n(fe_bus_t *bus, uint32_t n, uint64_t *first) {
 
 int fe_bus_claim_n(fe_bus_t *bus, uint32_t n, uint64_t *first,
                    uint64_t timeout_ns) {
-  if (bus == NULL || first == NULL || n == 0 || n > bus->capacity)
+  if (FE_UNLIKELY(bus == NULL || first == NULL || n == 0 || n > bus->capacity))
     return FE_EINVAL;
+  int r = claim_n(bus, n, first);
+  if (FE_LIKELY(r != FE_EFULL))
+    return r;
   return claim_wait(bus, n, first, timeout_ns);
 }
 
-int fe_bus_try_claim(fe_bus_t *bus, fe_event_t **ev) {
-  uint64_t s;
-  if (FE_UNLIKELY(ev == NULL))
-    return FE_EINVAL;
-  int r = fe_bus_try_claim_n(bus, 1, &s);
+/* The claim of one event, for fe_bus_claim and fe_bus_try_claim: as
+ * claim_n(bus, 1, ..), written out so that the common case (a single
+ * producer with room by its cached gate) is one short run of code with no
+ * call, the slot's address computed once. */
+static inline __attribute__((always_inline)) int
+claim_one(fe_bus_t *bus, fe_event_t **ev) {
+  if (FE_UNLIKELY(bus->producer != FE_PRODUCER_SINGLE)) {
+    uint64_t s = 0;
+    int r = claim_n(bus, 1, &s);
+    if (r == 0)
+      *ev = slot(bus, s);
+    return r;
+  }
+  if (FE_UNLIKELY(stopping(bus)))
+    return FE_ESTOPPED;
+  uint64_t s = fe__load_relaxed(&bus->claimed);
+  if (FE_UNLIKELY(s + 1 - bus->sp_gate > bus->capacity)) {
+    bus->sp_gate = end_seq(bus); /* P2 */
+    if (s + 1 - bus->sp_gate > bus->capacity)
+      return FE_EFULL;
+  }
+  fe__store_relaxed(&bus->claimed, s + 1);
+  /* Stop protocol, light side: as in claim_n. */
+  fe__asym_light(bus->asym);
+  if (FE_UNLIKELY(stopping(bus)))
+    return void_claim(bus, s, 1);
+  fe_event_t *e = slot(bus, s);
+  e->seq = s;
+  e->type = FE_EV_NEW_ORDER;
+  e->flags = 0;
+  fe__store_relaxed(&e->verdict, 0); /* as in reset_slots */
+  *ev = e;
+  return 0;
+}
+
+/* fe_bus_claim once the ring was full: waits by the wait strategy. */
+static __attribute__((noinline)) int claim_one_wait(fe_bus_t *bus,
+                                                    fe_event_t **ev,
+                                                    uint64_t timeout_ns) {
+  uint64_t s = 0;
+  int r = claim_wait(bus, 1, &s, timeout_ns);
   if (r == 0)
     *ev = slot(bus, s);
+  return r;
+}
+
+int fe_bus_try_claim(fe_bus_t *bus, fe_event_t **ev) {
+  if (FE_UNLIKELY(bus == NULL || ev == NULL))
+    return FE_EINVAL;
+  int r = claim_one(bus, ev);
+  if (FE_UNLIKELY(r == FE_EFULL))
+    __atomic_fetch_add(&bus->full, 1, __ATOMIC_RELAXED);
   return r;
 }
 
 int fe_bus_claim(fe_bus_t *bus, fe_event_t **ev, uint64_t timeout_ns) {
-  uint64_t s;
-  if (ev == NULL)
+  if (FE_UNLIKELY(bus == NULL || ev == NULL))
     return FE_EINVAL;
-  int r = fe_bus_claim_n(bus, 1, &s, timeout_ns);
-  if (r == 0)
-    *ev = slot(bus, s);
-  return r;
+  int r = claim_one(bus, ev);
+  if (FE_LIKELY(r != FE_EFULL))
+    return r;
+  return claim_one_wait(bus, ev, timeout_ns);
 }
 
 fe_event_t *fe_bus_event_at(fe_bus_t *bus, uint64_t seq) {

@@ -199,8 +199,10 @@ void fe__bus_free(fe_bus_t *bus) {
   }
   for (uint32_t i = 0; i < bus->n_stages; i++)
     free(bus->stages[i].shards);
-  for (uint32_t i = 0; i < bus->n_workers; i++)
+  for (uint32_t i = 0; i < bus->n_workers; i++) {
     free(bus->workers[i].list);
+    free(bus->workers[i].ext);
+  }
   free(bus->consumers);
   free(bus->stages);
   free(bus->workers);
@@ -225,6 +227,9 @@ static consumer_t *new_consumer(fe_bus_t *bus, stage_t *st, uint32_t shard,
   c->worker = worker;
   c->n_gates = n_gates;
   c->rng = 0x9e3779b97f4a7c15ull * (bus->n_consumers + 1); /* any non-zero */
+  c->ctx = (fe_stage_ctx_t){.bus = bus, .stage = st ? st->id : 0,
+                            .shard = shard, .worker = worker, .attempt = 1,
+                            .priv = c};
   if (n_gates && (c->gates = calloc(n_gates, sizeof *c->gates)) == NULL)
     return NULL;
   return c;
@@ -233,7 +238,55 @@ static consumer_t *new_consumer(fe_bus_t *bus, stage_t *st, uint32_t shard,
 /* Appends c to its worker's list (lists are filled in topological order). */
 static void assign(fe_bus_t *bus, consumer_t *c) {
   worker_t *w = &bus->workers[c->worker];
+  c->index = w->n;
   w->list[w->n++] = c;
+}
+
+/* The group pass's view of worker w: for each consumer, which of its gates
+ * are consumers earlier on w (up_local); the gates on other workers (ext,
+ * without repeats); whether a consumer is gated on the producers. */
+static int build_group(worker_t *w) {
+  uint32_t cap = 0;
+  for (uint32_t i = 0; i < w->n; i++)
+    cap += w->list[i]->n_gates;
+  if (cap != 0 && (w->ext = calloc(cap, sizeof *w->ext)) == NULL)
+    return FE_ENOMEM;
+  for (uint32_t i = 0; i < w->n; i++) {
+    consumer_t *c = w->list[i];
+    if (c->gates == NULL)
+      w->root = 1;
+    for (uint32_t g = 0; g < c->n_gates; g++) {
+      uint32_t j = 0;
+      while (j < i && &w->list[j]->seq != c->gates[g])
+        j++;
+      if (j < i) {
+        c->up_local |= 1ull << j;
+        continue;
+      }
+      uint32_t k = 0;
+      while (k < w->n_ext && w->ext[k] != c->gates[g])
+        k++;
+      if (k == w->n_ext)
+        w->ext[w->n_ext++] = c->gates[g];
+    }
+  }
+  /* The group reads its outside gates once for all its consumers, so none
+   * of them may wait for one of ours (a chain that crosses between two
+   * workers and back): each outside gate's stage must have no ancestor
+   * here.  More consumers than a mask holds: the per-consumer passes. */
+  uint64_t here = 0;
+  for (uint32_t i = 0; i < w->n; i++)
+    if (w->list[i]->stage != NULL)
+      here |= 1ull << w->list[i]->stage->id;
+  w->group = w->n <= 64;
+  for (uint32_t k = 0; k < w->n_ext; k++) {
+    const consumer_t *owner =
+        (const consumer_t *)((const char *)w->ext[k] - offsetof(consumer_t, seq));
+    if (owner->stage == NULL || (owner->stage->ancestors & here) != 0)
+      w->group = 0;
+  }
+  w->aligned = w->group;
+  return 0;
 }
 
 /* Marks every worker gated on `up` in its wake mask. */
@@ -445,6 +498,15 @@ static int add_internal_stages(const fe_bus_config_t *cfg, fe_bus_config_t *x,
   return 0;
 }
 
+static int build_groups(fe_bus_t *bus) {
+  for (uint32_t w = 0; w < bus->n_workers; w++) {
+    int r = build_group(&bus->workers[w]);
+    if (r != 0)
+      return r;
+  }
+  return 0;
+}
+
 int fe_bus_create(const fe_bus_config_t *cfg, fe_bus_t **out, fe_diag_t *diag) {
   uint32_t order[FE_BUS_MAX_STAGES], n_workers = 0;
   if (cfg == NULL || out == NULL)
@@ -492,7 +554,7 @@ int fe_bus_create(const fe_bus_config_t *cfg, fe_bus_t **out, fe_diag_t *diag) {
   if (bus->now_ns == NULL)
     fe_clock_init(NULL); /* calibrates once per process (~20 ms) */
   if ((r = bus_alloc(bus, cfg)) != 0 || (r = build_stages(bus, cfg, order)) != 0 ||
-      (r = build_ends(bus, order)) != 0) {
+      (r = build_ends(bus, order)) != 0 || (r = build_groups(bus)) != 0) {
     fe__bus_free(bus);
     return fe__diag(diag, r, "cannot allocate a ring of %u slots of %u bytes "
                     "and its %u workers", cfg->capacity, cfg->slot_size,

@@ -86,11 +86,16 @@ typedef struct consumer {
   int wakes_space;         /* producers/drain are gated on this consumer */
   /* owner-only */
   uint64_t cached_gate;
+  uint32_t index;          /* in its worker's list */
+  uint64_t up_local;       /* list indices of its upstream consumers on the
+                              same worker (the group pass, worker_t) */
   /* owner-only: an event paused by FE_RETRY (progress stops before it) */
   int retry_pending;
   uint32_t retry_attempt; /* handler calls made so far for it */
   uint64_t retry_seq, retry_at;
   uint64_t rng;           /* xorshift state for retry jitter */
+  fe_stage_ctx_t ctx;     /* handed to the handler; only end_of_batch
+                             and the verdict's outputs change per call */
   /* counters: owner writes (fe__add_owned), anyone reads */
   uint64_t handled, rejected, skipped, batches, completed_out, rejected_out;
   uint64_t filtered, retried, failed, dead_out;
@@ -130,6 +135,18 @@ typedef struct worker {
   int cpu;
   pthread_t thread;
   int started;
+  /* The group pass (bus.c, group_pass()): while every consumer of the
+   * worker stands at the same sequence with no retry paused, the worker
+   * reads its gates once per pass and runs each consumer over the same
+   * batch, then publishes their sequences.  Owner-only after create. */
+  int group;                 /* the group pass applies: at most 64
+                                consumers, and no gate on another worker
+                                waits for one of them (build_group) */
+  int aligned;               /* all consumers at one seq, none paused */
+  int root;                  /* a consumer is gated on the producers */
+  uint32_t n_ext;
+  const uint64_t **ext;      /* gates on other workers' consumers */
+  uint64_t cached_gate;      /* a lower bound of the group's gate */
 } __attribute__((aligned(FE_PAD))) worker_t;
 
 struct fe_bus {
