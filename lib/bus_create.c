@@ -177,20 +177,6 @@ static int check_config(const fe_bus_config_t *cfg, uint32_t *order,
 /* The ring and the availability array come straight from mmap: page
  * aligned, zeroed, populated now (no page fault once running), and given
  * back to the system on destroy (a large free() may stay in the heap). */
-static void *map(size_t size) {
-  void *p = mmap(NULL, size, PROT_READ | PROT_WRITE,
-                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
-  if (p == MAP_FAILED)
-    return NULL;
-  memset(p, 0, size); /* touch: MAP_POPULATE is best effort */
-  return p;
-}
-
-static void unmap(void *p, size_t size) {
-  if (p != NULL)
-    munmap(p, size);
-}
-
 void fe__bus_free(fe_bus_t *bus) {
   for (uint32_t i = 0; i < bus->n_consumers; i++) {
     if (bus->consumers[i] != NULL)
@@ -207,11 +193,10 @@ void fe__bus_free(fe_bus_t *bus) {
   free(bus->stages);
   free(bus->workers);
   free(bus->ends);
-  fe__durable_detach(bus);
-  fe__durable_free(bus->dur);
-  unmap(bus->meta, (size_t)bus->capacity * sizeof *bus->meta);
-  unmap(bus->avail, (size_t)bus->capacity * sizeof *bus->avail);
-  unmap(bus->slots, (size_t)bus->capacity * bus->slot_size);
+  free(bus->ring.ends);
+  fe__durable_detach(&bus->env);
+  fe__durable_free(bus->env.dur);
+  fe__ring_free(&bus->ring);
   free(bus);
 }
 
@@ -350,7 +335,7 @@ static int build_stages(fe_bus_t *bus, const fe_bus_config_t *cfg,
           link_gate(c, g++, up->shards[u]);
       }
       if (st->n_deps == 0)
-        bus->root_wake_mask |= 1ull << c->worker;
+        bus->ring.root_wake_mask |= 1ull << c->worker;
       assign(bus, c);
     }
   }
@@ -400,10 +385,8 @@ static int bus_alloc(fe_bus_t *bus, const fe_bus_config_t *cfg) {
   uint32_t n_cons = 1;
   for (uint32_t i = 0; i < cfg->n_stages; i++)
     n_cons += cfg->stages[i].shards;
-  size_t ring = (size_t)bus->capacity * bus->slot_size;
-  if ((bus->slots = map(ring)) == NULL ||
-      (bus->producer == FE_PRODUCER_MULTI &&
-       (bus->avail = map((size_t)bus->capacity * sizeof *bus->avail)) == NULL) ||
+  if (fe__ring_alloc(&bus->ring, cfg->capacity, cfg->slot_size, cfg->producer,
+                     0) != 0 ||
       (bus->stages = calloc(cfg->n_stages, sizeof *bus->stages)) == NULL ||
       (bus->consumers = calloc(n_cons, sizeof *bus->consumers)) == NULL ||
       (bus->workers = fe__zalloc_aligned(bus->n_workers * sizeof *bus->workers)) == NULL)
@@ -498,6 +481,21 @@ static int add_internal_stages(const fe_bus_config_t *cfg, fe_bus_config_t *x,
   return 0;
 }
 
+/* The ring's view of the graph: the sequences producers are gated on,
+ * each worker's park word. */
+static int link_ring(fe_bus_t *bus) {
+  fe_ring_t *r = &bus->ring;
+  if ((r->ends = calloc(bus->n_ends, sizeof *r->ends)) == NULL)
+    return FE_ENOMEM;
+  for (uint32_t i = 0; i < bus->n_ends; i++)
+    r->ends[i] = &bus->ends[i]->seq;
+  r->n_ends = bus->n_ends;
+  r->n_workers = bus->n_workers;
+  for (uint32_t w = 0; w < bus->n_workers; w++)
+    r->futex[w] = &bus->workers[w].futex;
+  return 0;
+}
+
 static int build_groups(fe_bus_t *bus) {
   for (uint32_t w = 0; w < bus->n_workers; w++) {
     int r = build_group(&bus->workers[w]);
@@ -526,19 +524,12 @@ int fe_bus_create(const fe_bus_config_t *cfg, fe_bus_t **out, fe_diag_t *diag) {
   fe_bus_t *bus = fe__zalloc_aligned(sizeof *bus);
   if (bus == NULL)
     return fe__diag(diag, FE_ENOMEM, "cannot allocate the bus");
-  bus->capacity = cfg->capacity;
-  bus->mask = cfg->capacity - 1;
-  bus->slot_size = (cfg->slot_size + FE_CACHELINE - 1) / FE_CACHELINE * FE_CACHELINE;
   bus->max_batch = cfg->max_batch;
-  bus->spin_tries = cfg->spin_tries;
-  bus->yield_tries = cfg->yield_tries;
-  bus->producer = cfg->producer;
-  bus->wait = cfg->wait;
+  bus->ring.spin_tries = cfg->spin_tries;
+  bus->ring.yield_tries = cfg->yield_tries;
+  bus->ring.wait = cfg->wait;
   bus->host_driven = cfg->host_driven;
   bus->n_workers = n_workers;
-  bus->stop_target = UINT64_MAX;
-  bus->state = ST_CREATED;
-  bus->asym = fe__asym_init();
   bus->trading = cfg->trading;
   bus->throttle = cfg->throttle;
   bus->dlq = cfg->dlq;
@@ -547,36 +538,43 @@ int fe_bus_create(const fe_bus_config_t *cfg, fe_bus_t **out, fe_diag_t *diag) {
   bus->now_ns = cfg->now_ns;
   bus->clock_user = cfg->clock_user;
   bus->idem = cfg->idem;
-  bus->on_outcome = cfg->on_outcome;
-  bus->outcome_user = cfg->outcome_user;
+  bus->env = (fe_durable_env_t){.ring = &bus->ring, .idem = cfg->idem,
+                                .dlq = cfg->dlq,
+                                .on_outcome = cfg->on_outcome,
+                                .outcome_user = cfg->outcome_user,
+                                .host_driven = cfg->host_driven};
+  for (uint32_t i = 0; i < cfg->n_stages && i < 64; i++)
+    if (cfg->stages[i].parallel_to_journal)
+      bus->env.parallel_stages |= 1ull << i;
   bus->journal_stage = jid;
   bus->outcome_stage = oid;
   if (bus->now_ns == NULL)
     fe_clock_init(NULL); /* calibrates once per process (~20 ms) */
   if ((r = bus_alloc(bus, cfg)) != 0 || (r = build_stages(bus, cfg, order)) != 0 ||
-      (r = build_ends(bus, order)) != 0 || (r = build_groups(bus)) != 0) {
+      (r = build_ends(bus, order)) != 0 || (r = build_groups(bus)) != 0 ||
+      (r = link_ring(bus)) != 0) {
     fe__bus_free(bus);
     return fe__diag(diag, r, "cannot allocate a ring of %u slots of %u bytes "
                     "and its %u workers", cfg->capacity, cfg->slot_size,
                     n_workers);
   }
   if (oid != UINT32_MAX) {
-    bus->stages[oid].user = bus;
+    bus->stages[oid].user = &bus->env;
     /* The outcome stage sees every event, rejected and dead ones too. */
     bus->stages[oid].shards[0]->ancestors = 0;
     bus->stages[oid].ancestors = 0;
-    if ((bus->meta = map((size_t)bus->capacity * sizeof *bus->meta)) == NULL) {
+    if (fe__ring_alloc_meta(&bus->ring) != 0) {
       fe__bus_free(bus);
       return fe__diag(diag, FE_ENOMEM, "cannot allocate the slots' "
                       "durability data");
     }
   }
   if (jid != UINT32_MAX) {
-    bus->stages[jid].user = bus;
+    bus->stages[jid].user = &bus->env;
     /* FE_SUBMIT_DURABLE waits for the journaller as producers wait for
      * space: its progress wakes them. */
     bus->stages[jid].shards[0]->wakes_space = 1;
-    if ((r = fe__durable_open(bus, host_cfg, diag)) != 0) {
+    if ((r = fe__durable_open(&bus->env, host_cfg, diag)) != 0) {
       fe__bus_free(bus);
       return r;
     }

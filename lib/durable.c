@@ -5,7 +5,7 @@
  * layouts are in jrec.h.
  */
 #define _GNU_SOURCE
-#include "bus_impl.h"
+#include "durable.h"
 #include "journal_impl.h"
 #include "jrec.h"
 #include "sync.h"
@@ -226,9 +226,9 @@ static void get_event(const jrec_event_t *r, fe_event_t *ev) {
   memcpy(ev, r->ev, sizeof *ev);
 }
 
-static void journal_failed(fe_bus_t *bus, fe_stage_ctx_t *ctx,
+static void journal_failed(durable_t *d, fe_stage_ctx_t *ctx,
                            fe_event_t *const *evs, uint32_t n) {
-  __atomic_store_n(&bus->dur->failed, 1, __ATOMIC_RELEASE); /* F1 */
+  __atomic_store_n(&d->failed, 1, __ATOMIC_RELEASE); /* F1 */
   ctx->text = "journal write failed";
   for (uint32_t i = 0; i < n; i++)
     fe_batch_fail(ctx, evs[i], FE_REASON_JOURNAL);
@@ -263,10 +263,10 @@ static int append_events(durable_t *d, uint32_t first, uint32_t count,
 
 void fe__journal_stage(fe_stage_ctx_t *ctx, fe_event_t *const *evs,
                        uint32_t n, void *arg) {
-  fe_bus_t *bus = arg;
-  durable_t *d = bus->dur;
+  fe_durable_env_t *env = arg;
+  durable_t *d = env->dur;
   if (FE_UNLIKELY(__atomic_load_n(&d->failed, __ATOMIC_ACQUIRE))) { /* F1 */
-    journal_failed(bus, ctx, evs, n);
+    journal_failed(d, ctx, evs, n);
     return;
   }
   uint8_t *p = d->ebuf + sizeof(jrec_events_t);
@@ -280,9 +280,9 @@ void fe__journal_stage(fe_stage_ctx_t *ctx, fe_event_t *const *evs,
       for (size_t off = 0; off < sizeof(fe_event_t); off += 64)
         __builtin_prefetch((const char *)f + off, 0, 3);
       __builtin_prefetch((const char *)f + sizeof(fe_event_t) - 1, 0, 3);
-      __builtin_prefetch(fe__meta(bus, ev->seq + JPREFETCH), 1, 3);
+      __builtin_prefetch(fe__ring_meta(env->ring, ev->seq + JPREFETCH), 1, 3);
     }
-    slot_meta_t *m = fe__meta(bus, ev->seq);
+    slot_meta_t *m = fe__ring_meta(env->ring, ev->seq);
     if (m->sub_seq != ev->seq) /* a raw publish: no submitter data */
       fe__meta_submit(m, ev->seq, NULL, 0);
     if (m->sub_flags & META_RECOVERED)
@@ -291,7 +291,7 @@ void fe__journal_stage(fe_stage_ctx_t *ctx, fe_event_t *const *evs,
       /* A small journal buffer or segment: this record is as big as the
        * journal takes; the rest of the batch goes in the next. */
       if (append_events(d, first, count, p) != 0) {
-        journal_failed(bus, ctx, evs, n);
+        journal_failed(d, ctx, evs, n);
         return;
       }
       first = count;
@@ -303,14 +303,14 @@ void fe__journal_stage(fe_stage_ctx_t *ctx, fe_event_t *const *evs,
                         d->user_len);
   }
   if (count != first && append_events(d, first, count, p) != 0) {
-    journal_failed(bus, ctx, evs, n);
+    journal_failed(d, ctx, evs, n);
     return;
   }
   /* The stage's progress is released after the batch (C2): the group must
    * be in the kernel (and fsynced, per policy) before anything downstream
    * can act on it. */
   if (ctx->end_of_batch && fe_journal_commit(d->j) != 0)
-    journal_failed(bus, ctx, evs, n);
+    journal_failed(d, ctx, evs, n);
 }
 
 /* --------------------------------------------------------- the outcome */
@@ -410,8 +410,8 @@ static uint32_t status_of(uint64_t v, uint32_t *stage, uint32_t *reason) {
 void fe__outcome_stage(fe_stage_ctx_t *ctx, fe_event_t *const *evs,
                        uint32_t n, void *arg) {
   (void)ctx;
-  fe_bus_t *bus = arg;
-  durable_t *d = bus->dur;
+  fe_durable_env_t *env = arg;
+  durable_t *d = env->dur;
   uint8_t *p = d != NULL ? d->obuf + sizeof(jrec_outcomes_t) : NULL;
   uint64_t now_wall = d != NULL ? fe_clock_realtime_ns() : 0;
   jrec_out_run_t *run = NULL; /* the last entry, when it is a run */
@@ -427,17 +427,17 @@ void fe__outcome_stage(fe_stage_ctx_t *ctx, fe_event_t *const *evs,
       entries = 0;
       run = NULL;
     }
-    if (bus->idem != NULL && i + JPREFETCH < n) {
+    if (env->idem != NULL && i + JPREFETCH < n) {
       /* The claim this stage completes a few events on: its control word
        * and entry were last written by the submitter, far back. */
-      const slot_meta_t *f = fe__meta(bus, evs[i + JPREFETCH]->seq);
+      const slot_meta_t *f = fe__ring_meta(env->ring, evs[i + JPREFETCH]->seq);
       if (f->sub_token != 0)
-        fe__idem_prefetch_token(bus->idem, f->sub_token);
+        fe__idem_prefetch_token(env->idem, f->sub_token);
     }
-    slot_meta_t *m = fe__meta(bus, ev->seq);
+    slot_meta_t *m = fe__ring_meta(env->ring, ev->seq);
     int sub = m->sub_seq == ev->seq;
     uint64_t v = fe__load_relaxed(&ev->verdict);
-    if (d != NULL && v == 0 && bus->on_outcome == NULL &&
+    if (d != NULL && v == 0 && env->on_outcome == NULL &&
         !(sub && ((m->sub_flags & META_KEY) || m->sub_token != 0))) {
       /* Completed, nothing to add, no key to finish: the common case. */
       d->retire_below = m->lsn;
@@ -450,11 +450,11 @@ void fe__outcome_stage(fe_stage_ctx_t *ctx, fe_event_t *const *evs,
     o.status = (int32_t)status_of(v, &stage, &reason);
     o.reason = reason;
     o.ref = d != NULL ? m->eid : ev->seq;
-    if (bus->on_outcome != NULL)
-      bus->on_outcome(ev, &o, bus->outcome_user);
+    if (env->on_outcome != NULL)
+      env->on_outcome(ev, &o, env->outcome_user);
     if (d == NULL) {
       if (sub && m->sub_token != 0)
-        fe_idem_complete(bus->idem, m->sub_token, &o);
+        fe_idem_complete(env->idem, m->sub_token, &o);
       continue;
     }
     d->outs[i] = o;
@@ -483,12 +483,12 @@ void fe__outcome_stage(fe_stage_ctx_t *ctx, fe_event_t *const *evs,
     }
   }
   for (uint32_t i = 0; i < n; i++) {
-    slot_meta_t *m = fe__meta(bus, evs[i]->seq);
-    if (m->sub_seq == evs[i]->seq && m->sub_token != 0 && bus->idem != NULL) {
+    slot_meta_t *m = fe__ring_meta(env->ring, evs[i]->seq);
+    if (m->sub_seq == evs[i]->seq && m->sub_token != 0 && env->idem != NULL) {
       if (failed) /* not durable: leave the key to a retry */
-        fe_idem_abandon(bus->idem, m->sub_token);
+        fe_idem_abandon(env->idem, m->sub_token);
       else
-        fe_idem_complete(bus->idem, m->sub_token, &d->outs[i]);
+        fe_idem_complete(env->idem, m->sub_token, &d->outs[i]);
     }
   }
   /* Segments whose events all finished can go once they are older than
@@ -502,18 +502,16 @@ void fe__outcome_stage(fe_stage_ctx_t *ctx, fe_event_t *const *evs,
 
 /* ------------------------------------------------------------- intent */
 
-int fe_bus_intent(fe_stage_ctx_t *ctx, const fe_event_t *ev) {
-  if (ctx == NULL || ev == NULL || ctx->bus == NULL)
-    return FE_EINVAL;
-  fe_bus_t *bus = ctx->bus;
-  durable_t *d = bus->dur;
+int fe__durable_intent(fe_durable_env_t *env, uint32_t stage,
+                       const fe_event_t *ev) {
+  durable_t *d = env->dur;
   if (d == NULL)
     return 0;
-  if (ctx->stage < bus->n_stages && bus->stages[ctx->stage].parallel_to_journal)
+  if (stage < 64 && (env->parallel_stages >> stage) & 1)
     return FE_ESTATE;
   /* The journaller finished ev before this stage saw it (C2/C1): meta's
    * eid and the submitter's fields are visible. */
-  const slot_meta_t *m = fe__meta(bus, ev->seq);
+  const slot_meta_t *m = fe__ring_meta(env->ring, ev->seq);
   if (m->sub_seq == ev->seq && (m->sub_flags & META_SENT))
     return FE_EDUPLICATE;
   if (__atomic_load_n(&d->failed, __ATOMIC_ACQUIRE)) /* F1 */
@@ -621,7 +619,7 @@ static int replay_events(durable_t *d, const fe_journal_record_t *rec) {
   return 0;
 }
 
-static int replay_outcomes(fe_bus_t *bus, durable_t *d,
+static int replay_outcomes(fe_durable_env_t *env, durable_t *d,
                            const fe_journal_record_t *rec) {
   const jrec_outcomes_t *h = rec->data;
   if (rec->len < sizeof *h)
@@ -668,8 +666,8 @@ static int replay_outcomes(fe_bus_t *bus, durable_t *d,
     if (ev != NULL)
       d->rep.finished++;
     free(ev);
-    if ((r.flags & JREC_OUT_KEY) && bus->idem != NULL) {
-      int rc = fe_idem_restore(bus->idem, &k.key, k.fingerprint, &o,
+    if ((r.flags & JREC_OUT_KEY) && env->idem != NULL) {
+      int rc = fe_idem_restore(env->idem, &k.key, k.fingerprint, &o,
                                k.wall_ns);
       if (rc == 0)
         d->rep.idem_restored++;
@@ -705,14 +703,14 @@ static int replay_outcomes(fe_bus_t *bus, durable_t *d,
 }
 
 static int replay(const fe_journal_record_t *rec, void *arg) {
-  fe_bus_t *bus = arg;
-  durable_t *d = bus->dur;
+  fe_durable_env_t *env = arg;
+  durable_t *d = env->dur;
   d->rep.records++;
   switch (rec->type) {
   case FE_JREC_EVENT:
     return replay_events(d, rec);
   case FE_JREC_OUTCOME:
-    return replay_outcomes(bus, d, rec);
+    return replay_outcomes(env, d, rec);
   case FE_JREC_DEAD_LETTER: {
     jrec_dlq_t r;
     if (rec->len != sizeof r)
@@ -748,35 +746,35 @@ static int replay(const fe_journal_record_t *rec, void *arg) {
  * (failed), the purge stays in memory only: after a restart the entry is
  * back, which loses nothing. */
 static void dlq_purged(const fe_event_t *ev, void *arg) {
-  fe_bus_t *bus = arg;
+  fe_durable_env_t *env = arg;
   if (!(ev->flags & FE_EVF_DLQ_EID) || ev->seq == 0)
     return; /* not one of ours, or failed before it was journaled */
   jrec_dlq_t r = {JREC_DLQ_PURGED, 0, ev->seq};
-  fe_journal_append(bus->dur->j, FE_JREC_DEAD_LETTER, &r, sizeof r, NULL);
+  fe_journal_append(env->dur->j, FE_JREC_DEAD_LETTER, &r, sizeof r, NULL);
 }
 
 /* After the purging call dropped the DLQ's lock: write the records out
  * (and fsync them under FE_FSYNC_GROUP), so the purge is durable when
  * fe_dlq_purge returns. */
 static void dlq_flush(void *arg) {
-  fe_bus_t *bus = arg;
-  fe_journal_commit(bus->dur->j);
+  fe_durable_env_t *env = arg;
+  fe_journal_commit(env->dur->j);
 }
 
-void fe__durable_detach(fe_bus_t *bus) {
-  if (bus->dur != NULL && bus->dur->dlq_attached)
-    fe__dlq_attach(bus->dlq, NULL, NULL, NULL);
+void fe__durable_detach(fe_durable_env_t *env) {
+  if (env->dur != NULL && env->dur->dlq_attached)
+    fe__dlq_attach(env->dlq, NULL, NULL, NULL);
 }
 
-int fe__durable_open(fe_bus_t *bus, const fe_bus_config_t *cfg,
+int fe__durable_open(fe_durable_env_t *env, const fe_bus_config_t *cfg,
                      fe_diag_t *diag) {
   durable_t *d = calloc(1, sizeof *d);
   if (d == NULL)
     return fe__diag(diag, FE_ENOMEM, "cannot allocate the journal state");
-  bus->dur = d;
+  env->dur = d;
   d->cfg = cfg;
   d->next_eid = 1;
-  uint32_t room = bus->slot_size - (uint32_t)sizeof(fe_event_t);
+  uint32_t room = fe__ring_user_size(env->ring);
   d->user_len = cfg->journal_user_bytes < room ? cfg->journal_user_bytes : room;
   d->entry_size = (uint32_t)((sizeof(jrec_event_t) + d->user_len + 7) / 8 * 8);
   d->ebuf = malloc(sizeof(jrec_events_t) +
@@ -811,7 +809,7 @@ int fe__durable_open(fe_bus_t *bus, const fe_bus_config_t *cfg,
    * specific one wins. */
   fe_diag_t rd = {0, ""};
   d->diag = &rd;
-  int r = fe_journal_open(cfg->journal, replay, bus, &d->j, &jr, diag);
+  int r = fe_journal_open(cfg->journal, replay, env, &d->j, &jr, diag);
   d->diag = NULL;
   if (r != 0) {
     if (rd.code == r && diag != NULL)
@@ -819,8 +817,8 @@ int fe__durable_open(fe_bus_t *bus, const fe_bus_config_t *cfg,
     return r;
   }
   d->rep.truncated_bytes = jr.truncated ? jr.torn_bytes : 0;
-  if (bus->dlq != NULL) {
-    if (fe__dlq_attach(bus->dlq, dlq_purged, dlq_flush, bus) != 0)
+  if (env->dlq != NULL) {
+    if (fe__dlq_attach(env->dlq, dlq_purged, dlq_flush, env) != 0)
       return fe__diag(diag, FE_ESTATE, "the dead-letter queue is already "
                       "used by another bus with a journal");
     d->dlq_attached = 1;
@@ -855,10 +853,10 @@ int fe__durable_open(fe_bus_t *bus, const fe_bus_config_t *cfg,
 }
 
 /* The dead letters recovery found go back into the DLQ. */
-static void restore_dead_letters(fe_bus_t *bus, durable_t *d) {
+static void restore_dead_letters(fe_durable_env_t *env, durable_t *d) {
   for (size_t i = 0; i < d->n_dls; i++) {
     rentry_t *e = d->dls[i];
-    if (bus->dlq == NULL)
+    if (env->dlq == NULL)
       break;
     fe_event_t ev;
     get_event(&e->rec, &ev);
@@ -883,33 +881,34 @@ static void restore_dead_letters(fe_bus_t *bus, durable_t *d) {
     memcpy(text, e->dl.text, JREC_DL_TEXT);
     text[JREC_DL_TEXT] = '\0';
     in.text = text;
-    if (fe_dlq_put(bus->dlq, &in, 0, NULL) == 0)
+    if (fe_dlq_put(env->dlq, &in, 0, NULL) == 0)
       d->rep.dlq_restored++;
   }
 }
 
 /* Publishes one recovered event, polling the workers itself in host-driven
  * mode while the ring is full. */
-static int redrive_one(fe_bus_t *bus, durable_t *d, rentry_t *e) {
+static int redrive_one(fe_durable_env_t *env, durable_t *d, rentry_t *e,
+                       void (*poll)(void *), void *arg) {
   uint64_t s;
   int r;
   for (;;) {
-    r = fe__claim_wait(bus, &s, bus->host_driven ? 0 : FE_WAIT_FOREVER);
+    r = fe__ring_claim_wait(env->ring, 1, &s,
+                            env->host_driven ? 0 : FE_WAIT_FOREVER);
     if (r != FE_ETIMEDOUT && r != FE_EFULL)
       break;
-    for (uint32_t w = 0; w < bus->n_workers; w++)
-      fe_bus_poll(bus, w);
+    poll(arg);
   }
   if (r != 0)
     return r;
-  fe_event_t *ev = fe__slot(bus, s), src;
+  fe_event_t *ev = fe__ring_slot(env->ring, s), src;
   get_event(&e->rec, &src);
   ev->type = src.type;
   ev->order = src.order;
   ev->trace_id = src.trace_id;
   ev->flags = src.flags;
   memcpy(fe_event_user(ev), &e->rec + 1, d->user_len); /* <= room: open */
-  slot_meta_t *m = fe__meta(bus, s);
+  slot_meta_t *m = fe__ring_meta(env->ring, s);
   slot_meta_t sub = {.sub_flags = META_RECOVERED | (e->sent ? META_SENT : 0)};
   if (e->rec.flags & JREC_EV_KEY) {
     sub.sub_key = e->rec.key;
@@ -918,27 +917,28 @@ static int redrive_one(fe_bus_t *bus, durable_t *d, rentry_t *e) {
     fe_idem_claim_t c;
     /* Reopen: a redrive in flight at the crash takes its key back from
      * the dead letter's restored outcome, as it did before the crash. */
-    if (bus->idem != NULL &&
-        fe_idem_reopen(bus->idem, &sub.sub_key, sub.sub_fp, &c) == 0)
+    if (env->idem != NULL &&
+        fe_idem_reopen(env->idem, &sub.sub_key, sub.sub_fp, &c) == 0)
       sub.sub_token = c.token;
   }
   fe__meta_submit(m, s, &sub, 0);
   m->eid = e->eid;
   m->lsn = e->lsn;
-  fe__publish_one(bus, s); /* releases the slot and meta (P1) */
+  fe__ring_publish(env->ring, s, 1); /* releases the slot and meta (P1) */
   return 0;
 }
 
-int fe__durable_start(fe_bus_t *bus, fe_diag_t *diag) {
-  durable_t *d = bus->dur;
+int fe__durable_start(fe_durable_env_t *env, void (*poll)(void *arg),
+                      void *arg, fe_diag_t *diag) {
+  durable_t *d = env->dur;
   if (d == NULL)
     return 0;
-  restore_dead_letters(bus, d);
+  restore_dead_letters(env, d);
   for (size_t i = 0; i < d->n_dls; i++)
     free(d->dls[i]);
   d->n_dls = 0;
   for (size_t i = 0; i < d->n_pending; i++) {
-    int r = redrive_one(bus, d, d->pending[i]);
+    int r = redrive_one(env, d, d->pending[i], poll, arg);
     if (r != 0)
       return fe__diag(diag, r, "recovery: re-driving journal event %llu: %s",
                       (unsigned long long)d->pending[i]->eid, fe_strerror(r));
@@ -968,21 +968,13 @@ void fe__durable_free(durable_t *d) {
   free(d);
 }
 
-int fe__durable_failed(const fe_bus_t *bus) {
-  return bus->dur != NULL &&
-         __atomic_load_n(&bus->dur->failed, __ATOMIC_ACQUIRE); /* F1 */
+int fe__durable_failed(const fe_durable_env_t *env) {
+  return env->dur != NULL &&
+         __atomic_load_n(&env->dur->failed, __ATOMIC_ACQUIRE); /* F1 */
 }
 
-int fe_bus_recovery(const fe_bus_t *bus, fe_bus_recovery_t *out) {
-  if (bus == NULL || out == NULL)
-    return FE_EINVAL;
-  if (bus->dur == NULL)
-    memset(out, 0, sizeof *out);
-  else
-    *out = bus->dur->rep;
-  return 0;
+const fe_bus_recovery_t *fe__durable_report(const durable_t *d) {
+  return &d->rep;
 }
 
-fe_journal_t *fe_bus_journal(fe_bus_t *bus) {
-  return bus != NULL && bus->dur != NULL ? bus->dur->j : NULL;
-}
+fe_journal_t *fe__durable_journal(const durable_t *d) { return d->j; }

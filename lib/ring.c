@@ -1,0 +1,149 @@
+/*
+ * The ring's slow paths: allocation, waiting for space, wake-ups, voided
+ * claims and the heavy side of stop.  The fast paths are inline in ring.h.
+ */
+#define _GNU_SOURCE
+#include "ring.h"
+
+#include <ck_pr.h>
+#include <sched.h>
+#include <sys/mman.h>
+
+static void *map(size_t size) {
+  void *p = mmap(NULL, size, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+  if (p == MAP_FAILED)
+    return NULL;
+  memset(p, 0, size); /* touch: MAP_POPULATE is best effort */
+  return p;
+}
+
+static void unmap(void *p, size_t size) {
+  if (p != NULL)
+    munmap(p, size);
+}
+
+int fe__ring_alloc(fe_ring_t *r, uint32_t capacity, uint32_t slot_size,
+                   fe_producer_t producer, int meta) {
+  r->capacity = capacity;
+  r->mask = capacity - 1;
+  r->slot_size = (slot_size + FE_CACHELINE - 1) / FE_CACHELINE * FE_CACHELINE;
+  r->producer = producer;
+  r->state = ST_CREATED;
+  r->stop_target = UINT64_MAX;
+  r->asym = fe__asym_init();
+  if ((r->slots = map((size_t)capacity * r->slot_size)) == NULL ||
+      (producer == FE_PRODUCER_MULTI &&
+       (r->avail = map((size_t)capacity * sizeof *r->avail)) == NULL) ||
+      (meta && fe__ring_alloc_meta(r) != 0))
+    return FE_ENOMEM;
+  return 0;
+}
+
+int fe__ring_alloc_meta(fe_ring_t *r) {
+  if (r->meta == NULL &&
+      (r->meta = map((size_t)r->capacity * sizeof *r->meta)) == NULL)
+    return FE_ENOMEM;
+  return 0;
+}
+
+void fe__ring_free(fe_ring_t *r) {
+  unmap(r->meta, (size_t)r->capacity * sizeof *r->meta);
+  unmap(r->avail, (size_t)r->capacity * sizeof *r->avail);
+  unmap(r->slots, (size_t)r->capacity * r->slot_size);
+  r->meta = NULL, r->avail = NULL, r->slots = NULL;
+}
+
+void fe__ring_wake_workers(fe_ring_t *r, uint64_t mask) {
+  fe__asym_light(r->asym); /* see ring.h */
+  uint64_t parked = fe__load_relaxed(&r->parked_mask) & mask;
+  while (FE_UNLIKELY(parked != 0)) {
+    uint32_t *futex = r->futex[__builtin_ctzll(parked)];
+    parked &= parked - 1;
+    __atomic_fetch_add(futex, 1, __ATOMIC_RELEASE);
+    fe__futex_wake(futex, 1);
+    __atomic_fetch_add(&r->wakeups, 1, __ATOMIC_RELAXED);
+  }
+}
+
+void fe__ring_wake_space(fe_ring_t *r) {
+  fe__asym_light(r->asym); /* pairs with the heavy side in wait_space */
+  if (FE_UNLIKELY(fe__load_relaxed(&r->space_waiters) != 0)) {
+    __atomic_fetch_add(&r->space_futex, 1, __ATOMIC_RELEASE);
+    fe__futex_wake(&r->space_futex, -1);
+    __atomic_fetch_add(&r->wakeups, 1, __ATOMIC_RELAXED);
+  }
+}
+
+void fe__ring_wake_all(fe_ring_t *r) {
+  for (uint32_t i = 0; i < r->n_workers; i++) {
+    __atomic_fetch_add(r->futex[i], 1, __ATOMIC_SEQ_CST);
+    fe__futex_wake(r->futex[i], 1);
+  }
+  __atomic_fetch_add(&r->space_futex, 1, __ATOMIC_SEQ_CST);
+  fe__futex_wake(&r->space_futex, -1);
+}
+
+int fe__ring_wait_space(fe_ring_t *r, uint32_t *iter, uint64_t deadline,
+                        int (*ready)(fe_ring_t *, uint64_t), uint64_t arg) {
+  uint32_t i = (*iter)++;
+  if (i < r->spin_tries) {
+    ck_pr_stall();
+  } else if (r->wait != FE_WAIT_PARK || i < r->spin_tries + r->yield_tries) {
+    sched_yield();
+  } else {
+    /* Dekker with fe__ring_wake_space(): we count ourselves, fence, then
+     * re-read the condition; a waker moves its sequence, fences (light),
+     * then reads the count.  The futex word is read first, so a wake in
+     * between makes the wait return at once. */
+    uint32_t v = __atomic_load_n(&r->space_futex, __ATOMIC_ACQUIRE);
+    __atomic_fetch_add(&r->space_waiters, 1, __ATOMIC_SEQ_CST);
+    fe__asym_heavy(r->asym);
+    uint64_t now = fe__mono_ns();
+    if (!ready(r, arg) && now < deadline) {
+      uint64_t left = deadline - now;
+      fe__futex_wait(&r->space_futex, v,
+                     left < PARK_SAFETY_NS ? left : PARK_SAFETY_NS);
+    }
+    __atomic_fetch_sub(&r->space_waiters, 1, __ATOMIC_RELAXED);
+  }
+  return fe__mono_ns() >= deadline ? FE_ETIMEDOUT : 0;
+}
+
+int fe__ring_void_claim(fe_ring_t *r, uint64_t first, uint32_t n) {
+  for (uint32_t i = 0; i < n; i++)
+    fe__store_relaxed(&fe__ring_slot(r, first + i)->verdict, FE_VERDICT_VOID);
+  __atomic_fetch_add(&r->voided, n, __ATOMIC_RELAXED);
+  fe__ring_publish(r, first, n);
+  return FE_ESTOPPED;
+}
+
+static int space_ready(fe_ring_t *r, uint64_t n) {
+  return fe__ring_claimed(r) + n - fe__ring_end(r) <= r->capacity;
+}
+
+int fe__ring_claim_wait(fe_ring_t *r, uint32_t n, uint64_t *first,
+                        uint64_t timeout_ns) {
+  uint64_t deadline = 0;
+  uint32_t iter = 0;
+  for (;;) {
+    int rc = fe__ring_claim_n(r, n, first);
+    if (rc != FE_EFULL)
+      return rc;
+    if (timeout_ns == 0)
+      return FE_ETIMEDOUT;
+    if (deadline == 0)
+      deadline = fe__deadline(timeout_ns);
+    if (fe__ring_wait_space(r, &iter, deadline, space_ready, n) != 0 &&
+        !space_ready(r, n))
+      return FE_ETIMEDOUT;
+  }
+}
+
+uint64_t fe__ring_stop(fe_ring_t *r) {
+  __atomic_store_n(&r->state, ST_STOPPING, __ATOMIC_SEQ_CST);
+  /* Heavy side of the claim/stop Dekker (fe__ring_claim_n): after this,
+   * every claim not counted below will see ST_STOPPING and void itself. */
+  fe__asym_heavy(r->asym);
+  return fe__ring_claimed(r);
+}

@@ -1,0 +1,647 @@
+/*
+ * The workers: each runs its consumers (the shards of the stages placed on
+ * it, in topological order) over the batches its gates allow, applies the
+ * handlers' verdicts, and waits by the wait strategy when idle.  Sits on
+ * the ring (ring.h); the memory-order labels (P1, C1, C2, P2) are defined
+ * there.
+ */
+#define _GNU_SOURCE
+#include "bus_impl.h"
+
+#include <ck_pr.h>
+#include <sched.h>
+#include <stdio.h>
+#include <string.h>
+
+#define FE_PREFETCH 32 /* slots ahead */
+
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
+/* ------------------------------------------------------------- consumers */
+
+/* How far a consumer gated on the producers may go from next (C1). */
+static inline uint64_t producers_gate(const fe_bus_t *bus, uint64_t next) {
+  return fe__ring_published(&bus->ring, next, bus->max_batch);
+}
+
+/* How far c may go, reading its gates (C1). */
+static uint64_t gate_of(const fe_bus_t *bus, const consumer_t *c,
+                        uint64_t next) {
+  if (c->gates != NULL)
+    return fe__ring_min(c->gates, c->n_gates);
+  return producers_gate(bus, next);
+}
+
+static __attribute__((noinline)) uint32_t shard_of(const stage_t *st,
+                                                  const fe_event_t *ev) {
+  uint64_t k = st->key ? st->key(ev, st->key_user) : ev->order.account;
+  uint64_t h = XXH3_64bits(&k, sizeof k);
+  /* Multiply-shift range reduction: uniform, no division. */
+  return (uint32_t)(((h >> 32) * st->n_shards) >> 32);
+}
+
+/* What consumer c does with the event in a slot. */
+enum { EV_HANDLE, EV_SKIP, EV_IGNORE, EV_FILTERED };
+
+static int type_selected(const stage_t *st, uint32_t type) {
+  if (type < 64)
+    return (st->type_mask >> type) & 1;
+  for (uint32_t i = 0; i < st->n_big_types; i++)
+    if (st->big_types[i] == type)
+      return 1;
+  return 0;
+}
+
+/* verdict == 0 is the fast path (live, nobody rejected it).  Relaxed is
+ * enough: a verdict by an ancestor happens-before this read through the
+ * C2/C1 chain, so coherence shows it; one by a parallel stage may or may
+ * not be seen and is ignored by the ancestor test. */
+static inline __attribute__((always_inline)) int
+classify(const consumer_t *c, const stage_t *st, const fe_event_t *ev,
+         int sharded) {
+  uint64_t v = fe__load_relaxed(&ev->verdict);
+  if (FE_UNLIKELY(v == FE_VERDICT_VOID))
+    return EV_IGNORE;
+  if (sharded && shard_of(st, ev) != c->shard)
+    return EV_IGNORE;
+  if (FE_UNLIKELY(v != 0) && ((c->ancestors >> ((v >> 32) - 1)) & 1))
+    return EV_SKIP;
+  if (FE_UNLIKELY(!st->all_types) && !type_selected(st, ev->type))
+    return EV_FILTERED;
+  return EV_HANDLE;
+}
+
+/* Sets ev's verdict for c's stage (kind: 0 reject, FE_VERDICT_DEAD) and
+ * counts the reason. */
+static void mark(consumer_t *c, fe_event_t *ev, uint64_t kind, uint32_t reason) {
+  uint32_t r = reason <= FE_REASON_MAX ? reason : 0;
+  uint64_t expect = 0, v = ((uint64_t)(c->stage->id + 1) << 32) | kind | r;
+  /* First verdict wins; relaxed: the value travels to later stages with
+   * the slot (C2/C1). */
+  __atomic_compare_exchange_n(&ev->verdict, &expect, v, 0, __ATOMIC_RELAXED,
+                              __ATOMIC_RELAXED);
+  if (kind == 0)
+    fe__add_owned(&c->reasons[r], 1);
+}
+
+static void reject(consumer_t *c, fe_event_t *ev, uint32_t reason) {
+  mark(c, ev, 0, reason);
+}
+
+/* Gives up on ev: verdict, counter, then the dead-letter queue and the
+ * host's hook (before any later stage can see the event, since our
+ * progress is published after). */
+static void dead_letter(fe_bus_t *bus, consumer_t *c, fe_event_t *ev,
+                        uint32_t reason, uint32_t attempts, int exhausted,
+                        const char *text) {
+  mark(c, ev, FE_VERDICT_DEAD, reason);
+  fe__add_owned(&c->failed, 1);
+  fe_dead_letter_t info = {c->stage->id, reason, attempts, (uint32_t)exhausted,
+                           ev->flags >> FLAGS_REDRIVE_SHIFT, text ? text : ""};
+  const fe_event_t *put_ev = ev;
+  fe_event_t copy;
+  if (bus->ring.meta != NULL) {
+    /* For the outcome stage downstream (C2), which journals it. */
+    slot_meta_t *m = fe__ring_meta(&bus->ring, ev->seq);
+    m->dl_kind = exhausted ? FE_DLQ_RETRIES_EXHAUSTED : FE_DLQ_FAIL;
+    m->dl_attempts = attempts;
+    m->dl_redrives = info.redrives;
+    strncpy(m->dl_text, info.text, sizeof m->dl_text - 1);
+    m->dl_text[sizeof m->dl_text - 1] = '\0';
+    if (bus->env.dur != NULL) {
+      /* The queue's copy carries the journal event id in seq, so that a
+       * redrive can be journaled as taking it out of the queue.  A stage
+       * that runs parallel_to_journal may fail an event before it has an
+       * id: then 0. */
+      copy = *ev;
+      copy.seq = bus->stages[c->stage->id].parallel_to_journal ? 0 : m->eid;
+      if (copy.seq != 0)
+        copy.flags |= FE_EVF_DLQ_EID;
+      put_ev = &copy;
+    }
+  }
+  if (bus->dlq != NULL) {
+    fe_dlq_put_t in = {
+        .event = put_ev,
+        .user_area = fe_event_user(ev),
+        .user_len = bus->ring.slot_size - (uint32_t)sizeof(fe_event_t),
+        .stage = info.stage,
+        .kind = exhausted ? FE_DLQ_RETRIES_EXHAUSTED : FE_DLQ_FAIL,
+        .reason = reason <= FE_REASON_MAX ? reason : 0,
+        .text = info.text,
+        .attempts = attempts,
+        .redrive_count = info.redrives,
+        .first_seen_ns = ev->order.recv_ts_ns ? ev->order.recv_ts_ns
+                                               : fe_clock_realtime_ns(),
+        .key = ev->order.client_order_id,
+        .key_len = (uint32_t)strnlen(ev->order.client_order_id, FE_CLORDID_MAX)};
+    /* A refusal (REJECT policy, full) is counted and alerted by the DLQ;
+     * the event still ends dead-lettered here. */
+    fe_dlq_put(bus->dlq, &in, FE_WAIT_FOREVER, NULL);
+  }
+  if (bus->on_dead_letter != NULL)
+    bus->on_dead_letter(ev, &info, bus->dead_letter_user);
+}
+
+/* The last sequence in [next, end) that c hands to its handler, or end. */
+static uint64_t last_handled(const fe_bus_t *bus, const consumer_t *c,
+                             uint64_t next, uint64_t end, int sharded) {
+  for (uint64_t s = end; s > next; s--)
+    if (classify(c, c->stage, fe__ring_slot(&bus->ring, s - 1), sharded) == EV_HANDLE)
+      return s - 1;
+  return end;
+}
+
+typedef struct tally {
+  uint64_t handled, rejected, skipped, filtered, done, failed, dead;
+} tally_t;
+
+/* The sink's count of an event it finished: rejected or dead-lettered by
+ * someone (the sink is downstream of every stage, so every verdict is
+ * visible), or done. */
+static inline void tally_outcome(const fe_event_t *ev, tally_t *t) {
+  uint64_t v = fe__load_relaxed(&ev->verdict);
+  if (v == 0)
+    t->done++;
+  else if (v & FE_VERDICT_DEAD)
+    t->dead++;
+  else
+    t->failed++;
+}
+
+/* An event c did not hand over: skipped (verdict upstream), filtered (type)
+ * or not its (another shard's, void). */
+static inline void tally_unhandled(const consumer_t *c, const fe_event_t *ev,
+                                   int what, tally_t *t) {
+  if (what == EV_SKIP)
+    t->skipped++;
+  else if (what == EV_FILTERED)
+    t->filtered++;
+  else
+    return;
+  if (c->counts_outcome)
+    tally_outcome(ev, t);
+}
+
+static uint64_t bus_now(const fe_bus_t *bus) {
+  return bus->now_ns ? bus->now_ns(bus->clock_user) : fe_clock_now_ns();
+}
+
+/* FE_RETRY for the event at seq after `attempts` handler calls: schedules
+ * the next attempt and returns 1 (the shard pauses there), or returns 0
+ * when the policy gives up (the caller dead-letters it). */
+static int schedule_retry(fe_bus_t *bus, consumer_t *c, uint64_t seq,
+                          uint32_t reason, uint32_t attempts) {
+  uint64_t delay, x = c->rng;
+  x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+  c->rng = x;
+  if (fe_retry_next(&c->stage->retry, attempts, reason, x, &delay) != 0)
+    return 0;
+  c->retry_pending = 1;
+  c->retry_seq = seq;
+  c->retry_attempt = attempts;
+  c->retry_at = bus_now(bus) + delay;
+  fe__add_owned(&c->retried, 1);
+  return 1;
+}
+
+/* Applies a handler's non-continue verdict for ev (at seq, after
+ * `attempts` calls).  Returns 1 when the shard must pause at seq. */
+static int settle(fe_bus_t *bus, consumer_t *c, fe_event_t *ev, uint64_t seq,
+                  fe_verdict_t v, uint32_t reason, const char *text,
+                  uint32_t attempts, tally_t *t) {
+  if (v == FE_REJECT) {
+    reject(c, ev, reason);
+    t->rejected++;
+  } else if (v == FE_RETRY && schedule_retry(bus, c, seq, reason, attempts)) {
+    return 1;
+  } else { /* FE_FAIL, a retry the policy refused, or an unknown verdict */
+    dead_letter(bus, c, ev, reason, attempts, v == FE_RETRY, text);
+  }
+  if (c->counts_outcome)
+    tally_outcome(ev, t);
+  return 0;
+}
+
+/* The sink's count of an event whose verdict word was v when it was
+ * handed over (every stage is upstream of the sink, so v is final unless
+ * the sink's own handler gives a verdict, which settle() counts). */
+static inline void tally_verdict(uint64_t v, tally_t *t) {
+  if (v == 0)
+    t->done++;
+  else if (v & FE_VERDICT_DEAD)
+    t->dead++;
+  else
+    t->failed++;
+}
+
+/* Runs c's handler over [next, end) and returns where c got to: end, or
+ * the sequence of an event paused by FE_RETRY.  Always inlined into
+ * run_stage() with constant `sharded` and `outcome`, so the common loop
+ * (one shard, not the sink) carries no test for either.  This loop is
+ * what a stage costs per event: one verdict load, one compare, the call. */
+static inline __attribute__((always_inline)) uint64_t
+run_stage_as(fe_bus_t *bus, consumer_t *c, uint64_t next, uint64_t end,
+             tally_t *t, const int sharded, const int outcome) {
+  const stage_t *st = c->stage;
+  const fe_stage_fn fn = st->fn;
+  void *const user = st->user;
+  const int typed = !st->all_types;
+  fe_stage_ctx_t *const ctx = &c->ctx;
+  /* Locals: the handler call would otherwise force reloads every event. */
+  uint8_t *const base = bus->ring.slots;
+  const uint64_t mask = bus->ring.mask, size = bus->ring.slot_size;
+  /* The last event handed over gets end_of_batch.  Usually that is the
+   * batch's last; only a verdict, a type filter or sharding make the
+   * backward walk necessary. */
+  uint64_t last = end - 1;
+  if (sharded || typed ||
+      fe__load_relaxed(&((fe_event_t *)(base + (last & mask) * size))->verdict))
+    last = last_handled(bus, c, next, end, sharded);
+  uint64_t handled = 0, done = 0;
+  for (uint64_t s = next; s < end; s++) {
+    fe_event_t *ev = (fe_event_t *)(base + (s & mask) * size);
+    /* Slots fresh from another core's cache: request them ahead, so the
+     * transfers overlap instead of stalling one by one.  Only published
+     * ones: a slot the producer has yet to fill would be pulled away from
+     * it, and its next store would have to take it back. */
+    if (s + FE_PREFETCH < end)
+      __builtin_prefetch(base + ((s + FE_PREFETCH) & mask) * size, 1);
+    uint64_t v = fe__load_relaxed(&ev->verdict);
+    if (FE_UNLIKELY(v != 0 || sharded || typed)) {
+      int what = classify(c, st, ev, sharded);
+      if (what != EV_HANDLE) {
+        tally_unhandled(c, ev, what, t);
+        continue;
+      }
+    }
+    ctx->end_of_batch = s == last;
+    handled++;
+    fe_verdict_t r = fn(ctx, ev, user);
+    if (FE_UNLIKELY(r != FE_CONTINUE)) {
+      uint32_t reason = ctx->reason;
+      const char *text = ctx->text;
+      ctx->reason = 0;
+      ctx->text = NULL;
+      if (settle(bus, c, ev, s, r, reason, text, 1, t)) {
+        t->handled += handled;
+        t->done += done;
+        return s;
+      }
+    } else if (outcome) {
+      if (FE_LIKELY(v == 0))
+        done++;
+      else
+        tally_verdict(v, t);
+    }
+  }
+  t->handled += handled;
+  t->done += done;
+  return end;
+}
+
+/* Hands one chunk to a batch handler; counts what the sink must. */
+static void flush_chunk(consumer_t *c, fe_stage_ctx_t *ctx, fe_event_t **evs,
+                        uint32_t n, uint32_t last, tally_t *t) {
+  ctx->end_of_batch = last;
+  c->stage->batch_fn(ctx, evs, n, c->stage->user);
+  t->handled += n;
+  if (c->counts_outcome)
+    for (uint32_t i = 0; i < n; i++)
+      tally_outcome(evs[i], t);
+}
+
+/* As run_stage_as, for a batch handler: gathers the events the shard
+ * handles, FE_BATCH_CHUNK at a time. */
+static uint64_t run_batch_stage(fe_bus_t *bus, consumer_t *c, uint64_t next,
+                                uint64_t end, tally_t *t) {
+  const stage_t *st = c->stage;
+  const int sharded = st->n_shards > 1;
+  fe_event_t *evs[FE_BATCH_CHUNK];
+  uint32_t n = 0;
+  fe_stage_ctx_t ctx = {.bus = bus, .stage = st->id, .shard = c->shard,
+                        .worker = c->worker, .attempt = 1, .priv = c};
+  uint8_t *const base = bus->ring.slots;
+  const uint64_t mask = bus->ring.mask, size = bus->ring.slot_size;
+  for (uint64_t s = next; s < end; s++) {
+    fe_event_t *ev = (fe_event_t *)(base + (s & mask) * size);
+    if (s + FE_PREFETCH < end) /* published slots only: see run_stage_as */
+      __builtin_prefetch(base + ((s + FE_PREFETCH) & mask) * size, 1);
+    int what = classify(c, st, ev, sharded);
+    if (FE_UNLIKELY(what != EV_HANDLE)) {
+      tally_unhandled(c, ev, what, t);
+      continue;
+    }
+    if (n == FE_BATCH_CHUNK) {
+      flush_chunk(c, &ctx, evs, n, 0, t);
+      n = 0;
+    }
+    evs[n++] = ev;
+  }
+  if (n != 0)
+    flush_chunk(c, &ctx, evs, n, 1, t);
+  return end;
+}
+
+void fe_batch_reject(fe_stage_ctx_t *ctx, fe_event_t *ev, uint32_t reason) {
+  consumer_t *c = ctx->priv;
+  reject(c, ev, reason);
+  fe__add_owned(&c->rejected, 1);
+}
+
+void fe_batch_fail(fe_stage_ctx_t *ctx, fe_event_t *ev, uint32_t reason) {
+  consumer_t *c = ctx->priv;
+  dead_letter(c->bus, c, ev, reason, 1, 0, ctx->text);
+}
+
+static uint64_t run_stage(fe_bus_t *bus, consumer_t *c, uint64_t next,
+                          uint64_t end, tally_t *t) {
+  if (c->stage->batch_fn != NULL)
+    return run_batch_stage(bus, c, next, end, t);
+  int sharded = c->stage->n_shards > 1;
+  if (c->counts_outcome)
+    return sharded ? run_stage_as(bus, c, next, end, t, 1, 1)
+                   : run_stage_as(bus, c, next, end, t, 0, 1);
+  return sharded ? run_stage_as(bus, c, next, end, t, 1, 0)
+                 : run_stage_as(bus, c, next, end, t, 0, 0);
+}
+
+/* The accountant of a graph with several sinks: counts outcomes only. */
+static uint64_t run_accountant(fe_bus_t *bus, uint64_t next, uint64_t end,
+                               tally_t *t) {
+  for (uint64_t s = next; s < end; s++) {
+    const fe_event_t *ev = fe__ring_slot(&bus->ring, s);
+    if (fe__load_relaxed(&ev->verdict) != FE_VERDICT_VOID)
+      tally_outcome(ev, t);
+  }
+  return end;
+}
+
+/* The paused event's next attempt, when it is due.  Returns the sequence
+ * c reaches: still retry_seq while paused, retry_seq + 1 once settled. */
+static uint64_t resume_retry(fe_bus_t *bus, consumer_t *c, tally_t *t) {
+  uint64_t s = c->retry_seq;
+  if (bus_now(bus) < c->retry_at)
+    return s;
+  fe_event_t *ev = fe__ring_slot(&bus->ring, s);
+  fe_stage_ctx_t ctx = {.bus = bus, .stage = c->stage->id, .shard = c->shard,
+                        .worker = c->worker, .end_of_batch = 1,
+                        .attempt = c->retry_attempt + 1};
+  c->retry_pending = 0;
+  t->handled++;
+  fe_verdict_t v = c->stage->fn(&ctx, ev, c->stage->user);
+  if (v == FE_CONTINUE) {
+    if (c->counts_outcome)
+      tally_outcome(ev, t);
+  } else if (settle(bus, c, ev, s, v, ctx.reason, ctx.text, ctx.attempt, t)) {
+    return s;
+  }
+  return s + 1;
+}
+
+/* Adds a pass's tally to c's counters. */
+static inline void account(consumer_t *c, const tally_t *t) {
+  if (t->handled) {
+    fe__add_owned(&c->handled, t->handled);
+    fe__add_owned(&c->batches, 1);
+  }
+  if (c->counts_outcome && t->done)
+    fe__add_owned(&c->completed_out, t->done);
+  if (FE_UNLIKELY((t->rejected | t->skipped | t->filtered | t->failed |
+                   t->dead) != 0)) {
+    fe__add_owned(&c->rejected, t->rejected);
+    fe__add_owned(&c->skipped, t->skipped);
+    fe__add_owned(&c->filtered, t->filtered);
+    if (c->counts_outcome) {
+      fe__add_owned(&c->rejected_out, t->failed);
+      fe__add_owned(&c->dead_out, t->dead);
+    }
+  }
+}
+
+/* Publishes that c finished every sequence below `reached` (C2), then, in
+ * park mode, wakes the workers and producers waiting on it. */
+static void advance(fe_bus_t *bus, consumer_t *c, uint64_t reached) {
+  fe__store_release(&c->seq, reached); /* C2 */
+  if (bus->ring.wait == FE_WAIT_PARK) {
+    if (c->wake_mask)
+      fe__ring_wake_workers(&bus->ring, c->wake_mask);
+    if (c->wakes_space)
+      fe__ring_wake_space(&bus->ring);
+  }
+}
+
+/* Runs one batch of consumer c on its own gates.  Returns how many
+ * sequences it advanced. */
+static uint32_t consumer_run(fe_bus_t *bus, consumer_t *c) {
+  uint64_t next = fe__load_relaxed(&c->seq); /* owner's own value */
+  tally_t t = {0, 0, 0, 0, 0, 0, 0};
+  uint64_t reached;
+  if (FE_UNLIKELY(c->retry_pending)) {
+    reached = resume_retry(bus, c, &t);
+  } else {
+    if (next >= c->cached_gate) {
+      c->cached_gate = gate_of(bus, c, next);
+      if (next >= c->cached_gate)
+        return 0;
+    }
+    uint64_t end = c->cached_gate;
+    if (end - next > bus->max_batch)
+      end = next + bus->max_batch;
+    reached = c->stage != NULL ? run_stage(bus, c, next, end, &t)
+                               : run_accountant(bus, next, end, &t);
+  }
+  account(c, &t);
+  if (reached == next)
+    return 0;
+  advance(bus, c, reached);
+  return (uint32_t)(reached - next);
+}
+
+/* The group's gate from `next`: the least of the gates on other workers
+ * and, when a consumer is gated on the producers, the producers' (C1). */
+static uint64_t group_gate(const fe_bus_t *bus, const worker_t *w,
+                           uint64_t next) {
+  uint64_t g = w->n_ext ? fe__ring_min(w->ext, w->n_ext) : UINT64_MAX;
+  if (w->root && g > next) {
+    uint64_t p = producers_gate(bus, next);
+    if (p < g)
+      g = p;
+  }
+  return g;
+}
+
+/* One pass of an aligned worker (every consumer at seq `next`, none
+ * paused): the gates are read once for the whole group, each consumer in
+ * topological order runs over the same batch (so a chain of stages on one
+ * worker pays the per-batch work once, and each stage's calls stay in
+ * sequence order with exact end_of_batch), then every consumer's progress
+ * is published.  A consumer whose upstream on this worker stopped early (a
+ * paused retry) stops there too; the worker then leaves the group pass
+ * until its consumers line up again (worker_poll).  Returns how many
+ * sequences the group advanced. */
+static uint32_t group_pass(fe_bus_t *bus, worker_t *w) {
+  consumer_t *const *list = w->list;
+  const uint32_t n = w->n;
+  uint64_t next = fe__load_relaxed(&list[0]->seq); /* owner's own value */
+  if (next >= w->cached_gate) {
+    w->cached_gate = group_gate(bus, w, next);
+    if (next >= w->cached_gate)
+      return 0;
+  }
+  uint64_t end = w->cached_gate;
+  if (end - next > bus->max_batch)
+    end = next + bus->max_batch;
+  uint64_t reached[64];
+  int short_pass = 0;
+  for (uint32_t i = 0; i < n; i++) {
+    consumer_t *c = list[i];
+    uint64_t e = end;
+    if (FE_UNLIKELY(short_pass))
+      for (uint64_t up = c->up_local; up != 0; up &= up - 1)
+        if (reached[__builtin_ctzll(up)] < e)
+          e = reached[__builtin_ctzll(up)];
+    tally_t t = {0, 0, 0, 0, 0, 0, 0};
+    reached[i] = e == next                 ? next
+                 : c->stage != NULL        ? run_stage(bus, c, next, e, &t)
+                                           : run_accountant(bus, next, e, &t);
+    account(c, &t);
+    short_pass |= reached[i] != end;
+  }
+  for (uint32_t i = 0; i < n; i++)
+    if (reached[i] != next)
+      advance(bus, list[i], reached[i]);
+  if (FE_UNLIKELY(short_pass))
+    w->aligned = 0;
+  return (uint32_t)(end - next);
+}
+
+/* Nanoseconds until the earliest paused retry of w is due; UINT64_MAX when
+ * none is paused, 0 when one is due. */
+static uint64_t retry_due_in(const fe_bus_t *bus, const worker_t *w) {
+  uint64_t best = UINT64_MAX, now = 0;
+  for (uint32_t i = 0; i < w->n; i++) {
+    const consumer_t *c = w->list[i];
+    if (!c->retry_pending)
+      continue;
+    if (now == 0)
+      now = bus_now(bus);
+    uint64_t in = c->retry_at > now ? c->retry_at - now : 0;
+    if (in < best)
+      best = in;
+  }
+  return best;
+}
+
+/* ---------------------------------------------------------------- workers */
+
+/* One pass of worker w: the group pass while its consumers stand together,
+ * else one batch per consumer on its own gates until they line up again
+ * (which they do as soon as the lagging ones catch up with their
+ * upstreams). */
+uint32_t fe__worker_poll(fe_bus_t *bus, worker_t *w) {
+  if (FE_LIKELY(w->aligned))
+    return group_pass(bus, w);
+  uint32_t n = 0;
+  int together = w->group;
+  for (uint32_t i = 0; i < w->n; i++) {
+    consumer_t *c = w->list[i];
+    n += consumer_run(bus, c);
+    together &= !c->retry_pending;
+  }
+  for (uint32_t i = 0; together && i < w->n; i++)
+    together = fe__load_relaxed(&w->list[i]->seq) ==
+               fe__load_relaxed(&w->list[0]->seq);
+  if (together)
+    w->aligned = 1;
+  return n;
+}
+
+/* Whether one of w's shards has events to take.  A shard paused by a
+ * retry has work only once it is due, and only if count_due. */
+static int worker_has_work(const fe_bus_t *bus, const worker_t *w,
+                           int count_due) {
+  for (uint32_t i = 0; i < w->n; i++) {
+    const consumer_t *c = w->list[i];
+    if (c->retry_pending)
+      continue;
+    uint64_t next = fe__load_relaxed(&c->seq);
+    if (gate_of(bus, c, next) > next)
+      return 1;
+  }
+  return count_due && retry_due_in(bus, w) == 0;
+}
+
+/* Stopping and every shard of this worker reached the stop target. */
+int fe__worker_done(const fe_bus_t *bus, const worker_t *w) {
+  uint64_t target = fe__load_acquire(&bus->ring.stop_target);
+  if (target == UINT64_MAX)
+    return 0;
+  for (uint32_t i = 0; i < w->n; i++)
+    if (fe__load_relaxed(&w->list[i]->seq) < target)
+      return 0;
+  return 1;
+}
+
+/* Sleeps until a sequence this worker is gated on moves, a paused retry is
+ * due, or stop.
+ * Dekker with the publishers' wake_workers(): we set our parked bit, then
+ * fe__asym_heavy, then re-read the gates; a publisher stores its sequence,
+ * then fe__asym_light, then reads parked_mask.  One of the two sees the
+ * other's store, so either we do not sleep or we are woken.  The futex word
+ * is read before the bit is set, so a wake between our check and
+ * futex_wait makes the wait return at once. */
+static void park_worker(fe_bus_t *bus, worker_t *w) {
+  uint64_t bit = 1ull << w->index;
+  uint32_t v = __atomic_load_n(&w->futex, __ATOMIC_ACQUIRE);
+  __atomic_fetch_or(&bus->ring.parked_mask, bit, __ATOMIC_SEQ_CST);
+  fe__asym_heavy(bus->ring.asym);
+  if (!worker_has_work(bus, w, 1) && !fe__worker_done(bus, w) &&
+      !fe__load_relaxed(&bus->ring.abort_workers)) {
+    /* Sleep no longer than until a paused retry is due. */
+    uint64_t due = retry_due_in(bus, w), nap = PARK_SAFETY_NS;
+    if (due < nap)
+      nap = due;
+    __atomic_fetch_add(&bus->ring.parks, 1, __ATOMIC_RELAXED);
+    if (fe__futex_wait(&w->futex, v, nap) != 0 && nap == PARK_SAFETY_NS &&
+        worker_has_work(bus, w, 0)) {
+      /* Woken by the safety timeout with work waiting: unless a wake is in
+       * flight (the futex word moved), a wake-up was lost. */
+      sched_yield();
+      if (__atomic_load_n(&w->futex, __ATOMIC_ACQUIRE) == v)
+        __atomic_fetch_add(&bus->ring.lost_wakeups, 1, __ATOMIC_RELAXED);
+    }
+  }
+  __atomic_fetch_and(&bus->ring.parked_mask, ~bit, __ATOMIC_RELAXED);
+}
+
+static void idle_wait(fe_bus_t *bus, worker_t *w, uint32_t *idle) {
+  uint32_t i = (*idle)++;
+  if (bus->ring.wait == FE_WAIT_SPIN || i < bus->ring.spin_tries) {
+    ck_pr_stall();
+  } else if (bus->ring.wait == FE_WAIT_YIELD ||
+             i < bus->ring.spin_tries + bus->ring.yield_tries) {
+    sched_yield();
+  } else {
+    park_worker(bus, w);
+    *idle = 0;
+  }
+}
+
+void *fe__worker_main(void *arg) {
+  worker_t *w = arg;
+  fe_bus_t *bus = w->bus;
+  uint32_t idle = 0;
+  while (!fe__load_relaxed(&bus->ring.abort_workers)) {
+    if (fe__worker_poll(bus, w) != 0) {
+      idle = 0;
+      continue;
+    }
+    if (fe__worker_done(bus, w))
+      break;
+    idle_wait(bus, w, &idle);
+  }
+  return NULL;
+}
+
