@@ -126,7 +126,12 @@ static int start_worker(worker_t *w, fe_diag_t *diag) {
   if (w->cpu >= 0) {
     CPU_ZERO(&set);
     CPU_SET(w->cpu, &set);
-    pthread_attr_setaffinity_np(&attr, sizeof set, &set);
+    int e = pthread_attr_setaffinity_np(&attr, sizeof set, &set);
+    if (e != 0) {
+      pthread_attr_destroy(&attr);
+      return fe__diag(diag, FE_EAFFINITY, "worker %u: cannot pin to cpu %d: "
+                      "%s", w->index, w->cpu, strerror(e));
+    }
   }
   int e = pthread_create(&w->thread, &attr, fe__worker_main, w);
   pthread_attr_destroy(&attr);
@@ -170,7 +175,10 @@ int fe_bus_start(fe_bus_t *bus, fe_diag_t *diag) {
   __atomic_store_n(&bus->ring.state, ST_RUNNING, __ATOMIC_RELEASE);
   /* Recovery's dead letters back into the DLQ, then its unfinished events,
    * before anything the host publishes after this returns. */
-  return fe__durable_start(&bus->env, poll_all, bus, diag);
+  int r = fe__durable_start(&bus->env, poll_all, bus, diag);
+  if (r != 0) /* what was re-driven is processed; then the workers exit */
+    fe_bus_stop(bus);
+  return r;
 }
 
 int fe_bus_poll(fe_bus_t *bus, uint32_t worker) {

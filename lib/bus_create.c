@@ -19,7 +19,7 @@ void fe_bus_config_init(fe_bus_config_t *cfg) {
   cfg->slot_size = 256;
   cfg->producer = FE_PRODUCER_SINGLE;
   cfg->wait = FE_WAIT_PARK;
-  cfg->max_batch = 256;
+  cfg->max_batch = FE_BUS_BATCH_DEFAULT;
   cfg->spin_tries = 200;
   cfg->yield_tries = 50;
   for (int i = 0; i < FE_BUS_MAX_WORKERS; i++)
@@ -52,7 +52,8 @@ static int check_geometry(const fe_bus_config_t *cfg, fe_diag_t *d) {
     return fe__diag(d, FE_EWAIT,
                     "wait %d: use FE_WAIT_SPIN, FE_WAIT_YIELD or FE_WAIT_PARK",
                     (int)cfg->wait);
-  if (cfg->max_batch == 0 || cfg->max_batch > cap)
+  if (cfg->max_batch != FE_BUS_BATCH_DEFAULT &&
+      (cfg->max_batch == 0 || cfg->max_batch > cap))
     return fe__diag(d, FE_EBATCH, "max_batch %u: must be between 1 and the "
                     "capacity (%u)", cfg->max_batch, cap);
   if (cfg->host_driven != 0 && cfg->host_driven != 1)
@@ -524,7 +525,9 @@ int fe_bus_create(const fe_bus_config_t *cfg, fe_bus_t **out, fe_diag_t *diag) {
   fe_bus_t *bus = fe__zalloc_aligned(sizeof *bus);
   if (bus == NULL)
     return fe__diag(diag, FE_ENOMEM, "cannot allocate the bus");
-  bus->max_batch = cfg->max_batch;
+  bus->max_batch = cfg->max_batch != FE_BUS_BATCH_DEFAULT ? cfg->max_batch
+                  : cfg->capacity < 256                    ? cfg->capacity
+                                                           : 256;
   bus->ring.spin_tries = cfg->spin_tries;
   bus->ring.yield_tries = cfg->yield_tries;
   bus->ring.wait = cfg->wait;

@@ -747,10 +747,16 @@ static int replay(const fe_journal_record_t *rec, void *arg) {
  * back, which loses nothing. */
 static void dlq_purged(const fe_event_t *ev, void *arg) {
   fe_durable_env_t *env = arg;
-  if (!(ev->flags & FE_EVF_DLQ_EID) || ev->seq == 0)
+  /* J1: the journal, once fe__durable_open has it (the queue is attached
+   * before the journal is read, so that a refused create changes nothing);
+   * pairs with J0.  A purge before then is not journaled: the entry comes
+   * back after a restart, which loses nothing. */
+  fe_journal_t *j = __atomic_load_n(&env->dur->j, __ATOMIC_ACQUIRE);
+  if (j == NULL || !(ev->flags & FE_EVF_DLQ_EID) || ev->seq == 0)
     return; /* not one of ours, or failed before it was journaled */
   jrec_dlq_t r = {JREC_DLQ_PURGED, 0, ev->seq};
-  fe_journal_append(env->dur->j, FE_JREC_DEAD_LETTER, &r, sizeof r, NULL);
+  if (fe_journal_append(j, FE_JREC_DEAD_LETTER, &r, sizeof r, NULL) != 0)
+    __atomic_store_n(&env->dur->failed, 1, __ATOMIC_RELEASE); /* F1 */
 }
 
 /* After the purging call dropped the DLQ's lock: write the records out
@@ -758,7 +764,12 @@ static void dlq_purged(const fe_event_t *ev, void *arg) {
  * fe_dlq_purge returns. */
 static void dlq_flush(void *arg) {
   fe_durable_env_t *env = arg;
-  fe_journal_commit(env->dur->j);
+  fe_journal_t *j = __atomic_load_n(&env->dur->j, __ATOMIC_ACQUIRE); /* J1 */
+  /* A purge that cannot be made durable breaks the journal's promise:
+   * the journal is marked failed (sticky), so submits answer FE_EIO and
+   * the host learns of it, rather than the purge silently coming back. */
+  if (j != NULL && fe_journal_commit(j) != 0)
+    __atomic_store_n(&env->dur->failed, 1, __ATOMIC_RELEASE); /* F1 */
 }
 
 void fe__durable_detach(fe_durable_env_t *env) {
@@ -807,22 +818,27 @@ int fe__durable_open(fe_durable_env_t *env, const fe_bus_config_t *cfg,
   /* Recovery's own messages (what is wrong with a record) go to rd, the
    * journal's (a file, a frame, a host callback's code) to diag; the more
    * specific one wins. */
-  fe_diag_t rd = {0, ""};
-  d->diag = &rd;
-  int r = fe_journal_open(cfg->journal, replay, env, &d->j, &jr, diag);
-  d->diag = NULL;
-  if (r != 0) {
-    if (rd.code == r && diag != NULL)
-      *diag = rd;
-    return r;
-  }
-  d->rep.truncated_bytes = jr.truncated ? jr.torn_bytes : 0;
+  /* The queue first: a queue another journaled bus uses is refused before
+   * replay restores anything into the idempotency table or calls the
+   * host's hooks. */
   if (env->dlq != NULL) {
     if (fe__dlq_attach(env->dlq, dlq_purged, dlq_flush, env) != 0)
       return fe__diag(diag, FE_ESTATE, "the dead-letter queue is already "
                       "used by another bus with a journal");
     d->dlq_attached = 1;
   }
+  fe_diag_t rd = {0, ""};
+  d->diag = &rd;
+  fe_journal_t *j = NULL;
+  int r = fe_journal_open(cfg->journal, replay, env, &j, &jr, diag);
+  d->diag = NULL;
+  if (r != 0) {
+    if (rd.code == r && diag != NULL)
+      *diag = rd;
+    return r;
+  }
+  __atomic_store_n(&d->j, j, __ATOMIC_RELEASE); /* J0, pairs with J1 */
+  d->rep.truncated_bytes = jr.truncated ? jr.torn_bytes : 0;
   d->pending = rmap_drain_sorted(&d->open, &d->n_pending);
   d->dls = rmap_drain_sorted(&d->dead, &d->n_dls);
   if (d->pending == NULL || d->dls == NULL)
@@ -881,8 +897,13 @@ static void restore_dead_letters(fe_durable_env_t *env, durable_t *d) {
     memcpy(text, e->dl.text, JREC_DL_TEXT);
     text[JREC_DL_TEXT] = '\0';
     in.text = text;
+    /* A full queue (or its REJECT policy) refuses: the entry's outcome
+     * stays journaled as dead-lettered, but it is no longer in the queue
+     * to be redriven.  Counted, so the host can see it. */
     if (fe_dlq_put(env->dlq, &in, 0, NULL) == 0)
       d->rep.dlq_restored++;
+    else
+      d->rep.dlq_refused++;
   }
 }
 
@@ -890,6 +911,25 @@ static void restore_dead_letters(fe_durable_env_t *env, durable_t *d) {
  * mode while the ring is full. */
 static int redrive_one(fe_durable_env_t *env, durable_t *d, rentry_t *e,
                        void (*poll)(void *), void *arg) {
+  slot_meta_t sub = {.sub_flags = META_RECOVERED | (e->sent ? META_SENT : 0)};
+  if (e->rec.flags & JREC_EV_KEY) {
+    sub.sub_key = e->rec.key;
+    sub.sub_fp = e->rec.fingerprint;
+    sub.sub_flags |= META_KEY;
+    fe_idem_claim_t c;
+    /* The order's key, taken back (a redrive in flight at the crash takes
+     * it back from the dead letter's restored outcome, as it did before
+     * the crash).  A table with no room for it refuses the re-drive: the
+     * order must not run with its duplicate protection silently gone.  It
+     * stays unfinished in the journal for a restart with a larger table. */
+    int rc = env->idem != NULL
+                 ? fe_idem_reopen(env->idem, &sub.sub_key, sub.sub_fp, &c)
+                 : FE_EINVAL;
+    if (rc == FE_ETABLEFULL)
+      return rc;
+    if (rc == 0)
+      sub.sub_token = c.token;
+  }
   uint64_t s;
   int r;
   for (;;) {
@@ -899,8 +939,11 @@ static int redrive_one(fe_durable_env_t *env, durable_t *d, rentry_t *e,
       break;
     poll(arg);
   }
-  if (r != 0)
+  if (r != 0) {
+    if (sub.sub_token != 0)
+      fe_idem_abandon(env->idem, sub.sub_token);
     return r;
+  }
   fe_event_t *ev = fe__ring_slot(env->ring, s), src;
   get_event(&e->rec, &src);
   ev->type = src.type;
@@ -909,18 +952,6 @@ static int redrive_one(fe_durable_env_t *env, durable_t *d, rentry_t *e,
   ev->flags = src.flags;
   memcpy(fe_event_user(ev), &e->rec + 1, d->user_len); /* <= room: open */
   slot_meta_t *m = fe__ring_meta(env->ring, s);
-  slot_meta_t sub = {.sub_flags = META_RECOVERED | (e->sent ? META_SENT : 0)};
-  if (e->rec.flags & JREC_EV_KEY) {
-    sub.sub_key = e->rec.key;
-    sub.sub_fp = e->rec.fingerprint;
-    sub.sub_flags |= META_KEY;
-    fe_idem_claim_t c;
-    /* Reopen: a redrive in flight at the crash takes its key back from
-     * the dead letter's restored outcome, as it did before the crash. */
-    if (env->idem != NULL &&
-        fe_idem_reopen(env->idem, &sub.sub_key, sub.sub_fp, &c) == 0)
-      sub.sub_token = c.token;
-  }
   fe__meta_submit(m, s, &sub, 0);
   m->eid = e->eid;
   m->lsn = e->lsn;
@@ -939,9 +970,16 @@ int fe__durable_start(fe_durable_env_t *env, void (*poll)(void *arg),
   d->n_dls = 0;
   for (size_t i = 0; i < d->n_pending; i++) {
     int r = redrive_one(env, d, d->pending[i], poll, arg);
-    if (r != 0)
-      return fe__diag(diag, r, "recovery: re-driving journal event %llu: %s",
-                      (unsigned long long)d->pending[i]->eid, fe_strerror(r));
+    if (r != 0) {
+      fe_event_t ev;
+      get_event(&d->pending[i]->rec, &ev);
+      return fe__diag(diag, r, "recovery: re-driving journal event %llu "
+                      "(client order id \"%.32s\"): %s%s",
+                      (unsigned long long)d->pending[i]->eid,
+                      ev.order.client_order_id, fe_strerror(r),
+                      r == FE_ETABLEFULL ? ": the idempotency table has no room "
+                                      "for its key" : "");
+    }
     free(d->pending[i]);
     d->pending[i] = NULL;
   }

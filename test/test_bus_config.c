@@ -250,6 +250,18 @@ static void test_max_batch(void **state) {
   base(&d);
   d.cfg.max_batch = 1;
   expect_ok(&d);
+  /* The default follows a capacity below 256: capacity 2 is valid with
+   * the defaults, and a batch never exceeds it. */
+  fe_bus_config_t cfg;
+  fe_bus_config_init(&cfg);
+  assert_int_equal(cfg.max_batch, FE_BUS_BATCH_DEFAULT);
+  cfg.capacity = 2;
+  cfg.stages = d.cfg.stages;
+  cfg.n_stages = 1;
+  fe_bus_t *bus = NULL;
+  fe_diag_t diag;
+  assert_fe_ok(fe_bus_create(&cfg, &bus, &diag));
+  fe_bus_destroy(bus);
 }
 
 static void test_no_stages(void **state) {
@@ -519,7 +531,7 @@ static void test_config_defaults(void **state) {
   assert_int_equal(cfg.slot_size, 256);
   assert_int_equal(cfg.producer, FE_PRODUCER_SINGLE);
   assert_int_equal(cfg.wait, FE_WAIT_PARK);
-  assert_int_equal(cfg.max_batch, 256);
+  assert_int_equal(cfg.max_batch, FE_BUS_BATCH_DEFAULT);
   assert_int_equal(cfg.spin_tries, 200);
   assert_int_equal(cfg.yield_tries, 50);
   assert_int_equal(cfg.host_driven, 0);

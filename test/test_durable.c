@@ -11,6 +11,7 @@
 
 #include <fcntl.h>
 #include <pthread.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include "finevent/journal.h"
@@ -110,13 +111,18 @@ typedef struct rig {
   fe_journal_config_t jc;
   fe_stage_def_t st[2];
   fe_diag_t d;
-  int rc;
+  int rc, start_rc;
 } rig_t;
 
 /* The journal's segment size and the user bytes journaled per event, for
  * the tests of small journals (0: the defaults). */
 static uint64_t rig_segment_bytes;
 static uint32_t rig_user_bytes;
+/* The restart tests of full tables and queues: the DLQ's capacity (0: the
+ * default), an idempotency table filled with other keys before create, and
+ * fe_bus_start's result instead of asserting it (start_rc). */
+static uint32_t rig_dlq_capacity;
+static int rig_fill_idem, rig_start_may_fail;
 
 /* validation (parallel to the journal, worker 0) -> execution (gateway,
  * worker 0); journal and outcome stages on worker 1.  Host-driven. */
@@ -127,6 +133,16 @@ static void rig_open(rig_t *r, int journal, uint32_t max_batch) {
   ic.capacity = 1024;
   ic.now_ns = fe_clock_wall_fn;
   assert_fe(fe_idem_create(&ic, &r->idem, NULL), 0);
+  /* Other orders' keys, until every probe window is full: a claim is
+   * refused when its key's window is, so keep going well past the first. */
+  for (int i = 0, full = 0; rig_fill_idem && full < 4096; i++) {
+    fe_order_t o = {.account = 99, .quantity = 1};
+    snprintf(o.client_order_id, sizeof o.client_order_id, "FILL-%d", i);
+    fe_idem_key_t k;
+    fe_idem_claim_t c;
+    assert_fe(fe_idem_key_order(&o, &k), 0);
+    full += fe_idem_claim(r->idem, &k, 1, &c) == FE_ETABLEFULL;
+  }
   fe_gateway_config_t gc;
   fe_gateway_config_init(&gc);
   gc.send = send;
@@ -134,6 +150,8 @@ static void rig_open(rig_t *r, int journal, uint32_t max_batch) {
   fe_dlq_config_t qc;
   fe_dlq_config_init(&qc);
   qc.user_size = 16;
+  if (rig_dlq_capacity != 0)
+    qc.capacity = rig_dlq_capacity;
   assert_fe(fe_dlq_create(&qc, &r->dlq, NULL), 0);
   fe_journal_config_init(&r->jc);
   r->jc.dir = dir;
@@ -168,8 +186,11 @@ static void rig_open(rig_t *r, int journal, uint32_t max_batch) {
   cfg.in_doubt = in_doubt;
   cfg.on_outcome = with_detail ? on_outcome : NULL;
   r->rc = fe_bus_create(&cfg, &r->bus, &r->d);
-  if (r->rc == 0)
-    assert_fe(fe_bus_start(r->bus, &r->d), 0);
+  if (r->rc == 0) {
+    r->start_rc = fe_bus_start(r->bus, &r->d);
+    if (!rig_start_may_fail)
+      assert_fe(r->start_rc, 0);
+  }
 }
 
 /* rig_open() with the journal and batches of 64, which must succeed; then
@@ -1390,6 +1411,123 @@ static void test_config_errors(void **state) {
   assert_null(bus);
 }
 
+
+/* Restart with a dead-letter queue too small for what the journal holds:
+ * the ones it refuses are counted, not silently lost. */
+static void test_dead_letters_refused_on_restart_are_counted(void **state) {
+  (void)state;
+  fresh_venue(5);
+  rig_t r;
+  rig_up(&r, NULL);
+  submit_orders(&r, "Q", 8);
+  poll_all(r.bus);
+  assert_int_equal(fe_dlq_count(r.dlq), 4); /* 5, 6, 7, 8 */
+  rig_close(&r);
+
+  rig_dlq_capacity = 2; /* REJECT, the default policy: 2 of 4 fit */
+  fe_bus_recovery_t rec;
+  rig_up(&r, &rec);
+  rig_dlq_capacity = 0;
+  assert_int_equal(rec.dlq_restored, 2);
+  assert_int_equal(rec.dlq_refused, 2);
+  assert_int_equal(fe_dlq_count(r.dlq), 2);
+  rig_close(&r);
+  remove_dir();
+}
+
+/* Recovery cannot take a recovered order's key back (the table is full):
+ * fe_bus_start refuses with FE_ETABLEFULL and a message naming the order, the
+ * order does not run without its duplicate protection, and a restart with
+ * room runs it once. */
+static void test_recovery_refuses_without_room_for_a_key(void **state) {
+  (void)state;
+  fresh_venue(1000);
+  crash_after(0); /* 8 orders journaled, none executed */
+  rig_t r;
+  rig_fill_idem = 1, rig_start_may_fail = 1;
+  rig_open(&r, 1, 64);
+  rig_fill_idem = 0, rig_start_may_fail = 0;
+  assert_fe(r.rc, 0);
+  assert_fe(r.start_rc, FE_ETABLEFULL);
+  assert_non_null(strstr(r.d.msg, "D-1"));
+  assert_non_null(strstr(r.d.msg, "idempotency table"));
+  assert_fe(fe_bus_poll(r.bus, 0), FE_ESTOPPED); /* stopped, not running */
+  rig_close(&r);
+  count_sends();
+  for (int i = 1; i <= 8; i++)
+    assert_int_equal(sent_count[i], 0);
+
+  fe_bus_recovery_t rec;
+  rig_up(&r, &rec);
+  assert_int_equal(rec.redriven, 8);
+  poll_all(r.bus);
+  count_sends();
+  for (int i = 1; i <= 8; i++)
+    assert_int_equal(sent_count[i], 1);
+  rig_close(&r);
+  remove_dir();
+}
+
+/* A second journaled bus on a queue the first uses is refused before its
+ * journal is read: its idempotency table gets nothing restored. */
+static void test_shared_dlq_refused_before_replay(void **state) {
+  (void)state;
+  fresh_venue(1000);
+  rig_t a;
+  rig_up(&a, NULL);
+  submit_orders(&a, "S", 4); /* finished and keyed: replay would restore */
+  poll_all(a.bus);
+  rig_close(&a);
+
+  rig_up(&a, NULL); /* the journal's owner, running */
+  fe_idem_config_t ic;
+  fe_idem_config_init(&ic);
+  ic.capacity = 1024;
+  fe_idem_t *idem;
+  assert_fe(fe_idem_create(&ic, &idem, NULL), 0);
+  /* the same directory is locked by a; a second directory with the same
+   * records shows the order of the checks */
+  char dir2[sizeof dir + 8];
+  snprintf(dir2, sizeof dir2, "%s/b", dir);
+  assert_int_equal(mkdir(dir2, 0700), 0);
+  char cmd[2 * sizeof dir2 + 32];
+  snprintf(cmd, sizeof cmd, "cp %s/*.fej %s/", dir, dir2);
+  assert_int_equal(system(cmd), 0);
+  fe_journal_config_t jc;
+  fe_journal_config_init(&jc);
+  jc.dir = dir2;
+  fe_stage_def_t st;
+  fe_stage_def_init(&st);
+  st.name = "validation";
+  st.handler = validate;
+  fe_bus_config_t cfg;
+  fe_bus_config_init(&cfg);
+  cfg.capacity = 64;
+  cfg.host_driven = 1;
+  cfg.stages = &st;
+  cfg.n_stages = 1;
+  cfg.idem = idem;
+  cfg.dlq = a.dlq;
+  cfg.journal = &jc;
+  fe_bus_t *b;
+  fe_diag_t d;
+  assert_fe(fe_bus_create(&cfg, &b, &d), FE_ESTATE);
+  assert_non_null(strstr(d.msg, "dead-letter queue"));
+  fe_idem_stats_t is;
+  assert_fe(fe_idem_stats(idem, &is), 0);
+  assert_int_equal(is.live, 0);
+  /* and with a queue of its own it recovers the same records */
+  cfg.dlq = NULL;
+  assert_fe(fe_bus_create(&cfg, &b, &d), 0);
+  fe_bus_recovery_t rec;
+  assert_fe(fe_bus_recovery(b, &rec), 0);
+  assert_int_equal(rec.idem_restored, 4);
+  fe_bus_destroy(b);
+  fe_idem_destroy(idem);
+  rig_close(&a);
+  remove_dir();
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       FE_T_TEST(test_submit_is_idempotent),
@@ -1415,6 +1553,9 @@ int main(void) {
       FE_T_TEST(test_durable_submit_threads),
       FE_T_TEST(test_submit_bursts_two_threads),
       FE_T_TEST(test_config_errors),
+      FE_T_TEST(test_dead_letters_refused_on_restart_are_counted),
+      FE_T_TEST(test_recovery_refuses_without_room_for_a_key),
+      FE_T_TEST(test_shared_dlq_refused_before_replay),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -53,6 +53,7 @@ extern "C" {
 #define FE_BUS_MAX_STAGES 64   /* stages in one bus */
 #define FE_BUS_MAX_DEPS 8      /* upstream stages of one stage */
 #define FE_BUS_MAX_WORKERS 64  /* workers (threads) of one bus */
+#define FE_BUS_BATCH_DEFAULT UINT32_MAX /* max_batch: 256 or the capacity */
 #define FE_BUS_MAX_SHARDS 64   /* workers of one stage */
 #define FE_BUS_MAX_NAME 32     /* stage name bytes, including the NUL */
 #define FE_REASON_MAX 255      /* reject reasons are 1..FE_REASON_MAX */
@@ -235,8 +236,9 @@ typedef struct fe_bus_config {
                              of user area) */
   fe_producer_t producer; /* default FE_PRODUCER_SINGLE */
   fe_wait_t wait;         /* default FE_WAIT_PARK */
-  uint32_t max_batch;     /* most events a shard takes per batch, >= 1
-                             (default 256) */
+  uint32_t max_batch;     /* most events a shard takes per batch, 1 ..
+                             capacity (default FE_BUS_BATCH_DEFAULT: 256,
+                             or the capacity when that is smaller) */
   uint32_t spin_tries;    /* checks spun before yielding (default 200) */
   uint32_t yield_tries;   /* FE_WAIT_PARK: yields before parking (default
                              50) */
@@ -253,8 +255,8 @@ typedef struct fe_bus_config {
                               full queue under REJECT refuses the entry (the
                               DLQ counts and alerts it; the event still ends
                               dead-lettered); under BLOCK the worker waits.
-                              With cfg.journal the queue is rebuilt at
-                              restart and its redrives and purges are
+                              With cfg.journal the queue is rebuilt by
+                              fe_bus_start and its redrives and purges are
                               journaled; one journaled bus per queue
                               (another gets FE_ESTATE). */
   fe_dead_letter_fn on_dead_letter; /* NULL: dead letters are only counted */
@@ -373,17 +375,31 @@ FE_API void fe_stage_def_init(fe_stage_def_t *def);
  * FE_ECYCLE (the graph has a cycle, self-dependency included), FE_ESHARDS,
  * FE_EWORKER (worker index out of range, or a worker between 0 and the
  * highest used that runs no stage), FE_ERANGE (cpu index invalid),
- * FE_ENOMEM.  On failure nothing is allocated.  Thread-safe (no shared
- * state).  Blocking (allocates and touches memory). */
+ * FE_ENOMEM.  On failure nothing is allocated.  With a journal also the
+ * journal's own errors (fe_journal_open), FE_ERANGE (a record cannot hold
+ * one entry), FE_ESTATE (cfg.dlq is used by another journaled bus: refused
+ * before the journal is read, so nothing borrowed was touched), and an
+ * in-doubt hook's error.  A failure after the journal was read (FE_ENOMEM,
+ * a replay or in-doubt hook's error) leaves in cfg.idem the entries
+ * replay restored, and the hooks may have been called for the records
+ * read; cfg.dlq is untouched (its dead letters go back at fe_bus_start).
+ * Thread-safe (no shared state).  Blocking (allocates and touches
+ * memory). */
 FE_API int fe_bus_create(const fe_bus_config_t *cfg, fe_bus_t **out,
                          fe_diag_t *diag);
 
 /* Starts the worker threads (none in host-driven mode) and pins them.
  * Returns 0, FE_EINVAL (bus NULL), FE_ESTATE (not in the created state),
  * FE_ETHREAD (a thread could not be created), FE_EAFFINITY (pinning
- * failed: the CPU is offline or not allowed).  On failure the threads that
- * were started are stopped again and the bus stays in the created state.
- * Call from one thread; blocking. */
+ * failed: the CPU is offline or not allowed).  On those failures the
+ * threads that were started are stopped again and the bus stays in the
+ * created state.  With a journal, recovery's dead letters go back into
+ * cfg.dlq and its unfinished events are re-driven here; if that fails
+ * (FE_ETABLEFULL: cfg.idem has no room to take a recovered order's key back,
+ * which the message names), the bus is stopped (events already re-driven
+ * are processed) and can only be destroyed; the order stays unfinished in
+ * the journal for a restart with a larger table.  Call from one thread;
+ * blocking. */
 FE_API int fe_bus_start(fe_bus_t *bus, fe_diag_t *diag);
 
 /* Claims the next slot without waiting.  On success *ev points at the slot,
@@ -461,10 +477,12 @@ FE_API int fe_bus_publish_order(fe_bus_t *bus, uint32_t type,
  *     out (fe_gateway_stage does): the intent is journaled first, so that
  *     recovery knows which orders may have reached the venue.
  *   - fe_bus_create() with a journal recovers: it verifies the journal
- *     (see journal.h), rebuilds the idempotency table and the dead-letter
- *     queue, asks cfg.in_doubt about orders with an intent but no outcome,
- *     and fe_bus_start() re-drives every journaled event with no outcome,
- *     before anything new.
+ *     (see journal.h), rebuilds the idempotency table and asks cfg.in_doubt
+ *     about orders with an intent but no outcome; fe_bus_start() then puts
+ *     the dead letters back into cfg.dlq (so between the two calls the
+ *     queue does not have them yet and fe_bus_recovery().dlq_restored is
+ *     0) and re-drives every journaled event with no outcome, before
+ *     anything new.
  * The two internal stages take stage ids n_stages and n_stages + 1 (so a
  * journaled bus has at most FE_BUS_MAX_STAGES - 2 stages of its own).
  */
@@ -548,6 +566,10 @@ typedef struct fe_bus_recovery {
   uint64_t in_doubt_unsent; /* in doubt, found not sent */
   uint64_t idem_restored;   /* idempotency entries rebuilt */
   uint64_t dlq_restored;    /* dead letters put back into cfg.dlq */
+  uint64_t dlq_refused;     /* dead letters the queue refused on the way
+                               back (full, or its REJECT policy): their
+                               outcome stays dead-lettered, but they are
+                               not in the queue to be redriven */
   uint64_t dlq_purged;      /* purges of dead letters found (those stay
                                out of the queue) */
   uint64_t truncated_bytes; /* torn tail cut off the journal */
