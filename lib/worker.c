@@ -259,6 +259,10 @@ run_stage_as(fe_bus_t *bus, consumer_t *c, uint64_t next, uint64_t end,
   if (sharded || typed ||
       fe__load_relaxed(&((fe_event_t *)(base + (last & mask) * size))->verdict))
     last = last_handled(bus, c, next, end, sharded);
+  /* The batch's first slots all at once (their transfers overlap); the
+   * loop then keeps FE_PREFETCH ahead. */
+  for (uint64_t s = next; s < end && s < next + FE_PREFETCH; s++)
+    __builtin_prefetch(base + (s & mask) * size, 1);
   uint64_t handled = 0, done = 0;
   for (uint64_t s = next; s < end; s++) {
     fe_event_t *ev = (fe_event_t *)(base + (s & mask) * size);
