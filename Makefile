@@ -49,6 +49,7 @@ endef
 
 .DEFAULT_GOAL := all
 .PHONY: all help deps lib tools test test-asan test-tsan test-all check-symbols check-install \
+        run-tests stress run-stress \
         bench bench-bin demo examples run-examples install uninstall clean
 
 help:
@@ -59,7 +60,8 @@ help:
 	@echo "make test         build and run every cmocka suite and every example"
 	@echo "make test-asan    the suites under AddressSanitizer + UBSan"
 	@echo "make test-tsan    the suites under ThreadSanitizer"
-	@echo "make test-all     all three, as CI does"
+	@echo "make test-all     all three, as CI does; ends on one 'N passed, N failed' line per flavour"
+	@echo "make stress       the long stress suites (test/stress/), release and TSan (STRESS_EVENTS=N)"
 	@echo "make bench        build optimised and run every benchmark (BENCH_ARGS=... for options)"
 	@echo "make examples     build the examples"
 	@echo "make install      install headers, libraries, libfinevent.pc, tools (PREFIX, DESTDIR)"
@@ -148,11 +150,16 @@ $(O)/test/test_journal $(O)/test/test_durable: $(O)/bin/fe-journal
 $(O)/test/test_journal $(O)/test/test_durable: TEST_DEFS = -DFE_JOURNAL_TOOL='"$(abspath $(O)/bin/fe-journal)"'
 
 # Each suite runs in its own process with a timeout; all run even if one
-# fails, and the target fails if any did.
+# fails, and the target fails if any did.  The flavour's closing line
+# ("release: 27 passed, 0 failed") also goes to $(O)/test-summary, which
+# test-all adds up.
 run-tests: $(TEST_BIN) $(TOOL_BIN)
-	@fail=0; for t in $(TEST_BIN); do echo "== $$t"; \
-	  timeout $(TEST_TIMEOUT) $$t || { echo "FAILED: $$t"; fail=1; }; done; \
-	[ $$fail = 0 ] || { echo "some $(FLAVOUR) suites failed"; exit 1; }
+	@pass=0; fail=0; failed=""; for t in $(TEST_BIN); do echo "== $$t"; \
+	  if timeout $(TEST_TIMEOUT) $$t; then pass=$$((pass + 1)); \
+	  else echo "FAILED: $$t"; fail=$$((fail + 1)); failed="$$failed $${t##*/}"; fi; done; \
+	[ -z "$$failed" ] || echo "$(FLAVOUR) suites that failed:$$failed"; \
+	echo "$(FLAVOUR): $$pass passed, $$fail failed" | tee $(O)/test-summary; \
+	[ $$fail = 0 ]
 
 test: $(BUILD)/.deps-test
 	@$(MAKE) --no-print-directory FLAVOUR=release run-tests run-examples check-symbols check-install
@@ -161,7 +168,46 @@ test-asan: $(BUILD)/.deps-test
 	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1
 test-tsan: $(BUILD)/.deps-test
 	@$(MAKE) --no-print-directory FLAVOUR=tsan run-tests TSAN_OPTIONS=halt_on_error=1
-test-all: test test-asan test-tsan
+# All three flavours run even when one fails; the run ends on one line
+# per flavour and one for the whole run, then fails if anything did.
+TEST_FLAVOURS := release:test asan:test-asan tsan:test-tsan
+test-all: $(BUILD)/.deps-test
+	@rc=0; bad=""; for ft in $(TEST_FLAVOURS); do rm -f $(BUILD)/$${ft%%:*}/test-summary; done; \
+	for ft in $(TEST_FLAVOURS); do \
+	  $(MAKE) --no-print-directory $${ft#*:} || { rc=1; bad="$$bad $${ft%%:*}"; }; done; \
+	echo "== test-all"; pass=0; fail=0; \
+	for ft in $(TEST_FLAVOURS); do f=$${ft%%:*}; s=$(BUILD)/$$f/test-summary; \
+	  if [ -f $$s ]; then p=$$(awk '{print $$2}' $$s); n=$$(awk '{print $$4}' $$s); \
+	    pass=$$((pass + p)); fail=$$((fail + n)); \
+	    case " $$bad " in *" $$f "*) [ "$$n" != 0 ] || echo "$$f: suites passed, but a later check failed (see above)";; esac; \
+	  else echo "$$f: the suites did not run (build failed, see above)"; fi; done; \
+	for ft in $(TEST_FLAVOURS); do s=$(BUILD)/$${ft%%:*}/test-summary; [ ! -f $$s ] || cat $$s; done; \
+	echo "all: $$pass passed, $$fail failed"; \
+	exit $$rc
+
+# ------------------------------------------------------------------- stress
+# Long concurrent runs, kept out of `make test`: test/stress/*.c, built
+# like the suites, run once in release and once under TSan (fewer events:
+# TSan is 5-15x slower).  FE_STRESS_EVENTS is the events per run.
+STRESS_SRC         := $(wildcard test/stress/*.c)
+STRESS_BIN         := $(STRESS_SRC:test/stress/%.c=$(O)/stress/%)
+STRESS_EVENTS      ?= 100000000
+STRESS_EVENTS_TSAN ?= 5000000
+STRESS_TIMEOUT     ?= 1800
+
+$(O)/stress/%: test/stress/%.c test/*.h $(STATIC) $(BUILD)/.deps-test
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(TEST_CFLAGS) -Itest $< -o $@ $(STATIC) $(PKG_LIBS) $(TEST_LIBS)
+
+run-stress: $(STRESS_BIN)
+	@for t in $(STRESS_BIN); do echo "== $$t ($$FE_STRESS_EVENTS events)"; \
+	  timeout $(STRESS_TIMEOUT) $$t || { echo "FAILED: $$t"; exit 1; }; done
+
+stress: $(BUILD)/.deps-test
+	@FE_STRESS_EVENTS=$(STRESS_EVENTS) $(MAKE) --no-print-directory FLAVOUR=release run-stress
+	@FE_STRESS_EVENTS=$(STRESS_EVENTS_TSAN) $(MAKE) --no-print-directory FLAVOUR=tsan run-stress \
+	  TSAN_OPTIONS=halt_on_error=1
+	@echo "stress: every stress suite passed (release and TSan)"
 
 # -------------------------------------------------------------------- bench
 # Always the optimised release flavour.  --wrap lets fe-bench count the
