@@ -13,6 +13,8 @@ BUILD     ?= build
 
 # Debian packages, as pkg-config-module:debian-package.
 LIB_DEPS  := ck:libck-dev libxxhash:libxxhash-dev
+# make fuzz: clang and its libFuzzer runtime (Debian's default clang).
+FUZZ_DEPS := clang libclang-rt-dev llvm
 TEST_DEPS := cmocka:libcmocka-dev
 
 # Flavours of the build: release, asan (AddressSanitizer + UBSan), tsan.
@@ -24,6 +26,8 @@ CFLAGS     ?= -O2 -g
 BASE_FLAGS := -std=c11 $(WARN) -fvisibility=hidden -pthread -Iinclude -Ilib
 SAN_asan   := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 SAN_tsan   := -fsanitize=thread
+SAN_fuzz   := -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer \
+              -fno-sanitize-recover=all
 SAN_release:=
 SAN        := $(SAN_$(FLAVOUR))
 # Expanded when a recipe runs, i.e. after the deps check has installed them.
@@ -49,7 +53,7 @@ endef
 
 .DEFAULT_GOAL := all
 .PHONY: all help deps lib tools test test-asan test-tsan test-all check-symbols check-install \
-        run-tests stress run-stress \
+        run-tests stress run-stress fuzz fuzz-bin fuzz-lib fuzz-seeds \
         bench bench-bin demo examples run-examples install uninstall clean
 
 help:
@@ -61,6 +65,7 @@ help:
 	@echo "make test-asan    the suites under AddressSanitizer + UBSan"
 	@echo "make test-tsan    the suites under ThreadSanitizer"
 	@echo "make test-all     all three, as CI does; ends on one 'N passed, N failed' line per flavour"
+	@echo "make fuzz         build the libFuzzer harnesses (test/fuzz/) and run each FUZZ_SECONDS (default 60)"
 	@echo "make stress       the long stress suites (test/stress/), release and TSan (STRESS_EVENTS=N)"
 	@echo "make bench        build optimised and run every benchmark (BENCH_ARGS=... for options)"
 	@echo "make examples     build the examples"
@@ -124,12 +129,14 @@ check-install:
 	echo "check-install: README example builds and runs against the installed library (shared and static)"
 
 # -------------------------------------------------------------------- tools
-# Command-line tools, one per lib/tools/*.c (kept out of lib/*.c so they
-# are not globbed into the library), linked against the static library.
-TOOL_SRC := $(wildcard lib/tools/*.c)
-TOOL_BIN := $(TOOL_SRC:lib/tools/%.c=$(O)/bin/%)
+# Command-line tools, one per tools/*.c: programs for operators, not library
+# code, so they live beside lib/ rather than in it; each is linked against
+# the static library (and may read lib/'s private headers for on-disk
+# formats, as fe-journal reads lib/jrec.h).
+TOOL_SRC := $(wildcard tools/*.c)
+TOOL_BIN := $(TOOL_SRC:tools/%.c=$(O)/bin/%)
 
-$(O)/bin/%: lib/tools/%.c $(HEADERS) $(STATIC)
+$(O)/bin/%: tools/%.c $(HEADERS) $(STATIC)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $< -o $@ $(STATIC) $(PKG_LIBS)
 
@@ -209,6 +216,79 @@ stress: $(BUILD)/.deps-test
 	  TSAN_OPTIONS=halt_on_error=1
 	@echo "stress: every stress suite passed (release and TSan)"
 
+# --------------------------------------------------------------------- fuzz
+# libFuzzer harnesses: every test/fuzz/fuzz_*.c (and fuzz_*.cc), built
+# with clang and ASan+UBSan against the library's "fuzz" flavour (the same
+# sources, instrumented for coverage), each run FUZZ_SECONDS on a scratch
+# copy of its seed corpus test/fuzz/corpus/<name>/ (the repository's copy
+# is never written).  Any crash, leak, sanitizer report or timeout fails
+# the target, after every harness has run; the input that did it is kept
+# in $(BUILD)/fuzz/artifacts/.  FUZZ_ARGS passes more libFuzzer options.
+FUZZ_SECONDS ?= 60
+FUZZ_CC      ?= clang
+FUZZ_CXX     ?= clang++
+FUZZ_ARGS    ?=
+FUZZ_O       := $(BUILD)/fuzz
+FUZZ_FLAGS    = $(BASE_FLAGS) -O1 -g $(SAN_fuzz) $(PKG_CFLAGS) -Itest/fuzz -Itools
+FUZZ_LINK     = -fsanitize=fuzzer,address,undefined
+FUZZ_SRC     := $(wildcard test/fuzz/fuzz_*.c)
+FUZZ_CC_SRC  := $(wildcard test/fuzz/fuzz_*.cc)
+FUZZ_BIN     := $(FUZZ_SRC:test/fuzz/%.c=$(FUZZ_O)/bin/%) $(FUZZ_CC_SRC:test/fuzz/%.cc=$(FUZZ_O)/bin/%)
+# Libraries a harness needs beyond the library's own (FUZZ_LIBS_<name>).
+FUZZ_LIBS     = $(PKG_LIBS) $(FUZZ_LIBS_$(notdir $@))
+
+# Installs clang and libFuzzer when a one-line harness does not link.
+$(BUILD)/.deps-fuzz: $(BUILD)/.deps-lib
+	@mkdir -p $(@D)
+	@printf 'int LLVMFuzzerTestOneInput(const char *d, unsigned long n) { return d == 0 && n; }\n' \
+	  > $(BUILD)/.deps-fuzz.c; \
+	if ! $(FUZZ_CC) -fsanitize=fuzzer,address,undefined $(BUILD)/.deps-fuzz.c -o $(BUILD)/.deps-fuzz.bin \
+	     >/dev/null 2>&1; then \
+	  echo "libfinevent: installing clang and libFuzzer: $(FUZZ_DEPS)"; \
+	  { $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	    $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(FUZZ_DEPS); } >/dev/null || \
+	  { echo "libfinevent: could not install them -- run: sudo apt-get install $(FUZZ_DEPS)" >&2; exit 1; }; \
+	fi; rm -f $(BUILD)/.deps-fuzz.c $(BUILD)/.deps-fuzz.bin; touch $@
+
+fuzz-lib: $(BUILD)/.deps-fuzz
+	@$(MAKE) --no-print-directory FLAVOUR=fuzz CC=$(FUZZ_CC) CFLAGS="-O1 -g" $(FUZZ_O)/libfinevent.a
+
+$(FUZZ_O)/bin/%: test/fuzz/%.c test/fuzz/*.h $(HEADERS) fuzz-lib
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_FLAGS) $< -o $@ $(FUZZ_LINK) $(FUZZ_O)/libfinevent.a $(FUZZ_LIBS)
+
+$(FUZZ_O)/bin/%: test/fuzz/%.cc test/fuzz/*.h $(HEADERS) fuzz-lib
+	@mkdir -p $(@D)
+	$(FUZZ_CXX) $(filter-out -std=c11 -Wstrict-prototypes,$(FUZZ_FLAGS)) -std=c++14 $< -o $@ \
+	  $(FUZZ_LINK) $(FUZZ_O)/libfinevent.a $(FUZZ_LIBS)
+
+fuzz-bin: $(FUZZ_BIN)
+
+# Rewrites the seed corpora of the journal harnesses from real journals
+# (test/fuzz/gen_seeds.c); commit the result.
+fuzz-seeds: fuzz-lib
+	@mkdir -p $(FUZZ_O)/bin
+	$(FUZZ_CC) $(FUZZ_FLAGS) test/fuzz/gen_seeds.c -o $(FUZZ_O)/bin/gen_seeds \
+	  -fsanitize=address,undefined $(FUZZ_O)/libfinevent.a $(PKG_LIBS)
+	rm -rf $(FUZZ_O)/seeds && $(FUZZ_O)/bin/gen_seeds $(FUZZ_O)/seeds
+	for h in fuzz_journal_scan fuzz_fe_journal fuzz_bus_recovery fuzz_jrec; do \
+	  rm -rf test/fuzz/corpus/$$h && mkdir -p test/fuzz/corpus && \
+	  cp -R $(FUZZ_O)/seeds/$$h test/fuzz/corpus/$$h; done
+
+fuzz: fuzz-bin
+	@fail=""; for b in $(FUZZ_BIN); do n=$${b##*/}; run=$(FUZZ_O)/run/$$n; \
+	  rm -rf $$run && mkdir -p $$run/corpus $$run/tmp $(FUZZ_O)/artifacts; \
+	  [ ! -d test/fuzz/corpus/$$n ] || cp -R test/fuzz/corpus/$$n/. $$run/corpus/; \
+	  echo "== $$n: $(FUZZ_SECONDS) s"; \
+	  TMPDIR=$$(cd $$run/tmp && pwd) \
+	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	  $$b -max_total_time=$(FUZZ_SECONDS) -timeout=25 -rss_limit_mb=2048 -print_final_stats=1 \
+	    -artifact_prefix=$(FUZZ_O)/artifacts/$$n- $(FUZZ_ARGS) $$run/corpus > $$run/log 2>&1 \
+	    || { fail="$$fail $$n"; echo "FAILED: $$n (log: $$run/log)"; tail -n 40 $$run/log; }; \
+	  grep -E '^#[0-9]+ *DONE' $$run/log | tail -n 1; done; \
+	[ -z "$$fail" ] || { echo "fuzz: crashes in:$$fail"; exit 1; }; \
+	echo "fuzz: every harness ran $(FUZZ_SECONDS) s without a crash"
+
 # -------------------------------------------------------------------- bench
 # Always the optimised release flavour.  --wrap lets fe-bench count the
 # library's heap allocations while a bus runs.
@@ -262,7 +342,7 @@ uninstall:
 	rm -rf $(DESTDIR)$(INCDIR)/finevent
 	rm -f $(DESTDIR)$(LIBDIR)/libfinevent.a $(DESTDIR)$(LIBDIR)/libfinevent.so* \
 	      $(DESTDIR)$(LIBDIR)/pkgconfig/libfinevent.pc
-	rm -f $(TOOL_SRC:lib/tools/%.c=$(DESTDIR)$(BINDIR)/%)
+	rm -f $(TOOL_SRC:tools/%.c=$(DESTDIR)$(BINDIR)/%)
 
 clean:
 	rm -rf $(BUILD)

@@ -790,7 +790,10 @@ typedef struct fe_saga_rec {
  *   rec, len  in: read during the call only; any alignment.
  * Returns 0; FE_EINVAL (c or rec NULL); FE_ECORRUPT (len shorter than the
  * header or than its len field says, bad magic, bad checksum, an unknown
- * type or state, a saga whose slot holds another live saga); FE_EVERSION
+ * type or state, a saga whose slot holds another live saga, a record the
+ * coordinator never writes: an END in a live state or another type in a
+ * terminal one, completed steps beyond the definition, the compensation
+ * of a step that has none); FE_EVERSION
  * (another version); FE_ENOTFOUND (no definition with that hash); FE_ERANGE
  * (the saga's slot is beyond max_sagas, a step beyond its definition, a
  * context of another size); FE_EMISMATCH (a salt other than the one the
