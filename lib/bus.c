@@ -400,12 +400,16 @@ static uint64_t run_batch_stage(fe_bus_t *bus, consumer_t *c, uint64_t next,
 }
 
 void fe_batch_reject(fe_stage_ctx_t *ctx, fe_event_t *ev, uint32_t reason) {
+  if (ctx == NULL || ev == NULL)
+    return;
   consumer_t *c = ctx->priv;
   reject(c, ev, reason);
   fe__add_owned(&c->rejected, 1);
 }
 
 void fe_batch_fail(fe_stage_ctx_t *ctx, fe_event_t *ev, uint32_t reason) {
+  if (ctx == NULL || ev == NULL)
+    return;
   consumer_t *c = ctx->priv;
   dead_letter(c->bus, c, ev, reason, 1, 0, ctx->text);
 }
@@ -776,6 +780,8 @@ int fe_bus_claim(fe_bus_t *bus, fe_event_t **ev, uint64_t timeout_ns) {
 }
 
 fe_event_t *fe_bus_event_at(fe_bus_t *bus, uint64_t seq) {
+  if (bus == NULL)
+    return NULL;
   return slot(bus, seq);
 }
 
@@ -1044,6 +1050,8 @@ int fe_bus_publish_n(fe_bus_t *bus, uint64_t first, uint32_t n) {
 }
 
 int fe_event_rejected(const fe_event_t *ev, uint32_t *stage, uint32_t *reason) {
+  if (ev == NULL)
+    return 0;
   uint64_t v = fe__load_relaxed(&ev->verdict);
   if (v == 0 || v == FE_VERDICT_VOID || (v & FE_VERDICT_DEAD))
     return 0;
@@ -1056,6 +1064,8 @@ int fe_event_rejected(const fe_event_t *ev, uint32_t *stage, uint32_t *reason) {
 
 int fe_event_dead_lettered(const fe_event_t *ev, uint32_t *stage,
                            uint32_t *reason) {
+  if (ev == NULL)
+    return 0;
   uint64_t v = fe__load_relaxed(&ev->verdict);
   if (v == FE_VERDICT_VOID || !(v & FE_VERDICT_DEAD))
     return 0;
@@ -1260,7 +1270,7 @@ uint64_t fe_bus_stage_rejects(const fe_bus_t *bus, uint32_t stage,
 
 int fe_bus_stage_id(const fe_bus_t *bus, const char *name) {
   if (bus == NULL || name == NULL)
-    return FE_ENAME;
+    return FE_EINVAL;
   for (uint32_t i = 0; i < bus->n_stages; i++)
     if (strcmp(bus->stages[i].name, name) == 0)
       return (int)i;
@@ -1271,8 +1281,12 @@ const char *fe_bus_stage_name(const fe_bus_t *bus, uint32_t stage) {
   return bus != NULL && stage < bus->n_stages ? bus->stages[stage].name : NULL;
 }
 
-uint32_t fe_bus_capacity(const fe_bus_t *bus) { return bus->capacity; }
-uint32_t fe_bus_user_size(const fe_bus_t *bus) {
-  return bus->slot_size - (uint32_t)sizeof(fe_event_t);
+uint32_t fe_bus_capacity(const fe_bus_t *bus) {
+  return bus != NULL ? bus->capacity : 0;
 }
-uint32_t fe_bus_workers(const fe_bus_t *bus) { return bus->n_workers; }
+uint32_t fe_bus_user_size(const fe_bus_t *bus) {
+  return bus != NULL ? bus->slot_size - (uint32_t)sizeof(fe_event_t) : 0;
+}
+uint32_t fe_bus_workers(const fe_bus_t *bus) {
+  return bus != NULL ? bus->n_workers : 0;
+}

@@ -146,32 +146,37 @@ typedef void (*fe_stage_batch_fn)(fe_stage_ctx_t *ctx, fe_event_t *const *evs,
 
 /* From inside a batch handler only: rejects ev (one of the evs it was
  * given) with reason (1..FE_REASON_MAX, others counted as 0), with the same
- * effect as a handler returning fe_reject().  Wait-free; cannot fail. */
+ * effect as a handler returning fe_reject().  ctx or ev NULL: nothing.
+ * Wait-free; cannot fail. */
 FE_API void fe_batch_reject(fe_stage_ctx_t *ctx, fe_event_t *ev,
                             uint32_t reason);
 
 /* From inside a batch handler only: dead-letters ev (permanent failure),
  * as a handler returning fe_fail().  Batch handlers cannot retry: the
- * events after ev were already handled in the same call.  Wait-free. */
+ * events after ev were already handled in the same call.  ctx or ev NULL:
+ * nothing.  Wait-free. */
 FE_API void fe_batch_fail(fe_stage_ctx_t *ctx, fe_event_t *ev, uint32_t reason);
 
 /* Records `reason` (1..FE_REASON_MAX; other values are counted as reason 0)
  * and returns FE_REJECT, for use as `return fe_reject(ctx, 42);`. */
 static inline fe_verdict_t fe_reject(fe_stage_ctx_t *ctx, uint32_t reason) {
-  ctx->reason = reason;
+  if (ctx != NULL)
+    ctx->reason = reason;
   return FE_REJECT;
 }
 
 /* Records `reason` and returns FE_RETRY: `return fe_retry(ctx, E_TIMEOUT);`
  * The policy's non-retryable reasons dead-letter at once. */
 static inline fe_verdict_t fe_retry(fe_stage_ctx_t *ctx, uint32_t reason) {
-  ctx->reason = reason;
+  if (ctx != NULL)
+    ctx->reason = reason;
   return FE_RETRY;
 }
 
 /* Records `reason` and returns FE_FAIL: `return fe_fail(ctx, E_BADDATA);` */
 static inline fe_verdict_t fe_fail(fe_stage_ctx_t *ctx, uint32_t reason) {
-  ctx->reason = reason;
+  if (ctx != NULL)
+    ctx->reason = reason;
   return FE_FAIL;
 }
 
@@ -424,7 +429,7 @@ FE_API int fe_bus_claim_n(fe_bus_t *bus, uint32_t n, uint64_t *first,
 
 /* The slot of sequence seq.  Valid for a sequence the caller has claimed and
  * not yet published, or inside a handler for the event being handled.
- * Wait-free, cannot fail. */
+ * NULL for bus NULL.  Wait-free, cannot fail. */
 FE_API fe_event_t *fe_bus_event_at(fe_bus_t *bus, uint64_t seq);
 
 /* Admission and publication in one call, for hosts that use the bus's
@@ -645,13 +650,14 @@ FE_API int fe_bus_stage_stats(const fe_bus_t *bus, uint32_t stage,
 FE_API uint64_t fe_bus_stage_rejects(const fe_bus_t *bus, uint32_t stage,
                                      uint32_t reason);
 
-/* Id of the stage called name, or FE_ENAME.  Any thread; cannot block. */
+/* Id of the stage called name, FE_ENAME (no such stage), FE_EINVAL (bus or
+ * name NULL).  Any thread; cannot block. */
 FE_API int fe_bus_stage_id(const fe_bus_t *bus, const char *name);
 
 /* Name of stage id, or NULL.  Owned by the bus. */
 FE_API const char *fe_bus_stage_name(const fe_bus_t *bus, uint32_t stage);
 
-/* Geometry: slots, bytes of user area per slot, workers. */
+/* Geometry: slots, bytes of user area per slot, workers (0 for NULL). */
 FE_API uint32_t fe_bus_capacity(const fe_bus_t *bus);
 FE_API uint32_t fe_bus_user_size(const fe_bus_t *bus);
 FE_API uint32_t fe_bus_workers(const fe_bus_t *bus);

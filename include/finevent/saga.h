@@ -352,7 +352,7 @@ typedef struct fe_saga_def {
 } fe_saga_def_t;
 
 /* Zeroes d and gives every step the default retry policy
- * (fe_retry_policy_init()) and kind FE_SAGA_COMPENSATABLE.  d non-NULL.
+ * (fe_retry_policy_init()) and kind FE_SAGA_COMPENSATABLE.  d NULL: nothing.
  * Cannot fail; thread-safe (touches only d). */
 FE_API void fe_saga_def_init(fe_saga_def_t *d);
 
@@ -559,8 +559,9 @@ FE_API int fe_saga_poll(fe_saga_coord_t *c, uint32_t max_work);
 /* Host-driven: nanoseconds on the monotonic clock until the next timer
  * may fire (0: due now; UINT64_MAX: none armed), measured from the last
  * poll's clock reading: how long a host may sleep when fe_saga_poll()
- * returned 0, unless a request arrives.  The coordinator's thread only (or
- * between polls); a lower bound, never late. */
+ * returned 0, unless a request arrives.  UINT64_MAX for c NULL or not yet
+ * open.  The coordinator's thread only (or between polls); a lower bound,
+ * never late. */
 FE_API uint64_t fe_saga_idle_ns(fe_saga_coord_t *c);
 
 /* Wakes the coordinator thread so it re-reads the clock now (needed only
