@@ -112,21 +112,27 @@ check-symbols: $(SHARED)
 	if [ -n "$$bad" ]; then echo "exported symbols without fe_ prefix:"; echo "$$bad"; exit 1; fi; \
 	echo "check-symbols: only fe_ symbols exported"
 
-# Installs into a scratch prefix and builds the README's example against it
-# through pkg-config, with the shared and the static library.
+# Installs into a scratch, non-standard prefix and builds the README's
+# example against it exactly as the README says: shared (run with
+# LD_LIBRARY_PATH, and linked with -rpath, run without) and static
+# (libfinevent-static.pc; the program must not need libfinevent.so).
 STAGE := $(abspath $(BUILD))/stage
 check-install:
 	@rm -rf $(STAGE)
-	@$(MAKE) --no-print-directory FLAVOUR=release install PREFIX=/usr DESTDIR=$(STAGE) >/dev/null
-	@sed -n '/^## A custom stage/,/^```$$/p' README.md | sed '1,/^```c/d;/^```$$/d' > $(STAGE)/example.c
-	@echo 'int main(void) { return run(); }' >> $(STAGE)/example.c
-	@pc="env PKG_CONFIG_SYSROOT_DIR=$(STAGE) PKG_CONFIG_PATH=$(STAGE)/usr/lib/pkgconfig pkg-config"; \
-	$(CC) -std=c11 -Wall -Werror $(STAGE)/example.c -o $(STAGE)/example-shared $$($$pc --cflags --libs libfinevent) && \
-	LD_LIBRARY_PATH=$(STAGE)/usr/lib $(STAGE)/example-shared && \
-	$(CC) -std=c11 -Wall -Werror $(STAGE)/example.c -o $(STAGE)/example-static $$($$pc --cflags libfinevent) \
-	  $(STAGE)/usr/lib/libfinevent.a $$($$pc --libs --static libfinevent | sed 's/-lfinevent//') && \
-	$(STAGE)/example-static && \
-	echo "check-install: README example builds and runs against the installed library (shared and static)"
+	@$(MAKE) --no-print-directory FLAVOUR=release install PREFIX=$(STAGE) >/dev/null
+	@sed -n '/^## A custom stage/,/^```$$/p' README.md | sed '1,/^```c/d;/^```$$/d' > $(STAGE)/app.c
+	@echo 'int main(void) { return run(); }' >> $(STAGE)/app.c
+	@cd $(STAGE) && export PKG_CONFIG_PATH=$(STAGE)/lib/pkgconfig && set -e; \
+	cc app.c $$(pkg-config --cflags --libs libfinevent) -o app-shared; \
+	LD_LIBRARY_PATH=$(STAGE)/lib ./app-shared; \
+	cc app.c $$(pkg-config --cflags --libs libfinevent) -Wl,-rpath,$$(pkg-config --variable=libdir libfinevent) \
+	  -o app-rpath; \
+	./app-rpath; \
+	cc app.c $$(pkg-config --cflags --libs --static libfinevent-static) -o app-static; \
+	if readelf -d app-static | grep -q 'NEEDED.*libfinevent'; then \
+	  echo "check-install: app-static needs libfinevent.so" >&2; exit 1; fi; \
+	./app-static; \
+	echo "check-install: README example built and ran shared (LD_LIBRARY_PATH, -rpath) and static"
 
 # -------------------------------------------------------------------- tools
 # Command-line tools, one per tools/*.c: programs for operators, not library
@@ -339,11 +345,17 @@ install: $(STATIC) $(SHARED) $(TOOL_BIN)
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
 	    -e 's|@INCLUDEDIR@|$(INCDIR)|' -e 's|@VERSION@|$(VERSION)|' \
 	    pkgconfig/libfinevent.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/libfinevent.pc
+	# The static link: the same file naming the archive, its private
+	# requirements made public (they must be on the link line).
+	sed -e 's|^Name: libfinevent|Name: libfinevent-static|' \
+	    -e 's|^Libs: -L$${libdir} -lfinevent|Libs: $${libdir}/libfinevent.a|' \
+	    -e 's|^Requires.private:|Requires:|' \
+	    $(DESTDIR)$(LIBDIR)/pkgconfig/libfinevent.pc > $(DESTDIR)$(LIBDIR)/pkgconfig/libfinevent-static.pc
 
 uninstall:
 	rm -rf $(DESTDIR)$(INCDIR)/finevent
 	rm -f $(DESTDIR)$(LIBDIR)/libfinevent.a $(DESTDIR)$(LIBDIR)/libfinevent.so* \
-	      $(DESTDIR)$(LIBDIR)/pkgconfig/libfinevent.pc
+	      $(DESTDIR)$(LIBDIR)/pkgconfig/libfinevent.pc $(DESTDIR)$(LIBDIR)/pkgconfig/libfinevent-static.pc
 	rm -f $(TOOL_SRC:tools/%.c=$(DESTDIR)$(BINDIR)/%)
 
 clean:
