@@ -265,6 +265,8 @@ static void half_open_expiry(fe_breaker_t *b, uint64_t t, changes_t *ch) {
 /* ------------------------------------------------------------ public API */
 
 void fe_breaker_config_init(fe_breaker_config_t *cfg) {
+  if (cfg == NULL)
+    return;
   memset(cfg, 0, sizeof *cfg);
   cfg->name = "default";
   cfg->failure_rate_threshold = 50;

@@ -67,6 +67,8 @@ int fe_bus_claim(fe_bus_t *bus, fe_event_t **ev, uint64_t timeout_ns) {
 }
 
 fe_event_t *fe_bus_event_at(fe_bus_t *bus, uint64_t seq) {
+  if (bus == NULL)
+    return NULL;
   return fe__ring_slot(&bus->ring, seq);
 }
 
@@ -85,6 +87,8 @@ int fe_bus_publish_n(fe_bus_t *bus, uint64_t first, uint32_t n) {
 }
 
 int fe_event_rejected(const fe_event_t *ev, uint32_t *stage, uint32_t *reason) {
+  if (ev == NULL)
+    return 0;
   uint64_t v = fe__load_relaxed(&ev->verdict);
   if (v == 0 || v == FE_VERDICT_VOID || (v & FE_VERDICT_DEAD))
     return 0;
@@ -97,6 +101,8 @@ int fe_event_rejected(const fe_event_t *ev, uint32_t *stage, uint32_t *reason) {
 
 int fe_event_dead_lettered(const fe_event_t *ev, uint32_t *stage,
                            uint32_t *reason) {
+  if (ev == NULL)
+    return 0;
   uint64_t v = fe__load_relaxed(&ev->verdict);
   if (v == FE_VERDICT_VOID || !(v & FE_VERDICT_DEAD))
     return 0;
@@ -312,7 +318,7 @@ uint64_t fe_bus_stage_rejects(const fe_bus_t *bus, uint32_t stage,
 
 int fe_bus_stage_id(const fe_bus_t *bus, const char *name) {
   if (bus == NULL || name == NULL)
-    return FE_ENAME;
+    return FE_EINVAL;
   for (uint32_t i = 0; i < bus->n_stages; i++)
     if (strcmp(bus->stages[i].name, name) == 0)
       return (int)i;
@@ -323,11 +329,15 @@ const char *fe_bus_stage_name(const fe_bus_t *bus, uint32_t stage) {
   return bus != NULL && stage < bus->n_stages ? bus->stages[stage].name : NULL;
 }
 
-uint32_t fe_bus_capacity(const fe_bus_t *bus) { return bus->ring.capacity; }
-uint32_t fe_bus_user_size(const fe_bus_t *bus) {
-  return bus->ring.slot_size - (uint32_t)sizeof(fe_event_t);
+uint32_t fe_bus_capacity(const fe_bus_t *bus) {
+  return bus != NULL ? bus->ring.capacity : 0;
 }
-uint32_t fe_bus_workers(const fe_bus_t *bus) { return bus->n_workers; }
+uint32_t fe_bus_user_size(const fe_bus_t *bus) {
+  return bus != NULL ? fe__ring_user_size(&bus->ring) : 0;
+}
+uint32_t fe_bus_workers(const fe_bus_t *bus) {
+  return bus != NULL ? bus->n_workers : 0;
+}
 
 /* ------------------------------------------------------------ durability */
 

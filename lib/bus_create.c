@@ -14,6 +14,8 @@
 /* ---------------------------------------------------------------- config */
 
 void fe_bus_config_init(fe_bus_config_t *cfg) {
+  if (cfg == NULL)
+    return;
   memset(cfg, 0, sizeof *cfg);
   cfg->capacity = 65536;
   cfg->slot_size = 256;
@@ -27,6 +29,8 @@ void fe_bus_config_init(fe_bus_config_t *cfg) {
 }
 
 void fe_stage_def_init(fe_stage_def_t *def) {
+  if (def == NULL)
+    return;
   memset(def, 0, sizeof *def);
   def->shards = 1;
   fe_retry_policy_init(&def->retry);

@@ -73,6 +73,8 @@ struct fe_dlq {
 /* ------------------------------------------------------------- config */
 
 void fe_dlq_config_init(fe_dlq_config_t *cfg) {
+  if (cfg == NULL)
+    return;
   memset(cfg, 0, sizeof *cfg);
   cfg->capacity = 1024;
   cfg->user_size = 0;

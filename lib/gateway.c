@@ -22,6 +22,8 @@ struct fe_gateway {
 };
 
 void fe_gateway_config_init(fe_gateway_config_t *cfg) {
+  if (cfg == NULL)
+    return;
   memset(cfg, 0, sizeof *cfg);
   cfg->n_venues = 1;
   cfg->on_open = FE_GATEWAY_OPEN_REJECT;
@@ -87,6 +89,8 @@ static fe_verdict_t open_verdict(fe_gateway_t *gw, fe_stage_ctx_t *ctx,
 fe_verdict_t fe_gateway_stage(fe_stage_ctx_t *ctx, fe_event_t *ev,
                               void *user) {
   fe_gateway_t *gw = user;
+  if (ctx == NULL || ev == NULL || gw == NULL)
+    return FE_FAIL; /* not a call the bus makes: nothing was sent */
   uint32_t v = gw->cfg.venue ? gw->cfg.venue(ev, gw->cfg.venue_user) : 0;
   if (FE_UNLIKELY(v >= gw->cfg.n_venues)) {
     ctx->text = "gateway: venue index out of range";

@@ -208,6 +208,8 @@ static void mirror_segments(fe_journal_t *j) {
 /* ------------------------------------------------------------- config */
 
 void fe_journal_config_init(fe_journal_config_t *cfg) {
+  if (cfg == NULL)
+    return;
   memset(cfg, 0, sizeof *cfg);
   cfg->segment_bytes = UINT64_C(64) << 20;
   cfg->fsync = FE_FSYNC_GROUP;

@@ -6,6 +6,8 @@
 #include <string.h>
 
 void fe_retry_policy_init(fe_retry_policy_t *p) {
+  if (p == NULL)
+    return;
   memset(p, 0, sizeof *p);
   p->initial_ns = 1000000;
   p->coefficient_milli = 2000;

@@ -77,6 +77,8 @@ static uint64_t random_salt(void) {
 /* -------------------------------------------------------------- config */
 
 void fe_saga_config_init(fe_saga_config_t *cfg) {
+  if (cfg == NULL)
+    return;
   memset(cfg, 0, sizeof *cfg);
   cfg->max_sagas = 65536;
   cfg->max_defs = 16;
@@ -186,6 +188,8 @@ void fe_saga_destroy(fe_saga_coord_t *c) {
 /* --------------------------------------------------------- definitions */
 
 void fe_saga_def_init(fe_saga_def_t *d) {
+  if (d == NULL)
+    return;
   memset(d, 0, sizeof *d);
   for (uint32_t i = 0; i < FE_SAGA_MAX_STEPS; i++) {
     fe_retry_policy_init(&d->steps[i].retry);

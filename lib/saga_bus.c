@@ -12,6 +12,8 @@
 #include "saga_impl.h"
 
 void fe_saga_bus_map_init(fe_saga_bus_map_t *m) {
+  if (m == NULL)
+    return;
   memset(m, 0, sizeof *m);
   m->n_types = 2;
   m->types[0] = FE_EV_EXEC_REPORT;

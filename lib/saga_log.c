@@ -132,6 +132,16 @@ int fe__saga_replay_at(fe_saga_coord_t *c, const void *rec, uint32_t len,
   if (h.step > d->n_steps ||
       (h.step == d->n_steps && h.type != FE_SAGA_REC_END))
     return FE_ERANGE;
+  /* What the coordinator never logs: an END in a live state or another
+   * record in a terminal one, completed steps the definition does not
+   * have, a compensation of a step that has none. */
+  int terminal = h.state == FE_SAGA_COMPLETED ||
+                 h.state == FE_SAGA_COMPENSATED || h.state == FE_SAGA_FAILED;
+  if (terminal != (h.type == FE_SAGA_REC_END) ||
+      (h.done_mask >> d->n_steps) != 0 ||
+      ((h.flags & FE_SAGA_RECF_COMP) && h.type != FE_SAGA_REC_END &&
+       !((d->comp_mask >> h.step) & 1u)))
+    return FE_ECORRUPT;
   if (c->salt_replayed && h.salt != c->salt)
     return FE_EMISMATCH;
   uint64_t tgen = 0;

@@ -349,12 +349,16 @@ static uint64_t run_batch_stage(fe_bus_t *bus, consumer_t *c, uint64_t next,
 }
 
 void fe_batch_reject(fe_stage_ctx_t *ctx, fe_event_t *ev, uint32_t reason) {
+  if (ctx == NULL || ev == NULL)
+    return;
   consumer_t *c = ctx->priv;
   reject(c, ev, reason);
   fe__add_owned(&c->rejected, 1);
 }
 
 void fe_batch_fail(fe_stage_ctx_t *ctx, fe_event_t *ev, uint32_t reason) {
+  if (ctx == NULL || ev == NULL)
+    return;
   consumer_t *c = ctx->priv;
   dead_letter(c->bus, c, ev, reason, 1, 0, ctx->text);
 }

@@ -244,6 +244,7 @@ typedef struct race_producer {
   uint32_t id;
   uint64_t ok;       /* events whose claim returned 0 (and were published) */
   int final_rc;
+  atomic_int published; /* 1 once ok > 0: the main thread waits for it */
 } race_producer_t;
 
 static fe_verdict_t race_handler(fe_stage_ctx_t *ctx, fe_event_t *ev,
@@ -290,6 +291,7 @@ static void *race_producer_main(void *arg) {
         if (prc != 0)
           fe_t_errf(p->errs, "publish_n: %s", fe_err_name(prc));
         p->ok += k;
+        atomic_store(&p->published, 1);
       }
     } else {
       fe_event_t *ev = NULL;
@@ -302,6 +304,7 @@ static void *race_producer_main(void *arg) {
         if (prc != 0)
           fe_t_errf(p->errs, "publish: %s", fe_err_name(prc));
         p->ok++;
+        atomic_store(&p->published, 1);
       }
     }
     if (rc == FE_ESTOPPED) {
@@ -317,6 +320,13 @@ static void *race_producer_main(void *arg) {
       return NULL;
     }
   }
+}
+
+static int all_published(race_producer_t *p, uint32_t producers) {
+  for (uint32_t i = 0; i < producers; i++)
+    if (!atomic_load(&p[i].published))
+      return 0;
+  return 1;
 }
 
 static void stop_race(fe_producer_t mode, uint32_t producers, uint32_t round) {
@@ -347,7 +357,18 @@ static void stop_race(fe_producer_t mode, uint32_t producers, uint32_t round) {
     assert_int_equal(pthread_create(&th[i], NULL, race_producer_main, &p[i]),
                      0);
   }
-  fe_t_sleep_ms(5 + 17 * (round % 4));
+  /* Stop only once every producer has published (a loaded machine may not
+   * schedule one for a long time); the sleep after that only varies how
+   * much is in flight when stop comes. */
+  int all = 0;
+  FE_T_WAIT_UNTIL(all, all_published(p, producers), 10000);
+  if (!all) {
+    fe_bus_stop(bus);
+    for (uint32_t i = 0; i < producers; i++)
+      pthread_join(th[i], NULL);
+    fail_msg("round %u: a producer published nothing in 10 s", round);
+  }
+  fe_t_sleep_ms(5 * (round % 4));
   assert_fe_ok(fe_bus_stop(bus));
   for (uint32_t i = 0; i < producers; i++)
     assert_int_equal(pthread_join(th[i], NULL), 0);

@@ -714,11 +714,13 @@ typedef struct blocked_claimer {
   fe_bus_t *bus;
   int rc;
   uint64_t waited_ns;
+  atomic_int started; /* about to claim */
 } blocked_claimer_t;
 
 static void *blocked_claimer_main(void *arg) {
   blocked_claimer_t *b = arg;
   fe_event_t *ev = NULL;
+  atomic_store(&b->started, 1);
   uint64_t t0 = fe_t_now_ns();
   b->rc = fe_bus_claim(b->bus, &ev, FE_T_LONG_NS);
   b->waited_ns = fe_t_now_ns() - t0;
@@ -742,7 +744,10 @@ static void test_stop_releases_a_blocked_claim(void **state) {
     b.bus = bus;
     pthread_t th;
     assert_int_equal(pthread_create(&th, NULL, blocked_claimer_main, &b), 0);
-    fe_t_sleep_ms(100);
+    int ok;
+    FE_T_WAIT_UNTIL(ok, atomic_load(&b.started), FE_T_LONG_MS);
+    assert_true(ok);
+    fe_t_sleep_ms(100); /* paces: the claim is most likely blocked by now */
     assert_fe_ok(fe_bus_stop(bus));
     assert_int_equal(pthread_join(th, NULL), 0);
     if (b.rc != FE_ESTOPPED)

@@ -2159,6 +2159,63 @@ static void test_tool(void **state) {
 #endif
 }
 
+/* fe-journal pointed at the wrong place: an empty directory, one holding
+ * an unrelated file, the parent of a journal.  Every command says there
+ * is no journal (naming the subdirectory that holds one) and exits 1;
+ * none prints "ok".  help, --help and --version exit 0 on stdout. */
+static void test_tool_no_journal(void **state) {
+#ifndef FE_JOURNAL_TOOL
+  (void)state;
+  skip();
+#else
+  fx_t *f = *state;
+  char empty[160], other[160], file[200];
+  snprintf(empty, sizeof empty, "%s/empty", f->root);
+  snprintf(other, sizeof other, "%s/other", f->root);
+  snprintf(file, sizeof file, "%s/notes.txt", other);
+  assert_int_equal(mkdir(empty, 0755), 0);
+  assert_int_equal(mkdir(other, 0755), 0);
+  FILE *fp = fopen(file, "w");
+  assert_non_null(fp);
+  fputs("not a journal\n", fp);
+  fclose(fp);
+  build3(f); /* a journal in root/j */
+  const char *dirs[] = {empty, other, f->root};
+  for (int i = 0; i < 3; i++) {
+    const char *d = dirs[i];
+    const char *const cmds[][4] = {{"verify", d, NULL},
+                                   {"stats", d, NULL},
+                                   {"dump", d, NULL},
+                                   {"dump", "--json", d, NULL},
+                                   {"truncate", "--dry-run", d, NULL},
+                                   {"truncate", "--yes", d, NULL}};
+    for (size_t c = 0; c < sizeof cmds / sizeof cmds[0]; c++) {
+      if (run_tool(f, cmds[c]) != 1)
+        fail_msg("fe-journal %s on %s: not exit 1", cmds[c][0], d);
+      expect_output(f, "err", "no journal here");
+      char *out = tool_file(f, "out");
+      if (strstr(out, "ok") != NULL || strstr(out, "records") != NULL)
+        fail_msg("fe-journal %s on %s printed:\n%s", cmds[c][0], d, out);
+      free(out);
+    }
+  }
+  assert_int_equal(run_tool(f, (const char *[]){"verify", f->root, NULL}), 1);
+  char hint[200];
+  snprintf(hint, sizeof hint, "%s holds one", f->dir);
+  expect_output(f, "err", hint);
+  assert_int_equal(run_tool(f, (const char *[]){"verify", f->dir, NULL}), 0);
+  /* help: the same text and status however it is asked for */
+  const char *helps[] = {"help", "--help", "-h"};
+  for (int i = 0; i < 3; i++) {
+    assert_int_equal(run_tool(f, (const char *[]){helps[i], NULL}), 0);
+    expect_output(f, "out", "usage: fe-journal");
+  }
+  assert_int_equal(run_tool(f, (const char *[]){"--version", NULL}), 0);
+  expect_output(f, "out", "fe-journal (libfinevent) 0.1.0, journal format "
+                          "version 1");
+#endif
+}
+
 /* fe-journal truncate: without --yes it shows and refuses; --dry-run
  * shows and exits 3; --yes cuts; a writer's lock and what is not a hole
  * are refused with exit 1. */
@@ -2283,6 +2340,7 @@ int main(void) {
       JTEST(test_truncate_refused_beside_a_writer),
       JTEST(test_truncate_bad_args),
       JTEST(test_tool),
+      JTEST(test_tool_no_journal),
       JTEST(test_tool_truncate),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1627,6 +1627,21 @@ static void test_replay_errors(void **state) {
   r->token = 12345; /* decodes to garbage */
   reseal(r);
   assert_fe(fe_saga_replay(g.c, r, r->len), FE_ECORRUPT);
+  /* Records the coordinator never writes (found by fuzz_jrec): an END in
+   * a live state, a terminal state in another record, completed steps the
+   * definition lacks. */
+  FRESH();
+  r->type = FE_SAGA_REC_END;
+  reseal(r);
+  assert_fe(fe_saga_replay(g.c, r, r->len), FE_ECORRUPT);
+  FRESH();
+  r->state = FE_SAGA_COMPLETED;
+  reseal(r);
+  assert_fe(fe_saga_replay(g.c, r, r->len), FE_ECORRUPT);
+  FRESH();
+  r->done_mask = 1u << 2;
+  reseal(r);
+  assert_fe(fe_saga_replay(g.c, r, r->len), FE_ECORRUPT);
   /* Nothing of the above changed g. */
   fe_saga_info_t i;
   assert_fe(fe_saga_get(g.c, good->saga_id, &i), FE_ENOTFOUND);
@@ -1668,6 +1683,37 @@ static void test_replay_errors(void **state) {
   fx_free(&g);
   fx_free(&f);
 #undef FRESH
+}
+
+/* A replayed record that has the saga compensating its pivot, which has
+ * no compensation, is refused: the coordinator once took it and called a
+ * NULL compensation at open (found by fuzz_jrec). */
+static void test_replay_refuses_compensating_a_pivot(void **state) {
+  (void)state;
+  static fx_t f, g;
+  fx_init(&f, "CP");
+  fx_create(&f);
+  (void)start(&f);
+  drive(f.c);
+  const fe_saga_rec_t *good = rec_at(&f, 0);
+  assert_int_equal(good->type, FE_SAGA_REC_START);
+  uint8_t buf[512];
+  fe_saga_rec_t *r = (fe_saga_rec_t *)(void *)buf;
+  memcpy(buf, good, good->len);
+  r->type = FE_SAGA_REC_RESULT;
+  r->state = FE_SAGA_STUCK;
+  r->step = 1;
+  r->flags = FE_SAGA_RECF_COMP;
+  reseal(r);
+  fx_init(&g, "CP");
+  fx_create_closed(&g);
+  assert_fe(fe_saga_replay(g.c, r, r->len), FE_ECORRUPT);
+  r->step = 0; /* step 0 has one: fine */
+  reseal(r);
+  assert_fe(fe_saga_replay(g.c, r, r->len), 0);
+  drive(g.c);
+  fx_free(&g);
+  fx_free(&f);
 }
 
 /* ----------------------------------------------------- queries, history */
@@ -2231,6 +2277,7 @@ int main(void) {
       FE_T_TEST(test_replay_abort),
       FE_T_TEST(test_replay_many),
       FE_T_TEST(test_replay_errors),
+      FE_T_TEST(test_replay_refuses_compensating_a_pivot),
       FE_T_TEST(test_queries_and_history),
       FE_T_TEST(test_capacity_and_context),
       FE_T_TEST(test_stuck_dead_letter),

@@ -173,7 +173,7 @@ typedef struct fe_breaker_metrics {
 /* Fills cfg with resilience4j's defaults: name "default", failure 50 %,
  * slow 100 % at 60 s, COUNT window of 100 calls, minimum 100 calls, 60 s
  * open, 10 trial calls, no half-open limit, fe_clock_now_ns, no callback.
- * cfg must not be NULL.  Cannot fail; thread-safe (touches only cfg). */
+ * cfg NULL: does nothing.  Cannot fail; thread-safe (touches only cfg). */
 FE_API void fe_breaker_config_init(fe_breaker_config_t *cfg);
 
 /* Checks cfg without allocating anything.

@@ -35,6 +35,7 @@
 #include "error.h"
 #include "event.h"
 #include "idem.h"
+#include "reason.h"
 #include "retry.h"
 #include "throttle.h"
 #include "trading.h"
@@ -56,7 +57,8 @@ extern "C" {
 #define FE_BUS_BATCH_DEFAULT UINT32_MAX /* max_batch: 256 or the capacity */
 #define FE_BUS_MAX_SHARDS 64   /* workers of one stage */
 #define FE_BUS_MAX_NAME 32     /* stage name bytes, including the NUL */
-#define FE_REASON_MAX 255      /* reject reasons are 1..FE_REASON_MAX */
+#define FE_REASON_MAX 255      /* reject reasons are 1..FE_REASON_MAX; the
+                                  library's own are in reason.h */
 #define FE_WAIT_FOREVER UINT64_MAX /* timeout meaning "no timeout" */
 #define FE_STAGE_MAX_TYPES 8   /* event types one stage may select */
 
@@ -145,32 +147,37 @@ typedef void (*fe_stage_batch_fn)(fe_stage_ctx_t *ctx, fe_event_t *const *evs,
 
 /* From inside a batch handler only: rejects ev (one of the evs it was
  * given) with reason (1..FE_REASON_MAX, others counted as 0), with the same
- * effect as a handler returning fe_reject().  Wait-free; cannot fail. */
+ * effect as a handler returning fe_reject().  ctx or ev NULL: nothing.
+ * Wait-free; cannot fail. */
 FE_API void fe_batch_reject(fe_stage_ctx_t *ctx, fe_event_t *ev,
                             uint32_t reason);
 
 /* From inside a batch handler only: dead-letters ev (permanent failure),
  * as a handler returning fe_fail().  Batch handlers cannot retry: the
- * events after ev were already handled in the same call.  Wait-free. */
+ * events after ev were already handled in the same call.  ctx or ev NULL:
+ * nothing.  Wait-free. */
 FE_API void fe_batch_fail(fe_stage_ctx_t *ctx, fe_event_t *ev, uint32_t reason);
 
 /* Records `reason` (1..FE_REASON_MAX; other values are counted as reason 0)
  * and returns FE_REJECT, for use as `return fe_reject(ctx, 42);`. */
 static inline fe_verdict_t fe_reject(fe_stage_ctx_t *ctx, uint32_t reason) {
-  ctx->reason = reason;
+  if (ctx != NULL)
+    ctx->reason = reason;
   return FE_REJECT;
 }
 
 /* Records `reason` and returns FE_RETRY: `return fe_retry(ctx, E_TIMEOUT);`
  * The policy's non-retryable reasons dead-letter at once. */
 static inline fe_verdict_t fe_retry(fe_stage_ctx_t *ctx, uint32_t reason) {
-  ctx->reason = reason;
+  if (ctx != NULL)
+    ctx->reason = reason;
   return FE_RETRY;
 }
 
 /* Records `reason` and returns FE_FAIL: `return fe_fail(ctx, E_BADDATA);` */
 static inline fe_verdict_t fe_fail(fe_stage_ctx_t *ctx, uint32_t reason) {
-  ctx->reason = reason;
+  if (ctx != NULL)
+    ctx->reason = reason;
   return FE_FAIL;
 }
 
@@ -438,7 +445,7 @@ FE_API int fe_bus_claim_n(fe_bus_t *bus, uint32_t n, uint64_t *first,
 
 /* The slot of sequence seq.  Valid for a sequence the caller has claimed and
  * not yet published, or inside a handler for the event being handled.
- * Wait-free, cannot fail. */
+ * NULL for bus NULL.  Wait-free, cannot fail. */
 FE_API fe_event_t *fe_bus_event_at(fe_bus_t *bus, uint64_t seq);
 
 /* Admission and publication in one call, for hosts that use the bus's
@@ -469,7 +476,10 @@ FE_API int fe_bus_publish_order(fe_bus_t *bus, uint32_t type,
  *   - An internal stage, "fe.journal" (on journal_worker), appends every
  *     event to the journal in groups, in parallel with the stages marked
  *     parallel_to_journal; every other stage sees an event only after its
- *     group was written (and fsynced, under FE_FSYNC_GROUP).
+ *     group was written (and fsynced, under FE_FSYNC_GROUP).  When the
+ *     journal cannot be written, the group's events are dead-lettered
+ *     with reason FE_REASON_JOURNAL (reason.h) and text "journal write
+ *     failed"; they reach no other stage.
  *   - An internal last stage, "fe.outcome", records each event's outcome
  *     (completed, rejected, dead-lettered) in the journal and then in the
  *     idempotency table.
@@ -662,13 +672,14 @@ FE_API int fe_bus_stage_stats(const fe_bus_t *bus, uint32_t stage,
 FE_API uint64_t fe_bus_stage_rejects(const fe_bus_t *bus, uint32_t stage,
                                      uint32_t reason);
 
-/* Id of the stage called name, or FE_ENAME.  Any thread; cannot block. */
+/* Id of the stage called name, FE_ENAME (no such stage), FE_EINVAL (bus or
+ * name NULL).  Any thread; cannot block. */
 FE_API int fe_bus_stage_id(const fe_bus_t *bus, const char *name);
 
 /* Name of stage id, or NULL.  Owned by the bus. */
 FE_API const char *fe_bus_stage_name(const fe_bus_t *bus, uint32_t stage);
 
-/* Geometry: slots, bytes of user area per slot, workers. */
+/* Geometry: slots, bytes of user area per slot, workers (0 for NULL). */
 FE_API uint32_t fe_bus_capacity(const fe_bus_t *bus);
 FE_API uint32_t fe_bus_user_size(const fe_bus_t *bus);
 FE_API uint32_t fe_bus_workers(const fe_bus_t *bus);

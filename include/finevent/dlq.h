@@ -234,7 +234,7 @@ typedef int (*fe_dlq_visit_fn)(const fe_dlq_entry_t *e, void *user);
 
 /* Fills cfg with the defaults: capacity 1024, user_size 0, redrive_limit
  * 3, FE_DLQ_REJECT, high water 80 %, fe_clock_realtime_ns, no alert
- * callback.  cfg must not be NULL.  Cannot fail; thread-safe (touches only
+ * callback.  cfg NULL: does nothing.  Cannot fail; thread-safe (touches only
  * cfg). */
 FE_API void fe_dlq_config_init(fe_dlq_config_t *cfg);
 

@@ -6,6 +6,23 @@
  * generates the enum, fe_strerror() and fe_err_name().  Calls that validate
  * configuration also fill an optional fe_diag_t with a message that names
  * the offending field and value.
+ *
+ * Bad arguments.  No call crashes or aborts on NULL where it needs an
+ * object, an input or an output (test/test_api_null.c holds every public
+ * function to this):
+ *   - a call that returns an int error code returns FE_EINVAL;
+ *   - a predicate (fe_event_rejected(), ...) answers 0;
+ *   - a count, size, lsn or statistic comes back 0 (fe_saga_idle_ns():
+ *     UINT64_MAX, "nothing scheduled");
+ *   - a call that returns a pointer returns NULL; a name lookup for an
+ *     unknown value returns "UNKNOWN" (or NULL where its header says so);
+ *   - *_config_init(NULL), *_def_init(NULL), destroy(NULL), close(NULL)
+ *     and the batch verdict calls do nothing.
+ * Out-of-range values (a stage, worker or reason that does not exist, an
+ * unknown enum) get the specific code their function names (FE_ERANGE,
+ * FE_EWORKER, FE_ENAME, ...).  What the rule cannot catch: a pointer to
+ * freed memory or to an object of another type, which is undefined
+ * behaviour as everywhere in C.
  */
 #ifndef FINEVENT_ERROR_H
 #define FINEVENT_ERROR_H

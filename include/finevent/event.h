@@ -98,13 +98,16 @@ typedef struct fe_event {
 /* Start of the user area that follows the event in its slot.  Its size is
  * fe_bus_user_size(); it is 16-byte aligned and zeroed only at create:
  * publishers own its contents. */
-static inline void *fe_event_user(fe_event_t *ev) { return (void *)(ev + 1); }
+static inline void *fe_event_user(fe_event_t *ev) {
+  return ev != NULL ? (void *)(ev + 1) : NULL;
+}
 
 /* Reads whether an upstream stage rejected ev.  Returns 1 and stores the
  * rejecting stage id and its reason code (either pointer may be NULL) when
  * it did, 0 otherwise.  Call it only from a stage that runs after the event
  * was rejected (a stage downstream of the rejecting one, or after drain):
- * parallel stages may reject concurrently.  Wait-free, cannot fail. */
+ * parallel stages may reject concurrently.  0 for ev NULL.  Wait-free,
+ * cannot fail. */
 FE_API int fe_event_rejected(const fe_event_t *ev, uint32_t *stage,
                              uint32_t *reason);
 

@@ -102,7 +102,7 @@ typedef struct fe_hist_iter {
 } fe_hist_iter_t;
 
 /* Fills cfg with the defaults: lowest 1, highest 1 h in ns, 3 digits.
- * cfg must not be NULL.  Cannot fail; thread-safe (touches only cfg). */
+ * cfg NULL: does nothing.  Cannot fail; thread-safe (touches only cfg). */
 FE_API void fe_hist_config_init(fe_hist_config_t *cfg);
 
 /* Checks cfg without allocating anything.
@@ -239,7 +239,7 @@ FE_API void fe_hist_iter_init(fe_hist_iter_t *it, const fe_hist_t *h);
 
 /* Advances to the next non-empty bucket and fills it->lowest, highest,
  * count and cumulative.  Returns 1 when it did, 0 at the end (it then stays
- * at the end).  Threads as the queries (a walk during recording is not a
+ * at the end) or when it is NULL.  Threads as the queries (a walk during recording is not a
  * snapshot).  Wait-free; O(buckets) over a whole walk. */
 FE_API int fe_hist_iter_next(fe_hist_iter_t *it);
 

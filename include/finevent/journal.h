@@ -311,7 +311,7 @@ typedef struct fe_journal_stats {
 
 /* Fills cfg with the defaults: dir NULL, 64 MiB segments, FE_FSYNC_GROUP,
  * 10 ms interval, 1 MiB buffer, 24 h retention, read-write,
- * fe_clock_realtime_ns.  cfg must not be NULL.  Cannot fail; thread-safe
+ * fe_clock_realtime_ns.  cfg NULL: does nothing.  Cannot fail; thread-safe
  * (touches only cfg). */
 FE_API void fe_journal_config_init(fe_journal_config_t *cfg);
 

@@ -190,6 +190,7 @@
 #include "dlq.h"
 #include "error.h"
 #include "journal.h"
+#include "reason.h"
 #include "retry.h"
 
 #ifdef __cplusplus
@@ -202,17 +203,15 @@ extern "C" {
 #define FE_SAGA_MAX_DEFS 256   /* largest max_defs */
 #define FE_SAGA_CTX_MAX 1024   /* largest ctx_size */
 #define FE_SAGA_HISTORY_MAX 64 /* largest history */
-/* The reason a timeout carries.  Reasons are the host's own otherwise;
- * only 0..FE_RETRY_REASONS-1 can be marked non-retryable in a policy and
- * a dead letter keeps reasons up to FE_REASON_MAX (larger ones are stored
- * as 0 there), so keep them in 1..251 (or pass on the gateway's 253 and
- * 254; 252 and 255 are the coordinator's own). */
-#define FE_SAGA_REASON_TIMEOUT 255u
-/* The reason of a durable step's attempt that did not run because the
- * journal could not make its STEP record durable (FE_SAGA_STEP_DURABLE).
- * Below the gateway's FE_REASON_CIRCUIT_OPEN (254) and FE_REASON_NO_VENUE
- * (253), which a submit step may well pass on as its own reason. */
-#define FE_SAGA_REASON_JOURNAL 252u
+/* The reasons the coordinator gives itself (reason.h has the list).
+ * Reasons are the host's own otherwise: keep them below
+ * FE_REASON_RESERVED_MIN (a step may pass on a library reason it got, such
+ * as the gateway's FE_REASON_CIRCUIT_OPEN).
+ * FE_SAGA_REASON_TIMEOUT: the reason a timeout carries.
+ * FE_SAGA_REASON_JOURNAL: a durable step's attempt did not run because the
+ * journal could not make its STEP record durable (FE_SAGA_STEP_DURABLE). */
+#define FE_SAGA_REASON_TIMEOUT ((uint32_t)FE_REASON_SAGA_TIMEOUT)
+#define FE_SAGA_REASON_JOURNAL ((uint32_t)FE_REASON_JOURNAL)
 
 typedef struct fe_saga_coord fe_saga_coord_t;
 
@@ -353,7 +352,7 @@ typedef struct fe_saga_def {
 } fe_saga_def_t;
 
 /* Zeroes d and gives every step the default retry policy
- * (fe_retry_policy_init()) and kind FE_SAGA_COMPENSATABLE.  d non-NULL.
+ * (fe_retry_policy_init()) and kind FE_SAGA_COMPENSATABLE.  d NULL: nothing.
  * Cannot fail; thread-safe (touches only d). */
 FE_API void fe_saga_def_init(fe_saga_def_t *d);
 
@@ -560,8 +559,9 @@ FE_API int fe_saga_poll(fe_saga_coord_t *c, uint32_t max_work);
 /* Host-driven: nanoseconds on the monotonic clock until the next timer
  * may fire (0: due now; UINT64_MAX: none armed), measured from the last
  * poll's clock reading: how long a host may sleep when fe_saga_poll()
- * returned 0, unless a request arrives.  The coordinator's thread only (or
- * between polls); a lower bound, never late. */
+ * returned 0, unless a request arrives.  UINT64_MAX for c NULL or not yet
+ * open.  The coordinator's thread only (or between polls); a lower bound,
+ * never late. */
 FE_API uint64_t fe_saga_idle_ns(fe_saga_coord_t *c);
 
 /* Wakes the coordinator thread so it re-reads the clock now (needed only
@@ -791,7 +791,10 @@ typedef struct fe_saga_rec {
  *   rec, len  in: read during the call only; any alignment.
  * Returns 0; FE_EINVAL (c or rec NULL); FE_ECORRUPT (len shorter than the
  * header or than its len field says, bad magic, bad checksum, an unknown
- * type or state, a saga whose slot holds another live saga); FE_EVERSION
+ * type or state, a saga whose slot holds another live saga, a record the
+ * coordinator never writes: an END in a live state or another type in a
+ * terminal one, completed steps beyond the definition, the compensation
+ * of a step that has none); FE_EVERSION
  * (another version); FE_ENOTFOUND (no definition with that hash); FE_ERANGE
  * (the saga's slot is beyond max_sagas, a step beyond its definition, a
  * context of another size); FE_EMISMATCH (a salt other than the one the

@@ -1,5 +1,5 @@
 /*
- * test_bus_stress: two producers (FE_PRODUCER_MULTI) and a four-stage order
+ * stress_bus (make stress): two producers (FE_PRODUCER_MULTI) and a four-stage order
  * cascade, validation -> compliance (2 shards on 2 workers) -> execution ->
  * settlement, FE_WAIT_YIELD, 7 threads on this 2-core machine.
  *
@@ -283,9 +283,9 @@ static void test_stress_cascade(void **state) {
 }
 
 int main(void) {
-  const struct CMUnitTest test_bus_stress[] = {
-      /* no watchdog: make test bounds each suite (timeout 600) */
+  const struct CMUnitTest stress_bus[] = {
+      /* no watchdog: make stress bounds the run (STRESS_TIMEOUT) */
       cmocka_unit_test(test_stress_cascade),
   };
-  return cmocka_run_group_tests(test_bus_stress, NULL, NULL);
+  return cmocka_run_group_tests(stress_bus, NULL, NULL);
 }

@@ -14,6 +14,13 @@
  *                                  refuse it), removing every record
  *                                  after it; --dry-run says what would
  *                                  go and changes nothing
+ *   fe-journal help | --help | -h  this usage, on stdout, exit 0
+ *   fe-journal --version           the library and journal format versions
+ *
+ * A DIR that holds no segment file (an empty directory, one of unrelated
+ * files, the parent of a journal) is not a journal: every command says so
+ * (naming a subdirectory that holds one, if any) and exits 1, rather than
+ * report "0 records ... ok" about the wrong place.
  *
  * dump, verify and stats never write to DIR (they take no lock, so they
  * may run beside the process that owns the journal).  truncate is the one
@@ -26,13 +33,15 @@
  *       torn tail / short last segment left for open), or the cut was made
  *       (--yes)
  *   1   corrupt (for truncate: corrupt in a way that is not a hole, which
- *       it refuses), unreadable, not a journal, locked by a writer, or a
- *       failed system call (the precise error on stderr)
+ *       it refuses), unreadable, not a journal (no segment file in DIR),
+ *       locked by a writer, or a failed system call (the precise error on
+ *       stderr)
  *   2   dump/verify/stats: only a torn tail or a short last segment, which
  *       the next fe_journal_open() would repair (reported, never repaired
  *       here)
  *   3   truncate --dry-run: there is a hole; nothing was changed
  *   64  usage error, including truncate without --dry-run or --yes
+ *   0   help, --help, -h, --version
  */
 #define _POSIX_C_SOURCE 200809L /* gmtime_r */
 
@@ -41,6 +50,7 @@
 
 #include "jrec.h" /* the bus's payload layouts */
 
+#include <dirent.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,6 +70,7 @@ static void usage(FILE *f) {
              "       fe-journal truncate --dry-run DIR\n"
              "       fe-journal truncate --yes DIR   (writes: cuts DIR at "
              "its first invalid record)\n"
+             "       fe-journal help | --help | --version\n"
              "exit: 0 clean (truncate: nothing to cut, or cut), 1 corrupt, "
              "unreadable or locked, 2 torn tail only (not repaired), "
              "3 truncate --dry-run found a hole, 64 usage\n");
@@ -244,6 +255,53 @@ static int count_one(const fe_journal_record_t *r, void *user) {
   return 0;
 }
 
+/* 1 when name is a segment file's or a leftover's ("*.fej", "*.fej.tmp"). */
+static int is_segment_name(const char *name) {
+  size_t n = strlen(name);
+  return (n > 4 && strcmp(name + n - 4, ".fej") == 0) ||
+         (n > 8 && strcmp(name + n - 8, ".fej.tmp") == 0);
+}
+
+/* The first subdirectory of dir that holds a segment file, into buf
+ * (empty when none): the operator may have named a journal's parent. */
+static void find_journal_below(const char *dir, char *buf, size_t cap) {
+  buf[0] = '\0';
+  DIR *d = opendir(dir);
+  if (d == NULL)
+    return;
+  struct dirent *e;
+  while (buf[0] == '\0' && (e = readdir(d)) != NULL) {
+    if (e->d_name[0] == '.')
+      continue;
+    char sub[4096];
+    snprintf(sub, sizeof sub, "%s/%s", dir, e->d_name);
+    DIR *s = opendir(sub);
+    if (s == NULL)
+      continue;
+    struct dirent *f;
+    while ((f = readdir(s)) != NULL)
+      if (is_segment_name(f->d_name)) {
+        snprintf(buf, cap, "%s", sub);
+        break;
+      }
+    closedir(s);
+  }
+  closedir(d);
+}
+
+/* A walk that succeeded but met no segment file at all: dir is not a
+ * journal.  Says so and returns 1; else 0. */
+static int no_journal(const char *dir, const fe_journal_report_t *rep) {
+  if (rep->segments != 0 || rep->short_segment != 0 || rep->tmp_files != 0)
+    return 0;
+  char below[4096];
+  find_journal_below(dir, below, sizeof below);
+  fprintf(stderr, "fe-journal: %s: no journal here (no segment file "
+          "*.fej)%s%s%s\n", dir, below[0] ? "; " : "", below,
+          below[0] ? " holds one" : "");
+  return 1;
+}
+
 /* Reports the tail and the error; returns the exit status. */
 static int finish(const char *dir, int rc, const fe_diag_t *d,
                   const fe_journal_report_t *rep) {
@@ -252,6 +310,8 @@ static int finish(const char *dir, int rc, const fe_diag_t *d,
             d->msg[0] ? d->msg : fe_strerror(rc));
     return EXIT_CORRUPT;
   }
+  if (no_journal(dir, rep))
+    return EXIT_CORRUPT;
   int tail = 0;
   if (rep->torn) {
     fprintf(stderr, "fe-journal: %s: torn tail in segment %" PRIu64
@@ -283,7 +343,8 @@ static int cmd_verify(const char *dir) {
   fe_diag_t d;
   memset(&d, 0, sizeof d);
   int rc = fe_journal_scan(dir, 0, NULL, NULL, &rep, &d);
-  if (rc == 0)
+  if (rc == 0 && !(rep.segments == 0 && rep.short_segment == 0 &&
+                   rep.tmp_files == 0))
     printf("%s: %" PRIu64 " records in %" PRIu64 " segments, lsn %" PRIu64
            "..%" PRIu64 ", %" PRIu64 " bytes: %s\n", dir, rep.records,
            rep.segments, rep.first_lsn, rep.last_lsn, rep.bytes,
@@ -302,6 +363,10 @@ static int cmd_stats(const char *dir) {
   fe_diag_t d;
   memset(&d, 0, sizeof d);
   int rc = fe_journal_scan(dir, 0, count_one, c, &rep, &d);
+  if (rc == 0 && no_journal(dir, &rep)) {
+    free(c);
+    return EXIT_CORRUPT;
+  }
   printf("dir: %s\n", dir);
   printf("segments: %" PRIu64 " (%016" PRIx64 " .. %016" PRIx64 ")\n",
          rep.segments, rep.first_segment, rep.last_segment);
@@ -386,6 +451,8 @@ static int cmd_truncate(const char *dir, int mode) {
             d.msg[0] ? d.msg : fe_strerror(rc));
     return EXIT_CORRUPT;
   }
+  if (no_journal(dir, &t.walk))
+    return EXIT_CORRUPT;
   print_truncate(dir, &t);
   fflush(stdout);
   if (mode == 0) {
@@ -399,8 +466,15 @@ static int cmd_truncate(const char *dir, int mode) {
 
 int main(int argc, char **argv) {
   if (argc == 2 && (strcmp(argv[1], "--help") == 0 ||
-                    strcmp(argv[1], "-h") == 0)) {
+                    strcmp(argv[1], "-h") == 0 ||
+                    strcmp(argv[1], "help") == 0)) {
     usage(stdout);
+    return 0;
+  }
+  if (argc == 2 && strcmp(argv[1], "--version") == 0) {
+    printf("fe-journal (libfinevent) %d.%d.%d, journal format version %d\n",
+           FE_VERSION_MAJOR, FE_VERSION_MINOR, FE_VERSION_PATCH,
+           FE_JOURNAL_FORMAT_VERSION);
     return 0;
   }
   if (argc == 3 && strcmp(argv[1], "verify") == 0)

@@ -1,0 +1,475 @@
+/*
+ * test_api_null: the NULL rule, for every public function at once.
+ *
+ * The rule (error.h, "Bad arguments"): a call given NULL where it needs an
+ * object or an output never crashes.  A call that returns an int returns
+ * FE_EINVAL; a count, size or lsn comes back 0; a pointer NULL; a name
+ * "UNKNOWN" (or NULL where the header says so); a void call does nothing
+ * (config_init(NULL), destroy(NULL)).  Each row of the table below calls
+ * one function with NULL for every pointer and 0 for every number, in a
+ * child process of its own (a crash names the row instead of killing the
+ * suite), and compares what it returned with what the header promises.
+ * A second table passes real objects with NULL outputs and garbage
+ * values (unknown stage, worker, reason, state).
+ *
+ * The list must cover the whole API: test_table_is_complete compares it
+ * with the FE_API declarations in include/finevent/ (the build passes the
+ * directory as FE_INCLUDE_DIR).
+ */
+#include "helpers.h"
+
+#include <sys/wait.h>
+
+/* X(kind, call, expected): kind INT (the value), PTR (0: NULL), STR (1:
+ * not NULL, 0: NULL), VOID (returns; expected 0), ANY (takes no pointer
+ * that matters: only "does not crash"). */
+#define API_NULL(X) \
+  X(VOID, fe_breaker_config_init(NULL), 0) \
+  X(INT, fe_breaker_config_check(NULL, NULL), FE_EINVAL) \
+  X(INT, fe_breaker_create(NULL, NULL, NULL), FE_EINVAL) \
+  X(VOID, fe_breaker_destroy(NULL), 0) \
+  X(INT, fe_breaker_acquire(NULL, NULL), FE_EINVAL) \
+  X(INT, fe_breaker_on_success(NULL, 0), FE_EINVAL) \
+  X(INT, fe_breaker_on_error(NULL, 0), FE_EINVAL) \
+  X(INT, fe_breaker_release(NULL, 0), FE_EINVAL) \
+  X(INT, fe_breaker_force_open(NULL), FE_EINVAL) \
+  X(INT, fe_breaker_disable(NULL), FE_EINVAL) \
+  X(INT, fe_breaker_metrics_only(NULL), FE_EINVAL) \
+  X(INT, fe_breaker_reset(NULL), FE_EINVAL) \
+  X(INT, fe_breaker_state(NULL), FE_EINVAL) \
+  X(STR, fe_breaker_name(NULL), 0) \
+  X(STR, fe_breaker_state_name(0), 1) \
+  X(INT, fe_breaker_metrics(NULL, NULL), FE_EINVAL) \
+  X(INT, fe_reject(NULL, 1), FE_REJECT) \
+  X(INT, fe_retry(NULL, 1), FE_RETRY) \
+  X(INT, fe_fail(NULL, 1), FE_FAIL) \
+  X(PTR, fe_event_user(NULL), 0) \
+  X(VOID, fe_batch_reject(NULL, NULL, 0), 0) \
+  X(VOID, fe_batch_fail(NULL, NULL, 0), 0) \
+  X(VOID, fe_bus_config_init(NULL), 0) \
+  X(VOID, fe_stage_def_init(NULL), 0) \
+  X(INT, fe_bus_create(NULL, NULL, NULL), FE_EINVAL) \
+  X(INT, fe_bus_start(NULL, NULL), FE_EINVAL) \
+  X(INT, fe_bus_try_claim(NULL, NULL), FE_EINVAL) \
+  X(INT, fe_bus_claim(NULL, NULL, 0), FE_EINVAL) \
+  X(INT, fe_bus_publish(NULL, NULL), FE_EINVAL) \
+  X(INT, fe_bus_try_claim_n(NULL, 0, NULL), FE_EINVAL) \
+  X(INT, fe_bus_claim_n(NULL, 0, NULL, 0), FE_EINVAL) \
+  X(PTR, fe_bus_event_at(NULL, 0), 0) \
+  X(INT, fe_bus_publish_order(NULL, 0, NULL, 0, 0, NULL), FE_EINVAL) \
+  X(INT, fe_bus_submit(NULL, NULL, NULL), FE_EINVAL) \
+  X(INT, fe_bus_submit_n(NULL, NULL, 0, NULL, NULL), FE_EINVAL) \
+  X(INT, fe_bus_intent(NULL, NULL), FE_EINVAL) \
+  X(INT, fe_bus_recovery(NULL, NULL), FE_EINVAL) \
+  X(PTR, fe_bus_journal(NULL), 0) \
+  X(INT, fe_bus_redrive(NULL, NULL, 0, 0, NULL), FE_EINVAL) \
+  X(INT, fe_bus_publish_n(NULL, 0, 0), FE_EINVAL) \
+  X(INT, fe_bus_poll(NULL, 0), FE_EINVAL) \
+  X(INT, fe_bus_drain(NULL, 0), FE_EINVAL) \
+  X(INT, fe_bus_stop(NULL), FE_EINVAL) \
+  X(VOID, fe_bus_destroy(NULL), 0) \
+  X(INT, fe_bus_stats(NULL, NULL), FE_EINVAL) \
+  X(INT, fe_bus_stage_stats(NULL, 0, NULL), FE_EINVAL) \
+  X(INT, fe_bus_stage_rejects(NULL, 0, 0), 0) \
+  X(INT, fe_bus_stage_id(NULL, NULL), FE_EINVAL) \
+  X(STR, fe_bus_stage_name(NULL, 0), 0) \
+  X(INT, fe_bus_capacity(NULL), 0) \
+  X(INT, fe_bus_user_size(NULL), 0) \
+  X(INT, fe_bus_workers(NULL), 0) \
+  X(ANY, fe_clock_init(NULL), 0) \
+  X(ANY, fe_clock_init_source(0, NULL), 0) \
+  X(ANY, fe_clock_source(), 0) \
+  X(STR, fe_clock_source_name(0), 1) \
+  X(ANY, fe_clock_ticks(), 0) \
+  X(ANY, fe_clock_ticks_to_ns(0), 0) \
+  X(ANY, fe_clock_ns_to_ticks(0), 0) \
+  X(ANY, fe_clock_now_ns(), 0) \
+  X(ANY, fe_clock_realtime_ns(), 0) \
+  X(ANY, fe_clock_ticks_per_sec(), 0) \
+  X(ANY, fe_clock_wall_fn(NULL), 0) \
+  X(VOID, fe_dlq_config_init(NULL), 0) \
+  X(INT, fe_dlq_config_check(NULL, NULL), FE_EINVAL) \
+  X(INT, fe_dlq_create(NULL, NULL, NULL), FE_EINVAL) \
+  X(VOID, fe_dlq_destroy(NULL), 0) \
+  X(INT, fe_dlq_put(NULL, NULL, 0, NULL), FE_EINVAL) \
+  X(INT, fe_dlq_count(NULL), FE_EINVAL) \
+  X(INT, fe_dlq_count_reason(NULL, 0), FE_EINVAL) \
+  X(INT, fe_dlq_foreach(NULL, NULL, NULL, NULL), FE_EINVAL) \
+  X(INT, fe_dlq_get(NULL, 0, NULL, NULL, 0), FE_EINVAL) \
+  X(INT, fe_dlq_redrive(NULL, 0, NULL, NULL), FE_EINVAL) \
+  X(INT, fe_dlq_redrive_all(NULL, NULL, NULL, NULL, NULL), FE_EINVAL) \
+  X(INT, fe_dlq_purge(NULL, 0), FE_EINVAL) \
+  X(INT, fe_dlq_purge_all(NULL, NULL, NULL), FE_EINVAL) \
+  X(INT, fe_dlq_stats(NULL, NULL), FE_EINVAL) \
+  X(STR, fe_dlq_kind_name(0), 1) \
+  X(STR, fe_strerror(0), 1) \
+  X(STR, fe_err_name(0), 1) \
+  X(INT, fe_event_rejected(NULL, NULL, NULL), 0) \
+  X(INT, fe_event_dead_lettered(NULL, NULL, NULL), 0) \
+  X(VOID, fe_gateway_config_init(NULL), 0) \
+  X(INT, fe_gateway_create(NULL, NULL, NULL), FE_EINVAL) \
+  X(VOID, fe_gateway_destroy(NULL), 0) \
+  X(INT, fe_gateway_stage(NULL, NULL, NULL), FE_FAIL) \
+  X(INT, fe_gateway_stats(NULL, 0, NULL), FE_EINVAL) \
+  X(VOID, fe_hist_config_init(NULL), 0) \
+  X(INT, fe_hist_config_check(NULL, NULL), FE_EINVAL) \
+  X(INT, fe_hist_memsize(NULL), 0) \
+  X(INT, fe_hist_init(NULL, 0, NULL, NULL), FE_EINVAL) \
+  X(INT, fe_hist_create(NULL, NULL, NULL), FE_EINVAL) \
+  X(VOID, fe_hist_destroy(NULL), 0) \
+  X(INT, fe_hist_record(NULL, 0), FE_EINVAL) \
+  X(INT, fe_hist_record_n(NULL, 0, 0), FE_EINVAL) \
+  X(INT, fe_hist_record_atomic(NULL, 0), FE_EINVAL) \
+  X(INT, fe_hist_record_n_atomic(NULL, 0, 0), FE_EINVAL) \
+  X(INT, fe_hist_reset(NULL), FE_EINVAL) \
+  X(INT, fe_hist_merge(NULL, NULL), FE_EINVAL) \
+  X(INT, fe_hist_get_config(NULL, NULL), FE_EINVAL) \
+  X(INT, fe_hist_count(NULL), 0) \
+  X(INT, fe_hist_overflow(NULL), 0) \
+  X(INT, fe_hist_min(NULL), 0) \
+  X(INT, fe_hist_max(NULL), 0) \
+  X(INT, fe_hist_mean(NULL), 0) \
+  X(INT, fe_hist_percentile(NULL, 0.0), 0) \
+  X(INT, fe_hist_count_at(NULL, 0), 0) \
+  X(INT, fe_hist_lowest_equiv(NULL, 0), 0) \
+  X(INT, fe_hist_highest_equiv(NULL, 0), 0) \
+  X(VOID, fe_hist_iter_init(NULL, NULL), 0) \
+  X(INT, fe_hist_iter_next(NULL), 0) \
+  X(VOID, fe_idem_config_init(NULL), 0) \
+  X(INT, fe_idem_create(NULL, NULL, NULL), FE_EINVAL) \
+  X(VOID, fe_idem_destroy(NULL), 0) \
+  X(INT, fe_idem_key(0, NULL, 0, NULL), FE_EINVAL) \
+  X(INT, fe_idem_key_order(NULL, NULL), FE_EINVAL) \
+  X(INT, fe_idem_fingerprint(NULL), 0) \
+  X(INT, fe_idem_claim(NULL, NULL, 0, NULL), FE_EINVAL) \
+  X(INT, fe_idem_claim_lease(NULL, NULL, 0, 0, NULL), FE_EINVAL) \
+  X(INT, fe_idem_reopen(NULL, NULL, 0, NULL), FE_EINVAL) \
+  X(INT, fe_idem_complete(NULL, 0, NULL), FE_EINVAL) \
+  X(INT, fe_idem_abandon(NULL, 0), FE_EINVAL) \
+  X(INT, fe_idem_extend(NULL, 0, 0), FE_EINVAL) \
+  X(INT, fe_idem_lookup(NULL, NULL, NULL), FE_EINVAL) \
+  X(INT, fe_idem_lookup_n(NULL, NULL, 0, NULL, NULL), FE_EINVAL) \
+  X(VOID, fe_idem_prefetch(NULL, NULL), 0) \
+  X(VOID, fe_idem_prefetch_claim(NULL, NULL), 0) \
+  X(INT, fe_idem_reap(NULL, 0, NULL), FE_EINVAL) \
+  X(INT, fe_idem_restore(NULL, NULL, 0, NULL, 0), FE_EINVAL) \
+  X(INT, fe_idem_stats(NULL, NULL), FE_EINVAL) \
+  X(VOID, fe_journal_config_init(NULL), 0) \
+  X(INT, fe_journal_config_check(NULL, NULL), FE_EINVAL) \
+  X(INT, fe_journal_open(NULL, NULL, NULL, NULL, NULL, NULL), FE_EINVAL) \
+  X(INT, fe_journal_close(NULL), 0) \
+  X(INT, fe_journal_append(NULL, 0, NULL, 0, NULL), FE_EINVAL) \
+  X(INT, fe_journal_commit(NULL), FE_EINVAL) \
+  X(INT, fe_journal_tick(NULL), FE_EINVAL) \
+  X(INT, fe_journal_sync(NULL), FE_EINVAL) \
+  X(INT, fe_journal_written_lsn(NULL), 0) \
+  X(INT, fe_journal_durable_lsn(NULL), 0) \
+  X(INT, fe_journal_wait_durable(NULL, 0, 0), FE_EINVAL) \
+  X(INT, fe_journal_retire(NULL, 0, NULL), FE_EINVAL) \
+  X(INT, fe_journal_pin(NULL, 0, NULL), FE_EINVAL) \
+  X(INT, fe_journal_pin_set(NULL, 0, 0), FE_EINVAL) \
+  X(INT, fe_journal_pin_release(NULL, 0), FE_EINVAL) \
+  X(INT, fe_journal_max_record(NULL), 0) \
+  X(INT, fe_journal_stats(NULL, NULL), FE_EINVAL) \
+  X(INT, fe_journal_scan(NULL, 0, NULL, NULL, NULL, NULL), FE_EINVAL) \
+  X(INT, fe_journal_truncate_corrupt(NULL, 0, NULL, NULL), FE_EINVAL) \
+  X(STR, fe_journal_type_name(0), 1) \
+  X(STR, fe_reason_name(0), 0) \
+  X(STR, fe_reason_meaning(0), 0) \
+  X(VOID, fe_retry_policy_init(NULL), 0) \
+  X(INT, fe_retry_policy_non_retryable(NULL, 0), FE_EINVAL) \
+  X(INT, fe_retry_policy_check(NULL, NULL), FE_EINVAL) \
+  X(INT, fe_retry_next(NULL, 0, 0, 0, NULL), FE_EINVAL) \
+  X(VOID, fe_saga_def_init(NULL), 0) \
+  X(INT, fe_saga_def_check(NULL, NULL), FE_EINVAL) \
+  X(INT, fe_saga_order_template(NULL, NULL), FE_EINVAL) \
+  X(VOID, fe_saga_config_init(NULL), 0) \
+  X(INT, fe_saga_config_check(NULL, NULL), FE_EINVAL) \
+  X(INT, fe_saga_create(NULL, NULL, NULL), FE_EINVAL) \
+  X(VOID, fe_saga_destroy(NULL), 0) \
+  X(INT, fe_saga_define(NULL, NULL, NULL, NULL), FE_EINVAL) \
+  X(INT, fe_saga_coord_start(NULL), FE_EINVAL) \
+  X(INT, fe_saga_coord_stop(NULL), FE_EINVAL) \
+  X(INT, fe_saga_poll(NULL, 0), FE_EINVAL) \
+  X(INT, fe_saga_idle_ns(NULL), UINT64_MAX) \
+  X(VOID, fe_saga_wake(NULL), 0) \
+  X(INT, fe_saga_start(NULL, 0, NULL, 0, NULL), FE_EINVAL) \
+  X(INT, fe_saga_complete(NULL, 0, 0, 0), FE_EINVAL) \
+  X(INT, fe_saga_heartbeat(NULL, 0, 0), FE_EINVAL) \
+  X(INT, fe_saga_abort(NULL, 0, 0), FE_EINVAL) \
+  X(INT, fe_saga_redrive(NULL, 0), FE_EINVAL) \
+  X(INT, fe_saga_get(NULL, 0, NULL), FE_EINVAL) \
+  X(INT, fe_saga_foreach(NULL, 0, NULL, NULL), FE_EINVAL) \
+  X(INT, fe_saga_stats(NULL, NULL), FE_EINVAL) \
+  X(STR, fe_saga_state_name(0), 1) \
+  X(INT, fe_saga_replay(NULL, NULL, 0), FE_EINVAL) \
+  X(STR, fe_saga_rec_type_name(0), 1) \
+  X(INT, fe_saga_use_journal(NULL, NULL, NULL), FE_EINVAL) \
+  X(INT, fe_saga_journal_replay(NULL, NULL), FE_EINVAL) \
+  X(VOID, fe_saga_bus_map_init(NULL), 0) \
+  X(INT, fe_saga_bus_stage(NULL, NULL, NULL, NULL), FE_EINVAL) \
+  X(INT, fe_saga_bus_stats(NULL, NULL), FE_EINVAL) \
+  X(VOID, fe_throttle_config_init(NULL), 0) \
+  X(INT, fe_throttle_create(NULL, NULL, NULL), FE_EINVAL) \
+  X(VOID, fe_throttle_destroy(NULL), 0) \
+  X(INT, fe_throttle_admit(NULL, 0, 0), FE_EINVAL) \
+  X(INT, fe_throttle_reset(NULL), FE_EINVAL) \
+  X(INT, fe_throttle_stats(NULL, NULL), FE_EINVAL) \
+  X(VOID, fe_trading_config_init(NULL), 0) \
+  X(INT, fe_trading_create(NULL, NULL, NULL), FE_EINVAL) \
+  X(VOID, fe_trading_destroy(NULL), 0) \
+  X(INT, fe_trading_check(NULL, NULL), FE_EINVAL) \
+  X(INT, fe_trading_set_global(NULL, 0, NULL), FE_EINVAL) \
+  X(INT, fe_trading_set_account(NULL, 0, 0, NULL), FE_EINVAL) \
+  X(INT, fe_trading_get_global(NULL), FE_EINVAL) \
+  X(INT, fe_trading_get_account(NULL, 0), FE_EINVAL) \
+  X(INT, fe_trading_kill(NULL, NULL), FE_EINVAL) \
+  X(INT, fe_trading_stats(NULL, NULL), FE_EINVAL) \
+  X(STR, fe_trading_state_name(0), 1)
+
+#define RUN_INT(call) ((int64_t)(call))
+#define RUN_PTR(call) ((int64_t)(intptr_t)(call))
+#define RUN_STR(call) ((int64_t)((call) != NULL))
+#define RUN_VOID(call) ((call), (int64_t)0)
+#define RUN_ANY(call) ((void)(call), (int64_t)0)
+
+typedef struct row {
+  const char *call;
+  int64_t expect;
+} row_t;
+
+static const row_t k_rows[] = {
+#define ROW(kind, call, expect) {#call, (int64_t)(expect)},
+    API_NULL(ROW)
+#undef ROW
+};
+#define N_ROWS (sizeof k_rows / sizeof k_rows[0])
+
+static int64_t run_row(size_t i) {
+  size_t k = 0;
+#define RUN(kind, call, expect)                                               \
+  if (i == k++)                                                               \
+    return RUN_##kind(call);
+  API_NULL(RUN)
+#undef RUN
+  return INT64_MIN;
+}
+
+/* Runs fn(i) in a child; 0 and *value, or -1 and a description of how the
+ * child died in why. */
+static int in_child(int64_t (*fn)(size_t), size_t i, int64_t *value,
+                    char *why, size_t cap) {
+  int fds[2];
+  if (pipe(fds) != 0)
+    fail_msg("pipe: %s", strerror(errno));
+  fflush(NULL);
+  pid_t pid = fork();
+  if (pid < 0)
+    fail_msg("fork: %s", strerror(errno));
+  if (pid == 0) {
+    /* cmocka's handlers would carry on with the next test in the child */
+    static const int sigs[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT,
+                               SIGSYS};
+    for (size_t s = 0; s < sizeof sigs / sizeof sigs[0]; s++)
+      signal(sigs[s], SIG_DFL);
+    close(fds[0]);
+    int64_t v = fn(i);
+    ssize_t w = write(fds[1], &v, sizeof v);
+    _exit(w == (ssize_t)sizeof v ? 0 : 3);
+  }
+  close(fds[1]);
+  int64_t v = 0;
+  ssize_t r = read(fds[0], &v, sizeof v);
+  close(fds[0]);
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (r == (ssize_t)sizeof v && WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+    *value = v;
+    return 0;
+  }
+  if (WIFSIGNALED(status))
+    snprintf(why, cap, "killed by signal %d", WTERMSIG(status));
+  else
+    snprintf(why, cap, "exit status %d", WEXITSTATUS(status));
+  return -1;
+}
+
+static int check_rows(const row_t *rows, size_t n, int64_t (*fn)(size_t)) {
+  int bad = 0;
+  for (size_t i = 0; i < n; i++) {
+    int64_t v = 0;
+    char why[64];
+    if (in_child(fn, i, &v, why, sizeof why) != 0) {
+      print_error("%s: %s\n", rows[i].call, why);
+      bad++;
+    } else if (v != rows[i].expect) {
+      print_error("%s: returned %" PRId64 " (%s), expected %" PRId64 " (%s)\n",
+                  rows[i].call, v, fe_err_name((int)v), rows[i].expect,
+                  fe_err_name((int)rows[i].expect));
+      bad++;
+    }
+  }
+  return bad;
+}
+
+static void test_null_everywhere(void **state) {
+  (void)state;
+  int bad = check_rows(k_rows, N_ROWS, run_row);
+  if (bad != 0)
+    fail_msg("%d of %zu calls broke the NULL rule", bad, N_ROWS);
+}
+
+/* ------------------------------------------- real objects, bad arguments */
+
+/* Made by the main thread before the children fork: a host-driven bus
+ * (created, not started: no threads), a DLQ, an idempotency table, a saga
+ * coordinator, a histogram. */
+static fe_bus_t *g_bus;
+static fe_dlq_t *g_dlq;
+static fe_idem_t *g_idem;
+static fe_saga_coord_t *g_saga;
+static fe_hist_t *g_hist;
+static fe_t_def_t g_def;
+static fe_stage_stats_t g_sst; /* outputs the rows may fill */
+static fe_dlq_entry_t g_entry;
+static uint64_t g_u64;
+
+static fe_verdict_t pass(fe_stage_ctx_t *ctx, fe_event_t *ev, void *u) {
+  (void)ctx, (void)ev, (void)u;
+  return FE_CONTINUE;
+}
+
+#define API_GARBAGE(X) \
+  X(INT, fe_bus_stats(g_bus, NULL), FE_EINVAL) \
+  X(INT, fe_bus_stage_stats(g_bus, 0, NULL), FE_EINVAL) \
+  X(INT, fe_bus_stage_stats(g_bus, 77, &g_sst), FE_ERANGE) \
+  X(INT, fe_bus_stage_rejects(g_bus, 77, 1), 0) \
+  X(INT, fe_bus_stage_rejects(g_bus, 0, 100000), 0) \
+  X(STR, fe_bus_stage_name(g_bus, 77), 0) \
+  X(INT, fe_bus_stage_id(g_bus, NULL), FE_EINVAL) \
+  X(INT, fe_bus_stage_id(g_bus, "no such stage"), FE_ENAME) \
+  X(INT, fe_bus_recovery(g_bus, NULL), FE_EINVAL) \
+  X(INT, fe_bus_try_claim(g_bus, NULL), FE_EINVAL) \
+  X(INT, fe_bus_claim_n(g_bus, 0, &g_u64, 0), FE_EINVAL) \
+  X(INT, fe_bus_publish(g_bus, NULL), FE_EINVAL) \
+  X(INT, fe_bus_poll(g_bus, 99), FE_EWORKER) \
+  X(INT, fe_bus_submit(g_bus, NULL, NULL), FE_EINVAL) \
+  X(INT, fe_bus_start(g_bus, NULL) == 0 ? fe_bus_poll(g_bus, 99) : -999, FE_EWORKER) \
+  X(INT, fe_dlq_get(g_dlq, 1, NULL, NULL, 0), FE_EINVAL) \
+  X(INT, fe_dlq_get(g_dlq, 12345, &g_entry, NULL, 0), FE_ENOTFOUND) \
+  X(INT, fe_dlq_put(g_dlq, NULL, 0, NULL), FE_EINVAL) \
+  X(INT, fe_dlq_foreach(g_dlq, NULL, NULL, NULL), FE_EINVAL) \
+  X(INT, fe_dlq_count_reason(g_dlq, 100000), FE_ERANGE) \
+  X(INT, fe_dlq_stats(g_dlq, NULL), FE_EINVAL) \
+  X(INT, fe_idem_lookup(g_idem, NULL, NULL), FE_EINVAL) \
+  X(INT, fe_idem_claim(g_idem, NULL, 0, NULL), FE_EINVAL) \
+  X(INT, fe_idem_stats(g_idem, NULL), FE_EINVAL) \
+  X(INT, fe_saga_start(g_saga, 99, NULL, 0, &g_u64), FE_ESTATE) \
+  X(INT, fe_saga_get(g_saga, 1, NULL), FE_EINVAL) \
+  X(INT, fe_saga_foreach(g_saga, 0, NULL, NULL), FE_EINVAL) \
+  X(INT, fe_saga_define(g_saga, NULL, NULL, NULL), FE_EINVAL) \
+  X(INT, fe_saga_stats(g_saga, NULL), FE_EINVAL) \
+  X(STR, fe_saga_state_name(12345), 1) \
+  X(STR, fe_saga_rec_type_name(12345), 1) \
+  X(STR, fe_dlq_kind_name(12345), 1) \
+  X(STR, fe_breaker_state_name(-7), 1) \
+  X(STR, fe_trading_state_name(-7), 1) \
+  X(STR, fe_journal_type_name(0), 1) \
+  X(STR, fe_strerror(12345), 1) \
+  X(STR, fe_err_name(-12345), 1) \
+  X(STR, fe_reason_name(7), 0) \
+  X(INT, fe_hist_merge(g_hist, NULL), FE_EINVAL) \
+  X(INT, fe_hist_get_config(g_hist, NULL), FE_EINVAL) \
+  X(INT, fe_hist_percentile(g_hist, -5.0), 0) \
+  X(INT, fe_hist_percentile(g_hist, 1e9), 0)
+
+static const row_t k_garbage[] = {
+#define ROW(kind, call, expect) {#call, (int64_t)(expect)},
+    API_GARBAGE(ROW)
+#undef ROW
+};
+#define N_GARBAGE (sizeof k_garbage / sizeof k_garbage[0])
+
+static int64_t run_garbage(size_t i) {
+  size_t k = 0;
+#define RUN(kind, call, expect)                                               \
+  if (i == k++)                                                               \
+    return RUN_##kind(call);
+  API_GARBAGE(RUN)
+#undef RUN
+  return INT64_MIN;
+}
+
+static void test_garbage_on_real_objects(void **state) {
+  (void)state;
+  fe_t_def_init(&g_def, 64);
+  g_def.cfg.host_driven = 1;
+  fe_t_add_stage(&g_def, "only", pass, NULL, 0);
+  g_bus = fe_t_create(&g_def);
+  fe_dlq_config_t qc;
+  fe_dlq_config_init(&qc);
+  qc.capacity = 16;
+  assert_fe_ok(fe_dlq_create(&qc, &g_dlq, NULL));
+  fe_idem_config_t ic;
+  fe_idem_config_init(&ic);
+  ic.capacity = 64;
+  assert_fe_ok(fe_idem_create(&ic, &g_idem, NULL));
+  fe_saga_config_t sc;
+  fe_saga_config_init(&sc);
+  sc.max_sagas = 4;
+  assert_fe_ok(fe_saga_create(&sc, &g_saga, NULL));
+  fe_hist_config_t hc;
+  fe_hist_config_init(&hc);
+  assert_fe_ok(fe_hist_create(&hc, &g_hist, NULL));
+  int bad = check_rows(k_garbage, N_GARBAGE, run_garbage);
+  fe_hist_destroy(g_hist);
+  fe_saga_destroy(g_saga);
+  fe_idem_destroy(g_idem);
+  fe_dlq_destroy(g_dlq);
+  fe_bus_destroy(g_bus);
+  if (bad != 0)
+    fail_msg("%d of %zu calls with bad arguments broke the rule", bad,
+             N_GARBAGE);
+}
+
+/* Every FE_API function declared in the public headers has a row. */
+static void test_table_is_complete(void **state) {
+  (void)state;
+  char cmd[512];
+  snprintf(cmd, sizeof cmd,
+           "cat %s/*.h | tr '\\n' ' ' | grep -o 'FE_API [^;]*' | "
+           "sed -E 's/^FE_API[^(]*[ *](fe_[a-z0-9_]+) *\\(.*/\\1/' | "
+           "grep '^fe_' | sort -u",
+           FE_INCLUDE_DIR);
+  FILE *p = popen(cmd, "r");
+  assert_non_null(p);
+  char name[128];
+  int missing = 0, n = 0;
+  while (fgets(name, sizeof name, p) != NULL) {
+    name[strcspn(name, "\n")] = '\0';
+    char call[140];
+    snprintf(call, sizeof call, "%s(", name);
+    int found = 0;
+    for (size_t i = 0; i < N_ROWS && !found; i++)
+      found = strncmp(k_rows[i].call, call, strlen(call)) == 0;
+    if (!found) {
+      print_error("no row for %s\n", name);
+      missing++;
+    }
+    n++;
+  }
+  pclose(p);
+  assert_true(n > 150);
+  if (missing != 0)
+    fail_msg("%d public functions have no row in the NULL table", missing);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_null_everywhere),
+      cmocka_unit_test(test_garbage_on_real_objects),
+      cmocka_unit_test(test_table_is_complete),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
