@@ -66,6 +66,31 @@ static int check_geometry(const fe_bus_config_t *cfg, fe_diag_t *d) {
   return 0;
 }
 
+/* The bus's own stages (journal, outcome) are named "fe.<what>". */
+static int internal_name(const char *name) {
+  return strncmp(name, "fe.", 3) == 0;
+}
+
+/* Worker w runs no stage though workers up to top - 1 are used: said in
+ * the host's terms (when only the journal's stages are above the gap, the
+ * culprit is journal_worker). */
+static int gap_diag(const fe_bus_config_t *cfg, uint32_t w, uint32_t top,
+                    fe_diag_t *d) {
+  uint32_t host_top = 0;
+  for (uint32_t i = 0; i < cfg->n_stages; i++)
+    if (!internal_name(cfg->stages[i].name) &&
+        cfg->stages[i].worker + cfg->stages[i].shards > host_top)
+      host_top = cfg->stages[i].worker + cfg->stages[i].shards;
+  if (w >= host_top)
+    return fe__diag(d, FE_EWORKER, "journal_worker %u: the stages use workers "
+                    "0..%u, so the journal must run on one of them or on "
+                    "worker %u (workers are numbered from 0 without gaps)",
+                    top - 1, host_top - 1, host_top);
+  return fe__diag(d, FE_EWORKER, "worker %u runs no stage, but stages use "
+                  "workers up to %u: number workers from 0 without gaps",
+                  w, top - 1);
+}
+
 static int check_stage(const fe_bus_config_t *cfg, uint32_t i, fe_diag_t *d) {
   const fe_stage_def_t *s = &cfg->stages[i];
   if (s->name == NULL || s->name[0] == '\0')
@@ -75,8 +100,12 @@ static int check_stage(const fe_bus_config_t *cfg, uint32_t i, fe_diag_t *d) {
                     "%d bytes", i, s->name, FE_BUS_MAX_NAME - 1);
   for (uint32_t j = 0; j < i; j++)
     if (strcmp(cfg->stages[j].name, s->name) == 0)
-      return fe__diag(d, FE_ENAME, "stages[%u]: name \"%s\" is already used by "
-                      "stages[%u]", i, s->name, j);
+      return internal_name(s->name)
+                 ? fe__diag(d, FE_ENAME, "stage \"%s\" (stages[%u]): names "
+                            "beginning with \"fe.\" are the bus's own (its "
+                            "journal and outcome stages): choose another", s->name, j)
+                 : fe__diag(d, FE_ENAME, "stage \"%s\" (stages[%u]): the name "
+                            "is already used by stages[%u]", s->name, i, j);
   if ((s->handler == NULL) == (s->batch_handler == NULL))
     return fe__diag(d, FE_ENOHANDLER, "stage \"%s\": set exactly one of handler "
                     "and batch_handler (%s)", s->name,
@@ -166,9 +195,7 @@ static int check_config(const fe_bus_config_t *cfg, uint32_t *order,
   }
   for (uint32_t w = 0; w < top; w++)
     if (!(used & (1ull << w)))
-      return fe__diag(d, FE_EWORKER, "worker %u runs no stage, but stages use "
-                      "workers up to %u: number workers from 0 without gaps",
-                      w, top - 1);
+      return gap_diag(cfg, w, top, d);
   for (uint32_t w = 0; w < FE_BUS_MAX_WORKERS; w++)
     if (cfg->cpu[w] < -1 || cfg->cpu[w] >= CPU_SETSIZE)
       return fe__diag(d, FE_ERANGE, "cpu[%u] = %d: must be -1 or a CPU number "

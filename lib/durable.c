@@ -447,7 +447,9 @@ void fe__outcome_stage(fe_stage_ctx_t *ctx, fe_event_t *const *evs,
     memset(&o, 0, sizeof o);
     o.status = (int32_t)status_of(v, &stage, &reason);
     o.reason = reason;
-    o.ref = d != NULL ? m->eid : ev->seq;
+    /* Never 0 (0 reads as unset): the journal event id counts from 1, the
+     * ring sequence from 0. */
+    o.ref = d != NULL ? m->eid : ev->seq + 1;
     if (env->on_outcome != NULL)
       env->on_outcome(ev, &o, env->outcome_user);
     if (d == NULL) {

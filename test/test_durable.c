@@ -1404,11 +1404,62 @@ static void test_config_errors(void **state) {
   assert_fe(fe_bus_create(&cfg, &bus, &d), FE_EDEPEND);
   assert_non_null(strstr(d.msg, "journal"));
   assert_null(bus);
-  /* a journal directory that cannot be created */
+  /* messages in the host's terms: a journal worker past a gap names
+   * journal_worker, a stage named like the bus's own says so */
   st[1].n_deps = 0;
+  cfg.journal_worker = 5;
+  assert_fe(fe_bus_create(&cfg, &bus, &d), FE_EWORKER);
+  assert_non_null(strstr(d.msg, "journal_worker 5"));
+  assert_null(strstr(d.msg, "worker 1 runs no stage"));
+  cfg.journal_worker = 0;
+  st[1].name = "fe.journal";
+  assert_fe(fe_bus_create(&cfg, &bus, &d), FE_ENAME);
+  assert_non_null(strstr(d.msg, "bus's own"));
+  assert_non_null(strstr(d.msg, "\"fe.journal\""));
+  st[1].name = names[1];
+  /* a journal directory that cannot be created */
   jc.dir = "/proc/fe-no-such-dir/journal";
   assert_true(fe_bus_create(&cfg, &bus, &d) < 0);
   assert_null(bus);
+}
+
+/* Without a journal a duplicate's stored outcome names the first run by
+ * its ring sequence + 1: never 0, also for the bus's first event. */
+static void test_outcome_ref_is_never_zero(void **state) {
+  (void)state;
+  fe_idem_config_t ic;
+  fe_idem_config_init(&ic);
+  ic.capacity = 64;
+  fe_idem_t *idem;
+  assert_fe(fe_idem_create(&ic, &idem, NULL), 0);
+  fe_stage_def_t st;
+  fe_stage_def_init(&st);
+  st.name = "validation";
+  st.handler = validate;
+  fe_bus_config_t cfg;
+  fe_bus_config_init(&cfg);
+  cfg.capacity = 64;
+  cfg.host_driven = 1;
+  cfg.stages = &st;
+  cfg.n_stages = 1;
+  cfg.idem = idem;
+  fe_bus_t *bus;
+  assert_fe(fe_bus_create(&cfg, &bus, NULL), 0);
+  assert_fe(fe_bus_start(bus, NULL), 0);
+  fe_order_t o = {.account = 1, .quantity = 5, .price = FE_PRICE_SCALE};
+  snprintf(o.client_order_id, sizeof o.client_order_id, "FIRST");
+  fe_submit_t in = {.type = FE_EV_NEW_ORDER, .order = &o};
+  fe_submit_result_t res;
+  assert_fe(fe_bus_submit(bus, &in, &res), 0);
+  assert_int_equal(res.seq, 0);
+  for (uint32_t w = 0; w < fe_bus_workers(bus); w++)
+    while (fe_bus_poll(bus, w) > 0) {
+    }
+  assert_fe(fe_bus_submit(bus, &in, &res), FE_EDUPLICATE);
+  assert_int_equal(res.outcome.ref, 1);
+  fe_bus_stop(bus);
+  fe_bus_destroy(bus);
+  fe_idem_destroy(idem);
 }
 
 
@@ -1553,6 +1604,7 @@ int main(void) {
       FE_T_TEST(test_durable_submit_threads),
       FE_T_TEST(test_submit_bursts_two_threads),
       FE_T_TEST(test_config_errors),
+      FE_T_TEST(test_outcome_ref_is_never_zero),
       FE_T_TEST(test_dead_letters_refused_on_restart_are_counted),
       FE_T_TEST(test_recovery_refuses_without_room_for_a_key),
       FE_T_TEST(test_shared_dlq_refused_before_replay),

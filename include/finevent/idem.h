@@ -149,7 +149,9 @@ typedef struct fe_idem_outcome {
   int32_t status;          /* fe_idem_status_t or >= FE_IDEM_STATUS_USER */
   uint32_t reason;         /* e.g. the rejecting stage's reason code */
   uint64_t ref;            /* e.g. the bus sequence or journal id of the
-                              first processing */
+                              first processing; the bus sets the journal
+                              event id, or without a journal the ring
+                              sequence + 1: never 0 */
   int64_t filled_quantity; /* whole units */
   int64_t avg_price;       /* FE_PRICE_SCALE fixed point */
   char venue_order_id[32]; /* bytes, NUL padded by convention */
