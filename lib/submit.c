@@ -85,13 +85,24 @@ static int wait_durable(fe_bus_t *bus, uint64_t seq, uint64_t timeout_ns) {
 
 /* fe_bus_submit, with the order's idempotency key when the caller has it
  * (NULL: computed here; never passed for an order without a key). */
+/* The user area of a submitted or redriven event: the given bytes, the
+ * rest zeroed (the caller checked len <= fe_bus_user_size()), so nothing
+ * of the slot's previous event shows through. */
+static void put_user(fe_bus_t *bus, fe_event_t *ev, const void *area,
+                     uint32_t len) {
+  if (len != 0)
+    memcpy(fe_event_user(ev), area, len);
+  memset((uint8_t *)fe_event_user(ev) + len, 0,
+         fe__ring_user_size(&bus->ring) - len);
+}
+
 static int submit_one(fe_bus_t *bus, const fe_submit_t *in,
                       fe_submit_result_t *out, const fe_idem_key_t *key) {
   uint64_t s;
   if (FE_UNLIKELY(bus == NULL || in == NULL || in->order == NULL))
     return FE_EINVAL;
-  uint32_t room = bus->ring.slot_size - (uint32_t)sizeof(fe_event_t);
-  if (FE_UNLIKELY(in->user_len > room || (in->user_len && !in->user_area) ||
+  if (FE_UNLIKELY(in->user_len > fe__ring_user_size(&bus->ring) ||
+                  (in->user_len && !in->user_area) ||
                   ((in->flags & FE_SUBMIT_DURABLE) && bus->env.dur == NULL) ||
                   (in->flags & ~FE_SUBMIT_DURABLE)))
     return FE_EINVAL;
@@ -113,11 +124,7 @@ static int submit_one(fe_bus_t *bus, const fe_submit_t *in,
   ev->type = in->type;
   ev->order = *in->order;
   ev->trace_id = in->trace_id;
-  if (in->user_len != 0 || in->user_area != NULL) {
-    memcpy(fe_event_user(ev), in->user_area, in->user_len);
-    memset((uint8_t *)fe_event_user(ev) + in->user_len, 0,
-           room - in->user_len);
-  }
+  put_user(bus, ev, in->user_area, in->user_len);
   if (bus->ring.meta != NULL)
     fe__meta_submit(fe__ring_meta(&bus->ring, s), s, &sub, 0);
   fe__ring_publish(&bus->ring, s, 1); /* P1 releases the slot and its meta */
@@ -204,7 +211,8 @@ int fe_bus_redrive(const fe_event_t *ev, const void *user_area,
                    uint32_t user_len, uint32_t redrive_count, void *arg) {
   fe_bus_t *bus = arg;
   uint64_t s;
-  if (bus == NULL || ev == NULL || (user_len != 0 && user_area == NULL))
+  if (bus == NULL || ev == NULL || (user_len != 0 && user_area == NULL) ||
+      user_len > fe__ring_user_size(&bus->ring))
     return FE_EINVAL;
   /* A new order under an idempotency table: take its key back from the
    * dead letter's outcome, so that duplicates wait for this run and then
@@ -247,9 +255,7 @@ int fe_bus_redrive(const fe_event_t *ev, const void *user_area,
   dst->trace_id = ev->trace_id;
   dst->flags = (redrive_count > 0xffff ? 0xffff : redrive_count)
                << FLAGS_REDRIVE_SHIFT;
-  uint32_t room = bus->ring.slot_size - (uint32_t)sizeof(fe_event_t);
-  if (user_len != 0)
-    memcpy(fe_event_user(dst), user_area, user_len < room ? user_len : room);
+  put_user(bus, dst, user_area, user_len);
   /* With a journal, ev's seq is the dead letter's event id
    * (dead_letter()). */
   if (bus->ring.meta != NULL)

@@ -870,9 +870,80 @@ static void test_user_area_16_byte_aligned(void **state) {
   rec_free(r);
 }
 
+
+/* ---------------------------------------------- submitted user areas */
+
+static fe_verdict_t noop_stage(fe_stage_ctx_t *ctx, fe_event_t *ev, void *u) {
+  (void)ctx, (void)ev, (void)u;
+  return FE_CONTINUE;
+}
+
+/* Whether the user area of the event at seq holds `len` bytes of `byte`
+ * and zeros after them. */
+static int user_area_is(fe_bus_t *bus, uint64_t seq, uint8_t byte,
+                        uint32_t len) {
+  const uint8_t *u = fe_event_user(fe_bus_event_at(bus, seq));
+  for (uint32_t i = 0; i < fe_bus_user_size(bus); i++)
+    if (u[i] != (i < len ? byte : 0))
+      return 0;
+  return 1;
+}
+
+/* fe_bus_submit and fe_bus_redrive follow one rule: a user area longer
+ * than fe_bus_user_size() is refused with nothing claimed, and the slot
+ * gets the bytes given and zeros after them, never the previous event's. */
+static void test_submit_and_redrive_fill_user_area_alike(void **state) {
+  (void)state;
+  fe_t_def_t d;
+  fe_t_def_init(&d, 4);
+  d.cfg.host_driven = 1;
+  d.cfg.slot_size = sizeof(fe_event_t) + 64;
+  fe_t_add_stage(&d, "noop", noop_stage, NULL, 0);
+  fe_bus_t *bus = fe_t_create(&d);
+  fe_t_start(bus);
+  uint32_t room = fe_bus_user_size(bus);
+  assert_true(room >= 64);
+  /* every slot dirty */
+  for (int i = 0; i < 4; i++) {
+    fe_event_t *ev;
+    assert_fe_ok(fe_bus_try_claim(bus, &ev));
+    memset(fe_event_user(ev), 0xab, room);
+    assert_fe_ok(fe_bus_publish(bus, ev));
+  }
+  while (fe_bus_poll(bus, 0) > 0) {
+  }
+  uint8_t data[256];
+  memset(data, 0x11, sizeof data);
+  fe_event_t src;
+  memset(&src, 0, sizeof src);
+  src.type = FE_EV_NEW_ORDER;
+  /* too long: refused, nothing claimed */
+  assert_fe(fe_bus_redrive(&src, data, room + 1, 1, bus), FE_EINVAL);
+  assert_int_equal(fe_t_stats(bus).published, 4);
+  /* shorter: the bytes, then zeros */
+  assert_fe_ok(fe_bus_redrive(&src, data, 8, 1, bus));
+  assert_true(user_area_is(bus, 4, 0x11, 8));
+  fe_order_t o = {.account = 1, .quantity = 1, .price = 1};
+  fe_submit_t in = {.type = FE_EV_NEW_ORDER, .order = &o, .user_area = data,
+                    .user_len = room + 1};
+  fe_submit_result_t res;
+  assert_fe(fe_bus_submit(bus, &in, &res), FE_EINVAL);
+  in.user_len = 3;
+  assert_fe_ok(fe_bus_submit(bus, &in, &res));
+  assert_true(user_area_is(bus, res.seq, 0x11, 3));
+  in.user_area = NULL, in.user_len = 0; /* none given: all zeros */
+  assert_fe_ok(fe_bus_submit(bus, &in, &res));
+  assert_true(user_area_is(bus, res.seq, 0, 0));
+  while (fe_bus_poll(bus, 0) > 0) {
+  }
+  assert_fe_ok(fe_bus_stop(bus));
+  fe_bus_destroy(bus);
+}
+
 int main(void) {
   const struct CMUnitTest test_bus_publish[] = {
       FE_T_TEST(test_claim_publish_single),
+      FE_T_TEST(test_submit_and_redrive_fill_user_area_alike),
       FE_T_TEST(test_claim_n_publish_n),
       FE_T_TEST(test_full_backpressure),
       FE_T_TEST(test_claim_n_all_or_nothing),

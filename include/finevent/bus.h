@@ -609,8 +609,10 @@ FE_API fe_journal_t *fe_bus_journal(fe_bus_t *bus);
  * order with FE_EMISMATCH (FE_ETABLEFULL when the table is full): the
  * entry stays in the queue, and an order never runs twice.  Waits for a
  * slot like fe_bus_claim with no timeout; returns 0, those codes,
- * FE_ESTOPPED or FE_EINVAL.  Threads as fe_bus_try_claim (multi-producer mode, or the
- * single producer thread). */
+ * FE_ESTOPPED or FE_EINVAL (NULL, or user_len above fe_bus_user_size():
+ * the same rule as fe_bus_submit, whose user area it fills the same way:
+ * the bytes given, the rest zeroed).  Threads as fe_bus_try_claim
+ * (multi-producer mode, or the single producer thread). */
 FE_API int fe_bus_redrive(const fe_event_t *ev, const void *user_area,
                           uint32_t user_len, uint32_t redrive_count,
                           void *bus);
