@@ -55,7 +55,7 @@ void fe__ring_free(fe_ring_t *r) {
 }
 
 void fe__ring_wake_workers(fe_ring_t *r, uint64_t mask) {
-  fe__asym_light(r->asym); /* see ring.h */
+  fe__asym_light(&r->asym); /* see ring.h */
   uint64_t parked = fe__load_relaxed(&r->parked_mask) & mask;
   while (FE_UNLIKELY(parked != 0)) {
     uint32_t *futex = r->futex[__builtin_ctzll(parked)];
@@ -67,7 +67,7 @@ void fe__ring_wake_workers(fe_ring_t *r, uint64_t mask) {
 }
 
 void fe__ring_wake_space(fe_ring_t *r) {
-  fe__asym_light(r->asym); /* pairs with the heavy side in wait_space */
+  fe__asym_light(&r->asym); /* pairs with the heavy side in wait_space */
   if (FE_UNLIKELY(fe__load_relaxed(&r->space_waiters) != 0)) {
     __atomic_fetch_add(&r->space_futex, 1, __ATOMIC_RELEASE);
     fe__futex_wake(&r->space_futex, -1);
@@ -98,9 +98,9 @@ int fe__ring_wait_space(fe_ring_t *r, uint32_t *iter, uint64_t deadline,
      * between makes the wait return at once. */
     uint32_t v = __atomic_load_n(&r->space_futex, __ATOMIC_ACQUIRE);
     __atomic_fetch_add(&r->space_waiters, 1, __ATOMIC_SEQ_CST);
-    fe__asym_heavy(r->asym);
+    int fenced = fe__asym_heavy(&r->asym) == 0; /* else: do not sleep */
     uint64_t now = fe__mono_ns();
-    if (!ready(r, arg) && now < deadline) {
+    if (fenced && !ready(r, arg) && now < deadline) {
       uint64_t left = deadline - now;
       fe__futex_wait(&r->space_futex, v,
                      left < PARK_SAFETY_NS ? left : PARK_SAFETY_NS);
@@ -143,7 +143,15 @@ int fe__ring_claim_wait(fe_ring_t *r, uint32_t n, uint64_t *first,
 uint64_t fe__ring_stop(fe_ring_t *r) {
   __atomic_store_n(&r->state, ST_STOPPING, __ATOMIC_SEQ_CST);
   /* Heavy side of the claim/stop Dekker (fe__ring_claim_n): after this,
-   * every claim not counted below will see ST_STOPPING and void itself. */
-  fe__asym_heavy(r->asym);
+   * every claim not counted below will see ST_STOPPING and void itself.
+   * Should membarrier fail, a claim racing with this call had only a
+   * compiler barrier: its store leaves the store buffer within
+   * nanoseconds, so a millisecond's grace before reading the count covers
+   * it (later claims fence for real). */
+  if (fe__asym_heavy(&r->asym) != 0) {
+    struct timespec grace = {0, 1000000};
+    nanosleep(&grace, NULL);
+    fe__fence();
+  }
   return fe__ring_claimed(r);
 }

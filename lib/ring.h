@@ -267,7 +267,7 @@ fe__ring_claim_n(fe_ring_t *r, uint32_t n, uint64_t *first) {
    * this state load; fe__ring_stop() sets the state, runs the heavy side
    * and then reads the claimed count.  So either stop waits for this
    * claim, or we see the stop and void the claim (never both missed). */
-  fe__asym_light(r->asym);
+  fe__asym_light(&r->asym);
   if (FE_UNLIKELY(fe__ring_stopping(r)))
     return fe__ring_void_claim(r, s, n);
   for (uint32_t i = 0; i < n; i++)
@@ -297,7 +297,7 @@ fe__ring_claim_one(fe_ring_t *r, fe_event_t **ev) {
       return FE_EFULL;
   }
   fe__store_relaxed(&r->claimed, s + 1);
-  fe__asym_light(r->asym); /* stop protocol, as in fe__ring_claim_n */
+  fe__asym_light(&r->asym); /* stop protocol, as in fe__ring_claim_n */
   if (FE_UNLIKELY(fe__ring_stopping(r)))
     return fe__ring_void_claim(r, s, 1);
   fe_event_t *e = fe__ring_slot(r, s);

@@ -18,12 +18,15 @@ int fe__asym_init(void) {
                  0) == 0;
 }
 
-void fe__asym_heavy(int asym) {
-  if (asym && syscall(__NR_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0)
-    return;
-  /* Not registered or failed: the light side then fences for real (asym=0);
-   * a full fence here keeps this side's order. */
+int fe__asym_heavy(int *asym) {
+  if (__atomic_load_n(asym, __ATOMIC_RELAXED) &&
+      syscall(__NR_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0)
+    return 0;
+  /* Not registered or failed: the light side fences for real from now on
+   * (asym 0); a full fence here keeps this side's order. */
+  int failed = __atomic_exchange_n(asym, 0, __ATOMIC_RELAXED) != 0;
   fe__fence();
+  return failed ? -1 : 0;
 }
 
 int fe__futex_wait(uint32_t *addr, uint32_t val, uint64_t timeout_ns) {

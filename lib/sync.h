@@ -36,10 +36,18 @@
  * process executes a full fence, so any light-side load issued before that
  * point has its preceding store already visible, and any issued after sees
  * the slow side's store.  Where membarrier is unavailable (old kernel,
- * seccomp), fe__asym_init() reports 0 and callers pass asym=0: the light side
- * then issues a real seq_cst fence. */
+ * seccomp), fe__asym_init() reports 0 and callers keep asym=0: the light
+ * side then issues a real seq_cst fence.
+ *
+ * *asym is the caller's flag, read by the light sides (relaxed).  If
+ * membarrier fails at run time (it succeeded at init: this should not
+ * happen), fe__asym_heavy() fences itself, clears *asym so that every
+ * light side from then on fences for real, and returns -1: a light side
+ * already past its compiler barrier was not ordered by this call, so the
+ * caller must not rely on it this once (a parker does not sleep, a stop
+ * waits out a grace period). */
 int fe__asym_init(void);
-void fe__asym_heavy(int asym);
+int fe__asym_heavy(int *asym);
 
 #if defined(__SANITIZE_THREAD__)
 #define FE_TSAN 1
@@ -61,8 +69,8 @@ static inline void fe__fence(void) {
 #endif
 }
 
-static inline void fe__asym_light(int asym) {
-  if (asym)
+static inline void fe__asym_light(const int *asym) {
+  if (__atomic_load_n(asym, __ATOMIC_RELAXED))
     fe__compiler_barrier();
   else
     fe__fence();

@@ -604,8 +604,8 @@ static void park_worker(fe_bus_t *bus, worker_t *w) {
   uint64_t bit = 1ull << w->index;
   uint32_t v = __atomic_load_n(&w->futex, __ATOMIC_ACQUIRE);
   __atomic_fetch_or(&bus->ring.parked_mask, bit, __ATOMIC_SEQ_CST);
-  fe__asym_heavy(bus->ring.asym);
-  if (!worker_has_work(bus, w, 1) && !fe__worker_done(bus, w) &&
+  int fenced = fe__asym_heavy(&bus->ring.asym) == 0; /* else: no sleep */
+  if (fenced && !worker_has_work(bus, w, 1) && !fe__worker_done(bus, w) &&
       !fe__load_relaxed(&bus->ring.abort_workers)) {
     /* Sleep no longer than until a paused retry is due. */
     uint64_t due = retry_due_in(bus, w), nap = PARK_SAFETY_NS;
