@@ -19,6 +19,24 @@
  * the library's heap allocations between fe_bus_start and fe_bus_stop (the
  * bench links with -Wl,--wrap for malloc and friends): it must be 0.
  *
+ * The bus scenarios and the Disruptor anchors' shapes (../shared/anchors,
+ * `Pipeline tput SHAPE N yield`):
+ *   bus_1p1c          one producer (fe_bus_claim_n/publish_n of --claim
+ *                     events, 1 by default), the four functions as four
+ *                     stages on one worker;
+ *   bus_1p1c_single   the Disruptor's `1c`: one stage whose handler calls
+ *                     the four functions, the producer calling fe_bus_claim,
+ *                     filling the slot and fe_bus_publish for every event,
+ *                     exactly as the README's first program does;
+ *   bus_3p1c          `3p1c`: three FE_PRODUCER_MULTI producers, each
+ *                     publishing one event at a time, the four stages on
+ *                     one worker;
+ *   bus_diamond       `diamond`: validation -> {compliance, market-data
+ *                     check (status 3 when price > 1,000,000)} ->
+ *                     execution -> settlement, all on one worker (the
+ *                     Disruptor runs a thread per handler; on two cores the
+ *                     bus groups them).
+ *
  * saga_3step is the saga coordinator's: `events` sagas of three steps
  * (compensatable, pivot, retriable) whose actions return DONE at once,
  * started and run to completion by one host thread in batches of 4096
