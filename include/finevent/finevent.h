@@ -22,6 +22,7 @@
 #include "gateway.h"
 #include "idem.h"
 #include "journal.h"
+#include "audit.h"
 #include "saga.h"
 
 #endif /* FINEVENT_FINEVENT_H */
