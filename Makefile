@@ -42,12 +42,21 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 define need_packages
 	@missing=""; command -v pkg-config >/dev/null 2>&1 || missing="pkg-config"; \
 	for p in $(1); do pkg-config --exists "$${p%%:*}" 2>/dev/null || missing="$$missing $${p#*:}"; done; \
-	if [ -n "$$missing" ]; then \
+	$(APT_MISSING)
+endef
+
+# Shell text: installs the Debian packages named in $$missing, if any.
+APT_MISSING = if [ -n "$$missing" ]; then \
 	  echo "libfinevent: installing missing Debian packages:$$missing"; \
 	  { $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
 	    $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; } >/dev/null || \
 	  { echo "libfinevent: could not install$$missing -- run: sudo apt-get install$$missing" >&2; exit 1; }; \
 	fi
+
+# As need_packages, for commands: $(1) is a list of command:debian-package.
+define need_commands
+	@missing=""; for p in $(1); do command -v "$${p%%:*}" >/dev/null 2>&1 || missing="$$missing $${p#*:}"; done; \
+	$(APT_MISSING)
 endef
 
 .DEFAULT_GOAL := all
@@ -56,7 +65,7 @@ endef
 
 help:
 	@echo "make              build the library (static + shared) and the tools in $(BUILD)/release"
-	@echo "make tools        build the tools: $(BUILD)/release/bin/fe-journal (journal dump/verify/stats)"
+	@echo "make tools        build the tools: $(BUILD)/release/bin/fe-journal (journal dump/verify/stats), fe-audit (audit trail verify/dump/search/keygen)"
 	@echo "make deps         install the Debian packages it needs (apt-get, sudo if not root)"
 	@echo "make demo         build and run the bus demo (examples/bus_demo.c)"
 	@echo "make test         build and run every cmocka suite and every example"
@@ -76,6 +85,7 @@ $(BUILD)/.deps-lib:
 
 $(BUILD)/.deps-test: $(BUILD)/.deps-lib
 	$(call need_packages,$(TEST_DEPS))
+	$(call need_commands,$(TEST_CMDS))
 	@mkdir -p $(@D) && touch $@
 
 # ------------------------------------------------------------------ library

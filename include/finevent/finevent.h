@@ -23,6 +23,9 @@
 #include "idem.h"
 #include "journal.h"
 #include "audit.h"
+#include "trace.h"
+#include "metrics.h"
+#include "log.h"
 #include "saga.h"
 
 #endif /* FINEVENT_FINEVENT_H */
