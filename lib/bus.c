@@ -169,6 +169,9 @@ static void mark(consumer_t *c, fe_event_t *ev, uint64_t kind, uint32_t reason) 
                               __ATOMIC_RELAXED);
   if (kind == 0)
     fe__add_owned(&c->reasons[r], 1);
+  if (c->bus->audit != NULL) /* audit: the verdict, as given */
+    fe_audit_event(c->bus->audit, ev, ev->seq, c->stage->id,
+                   kind ? FE_AUDIT_DEAD_LETTERED : FE_AUDIT_REJECTED, r, NULL);
 }
 
 static void reject(consumer_t *c, fe_event_t *ev, uint32_t reason) {
@@ -245,6 +248,7 @@ static uint64_t last_handled(const fe_bus_t *bus, const consumer_t *c,
 
 typedef struct tally {
   uint64_t handled, rejected, skipped, filtered, done, failed, dead;
+  struct fe_audit *audit; /* the sink's: bus->audit */
 } tally_t;
 
 /* The sink's count of an event it finished: rejected or dead-lettered by
@@ -252,9 +256,12 @@ typedef struct tally {
  * visible), or done. */
 static inline void tally_outcome(const fe_event_t *ev, tally_t *t) {
   uint64_t v = fe__load_relaxed(&ev->verdict);
-  if (v == 0)
+  if (v == 0) {
     t->done++;
-  else if (v & FE_VERDICT_DEAD)
+    if (FE_UNLIKELY(t->audit != NULL)) /* audit: passed every stage */
+      fe_audit_event(t->audit, ev, ev->seq, FE_AUDIT_ALL_STAGES,
+                     FE_AUDIT_ACCEPTED, 0, NULL);
+  } else if (v & FE_VERDICT_DEAD)
     t->dead++;
   else
     t->failed++;
@@ -458,7 +465,7 @@ static uint64_t resume_retry(fe_bus_t *bus, consumer_t *c, tally_t *t) {
 /* Runs one batch of consumer c.  Returns how many sequences it advanced. */
 static uint32_t consumer_run(fe_bus_t *bus, consumer_t *c) {
   uint64_t next = fe__load_relaxed(&c->seq); /* owner's own value */
-  tally_t t = {0, 0, 0, 0, 0, 0, 0};
+  tally_t t = {0, 0, 0, 0, 0, 0, 0, c->counts_outcome ? bus->audit : NULL};
   uint64_t reached;
   if (FE_UNLIKELY(c->retry_pending)) {
     reached = resume_retry(bus, c, &t);
@@ -889,6 +896,7 @@ static int submit_one(fe_bus_t *bus, const fe_submit_t *in,
   ev->type = in->type;
   ev->order = *in->order;
   ev->trace_id = in->trace_id;
+  ev->trace = in->trace;
   if (in->user_len != 0 || in->user_area != NULL) {
     memcpy(fe_event_user(ev), in->user_area, in->user_len);
     memset((uint8_t *)fe_event_user(ev) + in->user_len, 0,
@@ -1021,6 +1029,7 @@ int fe_bus_redrive(const fe_event_t *ev, const void *user_area,
   dst->type = ev->type;
   dst->order = ev->order;
   dst->trace_id = ev->trace_id;
+  dst->trace = ev->trace;
   dst->flags = (redrive_count > 0xffff ? 0xffff : redrive_count)
                << FLAGS_REDRIVE_SHIFT;
   uint32_t room = bus->slot_size - (uint32_t)sizeof(fe_event_t);
@@ -1032,6 +1041,8 @@ int fe_bus_redrive(const fe_event_t *ev, const void *user_area,
     fe__meta_submit(fe__meta(bus, s), s, sub.sub_flags ? &sub : NULL,
                     bus->dur != NULL && (ev->flags & FE_EVF_DLQ_EID) ? ev->seq
                                                                      : 0);
+  if (bus->audit != NULL) /* audit: out of the dead-letter queue */
+    fe_audit_event(bus->audit, dst, s, 0, FE_AUDIT_REDRIVEN, 0, NULL);
   publish_range(bus, s, 1);
   return 0;
 }

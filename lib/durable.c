@@ -907,6 +907,7 @@ static int redrive_one(fe_bus_t *bus, durable_t *d, rentry_t *e) {
   ev->type = src.type;
   ev->order = src.order;
   ev->trace_id = src.trace_id;
+  ev->trace = src.trace;
   ev->flags = src.flags;
   memcpy(fe_event_user(ev), &e->rec + 1, d->user_len); /* <= room: open */
   slot_meta_t *m = fe__meta(bus, s);

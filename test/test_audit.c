@@ -808,6 +808,205 @@ static void test_sigkill_mid_write(void **state) {
   assert_true(s.frames >= whole + 4);
 }
 
+/* --------------------------------------------------------------- bus */
+
+static fe_verdict_t risk(fe_stage_ctx_t *ctx, fe_event_t *ev, void *user) {
+  (void)user;
+  if (ev->order.quantity % 2) {
+    ctx->reason = 5;
+    return FE_REJECT;
+  }
+  return FE_CONTINUE;
+}
+
+static fe_verdict_t exec_stage(fe_stage_ctx_t *ctx, fe_event_t *ev, void *user) {
+  (void)user;
+  if (ev->order.quantity % 4 == 0) {
+    ctx->reason = 9;
+    return FE_FAIL;
+  }
+  return FE_CONTINUE;
+}
+
+static fe_event_t dead_copy;
+static void on_dead(const fe_event_t *ev, const fe_dead_letter_t *info, void *user) {
+  (void)info, (void)user;
+  dead_copy = *ev;
+}
+
+typedef struct bus_seen {
+  uint64_t by_qty[16][FE_AUDIT_DECISION_MAX + 1];
+  uint32_t stage_of[16][FE_AUDIT_DECISION_MAX + 1];
+  uint32_t reason_of[16][FE_AUDIT_DECISION_MAX + 1];
+  int bad;
+} bus_seen_t;
+
+static int bus_rec(const fe_audit_rec_t *r, void *user) {
+  bus_seen_t *b = user;
+  unsigned q;
+  if (r->type != 1 || sscanf(r->client_order_id, "Q-%u", &q) != 1 || q >= 16)
+    return 0;
+  b->by_qty[q][r->decision]++;
+  b->stage_of[q][r->decision] = r->stage;
+  b->reason_of[q][r->decision] = r->reason;
+  if (r->account != 100 + q || r->trace_id[0] != q || r->span_id[7] != 0x5a)
+    b->bad++;
+  return 0;
+}
+
+/* Every verdict of a bus with cfg.audit is one record, with the event's
+ * identity and trace context. */
+static void test_bus_verdicts(void **state) {
+  fx_t *f = *state;
+  fe_audit_config_t c = config(f);
+  fe_audit_t *a;
+  assert_fe_ok(fe_audit_create(&c, &a, NULL));
+  fe_t_def_t d;
+  fe_t_def_init(&d, 64);
+  uint32_t r = fe_t_add_stage(&d, "risk", risk, NULL, 0);
+  uint32_t x = fe_t_add_stage(&d, "exec", exec_stage, NULL, 0);
+  fe_t_add_dep(&d, x, r);
+  d.cfg.host_driven = 1;
+  d.cfg.audit = a;
+  d.cfg.on_dead_letter = on_dead;
+  fe_bus_t *bus = fe_t_create(&d);
+  assert_fe_ok(fe_bus_start(bus, NULL));
+  for (unsigned q = 1; q <= 8; q++) {
+    fe_event_t *ev;
+    assert_fe_ok(fe_bus_claim(bus, &ev, FE_T_LONG_NS));
+    ev->order.quantity = q;
+    ev->order.account = 100 + q;
+    snprintf(ev->order.client_order_id, sizeof ev->order.client_order_id, "Q-%u", q);
+    memset(&ev->trace, 0, sizeof ev->trace);
+    ev->trace.trace_id[0] = (uint8_t)q;
+    ev->trace.span_id[7] = 0x5a;
+    assert_fe_ok(fe_bus_publish(bus, ev));
+  }
+  while (fe_bus_poll(bus, 0) > 0) {
+  }
+  /* Redrive the last dead letter (qty 8) with a changed quantity. */
+  fe_event_t again = dead_copy;
+  assert_int_equal(again.order.quantity, 8);
+  again.order.quantity = 10;
+  snprintf(again.order.client_order_id, sizeof again.order.client_order_id, "Q-10");
+  again.order.account = 110;
+  again.trace.trace_id[0] = 10;
+  assert_fe_ok(fe_bus_redrive(&again, NULL, 0, 1, bus));
+  while (fe_bus_poll(bus, 0) > 0) {
+  }
+  fe_bus_stop(bus);
+  fe_bus_destroy(bus);
+  fe_audit_destroy(a);
+  bus_seen_t b;
+  memset(&b, 0, sizeof b);
+  fe_audit_verify_result_t res;
+  assert_int_equal(fe_audit_verify_dir(f->dir, f->pk, bus_rec, &b, &res), 0);
+  assert_int_equal(b.bad, 0);
+  for (unsigned q = 1; q <= 8; q++) {
+    uint64_t total = 0;
+    for (int k = 0; k <= FE_AUDIT_DECISION_MAX; k++)
+      total += b.by_qty[q][k];
+    assert_int_equal(total, 1); /* exactly one verdict each */
+    if (q % 2) {
+      assert_int_equal(b.by_qty[q][FE_AUDIT_REJECTED], 1);
+      assert_int_equal(b.stage_of[q][FE_AUDIT_REJECTED], r);
+      assert_int_equal(b.reason_of[q][FE_AUDIT_REJECTED], 5);
+    } else if (q % 4 == 0) {
+      assert_int_equal(b.by_qty[q][FE_AUDIT_DEAD_LETTERED], 1);
+      assert_int_equal(b.stage_of[q][FE_AUDIT_DEAD_LETTERED], x);
+      assert_int_equal(b.reason_of[q][FE_AUDIT_DEAD_LETTERED], 9);
+    } else {
+      assert_int_equal(b.by_qty[q][FE_AUDIT_ACCEPTED], 1);
+      assert_int_equal(b.stage_of[q][FE_AUDIT_ACCEPTED], FE_AUDIT_ALL_STAGES);
+    }
+  }
+  assert_int_equal(b.by_qty[10][FE_AUDIT_REDRIVEN], 1);
+  assert_int_equal(b.by_qty[10][FE_AUDIT_ACCEPTED], 1);
+}
+
+typedef struct notes {
+  int n[FE_AUDIT_DECISION_MAX + 1];
+  char detail[FE_AUDIT_DECISION_MAX + 1][FE_AUDIT_DETAIL_MAX + 1];
+  uint64_t account[FE_AUDIT_DECISION_MAX + 1];
+  int saga_logged;
+} notes_t;
+
+static int note_rec(const fe_audit_rec_t *r, void *user) {
+  notes_t *n = user;
+  if (r->type != 1)
+    return 0;
+  n->n[r->decision]++;
+  memcpy(n->detail[r->decision], r->detail, FE_AUDIT_DETAIL_MAX);
+  n->account[r->decision] = r->account;
+  return 0;
+}
+
+static void next_log(const void *rec, uint32_t len, void *user) {
+  (void)rec, (void)len;
+  ((notes_t *)user)->saga_logged++;
+}
+
+/* The adapters for the breaker's, trading's and saga's hooks, and notes. */
+static void test_hooks(void **state) {
+  fx_t *f = *state;
+  fe_audit_config_t c = config(f);
+  fe_audit_t *a;
+  assert_fe_ok(fe_audit_create(&c, &a, NULL));
+  fe_trading_config_t tc;
+  fe_trading_config_init(&tc);
+  tc.on_change = fe_audit_trading_hook;
+  tc.change_user = a;
+  tc.on_kill = fe_audit_kill_hook;
+  tc.kill_user = a;
+  fe_trading_t *t;
+  assert_fe_ok(fe_trading_create(&tc, &t, NULL));
+  assert_fe_ok(fe_trading_set_account(t, 42, FE_TRADING_REDUCING, "margin call"));
+  assert_fe_ok(fe_trading_kill(t, "operator"));
+  fe_trading_destroy(t);
+  fe_breaker_config_t bc;
+  fe_breaker_config_init(&bc);
+  bc.name = "venue1";
+  bc.on_state = fe_audit_breaker_hook;
+  bc.user = a;
+  fe_breaker_t *br;
+  assert_fe_ok(fe_breaker_create(&bc, &br, NULL));
+  assert_fe_ok(fe_breaker_force_open(br));
+  fe_breaker_destroy(br);
+  notes_t n;
+  memset(&n, 0, sizeof n);
+  fe_audit_saga_tap_t tap = {a, next_log, &n};
+  fe_saga_rec_t rec;
+  memset(&rec, 0, sizeof rec);
+  rec.magic = FE_SAGA_REC_MAGIC;
+  rec.type = FE_SAGA_REC_END;
+  rec.state = FE_SAGA_COMPENSATED;
+  rec.saga_id = 77;
+  rec.step = 2;
+  fe_audit_saga_log(&rec, sizeof rec, &tap);
+  rec.type = FE_SAGA_REC_HEARTBEAT; /* not audited, still passed on */
+  fe_audit_saga_log(&rec, sizeof rec, &tap);
+  rec.type = FE_SAGA_REC_STEP;
+  rec.state = FE_SAGA_RUNNING;
+  fe_audit_saga_log(&rec, sizeof rec, &tap);
+  fe_audit_saga_log(&rec, 3, &tap); /* too short: passed on only */
+  fe_audit_saga_log(&rec, sizeof rec, NULL);
+  assert_int_equal(n.saga_logged, 4);
+  assert_fe_ok(fe_audit_note(a, FE_AUDIT_CONFIG, 0, "risk limits v7 fingerprint ab12"));
+  fe_audit_destroy(a);
+  fe_audit_verify_result_t res;
+  assert_int_equal(fe_audit_verify_dir(f->dir, f->pk, note_rec, &n, &res), 0);
+  assert_int_equal(n.n[FE_AUDIT_TRADING_STATE], 2); /* account, then global */
+  assert_non_null(strstr(n.detail[FE_AUDIT_TRADING_STATE], "global"));
+  assert_int_equal(n.n[FE_AUDIT_KILL_SWITCH], 1);
+  assert_non_null(strstr(n.detail[FE_AUDIT_KILL_SWITCH], "operator"));
+  assert_int_equal(n.n[FE_AUDIT_BREAKER], 1);
+  assert_non_null(strstr(n.detail[FE_AUDIT_BREAKER], "venue1: "));
+  assert_int_equal(n.n[FE_AUDIT_COMPENSATED], 1);
+  assert_int_equal(n.n[FE_AUDIT_SAGA], 1);
+  assert_non_null(strstr(n.detail[FE_AUDIT_SAGA], "step=2"));
+  assert_int_equal(n.n[FE_AUDIT_CONFIG], 1);
+}
+
 /* -------------------------------------------------------------- tool */
 
 #ifdef FE_AUDIT_TOOL
@@ -958,6 +1157,8 @@ int main(void) {
       T(test_producers),
       T(test_checkpoint_by_time),
       T(test_sigkill_mid_write),
+      T(test_bus_verdicts),
+      T(test_hooks),
       T(test_tool),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -64,7 +64,10 @@
 
 #include "error.h"
 #include "event.h"
+#include "breaker.h"
 #include "journal.h" /* fe_fsync_t */
+#include "saga.h"
+#include "trading.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -77,6 +80,8 @@ extern "C" {
 #define FE_AUDIT_SECKEY 64       /* Ed25519 secret key (libsodium layout) */
 #define FE_AUDIT_SIG 64
 #define FE_AUDIT_SEGMENT_MIN (16u * FE_AUDIT_FRAME)
+/* The stage of an ACCEPTED record the bus writes: it passed every stage. */
+#define FE_AUDIT_ALL_STAGES UINT32_MAX
 
 /* What a record says happened. */
 typedef enum fe_audit_decision {
@@ -231,6 +236,43 @@ FE_API int fe_audit_event(fe_audit_t *a, const fe_event_t *ev, uint64_t eid,
  * text (NULL: none).  As fe_audit_append. */
 FE_API int fe_audit_note(fe_audit_t *a, uint32_t decision, uint64_t account,
                          const char *text);
+
+/* ------------------------------------------------ adapters for hooks */
+
+/* Each has the shape of another module's callback, with the trail as its
+ * user pointer, and appends one record (a full queue follows the trail's
+ * policy; the hooks cannot report it, the trail counts it).  */
+
+/* fe_breaker_config.on_state (user = the fe_audit_t): FE_AUDIT_BREAKER,
+ * detail "NAME: from -> to". */
+FE_API void fe_audit_breaker_hook(const char *name, fe_breaker_state_t from,
+                                  fe_breaker_state_t to, void *user);
+
+/* fe_trading_config.on_change: FE_AUDIT_TRADING_STATE for the account (0
+ * when global), detail "global|account: from -> to: why". */
+FE_API void fe_audit_trading_hook(uint64_t account_or_global, int is_global,
+                                  fe_trading_state_t from,
+                                  fe_trading_state_t to, const char *why,
+                                  void *user);
+
+/* fe_trading_config.on_kill: FE_AUDIT_KILL_SWITCH, detail "from -> halted:
+ * why". */
+FE_API void fe_audit_kill_hook(fe_trading_state_t from, const char *why,
+                               void *user);
+
+/* A tap on a saga coordinator's log hook: set the coordinator's log hook
+ * to fe_audit_saga_log with a fe_audit_saga_tap_t as its user.  Every
+ * record but HEARTBEAT becomes FE_AUDIT_SAGA (FE_AUDIT_COMPENSATED for an
+ * END in state COMPENSATED): event id = saga id, stage = step, reason =
+ * the saga's reason, detail "TYPE state=S step=N attempt=N".  Then the
+ * record goes on to next (the host's journal hook; NULL: none), unchanged
+ * and in order. */
+typedef struct fe_audit_saga_tap {
+  fe_audit_t *audit;
+  fe_saga_log_fn next;
+  void *next_user;
+} fe_audit_saga_tap_t;
+FE_API void fe_audit_saga_log(const void *rec, uint32_t len, void *user);
 
 /* Waits until every record appended before the call is written, a
  * checkpoint covers it (with a key) and (unless FE_FSYNC_NONE) it is

@@ -258,6 +258,16 @@ typedef struct fe_bus_config {
                               journaled; one journaled bus per queue
                               (another gets FE_ESTATE). */
   fe_dead_letter_fn on_dead_letter; /* NULL: dead letters are only counted */
+  struct fe_audit *audit;  /* every verdict becomes an audit record
+                              (audit.h): a reject or dead letter when a
+                              stage gives it (stage, reason), an accept
+                              when the event has passed every stage
+                              (stage FE_AUDIT_ALL_STAGES), a redrive when
+                              fe_bus_redrive publishes it; event id: the
+                              ring sequence.  The hand-off is the trail's
+                              lock-free append, on the deciding worker; a
+                              full queue follows the trail's policy.  NULL:
+                              none.  Borrowed: must outlive the bus. */
   void *dead_letter_user;
   fe_trading_t *trading;   /* admission by fe_bus_publish_order: trading
                               states and kill switch; NULL: none.  Borrowed:
@@ -475,6 +485,7 @@ typedef struct fe_submit {
   uint32_t flags;           /* FE_SUBMIT_DURABLE */
   const fe_order_t *order;  /* required */
   uint64_t trace_id;
+  fe_trace_t trace;         /* W3C trace context, copied into the event */
   const void *user_area;    /* copied into the slot's user area (the rest
                                of it is zeroed); may be NULL */
   uint32_t user_len;        /* <= fe_bus_user_size() */
