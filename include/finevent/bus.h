@@ -231,7 +231,7 @@ typedef struct fe_stage_def {
 typedef struct fe_bus_config {
   uint32_t capacity;      /* slots; power of two >= 2 (default 65536) */
   uint32_t slot_size;     /* bytes per slot, rounded up to a multiple of 64;
-                             must hold fe_event_t (default 256: 112 bytes
+                             must hold fe_event_t (default 256: 80 bytes
                              of user area) */
   fe_producer_t producer; /* default FE_PRODUCER_SINGLE */
   fe_wait_t wait;         /* default FE_WAIT_PARK */
@@ -263,8 +263,10 @@ typedef struct fe_bus_config {
                               stage gives it (stage, reason), an accept
                               when the event has passed every stage
                               (stage FE_AUDIT_ALL_STAGES), a redrive when
-                              fe_bus_redrive publishes it; event id: the
-                              ring sequence.  The hand-off is the trail's
+                              fe_bus_redrive publishes it (a purge is the
+                              host's to note: fe_audit_note with
+                              FE_AUDIT_PURGED); event id: the ring
+                              sequence.  The hand-off is the trail's
                               lock-free append, on the deciding worker; a
                               full queue follows the trail's policy.  NULL:
                               none.  Borrowed: must outlive the bus. */

@@ -151,7 +151,8 @@ static int show(const fe_audit_rec_t *r, void *user) {
   return 0;
 }
 
-static int report(int rc, const fe_audit_verify_result_t *res, int quiet_ok) {
+static int report(int rc, const fe_audit_verify_result_t *res, int quiet_ok,
+                  int pinned) {
   if (rc == FE_EIO) {
     fprintf(stderr, "fe-audit: %s\n", res->why);
     return 2;
@@ -165,9 +166,11 @@ static int report(int rc, const fe_audit_verify_result_t *res, int quiet_ok) {
   if (!quiet_ok) {
     printf("ok: %" PRIu64 " frames, %" PRIu64 " checkpoints, last signed seq %" PRIu64,
            res->frames, res->checkpoints, res->last_signed_seq);
-    if (res->last_signed_seq + 1 < res->frames + 1)
+    if (res->last_signed_seq < res->frames)
       printf(", %" PRIu64 " frames after it not yet signed",
              res->frames - res->last_signed_seq);
+    if (!pinned && res->checkpoints != 0)
+      printf(" (signatures checked against the trail's own key: --pubkey pins it)");
     printf("\nhead ");
     put_hex(res->head, FE_AUDIT_HASH);
     putchar('\n');
@@ -236,13 +239,13 @@ int main(int argc, char **argv) {
   if (strcmp(cmd, "verify") == 0) {
     if (f.json)
       return usage();
-    return report(fe_audit_verify_dir(dir, pin, NULL, NULL, &res), &res, 0);
+    return report(fe_audit_verify_dir(dir, pin, NULL, NULL, &res), &res, 0, pin != NULL);
   }
   if (strcmp(cmd, "dump") == 0 || strcmp(cmd, "search") == 0) {
     f.any = strcmp(cmd, "search") == 0;
     int rc = fe_audit_verify_dir(dir, NULL, show, &f, &res);
     fflush(stdout);
-    return report(rc, &res, 1);
+    return report(rc, &res, 1, 0);
   }
   return usage();
 }
