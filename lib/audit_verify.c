@@ -123,6 +123,8 @@ int fe__audit_list(const char *dir, char (**names)[FEA_NAME_LEN + 1], size_t *n)
 }
 
 void fe_audit_verifier_init(fe_audit_verifier_t *v, const uint8_t *pubkey) {
+  if (v == NULL)
+    return;
   memset(v, 0, sizeof *v);
   v->next_seq = 1;
   if (pubkey != NULL) {
@@ -204,8 +206,12 @@ static int check_ckpt(fe_audit_verifier_t *v, const char *name, uint64_t off,
 int fe_audit_verifier_feed(fe_audit_verifier_t *v, const char *name,
                            const uint8_t *buf, size_t len,
                            int (*fn)(const fe_audit_rec_t *, void *), void *user) {
+  if (v == NULL || (buf == NULL && len != 0))
+    return FE_EINVAL;
   if (v->res.bad)
     return 1;
+  if (sodium_init() < 0)
+    return FE_EIO;
   v->started = 1;
   if (len < FE_AUDIT_FRAME)
     return fail(v, FE_AUDIT_BAD_TRUNCATED, name, 0, v->next_seq,
@@ -264,6 +270,8 @@ int fe_audit_verifier_feed(fe_audit_verifier_t *v, const char *name,
 }
 
 int fe_audit_verifier_end(fe_audit_verifier_t *v) {
+  if (v == NULL)
+    return FE_EINVAL;
   if (v->res.bad)
     return v->res.bad;
   if (!v->started)

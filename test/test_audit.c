@@ -165,6 +165,17 @@ static void test_config_and_args(void **state) {
   assert_fe(fe_audit_verify_dir(f->dir, NULL, NULL, NULL, NULL), FE_EINVAL);
   fe_audit_destroy(a);
   fe_audit_destroy(NULL);
+  fe_audit_verifier_init(NULL, NULL);
+  assert_fe(fe_audit_verifier_feed(NULL, "x", (const uint8_t *)"", 0, NULL, NULL), FE_EINVAL);
+  fe_audit_verifier_t v;
+  fe_audit_verifier_init(&v, NULL);
+  assert_fe(fe_audit_verifier_feed(&v, "x", NULL, 5, NULL, NULL), FE_EINVAL);
+  assert_fe(fe_audit_verifier_end(NULL), FE_EINVAL);
+  assert_int_equal(fe_audit_verifier_end(&v), FE_AUDIT_BAD_FORMAT); /* nothing fed */
+  assert_int_equal(fe_audit_verifier_feed(&v, NULL, NULL, 0, NULL, NULL), 1);
+  fe_audit_breaker_hook("x", FE_BREAKER_CLOSED, FE_BREAKER_OPEN, NULL); /* no trail */
+  fe_audit_kill_hook(FE_TRADING_ACTIVE, NULL, NULL);
+  fe_audit_trading_hook(1, 0, FE_TRADING_ACTIVE, FE_TRADING_HALTED, NULL, NULL);
   assert_string_equal(fe_audit_decision_name(FE_AUDIT_DEAD_LETTERED), "dead_lettered");
   assert_string_equal(fe_audit_decision_name(0), "?");
   assert_int_equal(fe_audit_decision_parse("kill_switch"), FE_AUDIT_KILL_SWITCH);

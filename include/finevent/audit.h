@@ -340,21 +340,23 @@ typedef struct fe_audit_verifier {
   fe_audit_verify_result_t res;
 } fe_audit_verifier_t;
 
-/* Starts v (pubkey may be NULL).  Cannot fail. */
+/* Starts v (pubkey may be NULL; v NULL: no-op).  Cannot fail. */
 FE_API void fe_audit_verifier_init(fe_audit_verifier_t *v,
                                    const uint8_t *pubkey);
 /* Feeds the next segment (name: its file name, for reports; may be NULL)
  * of len bytes at buf.  Each frame passed to fn (NULL: none) after it
  * verified; fn returning non-zero stops the walk and is returned.  Returns
  * 0 while everything verified, 1 once v->res.bad is set (every later call
- * returns 1 again).  Cannot fail otherwise; any bytes are safe. */
+ * returns 1 again), FE_EINVAL (v NULL, or buf NULL with len > 0) or FE_EIO
+ * (libsodium failed to initialise).  Any bytes are safe. */
 FE_API int fe_audit_verifier_feed(fe_audit_verifier_t *v, const char *name,
                                   const uint8_t *buf, size_t len,
                                   int (*fn)(const fe_audit_rec_t *r,
                                             void *user),
                                   void *user);
 /* Ends the walk: no segment at all is FE_AUDIT_BAD_FORMAT; a pinned key
- * and no checkpoint is FE_AUDIT_BAD_UNSIGNED.  Returns v->res.bad. */
+ * and no checkpoint is FE_AUDIT_BAD_UNSIGNED.  Returns v->res.bad, or
+ * FE_EINVAL (v NULL). */
 FE_API int fe_audit_verifier_end(fe_audit_verifier_t *v);
 
 /* Verifies the trail in dir (read-only) and calls fn on each frame that
