@@ -31,8 +31,17 @@ static void remove_dir(void) {
   assert_int_equal(system(cmd), 0);
 }
 
+/* Events validation saw with the trace context submit() gives them. */
+static int validated_traced;
+static int has_submit_trace(const fe_event_t *ev) {
+  return ev->trace.trace_id[0] == (uint8_t)ev->order.quantity &&
+         ev->trace.trace_id[15] == 0x7e && ev->trace.span_id[7] == 0x5a &&
+         ev->trace.flags == 1;
+}
+
 static fe_verdict_t validate(fe_stage_ctx_t *ctx, fe_event_t *ev, void *u) {
   (void)u;
+  validated_traced += has_submit_trace(ev);
   return ev->order.quantity > 0 ? FE_CONTINUE : fe_reject(ctx, 9);
 }
 
@@ -85,10 +94,12 @@ static void count_sends(void) {
   fclose(f);
 }
 
-static int in_doubt_calls;
+static int in_doubt_calls, in_doubt_traced;
 static int in_doubt(const fe_event_t *ev, void *u) {
   (void)u;
   in_doubt_calls++;
+  /* The W3C trace context submit() gave it, back from the journal. */
+  in_doubt_traced += has_submit_trace(ev);
   count_sends();
   return sent_count[ev->order.quantity] > 0;
 }
@@ -214,6 +225,10 @@ static int submit(rig_t *r, int qty, const char *id, fe_submit_result_t *res) {
   snprintf(o.client_order_id, sizeof o.client_order_id, "%s", id);
   fe_submit_t in = {.type = FE_EV_NEW_ORDER, .order = &o, .trace_id = 99,
                     .timeout_ns = 0};
+  in.trace.trace_id[0] = (uint8_t)qty;
+  in.trace.trace_id[15] = 0x7e;
+  in.trace.span_id[7] = 0x5a;
+  in.trace.flags = 1;
   return fe_bus_submit(r->bus, &in, res);
 }
 
@@ -688,7 +703,7 @@ static void test_crash_redrives_and_never_sends_twice(void **state) {
     sent_before += sent_count[i];
   assert_int_equal(sent_before, 3);
 
-  in_doubt_calls = 0;
+  in_doubt_calls = in_doubt_traced = 0;
   rig_t r;
   fe_bus_recovery_t rec;
   rig_up(&r, &rec);
@@ -698,10 +713,13 @@ static void test_crash_redrives_and_never_sends_twice(void **state) {
   assert_int_equal(rec.in_doubt_sent, 3);
   assert_int_equal(rec.in_doubt_unsent, 0);
   assert_int_equal(in_doubt_calls, 3);
+  assert_int_equal(in_doubt_traced, 3); /* the journal kept the trace */
   /* a client retry while the recovered order runs: in progress */
   fe_submit_result_t res;
   assert_fe(submit(&r, 2, "D-2", &res), FE_EINPROGRESS);
+  validated_traced = 0;
   poll_all(r.bus);
+  assert_int_equal(validated_traced, 8); /* re-driven with it */
   count_sends();
   for (int i = 1; i <= 8; i++)
     assert_int_equal(sent_count[i], 1); /* each once, over both lives */
