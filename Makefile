@@ -12,10 +12,13 @@ DESTDIR   ?=
 BUILD     ?= build
 
 # Debian packages, as pkg-config-module:debian-package.
-LIB_DEPS  := ck:libck-dev libxxhash:libxxhash-dev
+LIB_DEPS  := ck:libck-dev libxxhash:libxxhash-dev libsodium:libsodium-dev
 # make fuzz: clang and its libFuzzer runtime (Debian's default clang).
 FUZZ_DEPS := clang libclang-rt-dev llvm
 TEST_DEPS := cmocka:libcmocka-dev
+# Test-only commands, as command:debian-package (promtool checks the
+# Prometheus text format in test_metrics).
+TEST_CMDS := promtool:prometheus
 
 # Flavours of the build: release, asan (AddressSanitizer + UBSan), tsan.
 FLAVOUR ?= release
@@ -31,8 +34,8 @@ SAN_fuzz   := -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointe
 SAN_release:=
 SAN        := $(SAN_$(FLAVOUR))
 # Expanded when a recipe runs, i.e. after the deps check has installed them.
-PKG_CFLAGS  = $(shell pkg-config --cflags ck libxxhash)
-PKG_LIBS    = $(shell pkg-config --libs ck libxxhash)
+PKG_CFLAGS  = $(shell pkg-config --cflags ck libxxhash libsodium)
+PKG_LIBS    = $(shell pkg-config --libs ck libxxhash libsodium)
 TEST_CFLAGS = $(shell pkg-config --cflags cmocka)
 TEST_LIBS   = $(shell pkg-config --libs cmocka)
 ALL_CFLAGS  = $(BASE_FLAGS) $(CFLAGS) $(SAN) $(PKG_CFLAGS)
@@ -43,12 +46,21 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 define need_packages
 	@missing=""; command -v pkg-config >/dev/null 2>&1 || missing="pkg-config"; \
 	for p in $(1); do pkg-config --exists "$${p%%:*}" 2>/dev/null || missing="$$missing $${p#*:}"; done; \
-	if [ -n "$$missing" ]; then \
+	$(APT_MISSING)
+endef
+
+# Shell text: installs the Debian packages named in $$missing, if any.
+APT_MISSING = if [ -n "$$missing" ]; then \
 	  echo "libfinevent: installing missing Debian packages:$$missing"; \
 	  { $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
 	    $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; } >/dev/null || \
 	  { echo "libfinevent: could not install$$missing -- run: sudo apt-get install$$missing" >&2; exit 1; }; \
 	fi
+
+# As need_packages, for commands: $(1) is a list of command:debian-package.
+define need_commands
+	@missing=""; for p in $(1); do command -v "$${p%%:*}" >/dev/null 2>&1 || missing="$$missing $${p#*:}"; done; \
+	$(APT_MISSING)
 endef
 
 .DEFAULT_GOAL := all
@@ -58,7 +70,7 @@ endef
 
 help:
 	@echo "make              build the library (static + shared) and the tools in $(BUILD)/release"
-	@echo "make tools        build the tools: $(BUILD)/release/bin/fe-journal (journal dump/verify/stats)"
+	@echo "make tools        build the tools: $(BUILD)/release/bin/fe-journal (journal dump/verify/stats), fe-audit (audit trail verify/dump/search/keygen)"
 	@echo "make deps         install the Debian packages it needs (apt-get, sudo if not root)"
 	@echo "make demo         build and run the bus demo (examples/bus_demo.c)"
 	@echo "make test         build and run every cmocka suite and every example"
@@ -80,6 +92,7 @@ $(BUILD)/.deps-lib:
 
 $(BUILD)/.deps-test: $(BUILD)/.deps-lib
 	$(call need_packages,$(TEST_DEPS))
+	$(call need_commands,$(TEST_CMDS))
 	@mkdir -p $(@D) && touch $@
 
 # ------------------------------------------------------------------ library
@@ -163,6 +176,9 @@ $(O)/test/test_journal $(O)/test/test_durable: $(O)/bin/fe-journal
 $(O)/test/test_journal $(O)/test/test_durable: TEST_DEFS = -DFE_JOURNAL_TOOL='"$(abspath $(O)/bin/fe-journal)"'
 # The NULL table checks itself against the public headers.
 $(O)/test/test_api_null: TEST_DEFS = -DFE_INCLUDE_DIR='"$(abspath include/finevent)"'
+
+$(O)/test/test_audit: $(O)/bin/fe-audit
+$(O)/test/test_audit: TEST_DEFS = -DFE_AUDIT_TOOL='"$(abspath $(O)/bin/fe-audit)"'
 
 # Each suite runs in its own process with a timeout; all run even if one
 # fails, and the target fails if any did.  The flavour's closing line

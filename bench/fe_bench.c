@@ -66,6 +66,13 @@
  * order (ids, symbol, timestamps, trace id, idempotency key).  mev_s is
  * millions of events per second; the bytes per event go to stderr.
  *
+ * bus_1p1c_audited is bus_1p1c with cfg.audit: every verdict (one per
+ * event: accepted at the sink, or rejected by a stage) is handed to an
+ * audit trail (FE_AUDIT_FULL_BLOCK, a checkpoint every 1024 records, no
+ * fsync; -F for FE_FSYNC_GROUP), whose writer is a third thread; the time
+ * runs until the trail has written every record.  audit_append and
+ * audit_append_fsync: see run_audit().
+ *
  * mem_chase is no library code: the machine's floor for the idempotency
  * scenarios.  One thread follows a random cycle through a 128 MiB buffer
  * on transparent huge pages (the size of idem_lookup's table), one
@@ -79,6 +86,7 @@
 
 #include "../lib/jrec.h" /* the journaller's encoder, for journal_encode */
 
+#include <sodium.h>
 #include <ck_pr.h>
 #include <ck_ring.h>
 #include <dirent.h>
@@ -455,6 +463,38 @@ static void remove_dir(const char *dir) {
   rmdir(dir);
 }
 
+/* An audit trail in a fresh scratch directory: the trail's defaults with
+ * a new signing key, FE_FSYNC_NONE (-F: FE_FSYNC_GROUP, and
+ * audit_append_fsync always). */
+static int audit_open(const scenario_t *sc, const opts_t *o, char dir[512],
+                      fe_audit_t **out) {
+  static uint8_t pk[32], sk[64];
+  if (scratch_dir(sc, dir) != 0)
+    return -1;
+  crypto_sign_keypair(pk, sk);
+  fe_audit_config_t ac;
+  fe_audit_config_init(&ac);
+  ac.dir = dir;
+  ac.sign_key = sk;
+  ac.block_ns = 10000000000ull; /* measure the writer's pace, lose nothing */
+  ac.fsync = o->fsync_group || strstr(sc->name, "fsync") ? FE_FSYNC_GROUP
+                                                          : FE_FSYNC_NONE;
+  fe_diag_t d;
+  if (fe_audit_create(&ac, out, &d) != 0) {
+    fprintf(stderr, "fe_bench: %s: %s\n", sc->name, d.msg);
+    remove_dir(dir);
+    return -1;
+  }
+  return 0;
+}
+
+static void audit_close(fe_audit_t *a, const char *dir) {
+  if (a == NULL)
+    return;
+  fe_audit_destroy(a);
+  remove_dir(dir);
+}
+
 typedef struct bus_run {
   fe_bus_t *bus;
   const opts_t *o;
@@ -624,6 +664,7 @@ static int run_bus(const scenario_t *sc, const opts_t *o, uint64_t n,
   int lat = strncmp(sc->name, "lat_", 4) == 0;
   int journaled = strstr(sc->name, "journaled") != NULL;
   int submit = strstr(sc->name, "submit") != NULL;
+  int audited = strstr(sc->name, "audited") != NULL;
   static sink_t sink;
   memset(&sink, 0, sizeof sink);
   fe_stage_def_t st[5];
@@ -659,6 +700,14 @@ static int run_bus(const scenario_t *sc, const opts_t *o, uint64_t n,
     cfg.journal_user_bytes = 0;
     st[0].parallel_to_journal = 1;
   }
+  /* Audited: every verdict a record (bus_1p1c's four stages: one per
+   * event, accepted or rejected), the trail's defaults (a full queue
+   * blocks the stage) but no fsync (-F: FE_FSYNC_GROUP). */
+  char adir[512] = "";
+  fe_audit_t *audit = NULL;
+  if (audited && audit_open(sc, o, adir, &audit) != 0)
+    return -1;
+  cfg.audit = audit;
   fe_hist_t *h = NULL;
   if (lat) {
     fe_hist_config_t hc;
@@ -700,6 +749,8 @@ static int run_bus(const scenario_t *sc, const opts_t *o, uint64_t n,
   for (int i = 0; i < producers; i++)
     pthread_join(th[i], NULL);
   fe_bus_drain(bus, FE_WAIT_FOREVER);
+  if (audit != NULL) /* every record written, not only handed over */
+    fe_audit_flush(audit, FE_WAIT_FOREVER);
   double t1 = now_s();
   fe_bus_stop(bus);
   r->allocs = __atomic_load_n(&allocs, __ATOMIC_RELAXED) - a0;
@@ -723,6 +774,7 @@ static int run_bus(const scenario_t *sc, const opts_t *o, uint64_t n,
   fe_idem_destroy(idem);
   if (journaled)
     remove_dir(jdir);
+  audit_close(audit, adir);
   return 0;
 }
 
@@ -1182,6 +1234,60 @@ static int run_journal(const scenario_t *sc, const opts_t *o, uint64_t n,
   return 0;
 }
 
+/* audit_append(_fsync): one host thread hands `events` records (an
+ * order's typical record: ids, account, trace, a short detail) to an
+ * audit trail and waits until the writer has written (and, for _fsync,
+ * fdatasync'ed) them all: mev_s is millions of records per second through
+ * the writer (chain hash, a signed checkpoint every 1024, write), mb_s
+ * the trail's megabytes per second.  A full queue blocks the appender, so
+ * the rate is the writer's. */
+static int run_audit(const scenario_t *sc, const opts_t *o, uint64_t n,
+                     result_t *r) {
+  pin_self(o, 0);
+  char dir[512];
+  fe_audit_t *a;
+  if (audit_open(sc, o, dir, &a) != 0)
+    return -1;
+  fe_audit_rec_t rec;
+  memset(&rec, 0, sizeof rec);
+  rec.decision = FE_AUDIT_ACCEPTED;
+  rec.stage = 3;
+  fe_trace_t tc;
+  fe_trace_new(&tc);
+  memcpy(rec.trace_id, tc.trace_id, sizeof rec.trace_id);
+  memcpy(rec.span_id, tc.span_id, sizeof rec.span_id);
+  snprintf(rec.detail, sizeof rec.detail, "qty 100 px 12.5");
+  uint64_t sink = 0;
+  uint64_t a0 = __atomic_load_n(&allocs, __ATOMIC_RELAXED);
+  double t0 = now_s();
+  for (uint64_t i = 0; i < n; i++) {
+    rec.event_id = i;
+    rec.account = i & 1023;
+    snprintf(rec.client_order_id, sizeof rec.client_order_id, "C%016" PRIx64, i);
+    rec.wall_ns = 0;
+    while (fe_audit_append(a, &rec) != 0) {
+    }
+  }
+  int rc = fe_audit_flush(a, FE_WAIT_FOREVER);
+  double t1 = now_s();
+  r->allocs = __atomic_load_n(&allocs, __ATOMIC_RELAXED) - a0;
+  r->has_allocs = 1;
+  fe_audit_stats_t st;
+  fe_audit_stats(a, &st);
+  sink = st.last_seq;
+  audit_close(a, dir);
+  if (rc != 0 || st.written != n || st.lost != 0) {
+    fprintf(stderr, "fe_bench: %s: %s, %" PRIu64 " written, %" PRIu64 " lost\n",
+            sc->name, fe_strerror(rc), st.written, st.lost);
+    return -1;
+  }
+  r->mev_s = (double)n / (t1 - t0) / 1e6;
+  r->mb_s = (double)(st.last_seq * FE_AUDIT_FRAME) / (t1 - t0) / 1e6;
+  r->has_mb = 1;
+  r->sink = sink;
+  return 0;
+}
+
 /* saga_3step with the coordinator writing its records to a journal
  * (fe_saga_use_journal, FE_FSYNC_NONE, a fresh directory under $TMPDIR):
  * the journal is committed at the end of every pass and retired after
@@ -1266,6 +1372,7 @@ static const scenario_t scenarios[] = {
     {"bus_3p1c", 4, 30000000, FE_WAIT_YIELD, 0, run_bus},
     {"bus_diamond", 2, 30000000, FE_WAIT_YIELD, 0, run_bus},
     {"bus_1p1c_journaled", 2, 10000000, FE_WAIT_YIELD, 0, run_bus},
+    {"bus_1p1c_audited", 3, 2000000, FE_WAIT_YIELD, 0, run_bus},
     {"bus_1p1c_submit", 2, 2000000, FE_WAIT_YIELD, 0, run_bus},
     {"bus_1p1c_submit_journaled", 2, 2000000, FE_WAIT_YIELD, 0, run_bus},
     {"bus_4stage_spin", 5, 20000000, FE_WAIT_SPIN, 0, run_bus},
@@ -1286,6 +1393,8 @@ static const scenario_t scenarios[] = {
     {"journal_encode_full", 1, 50000000, 0, 0, run_encode},
     {"journal_append", 1, 2000000, 0, 0, run_journal},
     {"journal_append_fsync_group", 1, 200000, 0, 0, run_journal},
+    {"audit_append", 2, 2000000, 0, 0, run_audit},
+    {"audit_append_fsync", 2, 200000, 0, 0, run_audit},
 };
 #define N_SCENARIOS (sizeof scenarios / sizeof scenarios[0])
 

@@ -568,6 +568,7 @@ int fe_bus_create(const fe_bus_config_t *cfg, fe_bus_t **out, fe_diag_t *diag) {
   bus->throttle = cfg->throttle;
   bus->dlq = cfg->dlq;
   bus->on_dead_letter = cfg->on_dead_letter;
+  bus->audit = cfg->audit;
   bus->dead_letter_user = cfg->dead_letter_user;
   bus->now_ns = cfg->now_ns;
   bus->clock_user = cfg->clock_user;

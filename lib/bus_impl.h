@@ -110,6 +110,7 @@ struct fe_bus {
                                             UINT32_MAX */
   fe_dlq_t *dlq;
   fe_dead_letter_fn on_dead_letter;
+  struct fe_audit *audit; /* cfg.audit */
   void *dead_letter_user;
   uint64_t (*now_ns)(void *clock_user);
   void *clock_user;

@@ -124,6 +124,7 @@ static int submit_one(fe_bus_t *bus, const fe_submit_t *in,
   ev->type = in->type;
   ev->order = *in->order;
   ev->trace_id = in->trace_id;
+  ev->trace = in->trace;
   put_user(bus, ev, in->user_area, in->user_len);
   if (bus->ring.meta != NULL)
     fe__meta_submit(fe__ring_meta(&bus->ring, s), s, &sub, 0);
@@ -253,6 +254,7 @@ int fe_bus_redrive(const fe_event_t *ev, const void *user_area,
   dst->type = ev->type;
   dst->order = ev->order;
   dst->trace_id = ev->trace_id;
+  dst->trace = ev->trace;
   dst->flags = (redrive_count > 0xffff ? 0xffff : redrive_count)
                << FLAGS_REDRIVE_SHIFT;
   put_user(bus, dst, user_area, user_len);
@@ -262,6 +264,8 @@ int fe_bus_redrive(const fe_event_t *ev, const void *user_area,
     fe__meta_submit(fe__ring_meta(&bus->ring, s), s, sub.sub_flags ? &sub : NULL,
                     bus->env.dur != NULL && (ev->flags & FE_EVF_DLQ_EID) ? ev->seq
                                                                      : 0);
+  if (bus->audit != NULL) /* audit: out of the dead-letter queue */
+    fe_audit_event(bus->audit, dst, s, 0, FE_AUDIT_REDRIVEN, 0, NULL);
   fe__ring_publish(&bus->ring, s, 1);
   return 0;
 }

@@ -97,6 +97,9 @@ static void mark(consumer_t *c, fe_event_t *ev, uint64_t kind, uint32_t reason) 
                               __ATOMIC_RELAXED);
   if (kind == 0)
     fe__add_owned(&c->reasons[r], 1);
+  if (c->bus->audit != NULL) /* audit: the verdict, as given */
+    fe_audit_event(c->bus->audit, ev, ev->seq, c->stage->id,
+                   kind ? FE_AUDIT_DEAD_LETTERED : FE_AUDIT_REJECTED, r, NULL);
 }
 
 static void reject(consumer_t *c, fe_event_t *ev, uint32_t reason) {
@@ -169,16 +172,25 @@ static uint64_t last_handled(const fe_bus_t *bus, const consumer_t *c,
 
 typedef struct tally {
   uint64_t handled, rejected, skipped, filtered, done, failed, dead;
+  struct fe_audit *audit; /* the sink's: bus->audit */
 } tally_t;
+
+/* Audit: the sink saw ev pass every stage. */
+static void audit_accepted(struct fe_audit *a, const fe_event_t *ev) {
+  fe_audit_event(a, ev, ev->seq, FE_AUDIT_ALL_STAGES, FE_AUDIT_ACCEPTED, 0,
+                 NULL);
+}
 
 /* The sink's count of an event it finished: rejected or dead-lettered by
  * someone (the sink is downstream of every stage, so every verdict is
  * visible), or done. */
 static inline void tally_outcome(const fe_event_t *ev, tally_t *t) {
   uint64_t v = fe__load_relaxed(&ev->verdict);
-  if (v == 0)
+  if (v == 0) {
     t->done++;
-  else if (v & FE_VERDICT_DEAD)
+    if (FE_UNLIKELY(t->audit != NULL))
+      audit_accepted(t->audit, ev);
+  } else if (v & FE_VERDICT_DEAD)
     t->dead++;
   else
     t->failed++;
@@ -241,10 +253,13 @@ static int settle(fe_bus_t *bus, consumer_t *c, fe_event_t *ev, uint64_t seq,
 /* The sink's count of an event whose verdict word was v when it was
  * handed over (every stage is upstream of the sink, so v is final unless
  * the sink's own handler gives a verdict, which settle() counts). */
-static inline void tally_verdict(uint64_t v, tally_t *t) {
-  if (v == 0)
+static inline void tally_verdict(const fe_event_t *ev, uint64_t v,
+                                 tally_t *t) {
+  if (v == 0) {
     t->done++;
-  else if (v & FE_VERDICT_DEAD)
+    if (FE_UNLIKELY(t->audit != NULL))
+      audit_accepted(t->audit, ev);
+  } else if (v & FE_VERDICT_DEAD)
     t->dead++;
   else
     t->failed++;
@@ -308,10 +323,10 @@ run_stage_as(fe_bus_t *bus, consumer_t *c, uint64_t next, uint64_t end,
         return s;
       }
     } else if (outcome) {
-      if (FE_LIKELY(v == 0))
+      if (FE_LIKELY(v == 0 && t->audit == NULL))
         done++;
       else
-        tally_verdict(v, t);
+        tally_verdict(ev, v, t);
     }
   }
   t->handled += handled;
@@ -458,7 +473,7 @@ static void advance(fe_bus_t *bus, consumer_t *c, uint64_t reached) {
  * sequences it advanced. */
 static uint32_t consumer_run(fe_bus_t *bus, consumer_t *c) {
   uint64_t next = fe__load_relaxed(&c->seq); /* owner's own value */
-  tally_t t = {0, 0, 0, 0, 0, 0, 0};
+  tally_t t = {0, 0, 0, 0, 0, 0, 0, c->counts_outcome ? bus->audit : NULL};
   uint64_t reached;
   if (FE_UNLIKELY(c->retry_pending)) {
     reached = resume_retry(bus, c, &t);
@@ -524,7 +539,7 @@ static uint32_t group_pass(fe_bus_t *bus, worker_t *w) {
       for (uint64_t up = c->up_local; up != 0; up &= up - 1)
         if (reached[__builtin_ctzll(up)] < e)
           e = reached[__builtin_ctzll(up)];
-    tally_t t = {0, 0, 0, 0, 0, 0, 0};
+    tally_t t = {0, 0, 0, 0, 0, 0, 0, c->counts_outcome ? bus->audit : NULL};
     reached[i] = e == next                 ? next
                  : c->stage != NULL        ? run_stage(bus, c, next, e, &t)
                                            : run_accountant(bus, next, e, &t);

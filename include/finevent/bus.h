@@ -239,7 +239,7 @@ typedef struct fe_stage_def {
 typedef struct fe_bus_config {
   uint32_t capacity;      /* slots; power of two >= 2 (default 65536) */
   uint32_t slot_size;     /* bytes per slot, rounded up to a multiple of 64;
-                             must hold fe_event_t (default 256: 112 bytes
+                             must hold fe_event_t (default 256: 80 bytes
                              of user area) */
   fe_producer_t producer; /* default FE_PRODUCER_SINGLE */
   fe_wait_t wait;         /* default FE_WAIT_PARK */
@@ -267,6 +267,18 @@ typedef struct fe_bus_config {
                               journaled; one journaled bus per queue
                               (another gets FE_ESTATE). */
   fe_dead_letter_fn on_dead_letter; /* NULL: dead letters are only counted */
+  struct fe_audit *audit;  /* every verdict becomes an audit record
+                              (audit.h): a reject or dead letter when a
+                              stage gives it (stage, reason), an accept
+                              when the event has passed every stage
+                              (stage FE_AUDIT_ALL_STAGES), a redrive when
+                              fe_bus_redrive publishes it (a purge is the
+                              host's to note: fe_audit_note with
+                              FE_AUDIT_PURGED); event id: the ring
+                              sequence.  The hand-off is the trail's
+                              lock-free append, on the deciding worker; a
+                              full queue follows the trail's policy.  NULL:
+                              none.  Borrowed: must outlive the bus. */
   void *dead_letter_user;
   fe_trading_t *trading;   /* admission by fe_bus_publish_order: trading
                               states and kill switch; NULL: none.  Borrowed:
@@ -503,6 +515,7 @@ typedef struct fe_submit {
   uint32_t flags;           /* FE_SUBMIT_DURABLE */
   const fe_order_t *order;  /* required */
   uint64_t trace_id;
+  fe_trace_t trace;         /* W3C trace context, copied into the event */
   const void *user_area;    /* copied into the slot's user area (the rest
                                of it is zeroed); may be NULL */
   uint32_t user_len;        /* <= fe_bus_user_size() */

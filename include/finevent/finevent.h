@@ -23,6 +23,10 @@
 #include "gateway.h"
 #include "idem.h"
 #include "journal.h"
+#include "audit.h"
+#include "trace.h"
+#include "metrics.h"
+#include "log.h"
 #include "saga.h"
 
 #endif /* FINEVENT_FINEVENT_H */
