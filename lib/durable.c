@@ -14,8 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Reason of the dead letters made when the journal cannot be written. */
-#define FE_REASON_JOURNAL 252
 #define RETIRE_EVERY_NS 1000000000ull
 
 /* ------------------------------------------------- recovery's eid map */

@@ -35,6 +35,7 @@
 #include "error.h"
 #include "event.h"
 #include "idem.h"
+#include "reason.h"
 #include "retry.h"
 #include "throttle.h"
 #include "trading.h"
@@ -55,7 +56,8 @@ extern "C" {
 #define FE_BUS_MAX_WORKERS 64  /* workers (threads) of one bus */
 #define FE_BUS_MAX_SHARDS 64   /* workers of one stage */
 #define FE_BUS_MAX_NAME 32     /* stage name bytes, including the NUL */
-#define FE_REASON_MAX 255      /* reject reasons are 1..FE_REASON_MAX */
+#define FE_REASON_MAX 255      /* reject reasons are 1..FE_REASON_MAX; the
+                                  library's own are in reason.h */
 #define FE_WAIT_FOREVER UINT64_MAX /* timeout meaning "no timeout" */
 #define FE_STAGE_MAX_TYPES 8   /* event types one stage may select */
 
@@ -453,7 +455,10 @@ FE_API int fe_bus_publish_order(fe_bus_t *bus, uint32_t type,
  *   - An internal stage, "fe.journal" (on journal_worker), appends every
  *     event to the journal in groups, in parallel with the stages marked
  *     parallel_to_journal; every other stage sees an event only after its
- *     group was written (and fsynced, under FE_FSYNC_GROUP).
+ *     group was written (and fsynced, under FE_FSYNC_GROUP).  When the
+ *     journal cannot be written, the group's events are dead-lettered
+ *     with reason FE_REASON_JOURNAL (reason.h) and text "journal write
+ *     failed"; they reach no other stage.
  *   - An internal last stage, "fe.outcome", records each event's outcome
  *     (completed, rejected, dead-lettered) in the journal and then in the
  *     idempotency table.

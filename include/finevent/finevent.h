@@ -10,6 +10,7 @@
 #define FE_VERSION_PATCH 0
 
 #include "error.h"
+#include "reason.h"
 #include "event.h"
 #include "bus.h"
 #include "clock.h"

@@ -60,16 +60,16 @@
 #include "bus.h"
 #include "error.h"
 #include "event.h"
+#include "reason.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
 #define FE_GATEWAY_MAX_VENUES 64
-/* Default reason for "breaker open, not sent". */
-#define FE_REASON_CIRCUIT_OPEN 254
-/* Default reason for "cfg.venue returned an index >= n_venues". */
-#define FE_REASON_NO_VENUE 253
+/* The default reasons, FE_REASON_CIRCUIT_OPEN ("breaker open, not sent")
+ * and FE_REASON_NO_VENUE ("cfg.venue returned an index >= n_venues"), are
+ * in reason.h with the library's other reasons. */
 
 typedef struct fe_gateway fe_gateway_t;
 

@@ -190,6 +190,7 @@
 #include "dlq.h"
 #include "error.h"
 #include "journal.h"
+#include "reason.h"
 #include "retry.h"
 
 #ifdef __cplusplus
@@ -202,17 +203,15 @@ extern "C" {
 #define FE_SAGA_MAX_DEFS 256   /* largest max_defs */
 #define FE_SAGA_CTX_MAX 1024   /* largest ctx_size */
 #define FE_SAGA_HISTORY_MAX 64 /* largest history */
-/* The reason a timeout carries.  Reasons are the host's own otherwise;
- * only 0..FE_RETRY_REASONS-1 can be marked non-retryable in a policy and
- * a dead letter keeps reasons up to FE_REASON_MAX (larger ones are stored
- * as 0 there), so keep them in 1..251 (or pass on the gateway's 253 and
- * 254; 252 and 255 are the coordinator's own). */
-#define FE_SAGA_REASON_TIMEOUT 255u
-/* The reason of a durable step's attempt that did not run because the
- * journal could not make its STEP record durable (FE_SAGA_STEP_DURABLE).
- * Below the gateway's FE_REASON_CIRCUIT_OPEN (254) and FE_REASON_NO_VENUE
- * (253), which a submit step may well pass on as its own reason. */
-#define FE_SAGA_REASON_JOURNAL 252u
+/* The reasons the coordinator gives itself (reason.h has the list).
+ * Reasons are the host's own otherwise: keep them below
+ * FE_REASON_RESERVED_MIN (a step may pass on a library reason it got, such
+ * as the gateway's FE_REASON_CIRCUIT_OPEN).
+ * FE_SAGA_REASON_TIMEOUT: the reason a timeout carries.
+ * FE_SAGA_REASON_JOURNAL: a durable step's attempt did not run because the
+ * journal could not make its STEP record durable (FE_SAGA_STEP_DURABLE). */
+#define FE_SAGA_REASON_TIMEOUT ((uint32_t)FE_REASON_SAGA_TIMEOUT)
+#define FE_SAGA_REASON_JOURNAL ((uint32_t)FE_REASON_JOURNAL)
 
 typedef struct fe_saga_coord fe_saga_coord_t;
 
