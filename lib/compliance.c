@@ -341,20 +341,17 @@ static int ord_claim(fe_compliance_t *c, uint64_t account,
 
 /* ---------------------------------------------------------- the money */
 
-/* q * p / FE_PRICE_SCALE; INT64_MAX when it does not fit. */
+/* q * p: whole units times a FE_PRICE_SCALE price is a FE_PRICE_SCALE
+ * amount.  INT64_MAX when it does not fit (the check refuses such orders
+ * before it values them). */
 static int64_t notional(int64_t q, int64_t p) {
-  __int128 v = (__int128)q * p / FE_PRICE_SCALE;
+  __int128 v = (__int128)q * p;
   return v > INT64_MAX ? INT64_MAX : v < -INT64_MAX ? -INT64_MAX : (int64_t)v;
 }
 
 /* Largest quantity whose notional at p fits in room (p > 0). */
 static int64_t qty_for(int64_t room, int64_t p) {
-  if (room <= 0)
-    return 0;
-  __int128 q = ((__int128)room * FE_PRICE_SCALE + FE_PRICE_SCALE - 1) / p;
-  while (q > 0 && (__int128)q * p / FE_PRICE_SCALE > room)
-    q--;
-  return q > INT64_MAX ? INT64_MAX : (int64_t)q;
+  return room <= 0 ? 0 : room / p;
 }
 
 /* Adds n to *w if the result stays <= lim (force: regardless).  Relaxed:
@@ -650,7 +647,7 @@ static int check_order(chk_t *k) {
   }
   if (vprice < 0)
     vprice = 0;
-  if ((__int128)o->quantity * vprice / FE_PRICE_SCALE > INT64_MAX / 2)
+  if ((__int128)o->quantity * vprice > INT64_MAX / 2)
     return reject_plain(k, FE_CR_BAD_ORDER);
 
   /* MAX_NOTIONAL */

@@ -48,27 +48,9 @@ const char *fe_compliance_mode_name(int mode) {
   }
 }
 
-const char *fe_compliance_reason_name(uint32_t reason) {
-  switch (reason) {
-#define X(name, value, fix, text) case value: return #name;
-    FE_COMPLIANCE_REASON_MAP(X)
-#undef X
-  default: return NULL;
-  }
-}
-
-const char *fe_compliance_reason_text(uint32_t reason) {
-  switch (reason) {
-#define X(name, value, fix, text) case value: return text;
-    FE_COMPLIANCE_REASON_MAP(X)
-#undef X
-  default: return NULL;
-  }
-}
-
 int fe_compliance_fix_reason(uint32_t reason) {
   switch (reason) {
-#define X(name, value, fix, text) case value: return fix;
+#define X(name, fix) case FE_REASON_CR_##name: return fix;
     FE_COMPLIANCE_REASON_MAP(X)
 #undef X
   default: return -1;

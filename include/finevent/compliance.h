@@ -51,7 +51,8 @@
  * nothing.  credit and the throttle are per account only, firm_credit and
  * the collar tiers of the default and per symbol.  Quantities are whole
  * units, prices and notionals FE_PRICE_SCALE fixed point (event.h):
- * notional = quantity * price / FE_PRICE_SCALE, in the same scale.
+ * notional = quantity * price, in the same scale (an order whose notional
+ * exceeds INT64_MAX / 2, about 46 billion, is refused as BAD_ORDER).
  *
  * Control modes.  Each rule runs in one mode:
  *   OFF         not checked;
@@ -122,39 +123,41 @@
 #include "bus.h"
 #include "error.h"
 #include "event.h"
+#include "reason.h"
 #include "trading.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-/* X(name, value, fix, text): the rules' reject reasons (bus reasons,
- * 1..FE_REASON_MAX, disjoint from the gateway's 253 and 254), and the FIX
- * OrdRejReason (tag 103) each maps onto: 0 broker option, 3 order exceeds
- * limit, 6 duplicate order, 11 unsupported order characteristic,
- * 15 unknown account, 16 price exceeds current price band, 99 other (no
- * closer value exists).  Values are stable: only append. */
+/* The rules' reject reasons are library reasons (reason.h, FE_REASON_CR_*,
+ * 224..240): X(name, fix) lists them with the FIX OrdRejReason (tag 103)
+ * each maps onto (fe_compliance_fix_reason()): 0 broker option, 3 order
+ * exceeds limit, 6 duplicate order, 11 unsupported order characteristic,
+ * 15 unknown account, 16 price exceeds current price band, 99 other (FIX
+ * has no closer value). */
 #define FE_COMPLIANCE_REASON_MAP(X)                                            \
-  X(UNAUTHORIZED,  64, 15, "account not authorized")                           \
-  X(RESTRICTED,    65, 0,  "symbol restricted")                                \
-  X(HALTED,        66, 0,  "account trading halted")                           \
-  X(REDUCE_ONLY,   67, 0,  "account may only reduce its position")             \
-  X(THROTTLED,     68, 99, "account message rate exceeded")                    \
-  X(BAD_ORDER,     69, 11, "quantity, side, type or value invalid")            \
-  X(MAX_QTY,       70, 3,  "order quantity above the maximum")                 \
-  X(NO_REFERENCE,  71, 99, "no reference price for a market order")            \
-  X(COLLAR,        72, 16, "price outside the collar")                         \
-  X(MAX_NOTIONAL,  73, 3,  "order notional above the maximum")                 \
-  X(DUPLICATE,     74, 6,  "duplicate order within the window")                \
-  X(MAX_OPEN,      75, 3,  "too many open orders")                             \
-  X(MAX_POSITION,  76, 3,  "intraday position limit")                          \
-  X(SELF_MATCH,    77, 99, "order would match the account's own order")        \
-  X(CREDIT,        78, 3,  "account buying power exceeded")                    \
-  X(FIRM_CREDIT,   79, 3,  "firm buying power exceeded")                       \
-  X(TABLE_FULL,    80, 99, "compliance state table full")
+  X(UNAUTHORIZED, 15)                                                          \
+  X(RESTRICTED, 0)                                                             \
+  X(HALTED, 0)                                                                 \
+  X(REDUCE_ONLY, 0)                                                            \
+  X(THROTTLED, 99)                                                             \
+  X(BAD_ORDER, 11)                                                             \
+  X(MAX_QTY, 3)                                                                \
+  X(NO_REFERENCE, 99)                                                          \
+  X(COLLAR, 16)                                                                \
+  X(MAX_NOTIONAL, 3)                                                           \
+  X(DUPLICATE, 6)                                                              \
+  X(MAX_OPEN, 3)                                                               \
+  X(MAX_POSITION, 3)                                                           \
+  X(SELF_MATCH, 99)                                                            \
+  X(CREDIT, 3)                                                                 \
+  X(FIRM_CREDIT, 3)                                                            \
+  X(TABLE_FULL, 99)
 
+/* Short names: FE_CR_MAX_QTY == FE_REASON_CR_MAX_QTY. */
 typedef enum fe_compliance_reason {
-#define FE__CR_ENUM(name, value, fix, text) FE_CR_##name = (value),
+#define FE__CR_ENUM(name, fix) FE_CR_##name = FE_REASON_CR_##name,
   FE_COMPLIANCE_REASON_MAP(FE__CR_ENUM)
 #undef FE__CR_ENUM
 } fe_compliance_reason_t;
@@ -570,10 +573,8 @@ FE_API const char *fe_compliance_rule_name(int rule);
 FE_API const char *fe_compliance_mode_name(int mode);
 /* The limit's name ("max_qty"), or NULL. */
 FE_API const char *fe_compliance_limit_name(int limit);
-/* The reason's symbolic name ("MAX_QTY"), or NULL for an unknown code. */
-FE_API const char *fe_compliance_reason_name(uint32_t reason);
-/* The reason's text, or NULL. */
-FE_API const char *fe_compliance_reason_text(uint32_t reason);
+/* Names and meanings of the reasons: fe_reason_name() ("CR_MAX_QTY") and
+ * fe_reason_meaning() in reason.h. */
 /* The FIX OrdRejReason (tag 103) for a compliance reason (99 "other" when
  * FIX has no closer value), or -1 for a code that is not a compliance
  * reason. */
