@@ -152,8 +152,8 @@ static fe__snap_t *swap_snap(fe_compliance_t *c, fe__snap_t *s) {
       sched_yield();
     }
   }
-  /* Pairs with leave(): the readers' accesses happen before the free. */
-  __atomic_thread_fence(__ATOMIC_ACQUIRE);
+  /* W3 reading a reader's 0 is an acquire that pairs with leave()'s
+   * release store: that reader's accesses to old happen before the free. */
   return old;
 }
 

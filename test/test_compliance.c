@@ -737,12 +737,12 @@ static void *live_main(void *p) {
     fe_compliance_result_t res;
     int v = fe_compliance_check(a->c, a->reader, &ev, &res);
     if (v == FE_CONTINUE) {
-      a->under_b++;
+      __atomic_fetch_add(&a->under_b, 1, __ATOMIC_RELAXED);
       fe_compliance_release(a->c, acct, id);
     } else if (res.reason == FE_CR_MAX_QTY) {
-      a->under_a++;
+      __atomic_fetch_add(&a->under_a, 1, __ATOMIC_RELAXED);
     } else {
-      a->torn++;
+      __atomic_fetch_add(&a->torn, 1, __ATOMIC_RELAXED);
     }
   }
   return NULL;
@@ -770,7 +770,8 @@ static void test_mt_live_changes(void **state) {
   for (int i = 0; i < changes; i++) {
     assert_int_equal(fe_compliance_apply(c, i % 2 ? ra : rb, NULL), 0);
     /* let the readers run under this set for a while */
-    uint64_t seen = args[0].under_a + args[0].under_b;
+    uint64_t seen = __atomic_load_n(&args[0].under_a, __ATOMIC_RELAXED) +
+                    __atomic_load_n(&args[0].under_b, __ATOMIC_RELAXED);
     for (int spin = 0; spin < 1000 &&
                        __atomic_load_n(&args[0].under_a, __ATOMIC_RELAXED) +
                                __atomic_load_n(&args[0].under_b,
