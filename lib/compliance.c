@@ -42,15 +42,19 @@
 
 enum { ORD_EMPTY = 0, ORD_BUSY = 1, ORD_LIVE = 2, ORD_DEAD = 3 };
 
-/* One open (or finished, DEAD) order.  Fields are written by the checking
- * thread before the release store of state makes the entry LIVE; remaining
+/* One open order, or a free entry.  Entries come from a pool of
+ * max_orders, found through their cell's resting slots (an order is
+ * named by account, symbol and client order id).  Fields are written by
+ * the checking thread before the release store of state makes the entry
+ * LIVE; remaining
  * and reserved change by the order's own thread; other threads (another
  * check's self-match scan) read them with relaxed loads and check state
  * and cell, so they may see an order that just finished: harmless. */
 typedef struct ord {
   uint32_t state;
   uint32_t cell;
-  uint64_t key;
+  uint32_t next;      /* free list: index + 1 of the next free entry */
+  uint32_t pad0;
   uint64_t account;
   uint64_t seq;       /* arrival number: cancel-oldest picks the lowest */
   int64_t price;      /* valuation price, FE_PRICE_SCALE */
@@ -104,7 +108,7 @@ struct fe_compliance {
   uint64_t changes, refused, drifts; /* under wlock; read relaxed */
   _Alignas(FE_PAD) int64_t firm_reserved;
   _Alignas(FE_PAD) uint64_t order_seq;
-  uint64_t live_orders;
+  uint64_t free_head; /* tagged free list: tag << 32 | (index + 1) */
   uint64_t cells_used, syms_used;
   _Alignas(FE_PAD) uint64_t released, fills, unknown, md_updates;
   fe__keytab_t accounts; /* account -> reserved notional */
@@ -113,7 +117,6 @@ struct fe_compliance {
   sym_state_t *syms;
   cell_t *cells;
   ord_t *ords;
-  uint64_t ord_mask;
   reader_t readers[FE_COMPLIANCE_READERS];
 };
 
@@ -254,11 +257,6 @@ static cell_t *cell_find(const fe_compliance_t *c, uint64_t account,
   return e->account == account && e->sym == sym ? e : NULL;
 }
 
-static uint64_t ord_key(uint64_t account, const char id[FE_CLORDID_MAX]) {
-  uint64_t h = XXH3_64bits_withSeed(id, FE_CLORDID_MAX, account);
-  return h;
-}
-
 static int id_equal(const ord_t *o, const uint64_t id[4]) {
   for (int k = 0; k < 4; k++)
     if (__atomic_load_n(&o->id[k], __ATOMIC_RELAXED) != id[k])
@@ -270,18 +268,47 @@ static void id_words(const char id[FE_CLORDID_MAX], uint64_t out[4]) {
   memcpy(out, id, FE_CLORDID_MAX);
 }
 
-/* The LIVE order (account, id), or NULL. */
-static ord_t *ord_find(fe_compliance_t *c, uint64_t account,
-                       const char id[FE_CLORDID_MAX]) {
-  uint64_t k = ord_key(account, id), w[4];
-  id_words(id, w);
-  for (uint64_t n = 0, i = k & c->ord_mask; n <= c->ord_mask;
-       n++, i = (i + 1) & c->ord_mask) {
-    ord_t *o = &c->ords[i];
-    uint32_t st = __atomic_load_n(&o->state, __ATOMIC_ACQUIRE); /* pairs C */
-    if (st == ORD_EMPTY)
+/* The order pool's free list: a Treiber stack whose head carries a tag
+ * bumped by every change, so a pop that read an entry's next before the
+ * entry was popped and pushed again fails its CAS (no ABA).  An entry's
+ * next is written before the push's release CAS and read after the pop's
+ * acquire load of the head; a stale next read by a pop that then fails is
+ * discarded. */
+static ord_t *ord_alloc(fe_compliance_t *c) {
+  uint64_t h = __atomic_load_n(&c->free_head, __ATOMIC_ACQUIRE);
+  for (;;) {
+    uint32_t i1 = (uint32_t)h;
+    if (i1 == 0)
       return NULL;
-    if (st == ORD_LIVE && __atomic_load_n(&o->key, __ATOMIC_RELAXED) == k &&
+    ord_t *o = &c->ords[i1 - 1];
+    uint32_t next = __atomic_load_n(&o->next, __ATOMIC_RELAXED);
+    uint64_t nh = ((h >> 32) + 1) << 32 | next;
+    if (__atomic_compare_exchange_n(&c->free_head, &h, nh, 1, __ATOMIC_ACQUIRE,
+                                    __ATOMIC_ACQUIRE))
+      return o;
+  }
+}
+
+static void ord_free(fe_compliance_t *c, ord_t *o) {
+  uint32_t i1 = (uint32_t)(o - c->ords) + 1;
+  uint64_t h = __atomic_load_n(&c->free_head, __ATOMIC_RELAXED);
+  do {
+    __atomic_store_n(&o->next, (uint32_t)h, __ATOMIC_RELAXED);
+  } while (!__atomic_compare_exchange_n(&c->free_head, &h,
+                                        ((h >> 32) + 1) << 32 | i1, 1,
+                                        __ATOMIC_RELEASE, __ATOMIC_RELAXED));
+}
+
+/* The LIVE order of account with client order id w among cl's resting
+ * slots, or NULL. */
+static ord_t *ord_in_cell(fe_compliance_t *c, cell_t *cl, uint64_t account,
+                          const uint64_t w[4]) {
+  for (int j = 0; j < FE_COMPLIANCE_MAX_OPEN; j++) {
+    uint32_t v = __atomic_load_n(&cl->resting[j], __ATOMIC_ACQUIRE);
+    if (v == 0)
+      continue;
+    ord_t *o = &c->ords[v - 1];
+    if (__atomic_load_n(&o->state, __ATOMIC_ACQUIRE) == ORD_LIVE &&
         __atomic_load_n(&o->account, __ATOMIC_RELAXED) == account &&
         id_equal(o, w))
       return o;
@@ -289,54 +316,19 @@ static ord_t *ord_find(fe_compliance_t *c, uint64_t account,
   return NULL;
 }
 
-/* Claims an entry for a new order: 0 and *out (state BUSY), 1 when the
- * order is already open, -1 when the table is full. */
-static int ord_claim(fe_compliance_t *c, uint64_t account,
-                     const char id[FE_CLORDID_MAX], ord_t **out) {
-  if (__atomic_add_fetch(&c->live_orders, 1, __ATOMIC_RELAXED) >
-      c->cfg.max_orders) {
-    __atomic_fetch_sub(&c->live_orders, 1, __ATOMIC_RELAXED);
-    return -1;
-  }
-  uint64_t k = ord_key(account, id), w[4];
+/* The LIVE order (account, symbol, id), or NULL. */
+static ord_t *ord_find(fe_compliance_t *c, uint64_t account,
+                       const char sym[FE_SYMBOL_MAX],
+                       const char id[FE_CLORDID_MAX]) {
+  int64_t si = sym_find(c, sym);
+  if (si < 0)
+    return NULL;
+  cell_t *cl = cell_find(c, account, (uint32_t)si);
+  if (cl == NULL)
+    return NULL;
+  uint64_t w[4];
   id_words(id, w);
-  for (int attempt = 0; attempt < 8; attempt++) {
-    uint64_t free_i = UINT64_MAX, n, i;
-    for (n = 0, i = k & c->ord_mask; n <= c->ord_mask;
-         n++, i = (i + 1) & c->ord_mask) {
-      ord_t *o = &c->ords[i];
-      uint32_t st = __atomic_load_n(&o->state, __ATOMIC_ACQUIRE);
-      if (st == ORD_EMPTY) {
-        if (free_i == UINT64_MAX)
-          free_i = i;
-        break;
-      }
-      if (st == ORD_DEAD && free_i == UINT64_MAX)
-        free_i = i;
-      if (st == ORD_LIVE && __atomic_load_n(&o->key, __ATOMIC_RELAXED) == k &&
-          __atomic_load_n(&o->account, __ATOMIC_RELAXED) == account &&
-          id_equal(o, w)) {
-        __atomic_fetch_sub(&c->live_orders, 1, __ATOMIC_RELAXED);
-        return 1;
-      }
-    }
-    if (free_i == UINT64_MAX)
-      break;
-    ord_t *o = &c->ords[free_i];
-    uint32_t st = __atomic_load_n(&o->state, __ATOMIC_RELAXED);
-    if ((st == ORD_EMPTY || st == ORD_DEAD) &&
-        __atomic_compare_exchange_n(&o->state, &st, ORD_BUSY, 0,
-                                    __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) {
-      __atomic_store_n(&o->key, k, __ATOMIC_RELAXED);
-      __atomic_store_n(&o->account, account, __ATOMIC_RELAXED);
-      for (int j = 0; j < 4; j++)
-        __atomic_store_n(&o->id[j], w[j], __ATOMIC_RELAXED);
-      *out = o;
-      return 0;
-    }
-  }
-  __atomic_fetch_sub(&c->live_orders, 1, __ATOMIC_RELAXED);
-  return -1;
+  return ord_in_cell(c, cl, account, w);
 }
 
 /* ---------------------------------------------------------- the money */
@@ -774,36 +766,53 @@ static int check_order(chk_t *k) {
              __atomic_load_n(&c->firm_reserved, __ATOMIC_RELAXED));
   }
 
-  /* Record the order. */
-  ord_t *od;
-  int rc = ord_claim(c, o->account, o->client_order_id, &od);
-  if (rc != 0) {
+  /* Record the order: an entry from the pool, published in a resting
+   * slot of its cell (C: its fields, then its LIVE state, are visible to
+   * whoever finds it there). */
+  uint32_t ci = (uint32_t)(cl - c->cells);
+  uint64_t idw[4];
+  id_words(o->client_order_id, idw);
+  ord_t *od = NULL;
+  uint32_t slot = FE_COMPLIANCE_MAX_OPEN;
+  int full = 1;
+  if (ord_in_cell(c, cl, o->account, idw) != NULL) {
+    full = 0; /* that client order id is already open */
+  } else if ((od = ord_alloc(c)) != NULL) {
+    __atomic_store_n(&od->account, o->account, __ATOMIC_RELAXED);
+    for (int j = 0; j < 4; j++)
+      __atomic_store_n(&od->id[j], idw[j], __ATOMIC_RELAXED);
+    __atomic_store_n(&od->cell, ci, __ATOMIC_RELAXED);
+    __atomic_store_n(&od->seq,
+                     __atomic_fetch_add(&c->order_seq, 1, __ATOMIC_RELAXED),
+                     __ATOMIC_RELAXED);
+    __atomic_store_n(&od->price, vprice, __ATOMIC_RELAXED);
+    __atomic_store_n(&od->remaining, o->quantity, __ATOMIC_RELAXED);
+    __atomic_store_n(&od->reserved, n, __ATOMIC_RELAXED);
+    __atomic_store_n(&od->side, o->side, __ATOMIC_RELAXED);
+    __atomic_store_n(&od->state, ORD_LIVE, __ATOMIC_RELEASE); /* C */
+    uint32_t idx1 = (uint32_t)(od - c->ords) + 1;
+    for (uint32_t j = 0; j < FE_COMPLIANCE_MAX_OPEN; j++) {
+      uint32_t z = 0;
+      if (__atomic_load_n(&cl->resting[j], __ATOMIC_RELAXED) == 0 &&
+          __atomic_compare_exchange_n(&cl->resting[j], &z, idx1, 0,
+                                      __ATOMIC_RELEASE, __ATOMIC_RELAXED)) {
+        slot = j;
+        break;
+      }
+    }
+  }
+  if (slot == FE_COMPLIANCE_MAX_OPEN) {
+    if (od != NULL) {
+      __atomic_store_n(&od->state, ORD_DEAD, __ATOMIC_RELAXED);
+      ord_free(c, od);
+    }
     unreserve(acct, n);
     unreserve(&c->firm_reserved, n);
-    return reject_plain(k, rc > 0 ? FE_CR_BAD_ORDER : FE_CR_TABLE_FULL);
+    return reject_plain(k, full ? FE_CR_TABLE_FULL : FE_CR_BAD_ORDER);
   }
-  uint32_t ci = (uint32_t)(cl - c->cells);
-  __atomic_store_n(&od->cell, ci, __ATOMIC_RELAXED);
-  __atomic_store_n(&od->seq,
-                   __atomic_fetch_add(&c->order_seq, 1, __ATOMIC_RELAXED),
-                   __ATOMIC_RELAXED);
-  __atomic_store_n(&od->price, vprice, __ATOMIC_RELAXED);
-  __atomic_store_n(&od->remaining, o->quantity, __ATOMIC_RELAXED);
-  __atomic_store_n(&od->reserved, n, __ATOMIC_RELAXED);
-  __atomic_store_n(&od->side, o->side, __ATOMIC_RELAXED);
-  /* C: the fields above are visible to whoever sees the entry LIVE. */
-  __atomic_store_n(&od->state, ORD_LIVE, __ATOMIC_RELEASE);
   __atomic_fetch_add(&cl->open, 1, __ATOMIC_RELAXED);
   __atomic_fetch_add(buy ? &cl->open_buy : &cl->open_sell, o->quantity,
                      __ATOMIC_RELAXED);
-  uint32_t idx1 = (uint32_t)(od - c->ords) + 1;
-  for (int j = 0; j < FE_COMPLIANCE_MAX_OPEN; j++) {
-    uint32_t z = 0;
-    if (__atomic_load_n(&cl->resting[j], __ATOMIC_RELAXED) == 0 &&
-        __atomic_compare_exchange_n(&cl->resting[j], &z, idx1, 0,
-                                    __ATOMIC_RELEASE, __ATOMIC_RELAXED))
-      break;
-  }
   if (dup_on)
     dup_record(cl, dh, now);
   if (smp != NULL) {
@@ -836,13 +845,14 @@ static void ord_close(fe_compliance_t *c, ord_t *od) {
     unreserve(acct, res);
   unreserve(&c->firm_reserved, res);
   __atomic_store_n(&od->state, ORD_DEAD, __ATOMIC_RELEASE);
-  __atomic_fetch_sub(&c->live_orders, 1, __ATOMIC_RELAXED);
+  ord_free(c, od);
   bump(&c->released);
 }
 
 static int release_id(fe_compliance_t *c, uint64_t account,
+                      const char sym[FE_SYMBOL_MAX],
                       const char id[FE_CLORDID_MAX]) {
-  ord_t *od = ord_find(c, account, id);
+  ord_t *od = ord_find(c, account, sym, id);
   if (od == NULL) {
     bump(&c->unknown);
     return FE_ENOTFOUND;
@@ -852,8 +862,9 @@ static int release_id(fe_compliance_t *c, uint64_t account,
 }
 
 static int fill_id(fe_compliance_t *c, uint64_t account,
+                   const char sym[FE_SYMBOL_MAX],
                    const char id[FE_CLORDID_MAX], int64_t qty) {
-  ord_t *od = ord_find(c, account, id);
+  ord_t *od = ord_find(c, account, sym, id);
   if (od == NULL) {
     bump(&c->unknown);
     return FE_ENOTFOUND;
@@ -896,19 +907,22 @@ static int id_from_str(const char *s, char out[FE_CLORDID_MAX]) {
 }
 
 int fe_compliance_fill(fe_compliance_t *c, uint64_t account,
-                       const char *client_order_id, int64_t qty) {
-  char id[FE_CLORDID_MAX];
-  if (c == NULL || qty <= 0 || id_from_str(client_order_id, id) != 0)
+                       const char *symbol, const char *client_order_id,
+                       int64_t qty) {
+  char id[FE_CLORDID_MAX], sym[FE_SYMBOL_MAX];
+  if (c == NULL || qty <= 0 || id_from_str(client_order_id, id) != 0 ||
+      fe__sym_from_str(symbol, sym) != 0)
     return FE_EINVAL;
-  return fill_id(c, account, id, qty);
+  return fill_id(c, account, sym, id, qty);
 }
 
 int fe_compliance_release(fe_compliance_t *c, uint64_t account,
-                          const char *client_order_id) {
-  char id[FE_CLORDID_MAX];
-  if (c == NULL || id_from_str(client_order_id, id) != 0)
+                          const char *symbol, const char *client_order_id) {
+  char id[FE_CLORDID_MAX], sym[FE_SYMBOL_MAX];
+  if (c == NULL || id_from_str(client_order_id, id) != 0 ||
+      fe__sym_from_str(symbol, sym) != 0)
     return FE_EINVAL;
-  return release_id(c, account, id);
+  return release_id(c, account, sym, id);
 }
 
 static void count_result(reader_t *rd, const fe_compliance_result_t *r) {
@@ -1036,13 +1050,13 @@ static void order_batch(fe_stage_ctx_t *ctx, fe_event_t *const *evs,
       break;
     }
     case FE_EV_CANCEL:
-      release_id(c, o->account, o->client_order_id);
+      release_id(c, o->account, o->symbol, o->client_order_id);
       break;
     case FE_EV_EXEC_REPORT:
       if (o->quantity > 0)
-        fill_id(c, o->account, o->client_order_id, o->quantity);
+        fill_id(c, o->account, o->symbol, o->client_order_id, o->quantity);
       else
-        release_id(c, o->account, o->client_order_id);
+        release_id(c, o->account, o->symbol, o->client_order_id);
       break;
     default:
       break;
@@ -1223,10 +1237,6 @@ int fe_compliance_create(const fe_compliance_config_t *cfg,
   }
   c->cfg = *cfg;
   c->epoch = 1;
-  uint64_t ocap = 4;
-  while (ocap < 2 * cfg->max_orders)
-    ocap <<= 1;
-  c->ord_mask = ocap - 1;
   if (fe__keytab_init(&c->accounts, cfg->max_accounts) != 0 ||
       fe__keytab_init(&c->symtab, cfg->max_symbols) != 0 ||
       fe__keytab_init(&c->celltab, cfg->max_cells) != 0 ||
@@ -1234,7 +1244,8 @@ int fe_compliance_create(const fe_compliance_config_t *cfg,
           NULL ||
       (c->cells = fe__zalloc_aligned(cfg->max_cells * sizeof *c->cells)) ==
           NULL ||
-      (c->ords = fe__zalloc_aligned(ocap * sizeof *c->ords)) == NULL ||
+      (c->ords = fe__zalloc_aligned(cfg->max_orders * sizeof *c->ords)) ==
+          NULL ||
       (rc = snap_throttle(c, s, NULL, diag)) != 0 ||
       pthread_mutex_init(&c->wlock, NULL) != 0) {
     free_tables(c);
@@ -1242,6 +1253,9 @@ int fe_compliance_create(const fe_compliance_config_t *cfg,
     fe__snap_free(s);
     return rc != 0 ? rc : fe__diag(diag, FE_ENOMEM, "compliance: out of memory");
   }
+  for (uint64_t i = 0; i < cfg->max_orders; i++) /* every entry free */
+    c->ords[i].next = i + 1 < cfg->max_orders ? (uint32_t)(i + 2) : 0;
+  c->free_head = 1;
   c->snap = s;
   report(c, FE_COMPLIANCE_START, s->fp, (fe_fingerprint_t){0, 0});
   check_drift(c, s->fp);

@@ -184,7 +184,7 @@ static int pr_pos(fe_compliance_t *c, int d, fe_event_t *ev,
                   fe_compliance_result_t *res) {
   fe_event_t a = order(1, "AAA", FE_SIDE_BUY, 30, PX(1), "filled");
   assert_int_equal(check(c, &a, NULL), FE_CONTINUE);
-  assert_int_equal(fe_compliance_fill(c, 1, "filled", 30), 0);
+  assert_int_equal(fe_compliance_fill(c, 1, "AAA", "filled", 30), 0);
   fe_event_t b = order(1, "AAA", FE_SIDE_BUY, 20, PX(1), "open");
   assert_int_equal(check(c, &b, NULL), FE_CONTINUE);
   *ev = order(1, "AAA", FE_SIDE_BUY, 50 + d, PX(1), next_id());
@@ -576,32 +576,33 @@ static void test_lifecycle(void **state) {
   assert_int_equal(check(c, &ev, &res), FE_REJECT);
   assert_int_equal(res.reason, FE_CR_CREDIT);
   /* partial fill releases its share and moves the position */
-  assert_int_equal(fe_compliance_fill(c, a, "o1", 200), 0);
+  assert_int_equal(fe_compliance_fill(c, a, "AAA", "o1", 200), 0);
   assert_int_equal(fe_compliance_reserved(c, &a), PX(400));
   assert_int_equal(fe_compliance_position(c, a, "AAA"), 200);
   ev = order(a, "AAA", FE_SIDE_BUY, 500, PX(1), "o2");
   assert_int_equal(check(c, &ev, NULL), FE_CONTINUE);
   assert_int_equal(fe_compliance_reserved(c, &a), PX(900));
   /* cancel releases the rest; unknown orders are counted */
-  assert_int_equal(fe_compliance_release(c, a, "o1"), 0);
+  assert_int_equal(fe_compliance_release(c, a, "AAA", "o1"), 0);
   assert_int_equal(fe_compliance_reserved(c, &a), PX(500));
-  assert_int_equal(fe_compliance_release(c, a, "o1"), FE_ENOTFOUND);
-  assert_int_equal(fe_compliance_fill(c, a, "nope", 1), FE_ENOTFOUND);
+  assert_int_equal(fe_compliance_release(c, a, "AAA", "o1"), FE_ENOTFOUND);
+  assert_int_equal(fe_compliance_release(c, a, "BBB", "o2"), FE_ENOTFOUND);
+  assert_int_equal(fe_compliance_fill(c, a, "AAA", "nope", 1), FE_ENOTFOUND);
   /* an over-fill is the remainder: closes the order */
-  assert_int_equal(fe_compliance_fill(c, a, "o2", 700), 0);
+  assert_int_equal(fe_compliance_fill(c, a, "AAA", "o2", 700), 0);
   assert_int_equal(fe_compliance_reserved(c, &a), 0);
   assert_int_equal(fe_compliance_reserved(c, NULL), 0);
   assert_int_equal(fe_compliance_position(c, a, "AAA"), 700);
   /* a sell fill moves it down */
   ev = order(a, "AAA", FE_SIDE_SELL, 300, PX(1), "o3");
   assert_int_equal(check(c, &ev, NULL), FE_CONTINUE);
-  assert_int_equal(fe_compliance_fill(c, a, "o3", 300), 0);
+  assert_int_equal(fe_compliance_fill(c, a, "AAA", "o3", 300), 0);
   assert_int_equal(fe_compliance_position(c, a, "AAA"), 400);
   fe_compliance_stats_t st;
   assert_int_equal(fe_compliance_stats(c, &st), 0);
   assert_int_equal(st.fills, 3);
   assert_int_equal(st.released, 3);
-  assert_int_equal(st.unknown_orders, 2);
+  assert_int_equal(st.unknown_orders, 3);
   assert_int_equal(st.checked, 5);
   assert_int_equal(st.accepted, 3);
   /* the order table reuses finished entries: many more orders than
@@ -611,7 +612,7 @@ static void test_lifecycle(void **state) {
     snprintf(id, sizeof id, "L%d", i);
     ev = order(a, "AAA", FE_SIDE_BUY, 1, PX(1), id);
     assert_int_equal(check(c, &ev, NULL), FE_CONTINUE);
-    assert_int_equal(fe_compliance_release(c, a, id), 0);
+    assert_int_equal(fe_compliance_release(c, a, "AAA", id), 0);
   }
   fe_compliance_destroy(c);
   fe_compliance_rules_destroy(r);
@@ -638,6 +639,22 @@ static void test_table_full(void **state) {
   assert_int_equal(fe_compliance_set_reference(c, "BBB", PX(1)), 0);
   assert_int_equal(fe_compliance_set_reference(c, "CCC", PX(1)), FE_ETABLEFULL);
   fe_compliance_destroy(c);
+  /* max_open off: still at most FE_COMPLIANCE_MAX_OPEN open orders per
+   * account and symbol are tracked; the next one fails closed */
+  assert_int_equal(fe_compliance_rules_mode(r, FE_RULE_MAX_OPEN, FE_MODE_OFF),
+                   0);
+  fe_compliance_config_init(&cfg);
+  assert_int_equal(fe_compliance_create(&cfg, r, &c, NULL), 0);
+  for (int i = 0; i < FE_COMPLIANCE_MAX_OPEN; i++) {
+    ev = order(1, "AAA", FE_SIDE_BUY, 1, PX(1) + i, next_id());
+    assert_int_equal(check(c, &ev, NULL), FE_CONTINUE);
+  }
+  ev = order(1, "AAA", FE_SIDE_BUY, 1, PX(1), next_id());
+  assert_int_equal(check(c, &ev, &res), FE_REJECT);
+  assert_int_equal(res.reason, FE_CR_TABLE_FULL);
+  ev = order(1, "BBB", FE_SIDE_BUY, 1, PX(1), next_id());
+  assert_int_equal(check(c, &ev, &res), FE_CONTINUE);
+  fe_compliance_destroy(c);
   fe_compliance_rules_destroy(r);
 }
 
@@ -661,7 +678,9 @@ static void *mt_credit_main(void *p) {
     char id[32];
     snprintf(id, sizeof id, "t%u-%d", a->reader, i);
     uint64_t acct = a->account ? a->account : 100 + a->reader;
-    fe_event_t ev = order(acct, "AAA", FE_SIDE_BUY, 1 + i % 7, PX(1), id);
+    char sym[8]; /* many symbols: at most 32 open orders each */
+    snprintf(sym, sizeof sym, "S%d", i % 200);
+    fe_event_t ev = order(acct, sym, FE_SIDE_BUY, 1 + i % 7, PX(1), id);
     if (fe_compliance_check(a->c, a->reader, &ev, NULL) == FE_CONTINUE)
       a->accepted += (uint64_t)ev.order.quantity;
     int64_t firm = fe_compliance_reserved(a->c, NULL);
@@ -738,7 +757,7 @@ static void *live_main(void *p) {
     int v = fe_compliance_check(a->c, a->reader, &ev, &res);
     if (v == FE_CONTINUE) {
       __atomic_fetch_add(&a->under_b, 1, __ATOMIC_RELAXED);
-      fe_compliance_release(a->c, acct, id);
+      fe_compliance_release(a->c, acct, "AAA", id);
     } else if (res.reason == FE_CR_MAX_QTY) {
       __atomic_fetch_add(&a->under_a, 1, __ATOMIC_RELAXED);
     } else {
@@ -1150,15 +1169,17 @@ static void test_null_and_garbage(void **state) {
   /* non-order events pass untouched */
   ev.type = FE_EV_MARKET_DATA;
   assert_int_equal(check(c, &ev, &res), FE_CONTINUE);
-  assert_int_equal(fe_compliance_fill(NULL, 1, "x", 1), FE_EINVAL);
-  assert_int_equal(fe_compliance_fill(c, 1, NULL, 1), FE_EINVAL);
-  assert_int_equal(fe_compliance_fill(c, 1, "x", 0), FE_EINVAL);
+  assert_int_equal(fe_compliance_fill(NULL, 1, "AAA", "x", 1), FE_EINVAL);
+  assert_int_equal(fe_compliance_fill(c, 1, "AAA", NULL, 1), FE_EINVAL);
+  assert_int_equal(fe_compliance_fill(c, 1, "AAA", "x", 0), FE_EINVAL);
   char longid[64];
   memset(longid, 'x', sizeof longid - 1);
   longid[63] = '\0';
-  assert_int_equal(fe_compliance_fill(c, 1, longid, 1), FE_EINVAL);
-  assert_int_equal(fe_compliance_release(NULL, 1, "x"), FE_EINVAL);
-  assert_int_equal(fe_compliance_release(c, 1, NULL), FE_EINVAL);
+  assert_int_equal(fe_compliance_fill(c, 1, "AAA", longid, 1), FE_EINVAL);
+  assert_int_equal(fe_compliance_release(NULL, 1, "AAA", "x"), FE_EINVAL);
+  assert_int_equal(fe_compliance_release(c, 1, "AAA", NULL), FE_EINVAL);
+  assert_int_equal(fe_compliance_release(c, 1, NULL, "x"), FE_EINVAL);
+  assert_int_equal(fe_compliance_fill(c, 1, "", "x", 1), FE_EINVAL);
   assert_int_equal(fe_compliance_set_reference(NULL, "A", 1), FE_EINVAL);
   assert_int_equal(fe_compliance_set_reference(c, NULL, 1), FE_EINVAL);
   assert_int_equal(fe_compliance_set_reference(c, "A", 0), FE_EINVAL);

@@ -98,8 +98,11 @@
  *
  * State.  Reservations, open orders, positions, resting orders, recent
  * orders and reference prices live in fixed tables sized at create
- * (cfg.max_accounts, max_symbols, max_cells, max_orders): a full table
- * fails closed (the order is rejected with reason TABLE_FULL).  State is
+ * (cfg.max_accounts, max_symbols, max_cells: account-and-symbol pairs,
+ * max_orders: open orders at once): a full table fails closed (the order
+ * is rejected with reason TABLE_FULL), as does an account with
+ * FE_COMPLIANCE_MAX_OPEN open orders in one symbol whatever max_open's
+ * mode (each open order is tracked for release and self-match).  State is
  * kept across rule changes.
  *
  * Threads.  fe_compliance_check() (and the stage) may run on any number of
@@ -495,7 +498,7 @@ FE_API int fe_fingerprint_parse(const char *hex, fe_fingerprint_t *out);
 /* Checks a new order (ev->type FE_EV_NEW_ORDER; other types pass
  * untouched with FE_CONTINUE) under the running rules, amends ev in place
  * under CORRECTIVE, and on acceptance reserves its notional and records
- * it as open (keyed by account and client order id).
+ * it as open (keyed by account, symbol and client order id).
  *   reader  0..FE_COMPLIANCE_READERS-1, one per concurrent caller.
  *   out     may be NULL.
  * Returns FE_CONTINUE (accepted) or FE_REJECT (out->reason says why; the
@@ -504,20 +507,23 @@ FE_API int fe_fingerprint_parse(const char *hex, fe_fingerprint_t *out);
 FE_API int fe_compliance_check(fe_compliance_t *c, uint32_t reader,
                                fe_event_t *ev, fe_compliance_result_t *out);
 
-/* A fill of qty (> 0) of the open order (account, client_order_id): moves
+/* A fill of qty (> 0) of the open order (account, symbol,
+ * client_order_id; symbol as for fe_compliance_set_reference): moves
  * the account's position in its symbol, releases qty's reservation, and
  * closes the order when nothing remains (a fill above the remainder is
  * taken as the remainder).  Returns 0, FE_ENOTFOUND (no such open order:
  * counted), FE_EINVAL (NULL, qty <= 0).  Lock-free; one thread per order
  * at a time. */
 FE_API int fe_compliance_fill(fe_compliance_t *c, uint64_t account,
-                              const char *client_order_id, int64_t qty);
+                              const char *symbol, const char *client_order_id,
+                              int64_t qty);
 
-/* Closes the open order (account, client_order_id) without a fill
+/* Closes the open order (account, symbol, client_order_id) without a fill
  * (cancelled, rejected by the venue or by a later stage, expired):
  * releases what it still reserved.  Returns 0, FE_ENOTFOUND, FE_EINVAL.
  * As fe_compliance_fill(). */
 FE_API int fe_compliance_release(fe_compliance_t *c, uint64_t account,
+                                 const char *symbol,
                                  const char *client_order_id);
 
 /* Stores symbol's reference price (> 0).  Returns 0, FE_EINVAL (NULL,
@@ -547,8 +553,9 @@ FE_API int fe_compliance_stats(const fe_compliance_t *c,
  * fe_compliance_stage() fills the order stage: a batch handler for
  * FE_EV_NEW_ORDER (checked as fe_compliance_check with the worker as
  * reader; a reject is fe_batch_reject with the reason), FE_EV_CANCEL
- * (order.client_order_id names the order to close: released) and
- * FE_EV_EXEC_REPORT (a fill of order.quantity of order.client_order_id;
+ * (order.account, order.symbol and order.client_order_id name the order
+ * to close: released) and FE_EV_EXEC_REPORT (a fill of order.quantity of
+ * the order so named;
  * quantity 0 closes it: the venue rejected or expired it).  Its key is the
  * account (the default), so one order's life stays on one shard.  Set
  * name, deps, shards and worker afterwards as for any stage.
