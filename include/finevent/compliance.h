@@ -112,7 +112,9 @@
  * concurrently, under PREVENTIVE and CORRECTIVE neither total ever exceeds
  * its limit.  The life of one order (its check, then fills, cancel or
  * release) must be driven by one thread at a time: the bus stage sharded
- * by account does that.  No check, fill, release or reference update
+ * by account does that.  MAX_OPEN and MAX_POSITION are exact when one
+ * thread at a time checks a given account (the stage again); concurrent
+ * checks of one account may overshoot them, never buying power.  No check, fill, release or reference update
  * allocates, locks or makes a system call (the throttle reads the
  * configured clock).  fe_compliance_apply() and fe_compliance_pin() may
  * be called from any thread, one at a time; apply blocks until readers of
