@@ -66,7 +66,8 @@ endef
 .DEFAULT_GOAL := all
 .PHONY: all help deps lib tools test test-asan test-tsan test-all check-symbols check-install \
         run-tests stress run-stress fuzz fuzz-bin fuzz-lib fuzz-seeds \
-        bench bench-bin demo examples run-examples install uninstall clean
+        bench bench-bin demo examples run-examples install uninstall clean \
+        compliance-conf fuzz-compliance-conf fuzz-compliance-conf-bin
 
 help:
 	@echo "make              build the library (static + shared) and the tools in $(BUILD)/release"
@@ -81,6 +82,8 @@ help:
 	@echo "make stress       the long stress suites (test/stress/), release and TSan (STRESS_EVENTS=N)"
 	@echo "make bench        build optimised and run every benchmark (BENCH_ARGS=... for options)"
 	@echo "make examples     build the examples"
+	@echo "make compliance-conf  the compliance file loader, libfinevent-compliance-conf (needs libinih)"
+	@echo "make fuzz-compliance-conf  fuzz the loader (clang libFuzzer; FUZZ_SECONDS=60)"
 	@echo "make install      install headers, libraries, libfinevent.pc, tools (PREFIX, DESTDIR)"
 	@echo "make clean        remove $(BUILD)/"
 
@@ -103,7 +106,7 @@ STATIC   := $(O)/libfinevent.a
 SONAME   := libfinevent.so.$(SOVERSION)
 SHARED   := $(O)/libfinevent.so.$(VERSION)
 
-all: lib tools
+all: lib tools compliance-conf
 lib: $(STATIC) $(SHARED)
 
 $(O)/lib/%.o: lib/%.c $(HEADERS) $(BUILD)/.deps-lib
@@ -120,8 +123,8 @@ $(SHARED): $(LIB_OBJ)
 	ln -sf $(SONAME) $(O)/libfinevent.so
 
 # Only fe_ symbols may leave the shared library.
-check-symbols: $(SHARED)
-	@bad=$$(nm -D --defined-only $(SHARED) | awk '{print $$3}' | grep -v '^fe_' || true); \
+check-symbols: $(SHARED) $(CONF_SHARED)
+	@bad=$$(nm -D --defined-only $(SHARED) $(CONF_SHARED) | awk 'NF==3 {print $$3}' | grep -v '^fe_' || true); \
 	if [ -n "$$bad" ]; then echo "exported symbols without fe_ prefix:"; echo "$$bad"; exit 1; fi; \
 	echo "check-symbols: only fe_ symbols exported"
 
@@ -161,6 +164,57 @@ $(O)/bin/%: tools/%.c $(HEADERS) $(STATIC)
 
 tools: $(TOOL_BIN)
 
+# ------------------------------------------- compliance file loader
+# libfinevent-compliance-conf (lib/compliance_conf/, compliance_conf.h):
+# the INI loader for the compliance rules, a companion library so that the
+# core keeps to ck, xxHash and libsodium; it adds libinih.
+CONF_DEPS   := inih:libinih-dev
+CONF_SRC    := $(wildcard lib/compliance_conf/*.c)
+CONF_OBJ    := $(CONF_SRC:lib/compliance_conf/%.c=$(O)/lib/compliance_conf/%.o)
+CONF_STATIC := $(O)/libfinevent-compliance-conf.a
+CONF_SONAME := libfinevent-compliance-conf.so.$(SOVERSION)
+CONF_SHARED := $(O)/libfinevent-compliance-conf.so.$(VERSION)
+CONF_CFLAGS  = $(shell pkg-config --cflags inih)
+CONF_LIBS    = $(shell pkg-config --libs inih)
+
+$(BUILD)/.deps-conf: $(BUILD)/.deps-lib
+	$(call need_packages,$(CONF_DEPS))
+	@mkdir -p $(@D) && touch $@
+
+$(O)/lib/compliance_conf/%.o: lib/compliance_conf/%.c $(HEADERS) $(BUILD)/.deps-conf
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(CONF_CFLAGS) -fPIC -c $< -o $@
+
+$(CONF_STATIC): $(CONF_OBJ)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(CONF_SHARED): $(CONF_OBJ) $(SHARED)
+	$(CC) $(ALL_CFLAGS) -shared -Wl,-soname,$(CONF_SONAME) -o $@ $(CONF_OBJ) \
+	  -L$(O) -lfinevent $(CONF_LIBS)
+	ln -sf $(notdir $@) $(O)/$(CONF_SONAME)
+	ln -sf $(CONF_SONAME) $(O)/libfinevent-compliance-conf.so
+
+compliance-conf: $(CONF_STATIC) $(CONF_SHARED)
+
+# The loader's fuzzer (libFuzzer, clang), standalone: the harness, the
+# loader and the core sources in one sanitized binary.  Run it with
+# `make fuzz-compliance-conf FUZZ_SECONDS=600`; seeds in
+# test/fuzz/corpus/compliance_conf/, new inputs go to $(BUILD)/fuzz/.
+FUZZ_SECONDS ?= 60
+FUZZ_CC      ?= clang
+FUZZ_CONF    := $(BUILD)/fuzz/fuzz_compliance_conf
+$(FUZZ_CONF): test/fuzz/fuzz_compliance_conf.c $(CONF_SRC) $(LIB_SRC) $(HEADERS) $(BUILD)/.deps-conf
+	@mkdir -p $(@D)
+	$(FUZZ_CC) -std=c11 -g -O1 -pthread -Iinclude -Ilib -fsanitize=fuzzer,address,undefined \
+	  $(PKG_CFLAGS) $(CONF_CFLAGS) test/fuzz/fuzz_compliance_conf.c $(CONF_SRC) $(LIB_SRC) \
+	  -o $@ $(PKG_LIBS) $(CONF_LIBS)
+fuzz-compliance-conf-bin: $(FUZZ_CONF)
+fuzz-compliance-conf: $(FUZZ_CONF)
+	@mkdir -p $(BUILD)/fuzz/compliance_conf
+	$(FUZZ_CONF) -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
+	  $(BUILD)/fuzz/compliance_conf test/fuzz/corpus/compliance_conf
+
 # -------------------------------------------------------------------- tests
 TEST_SRC := $(wildcard test/test_*.c)
 TEST_BIN := $(TEST_SRC:test/%.c=$(O)/test/%)
@@ -168,7 +222,7 @@ TEST_TIMEOUT ?= 600
 
 $(O)/test/%: test/%.c test/*.h $(STATIC) $(BUILD)/.deps-test
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) $(TEST_CFLAGS) $(TEST_DEFS) -Itest $< -o $@ $(STATIC) $(PKG_LIBS) $(TEST_LIBS)
+	$(CC) $(ALL_CFLAGS) $(TEST_CFLAGS) $(TEST_DEFS) -Itest $< -o $@ $(TEST_EXTRA) $(STATIC) $(PKG_LIBS) $(TEST_LIBS)
 
 # The journal and durability suites run the fe-journal tool of their own
 # flavour.
@@ -179,6 +233,11 @@ $(O)/test/test_api_null: TEST_DEFS = -DFE_INCLUDE_DIR='"$(abspath include/fineve
 
 $(O)/test/test_audit: $(O)/bin/fe-audit
 $(O)/test/test_audit: TEST_DEFS = -DFE_AUDIT_TOOL='"$(abspath $(O)/bin/fe-audit)"'
+
+# The compliance loader's suite links the companion library and libinih.
+$(O)/test/test_compliance_conf: $(CONF_STATIC)
+$(O)/test/test_compliance_conf: TEST_EXTRA = $(CONF_STATIC) $(CONF_LIBS)
+$(O)/test/test_compliance_conf: TEST_DEFS = -DFE_EXAMPLES_DIR='"$(abspath examples)"'
 
 # Each suite runs in its own process with a timeout; all run even if one
 # fails, and the target fails if any did.  The flavour's closing line
@@ -350,7 +409,7 @@ demo: $(O)/examples/bus_demo
 	$(O)/examples/bus_demo
 
 # ------------------------------------------------------------------ install
-install: $(STATIC) $(SHARED) $(TOOL_BIN)
+install: $(STATIC) $(SHARED) $(TOOL_BIN) $(CONF_STATIC) $(CONF_SHARED)
 	install -d $(DESTDIR)$(INCDIR)/finevent $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(BINDIR)
 	install -m 644 include/finevent/*.h $(DESTDIR)$(INCDIR)/finevent/
 	install -m 644 $(STATIC) $(DESTDIR)$(LIBDIR)/
@@ -367,11 +426,21 @@ install: $(STATIC) $(SHARED) $(TOOL_BIN)
 	    -e 's|^Libs: -L$${libdir} -lfinevent|Libs: $${libdir}/libfinevent.a|' \
 	    -e 's|^Requires.private:|Requires:|' \
 	    $(DESTDIR)$(LIBDIR)/pkgconfig/libfinevent.pc > $(DESTDIR)$(LIBDIR)/pkgconfig/libfinevent-static.pc
+	install -m 644 $(CONF_STATIC) $(DESTDIR)$(LIBDIR)/
+	install -m 755 $(CONF_SHARED) $(DESTDIR)$(LIBDIR)/
+	ln -sf libfinevent-compliance-conf.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(CONF_SONAME)
+	ln -sf $(CONF_SONAME) $(DESTDIR)$(LIBDIR)/libfinevent-compliance-conf.so
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
+	    -e 's|@INCLUDEDIR@|$(INCDIR)|' -e 's|@VERSION@|$(VERSION)|' \
+	    pkgconfig/libfinevent-compliance-conf.pc.in \
+	    > $(DESTDIR)$(LIBDIR)/pkgconfig/libfinevent-compliance-conf.pc
 
 uninstall:
 	rm -rf $(DESTDIR)$(INCDIR)/finevent
 	rm -f $(DESTDIR)$(LIBDIR)/libfinevent.a $(DESTDIR)$(LIBDIR)/libfinevent.so* \
-	      $(DESTDIR)$(LIBDIR)/pkgconfig/libfinevent.pc $(DESTDIR)$(LIBDIR)/pkgconfig/libfinevent-static.pc
+	      $(DESTDIR)$(LIBDIR)/pkgconfig/libfinevent.pc $(DESTDIR)$(LIBDIR)/pkgconfig/libfinevent-static.pc \
+	      $(DESTDIR)$(LIBDIR)/libfinevent-compliance-conf.* \
+	      $(DESTDIR)$(LIBDIR)/pkgconfig/libfinevent-compliance-conf.pc
 	rm -f $(TOOL_SRC:tools/%.c=$(DESTDIR)$(BINDIR)/%)
 
 clean:

@@ -1363,6 +1363,215 @@ static int run_saga_journaled(const scenario_t *sc, const opts_t *o,
 
 /* -------------------------------------------------------------- driver */
 
+
+/* ---------------------------------------------------------- compliance */
+
+/* compliance_all_rules: the built-in pre-trade stage with every rule on
+ * (production profile: all preventive) over 10k authorized accounts, each
+ * trading 8 of 500 symbols (5 restricted), a trading-state object with 10
+ * halted accounts, collars by tier around reference prices that a
+ * market-data event moves every 16 orders (a random walk of a few basis
+ * points), a per-account throttle, a duplicate window, open-order,
+ * position and buying-power limits, self-match prevention.  Each new order
+ * is closed (filled, an FE_EV_EXEC_REPORT) 4096 orders later, so the
+ * tables stay warm and the limits hold.  Both stages (compliance.md and
+ * compliance) run on one worker; the producer is the calling thread and
+ * publishes in claims of 64.  n counts new orders; the stage also handles
+ * the n fills and n/16 price updates in the same time. */
+#define CMP_ACCOUNTS 10000
+#define CMP_SYMBOLS 500
+#define CMP_LAG 4096
+#define CMP_TEMPLATES (1u << 18)
+
+typedef struct cmp_tpl {
+  uint64_t account;
+  uint32_t sym, side;
+  int64_t qty, ticks;
+} cmp_tpl_t;
+
+static void cmp_symbol(char out[FE_SYMBOL_MAX], uint32_t i) {
+  static char names[CMP_SYMBOLS][FE_SYMBOL_MAX];
+  if (names[i][0] == '\0')
+    snprintf(names[i], FE_SYMBOL_MAX, "S%03u", i);
+  memcpy(out, names[i], FE_SYMBOL_MAX);
+}
+
+static fe_compliance_rules_t *cmp_rules(void) {
+  fe_compliance_rules_t *r;
+  if (fe_compliance_rules_create(&r) != 0)
+    return NULL;
+  fe_compliance_rules_profile(r, FE_PROFILE_PRODUCTION);
+  fe_compliance_rules_limit(r, FE_LIMIT_MAX_QTY, 100000);
+  fe_compliance_rules_limit(r, FE_LIMIT_MAX_NOTIONAL, 10000000 * FE_PRICE_SCALE);
+  fe_compliance_rules_limit(r, FE_LIMIT_CREDIT, 50000000 * FE_PRICE_SCALE);
+  fe_compliance_rules_limit(r, FE_LIMIT_FIRM_CREDIT, INT64_MAX / 4);
+  fe_compliance_rules_limit(r, FE_LIMIT_MAX_OPEN, 32);
+  fe_compliance_rules_limit(r, FE_LIMIT_MAX_POSITION, 100000000);
+  fe_compliance_rules_limit(r, FE_LIMIT_DUP_WINDOW_NS, 1000000);
+  fe_compliance_rules_limit(r, FE_LIMIT_THROTTLE_RATE, 100000);
+  fe_compliance_rules_limit(r, FE_LIMIT_THROTTLE_BURST, 10000);
+  fe_compliance_rules_collar(r, NULL, 0, FE_COLLAR_BPS, 1000);
+  fe_compliance_rules_collar(r, NULL, 10 * FE_PRICE_SCALE, FE_COLLAR_BPS, 500);
+  for (uint64_t a = 1; a <= CMP_ACCOUNTS; a++)
+    fe_compliance_rules_authorize(r, a);
+  for (uint64_t a = 1; a <= CMP_ACCOUNTS; a += 97)
+    fe_compliance_rules_account_limit(r, a, FE_LIMIT_MAX_QTY, 50000);
+  char sym[FE_SYMBOL_MAX + 1];
+  for (uint32_t i = 0; i < 5; i++) {
+    cmp_symbol(sym, CMP_SYMBOLS - 1 - i);
+    sym[FE_SYMBOL_MAX] = '\0';
+    fe_compliance_rules_restrict(r, sym);
+  }
+  return r;
+}
+
+static int run_compliance(const scenario_t *sc, const opts_t *o, uint64_t n,
+                          result_t *r) {
+  static cmp_tpl_t *tpl;
+  static int64_t ref[CMP_SYMBOLS];
+  if (tpl == NULL && (tpl = malloc(CMP_TEMPLATES * sizeof *tpl)) == NULL)
+    return -1;
+  uint64_t rng = 0x9e3779b97f4a7c15u;
+#define CMP_RAND() (rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17, rng)
+  for (uint32_t i = 0; i < CMP_TEMPLATES; i++) {
+    uint64_t a = 1 + CMP_RAND() % CMP_ACCOUNTS;
+    tpl[i].account = a;
+    tpl[i].sym = (uint32_t)((a * 7 + CMP_RAND() % 8 * 61) % CMP_SYMBOLS);
+    tpl[i].side = CMP_RAND() & 1 ? FE_SIDE_BUY : FE_SIDE_SELL;
+    tpl[i].qty = 1 + (int64_t)(CMP_RAND() % 1000);
+    tpl[i].ticks = 1 + (int64_t)(CMP_RAND() % 20);
+  }
+  for (uint32_t i = 0; i < CMP_SYMBOLS; i++)
+    ref[i] = (int64_t)(5 + i % 300) * FE_PRICE_SCALE;
+
+  fe_trading_config_t tc;
+  fe_trading_config_init(&tc);
+  fe_trading_t *trading;
+  if (fe_trading_create(&tc, &trading, NULL) != 0)
+    return -1;
+  for (uint64_t a = 1; a <= 10; a++)
+    fe_trading_set_account(trading, a * 991, FE_TRADING_HALTED, "bench");
+  fe_compliance_rules_t *rules = cmp_rules();
+  fe_compliance_config_t cc;
+  fe_compliance_config_init(&cc);
+  cc.max_accounts = 16384;
+  cc.max_symbols = 1024;
+  cc.max_cells = 131072;
+  cc.max_orders = 2 * CMP_LAG + 4096;
+  cc.trading = trading;
+  fe_compliance_t *c;
+  fe_diag_t d;
+  if (rules == NULL || fe_compliance_create(&cc, rules, &c, &d) != 0) {
+    fprintf(stderr, "fe_bench: %s: %s\n", sc->name, d.msg);
+    return -1;
+  }
+  char sym[FE_SYMBOL_MAX + 1];
+  for (uint32_t i = 0; i < CMP_SYMBOLS; i++) {
+    cmp_symbol(sym, i);
+    sym[FE_SYMBOL_MAX] = '\0';
+    fe_compliance_set_reference(c, sym, ref[i]);
+  }
+  fe_stage_def_t st[2];
+  fe_compliance_md_stage(c, &st[0], NULL);
+  fe_compliance_stage(c, &st[1], NULL);
+  st[1].n_deps = 1;
+  st[1].deps[0] = 0;
+  fe_bus_config_t cfg;
+  fe_bus_config_init(&cfg);
+  cfg.capacity = o->ring;
+  cfg.slot_size = sizeof(fe_event_t);
+  cfg.max_batch = o->batch;
+  cfg.wait = o->wait ? o->wait : sc->wait;
+  cfg.stages = st;
+  cfg.n_stages = 2;
+  if (o->pin)
+    cfg.cpu[0] = 1;
+  fe_bus_t *bus;
+  if (fe_bus_create(&cfg, &bus, &d) != 0) {
+    fprintf(stderr, "fe_bench: %s: %s\n", sc->name, d.msg);
+    return -1;
+  }
+  pin_self(o, 0);
+  uint64_t a0 = __atomic_load_n(&allocs, __ATOMIC_RELAXED);
+  fe_bus_start(bus, NULL);
+  enum { CLAIM = 64 };
+  uint64_t orders = 0, events = 0, closes = 0;
+  double t0 = now_s();
+  while (orders < n) {
+    uint64_t first;
+    if (fe_bus_claim_n(bus, CLAIM, &first, FE_WAIT_FOREVER) != 0)
+      return -1;
+    for (uint32_t k = 0; k < CLAIM; k++) {
+      fe_event_t *ev = fe_bus_event_at(bus, first + k);
+      uint64_t e = events++;
+      fe_order_t *od = &ev->order;
+      memset(od, 0, sizeof *od);
+      if (e % 33 == 32) { /* a price update: a random walk of 0..4 bp */
+        uint32_t s = (uint32_t)(CMP_RAND() % CMP_SYMBOLS);
+        int64_t step = ref[s] / 10000 * (int64_t)(CMP_RAND() % 9 - 4);
+        ref[s] += step;
+        ev->type = FE_EV_MARKET_DATA;
+        cmp_symbol(od->symbol, s);
+        od->price = ref[s];
+        continue;
+      }
+      int close = (e & 1) && closes + CMP_LAG <= orders;
+      uint64_t i = close ? closes++ : orders++;
+      const cmp_tpl_t *t = &tpl[i % CMP_TEMPLATES];
+      od->account = t->account;
+      cmp_symbol(od->symbol, t->sym);
+      memcpy(od->client_order_id, &i, sizeof i);
+      if (close) { /* fill it whole: closes it */
+        ev->type = FE_EV_EXEC_REPORT;
+        od->quantity = t->qty;
+        od->price = ref[t->sym];
+        continue;
+      }
+      ev->type = FE_EV_NEW_ORDER;
+      od->side = (uint8_t)t->side;
+      od->type = FE_ORD_LIMIT;
+      od->tif = FE_TIF_DAY;
+      od->quantity = t->qty;
+      /* buys under the reference, sells over it: inside the collar, and
+       * an account's own orders never cross */
+      int64_t tick = ref[t->sym] / 1000;
+      od->price = ref[t->sym] + (t->side == FE_SIDE_BUY ? -1 : 1) * t->ticks * tick;
+    }
+    fe_bus_publish_n(bus, first, CLAIM);
+  }
+  fe_bus_drain(bus, FE_WAIT_FOREVER);
+  double t1 = now_s();
+  fe_bus_stop(bus);
+  r->allocs = __atomic_load_n(&allocs, __ATOMIC_RELAXED) - a0;
+  r->has_allocs = 1;
+  fe_compliance_stats_t cs;
+  fe_compliance_stats(c, &cs);
+  if (cs.checked != orders)
+    fprintf(stderr, "fe_bench: %s: accounting mismatch\n", sc->name);
+  if (o->runs <= 1 || getenv("FE_BENCH_VERBOSE")) {
+    fprintf(stderr, "fe_bench: %s: %" PRIu64 " events, %" PRIu64
+            " orders: %" PRIu64 " accepted, rejected:", sc->name, events,
+            cs.checked, cs.accepted);
+    for (int k = 0; k <= FE_RULE_COUNT; k++)
+      if (cs.rejected[k])
+        fprintf(stderr, " %s=%" PRIu64,
+                k < FE_RULE_COUNT ? fe_compliance_rule_name(k) : "other",
+                cs.rejected[k]);
+    fprintf(stderr, "; fills %" PRIu64 ", md %" PRIu64 " bad %" PRIu64
+            " full %" PRIu64 "\n", cs.fills, cs.md_updates,
+            fe_bus_stage_rejects(bus, 1, FE_CR_BAD_ORDER),
+            fe_bus_stage_rejects(bus, 1, FE_CR_TABLE_FULL));
+  }
+  r->mev_s = (double)orders / (t1 - t0) / 1e6;
+  r->sink = cs.accepted;
+  fe_bus_destroy(bus);
+  fe_compliance_destroy(c);
+  fe_compliance_rules_destroy(rules);
+  fe_trading_destroy(trading);
+  return 0;
+#undef CMP_RAND
+}
+
 static const scenario_t scenarios[] = {
     {"inline", 1, 200000000, 0, 0, run_inline},
     {"ckring_spsc", 2, 20000000, 0, 0, run_handoff},
@@ -1395,6 +1604,7 @@ static const scenario_t scenarios[] = {
     {"journal_append_fsync_group", 1, 200000, 0, 0, run_journal},
     {"audit_append", 2, 2000000, 0, 0, run_audit},
     {"audit_append_fsync", 2, 200000, 0, 0, run_audit},
+    {"compliance_all_rules", 2, 5000000, FE_WAIT_YIELD, 0, run_compliance},
 };
 #define N_SCENARIOS (sizeof scenarios / sizeof scenarios[0])
 

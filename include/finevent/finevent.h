@@ -28,5 +28,6 @@
 #include "metrics.h"
 #include "log.h"
 #include "saga.h"
+#include "compliance.h"
 
 #endif /* FINEVENT_FINEVENT_H */

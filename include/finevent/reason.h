@@ -29,12 +29,40 @@ extern "C" {
 /*
  * X(name, value, meaning).  Values are stable: never renumber.  Layout of
  * the reserved range:
- *   224..239  compliance rules (one code per rule; the compliance module
- *             appends its entries here)
- *   240..251  free
+ *   224..239  compliance rules (compliance.h; fe_compliance_fix_reason()
+ *             maps each onto FIX OrdRejReason)
+ *   240       compliance: its state tables are full (fails closed)
+ *   241..251  free
  *   252..255  the bus, the gateway and the saga coordinator
  */
 #define FE_REASON_MAP(X)                                                      \
+  X(CR_UNAUTHORIZED, 224, "compliance: the account is not on the "           \
+                          "authorized list")                                  \
+  X(CR_RESTRICTED,   225, "compliance: the symbol is restricted")             \
+  X(CR_HALTED,       226, "compliance: trading is halted for the account")    \
+  X(CR_REDUCE_ONLY,  227, "compliance: the account may only reduce its "      \
+                          "position")                                         \
+  X(CR_THROTTLED,    228, "compliance: the account's message rate is "        \
+                          "exceeded")                                         \
+  X(CR_BAD_ORDER,    229, "compliance: quantity, side, type or value "        \
+                          "invalid, or the client order id is already open")  \
+  X(CR_MAX_QTY,      230, "compliance: order quantity above the maximum")     \
+  X(CR_NO_REFERENCE, 231, "compliance: a market order with no reference "     \
+                          "price")                                            \
+  X(CR_COLLAR,       232, "compliance: price outside the collar around the "  \
+                          "reference price")                                  \
+  X(CR_MAX_NOTIONAL, 233, "compliance: order notional above the maximum")     \
+  X(CR_DUPLICATE,    234, "compliance: same account, symbol, side, quantity " \
+                          "and price within the duplicate window")            \
+  X(CR_MAX_OPEN,     235, "compliance: too many open orders in the symbol")   \
+  X(CR_MAX_POSITION, 236, "compliance: intraday position limit")              \
+  X(CR_SELF_MATCH,   237, "compliance: the order would match the "            \
+                          "account's own resting order")                      \
+  X(CR_CREDIT,       238, "compliance: the account's buying power is "        \
+                          "exceeded")                                         \
+  X(CR_FIRM_CREDIT,  239, "compliance: the firm's buying power is exceeded")  \
+  X(CR_TABLE_FULL,   240, "compliance: a state table is full (fails "         \
+                          "closed)")                                          \
   X(JOURNAL,      252, "the journal could not make the record durable: "      \
                        "the event was not processed (bus) or the saga step "  \
                        "did not run (saga coordinator)")                      \

@@ -1,0 +1,1369 @@
+/* Pre-trade compliance: the checks, the state they keep, live rule changes
+ * and the bus stages.  See include/finevent/compliance.h.
+ *
+ * Read side.  The running rule set is one pointer (c->snap) to an
+ * immutable snapshot.  A reader (a check, or a batch of the stage)
+ * announces itself by storing the global epoch into its own slot, then
+ * loads the pointer, and clears the slot when done.  fe_compliance_apply()
+ * swaps the pointer, advances the epoch, and waits until every slot is
+ * either clear or holds the new epoch before it frees the old snapshot:
+ *   R1 (reader: seq_cst store of the epoch into its slot) is ordered before
+ *   R2 (reader: seq_cst load of c->snap), and
+ *   W1 (writer: seq_cst exchange of c->snap) before W2 (seq_cst increment
+ *   of the epoch) before W3 (seq_cst loads of the slots).
+ * In the single total order of those seq_cst operations, either R1 comes
+ * after W3 read the slot clear (then R2 comes after W1: the reader sees
+ * the new snapshot), or W3 reads R1's value: an epoch read before W2 is
+ * old and the writer waits for the slot to change, an epoch read after W2
+ * means R2 follows W1.  So no reader can hold the old snapshot when it is
+ * freed.  It is ck_epoch's scheme cut to one writer; written with the
+ * __atomic builtins so that ThreadSanitizer sees it (lib/sync.h says why
+ * ck_pr is not used for that).  A batch pays one seq_cst store (an xchg)
+ * and one release store, however many orders it holds.
+ *
+ * State words (reservations, positions, open counts, reference prices)
+ * carry no other data: each is read and changed with relaxed atomics, and
+ * its own modification order is all that its invariant needs (the CAS that
+ * reserves buying power re-checks the limit against the value it
+ * replaces, so the total never passes the limit).  Table entries are
+ * published with a release store of their state word (or index word) after
+ * their fields are written, and found with an acquire load. */
+#define _POSIX_C_SOURCE 200809L
+#include <sched.h>
+#include <stdio.h>
+
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
+#include "compliance_impl.h"
+#include "sync.h"
+
+#define MAX_TABLE (UINT64_C(1) << 26)
+
+enum { ORD_EMPTY = 0, ORD_BUSY = 1, ORD_LIVE = 2, ORD_DEAD = 3 };
+
+/* One open order, or a free entry.  Entries come from a pool of
+ * max_orders, found through their cell's resting slots (an order is
+ * named by account, symbol and client order id).  Fields are written by
+ * the checking thread before the release store of state makes the entry
+ * LIVE; remaining
+ * and reserved change by the order's own thread; other threads (another
+ * check's self-match scan) read them with relaxed loads and check state
+ * and cell, so they may see an order that just finished: harmless. */
+typedef struct ord {
+  uint32_t state;
+  uint32_t cell;
+  uint32_t next;      /* free list: index + 1 of the next free entry */
+  uint32_t pad0;
+  uint64_t account;
+  uint64_t seq;       /* arrival number: cancel-oldest picks the lowest */
+  int64_t price;      /* valuation price, FE_PRICE_SCALE */
+  int64_t remaining;  /* open quantity */
+  int64_t reserved;   /* notional still reserved */
+  uint64_t id[FE_CLORDID_MAX / 8]; /* client order id bytes */
+  uint32_t side;
+  char pad[12];
+} ord_t;
+
+typedef struct dup_ent {
+  uint64_t ver; /* seqlock: odd while written */
+  uint64_t h;
+  uint64_t ts;
+} dup_ent_t;
+
+/* One account in one symbol. */
+typedef struct cell {
+  uint64_t account;
+  uint32_t sym;
+  uint32_t open;        /* open orders */
+  int64_t position;     /* intraday, filled */
+  int64_t open_buy;     /* open quantity of buys */
+  int64_t open_sell;    /* ... of sells */
+  uint32_t dup_next;
+  uint32_t resting[FE_COMPLIANCE_MAX_OPEN]; /* order index + 1, or 0 */
+  dup_ent_t dup[FE_COMPLIANCE_DUP_DEPTH];
+} __attribute__((aligned(64))) cell_t;
+
+typedef struct sym_state {
+  char sym[FE_SYMBOL_MAX];
+  int64_t ref; /* reference price, 0: none */
+  uint64_t pad;
+} sym_state_t;
+
+/* One reader: its epoch and its own counters (single writer: the reader;
+ * fe_compliance_stats sums them with relaxed loads). */
+typedef struct reader {
+  uint64_t epoch; /* 0: outside; else the epoch it entered at */
+  uint64_t checked, accepted, smp;
+  uint64_t rejected[FE_RULE_COUNT + 1];
+  uint64_t flagged[FE_RULE_COUNT];
+  uint64_t amended[FE_RULE_COUNT];
+} __attribute__((aligned(FE_PAD))) reader_t;
+
+struct fe_compliance {
+  fe_compliance_config_t cfg;
+  fe__snap_t *snap;  /* the running set: see the top */
+  uint64_t epoch;    /* starts at 1 */
+  pthread_mutex_t wlock; /* one apply, pin or copy at a time */
+  uint64_t changes, refused, drifts; /* under wlock; read relaxed */
+  _Alignas(FE_PAD) int64_t firm_reserved;
+  _Alignas(FE_PAD) uint64_t order_seq;
+  uint64_t free_head; /* tagged free list: tag << 32 | (index + 1) */
+  uint64_t cells_used, syms_used;
+  _Alignas(FE_PAD) uint64_t released, fills, unknown, md_updates;
+  fe__keytab_t accounts; /* account -> reserved notional */
+  fe__keytab_t symtab;   /* symbol hash -> sym_state index + 1 */
+  fe__keytab_t celltab;  /* (account, symbol) hash -> cell index + 1 */
+  sym_state_t *syms;
+  cell_t *cells;
+  ord_t *ords;
+  reader_t readers[FE_COMPLIANCE_READERS];
+};
+
+static inline void bump(uint64_t *p) {
+  __atomic_fetch_add(p, 1, __ATOMIC_RELAXED);
+}
+
+static uint64_t now_ns(const fe_compliance_t *c) {
+  return c->cfg.now_ns ? c->cfg.now_ns(c->cfg.clock_user) : fe_clock_now_ns();
+}
+
+/* ---------------------------------------------------------- read side */
+
+static inline const fe__snap_t *enter(fe_compliance_t *c, reader_t *r) {
+  uint64_t e = __atomic_load_n(&c->epoch, __ATOMIC_SEQ_CST);
+  __atomic_store_n(&r->epoch, e, __ATOMIC_SEQ_CST);        /* R1 */
+  return __atomic_load_n(&c->snap, __ATOMIC_SEQ_CST);      /* R2 */
+}
+
+/* Release: the reader's loads of the snapshot happen before the writer
+ * that sees the slot clear frees it. */
+static inline void leave(reader_t *r) {
+  __atomic_store_n(&r->epoch, 0, __ATOMIC_RELEASE);
+}
+
+/* Writer: publishes s and waits out the readers of the old snapshot,
+ * which it returns. */
+static fe__snap_t *swap_snap(fe_compliance_t *c, fe__snap_t *s) {
+  fe__snap_t *old = __atomic_exchange_n(&c->snap, s, __ATOMIC_SEQ_CST); /* W1 */
+  uint64_t e = __atomic_add_fetch(&c->epoch, 1, __ATOMIC_SEQ_CST);     /* W2 */
+  for (int i = 0; i < FE_COMPLIANCE_READERS; i++) {
+    for (;;) {
+      uint64_t v = __atomic_load_n(&c->readers[i].epoch, __ATOMIC_SEQ_CST);
+      if (v == 0 || v >= e)                                          /* W3 */
+        break;
+      sched_yield();
+    }
+  }
+  /* W3 reading a reader's 0 is an acquire that pairs with leave()'s
+   * release store: that reader's accesses to old happen before the free. */
+  return old;
+}
+
+/* ------------------------------------------------------------- tables */
+
+static uint64_t sym_key(const char sym[FE_SYMBOL_MAX]) {
+  return XXH3_64bits(sym, FE_SYMBOL_MAX);
+}
+
+/* Gets the index (value word idx + 1, allocated from pool counter *used of
+ * max) for key in kt, making it with init(idx) when new.  Returns the
+ * index, or -1 when a table is full.  Lock-free: concurrent makers of the
+ * same key each take a pool entry, one wins the CAS, the others' entries
+ * are wasted (rare: two first orders of one cell at once). */
+static int64_t pool_get(fe__keytab_t *kt, uint64_t key, uint64_t *used,
+                        uint64_t max, void (*init)(void *, uint64_t,
+                                                   const void *),
+                        void *base, const void *arg) {
+  uint64_t *w = fe__keytab_get(kt, key);
+  if (w == NULL)
+    return -1;
+  uint64_t v = __atomic_load_n(w, __ATOMIC_ACQUIRE); /* A: pairs with B */
+  if (FE_LIKELY(v != 0))
+    return (int64_t)(v - 1);
+  uint64_t idx = __atomic_fetch_add(used, 1, __ATOMIC_RELAXED);
+  if (idx >= max)
+    return -1;
+  init(base, idx, arg);
+  uint64_t expect = 0;
+  /* B: the entry's fields are written before its index is published. */
+  if (__atomic_compare_exchange_n(w, &expect, idx + 1, 0, __ATOMIC_RELEASE,
+                                  __ATOMIC_ACQUIRE))
+    return (int64_t)idx;
+  return (int64_t)(expect - 1);
+}
+
+static void sym_init(void *base, uint64_t idx, const void *arg) {
+  sym_state_t *s = &((sym_state_t *)base)[idx];
+  memcpy(s->sym, arg, FE_SYMBOL_MAX);
+}
+
+typedef struct cell_arg {
+  uint64_t account;
+  uint32_t sym;
+} cell_arg_t;
+
+static void cell_init(void *base, uint64_t idx, const void *arg) {
+  cell_t *e = &((cell_t *)base)[idx];
+  const cell_arg_t *a = arg;
+  e->account = a->account;
+  e->sym = a->sym;
+}
+
+/* The symbol's state index, made if new; -1 when full (or, fail-closed,
+ * on a 64-bit hash collision between two symbols). */
+static int64_t sym_get(fe_compliance_t *c, const char sym[FE_SYMBOL_MAX]) {
+  int64_t i = pool_get(&c->symtab, sym_key(sym), &c->syms_used,
+                       c->cfg.max_symbols, sym_init, c->syms, sym);
+  if (i >= 0 && memcmp(c->syms[i].sym, sym, FE_SYMBOL_MAX) != 0)
+    return -1;
+  return i;
+}
+
+static int64_t sym_find(const fe_compliance_t *c,
+                        const char sym[FE_SYMBOL_MAX]) {
+  uint64_t *w = fe__keytab_find(&c->symtab, sym_key(sym));
+  if (w == NULL)
+    return -1;
+  uint64_t v = __atomic_load_n(w, __ATOMIC_ACQUIRE); /* pairs with B */
+  if (v == 0 || memcmp(c->syms[v - 1].sym, sym, FE_SYMBOL_MAX) != 0)
+    return -1;
+  return (int64_t)(v - 1);
+}
+
+static uint64_t cell_key(uint64_t account, uint32_t sym) {
+  uint64_t b[2] = {account, sym};
+  return XXH3_64bits(b, sizeof b);
+}
+
+static cell_t *cell_get(fe_compliance_t *c, uint64_t account, uint32_t sym) {
+  cell_arg_t a = {account, sym};
+  int64_t i = pool_get(&c->celltab, cell_key(account, sym), &c->cells_used,
+                       c->cfg.max_cells, cell_init, c->cells, &a);
+  if (i < 0 || c->cells[i].account != account || c->cells[i].sym != sym)
+    return NULL;
+  return &c->cells[i];
+}
+
+static cell_t *cell_find(const fe_compliance_t *c, uint64_t account,
+                         uint32_t sym) {
+  uint64_t *w = fe__keytab_find(&c->celltab, cell_key(account, sym));
+  if (w == NULL)
+    return NULL;
+  uint64_t v = __atomic_load_n(w, __ATOMIC_ACQUIRE); /* pairs with B */
+  if (v == 0)
+    return NULL;
+  cell_t *e = &c->cells[v - 1];
+  return e->account == account && e->sym == sym ? e : NULL;
+}
+
+static int id_equal(const ord_t *o, const uint64_t id[4]) {
+  for (int k = 0; k < 4; k++)
+    if (__atomic_load_n(&o->id[k], __ATOMIC_RELAXED) != id[k])
+      return 0;
+  return 1;
+}
+
+static void id_words(const char id[FE_CLORDID_MAX], uint64_t out[4]) {
+  memcpy(out, id, FE_CLORDID_MAX);
+}
+
+/* The order pool's free list: a Treiber stack whose head carries a tag
+ * bumped by every change, so a pop that read an entry's next before the
+ * entry was popped and pushed again fails its CAS (no ABA).  An entry's
+ * next is written before the push's release CAS and read after the pop's
+ * acquire load of the head; a stale next read by a pop that then fails is
+ * discarded. */
+static ord_t *ord_alloc(fe_compliance_t *c) {
+  uint64_t h = __atomic_load_n(&c->free_head, __ATOMIC_ACQUIRE);
+  for (;;) {
+    uint32_t i1 = (uint32_t)h;
+    if (i1 == 0)
+      return NULL;
+    ord_t *o = &c->ords[i1 - 1];
+    uint32_t next = __atomic_load_n(&o->next, __ATOMIC_RELAXED);
+    uint64_t nh = ((h >> 32) + 1) << 32 | next;
+    if (__atomic_compare_exchange_n(&c->free_head, &h, nh, 1, __ATOMIC_ACQUIRE,
+                                    __ATOMIC_ACQUIRE))
+      return o;
+  }
+}
+
+static void ord_free(fe_compliance_t *c, ord_t *o) {
+  uint32_t i1 = (uint32_t)(o - c->ords) + 1;
+  uint64_t h = __atomic_load_n(&c->free_head, __ATOMIC_RELAXED);
+  do {
+    __atomic_store_n(&o->next, (uint32_t)h, __ATOMIC_RELAXED);
+  } while (!__atomic_compare_exchange_n(&c->free_head, &h,
+                                        ((h >> 32) + 1) << 32 | i1, 1,
+                                        __ATOMIC_RELEASE, __ATOMIC_RELAXED));
+}
+
+/* The LIVE order of account with client order id w among cl's resting
+ * slots, or NULL. */
+static ord_t *ord_in_cell(fe_compliance_t *c, cell_t *cl, uint64_t account,
+                          const uint64_t w[4]) {
+  for (int j = 0; j < FE_COMPLIANCE_MAX_OPEN; j++) {
+    uint32_t v = __atomic_load_n(&cl->resting[j], __ATOMIC_ACQUIRE);
+    if (v == 0)
+      continue;
+    ord_t *o = &c->ords[v - 1];
+    if (__atomic_load_n(&o->state, __ATOMIC_ACQUIRE) == ORD_LIVE &&
+        __atomic_load_n(&o->account, __ATOMIC_RELAXED) == account &&
+        id_equal(o, w))
+      return o;
+  }
+  return NULL;
+}
+
+/* The LIVE order (account, symbol, id), or NULL. */
+static ord_t *ord_find(fe_compliance_t *c, uint64_t account,
+                       const char sym[FE_SYMBOL_MAX],
+                       const char id[FE_CLORDID_MAX]) {
+  int64_t si = sym_find(c, sym);
+  if (si < 0)
+    return NULL;
+  cell_t *cl = cell_find(c, account, (uint32_t)si);
+  if (cl == NULL)
+    return NULL;
+  uint64_t w[4];
+  id_words(id, w);
+  return ord_in_cell(c, cl, account, w);
+}
+
+/* ---------------------------------------------------------- the money */
+
+/* q * p: whole units times a FE_PRICE_SCALE price is a FE_PRICE_SCALE
+ * amount.  INT64_MAX when it does not fit (the check refuses such orders
+ * before it values them). */
+static int64_t notional(int64_t q, int64_t p) {
+  __int128 v = (__int128)q * p;
+  return v > INT64_MAX ? INT64_MAX : v < -INT64_MAX ? -INT64_MAX : (int64_t)v;
+}
+
+/* Largest quantity whose notional at p fits in room (p > 0). */
+static int64_t qty_for(int64_t room, int64_t p) {
+  return room <= 0 ? 0 : room / p;
+}
+
+/* Adds n to *w if the result stays <= lim (force: regardless).  Relaxed:
+ * the word is its own invariant (see the top).  Returns 1 if added. */
+static int reserve(int64_t *w, int64_t n, int64_t lim, int force) {
+  int64_t cur = __atomic_load_n(w, __ATOMIC_RELAXED);
+  do {
+    if (!force && lim != FE_COMPLIANCE_UNLIMITED && cur > lim - n)
+      return 0;
+  } while (!__atomic_compare_exchange_n(w, &cur, cur + n, 1, __ATOMIC_RELAXED,
+                                        __ATOMIC_RELAXED));
+  return 1;
+}
+
+static void unreserve(int64_t *w, int64_t n) {
+  __atomic_fetch_sub(w, n, __ATOMIC_RELAXED);
+}
+
+/* ----------------------------------------------------------- the check */
+
+typedef struct chk {
+  fe_compliance_t *c;
+  const fe__snap_t *s;
+  reader_t *rd;
+  fe_event_t *ev;
+  fe_compliance_result_t *res;
+  const fe__arule_t *ar;
+  const fe__srule_t *sr;
+} chk_t;
+
+static void copy_str(char *dst, const char *src, size_t n) {
+  memcpy(dst, src, n);
+  dst[n] = '\0';
+}
+
+static void emit(chk_t *k, fe_compliance_kind_t kind, int rule,
+                 uint32_t reason, int64_t limit, int64_t value,
+                 const fe_order_t *before, const ord_t *resting) {
+  if (k->c->cfg.on_event == NULL)
+    return;
+  const fe_order_t *o = &k->ev->order;
+  fe_compliance_event_t e;
+  memset(&e, 0, sizeof e);
+  e.kind = kind;
+  e.rule = (fe_compliance_rule_t)rule;
+  e.mode = (fe_compliance_mode_t)k->s->mode[rule];
+  e.reason = reason;
+  e.account = o->account;
+  copy_str(e.symbol, o->symbol, FE_SYMBOL_MAX);
+  copy_str(e.client_order_id, o->client_order_id, FE_CLORDID_MAX);
+  if (resting != NULL) {
+    uint64_t w[4];
+    for (int j = 0; j < 4; j++)
+      w[j] = __atomic_load_n(&resting->id[j], __ATOMIC_RELAXED);
+    copy_str(e.resting_client_order_id, (const char *)w, FE_CLORDID_MAX);
+  }
+  e.limit = limit;
+  e.value = value;
+  if (before == NULL)
+    before = o;
+  e.qty_before = before->quantity;
+  e.price_before = before->price;
+  e.type_before = before->type;
+  e.qty_after = o->quantity;
+  e.price_after = o->price;
+  e.type_after = o->type;
+  e.trace_id = k->ev->trace_id;
+  e.fingerprint = k->s->fp;
+  e.change = __atomic_load_n(&k->c->changes, __ATOMIC_RELAXED);
+  e.wall_ns = fe_clock_realtime_ns();
+  k->c->cfg.on_event(&e, k->c->cfg.event_user);
+}
+
+/* A breach of rule: DETECTIVE flags it and returns 0 (go on); otherwise
+ * the order is rejected with reason: returns 1. */
+static int breach(chk_t *k, int rule, uint32_t reason, int64_t limit,
+                  int64_t value) {
+  if (k->s->mode[rule] == FE_MODE_DETECTIVE) {
+    fe__add_owned(&k->rd->flagged[rule], 1);
+    k->res->flags |= 1u << rule;
+    emit(k, FE_COMPLIANCE_FLAG, rule, reason, limit, value, NULL, NULL);
+    return 0;
+  }
+  k->res->verdict = FE_REJECT;
+  k->res->reason = reason;
+  k->res->rule = rule;
+  return 1;
+}
+
+static void amended(chk_t *k, int rule, uint32_t reason, int64_t limit,
+                    int64_t value, const fe_order_t *before) {
+  fe__add_owned(&k->rd->amended[rule], 1);
+  k->res->amended |= 1u << rule;
+  emit(k, FE_COMPLIANCE_AMEND, rule, reason, limit, value, before, NULL);
+}
+
+/* The limit in force: the account's override or the default, tightened by
+ * the symbol's. */
+static int64_t limit_of(const chk_t *k, int which) {
+  int64_t v = k->s->lim[which];
+  if (k->ar != NULL && k->ar->lim[which] != FE__LIM_UNSET)
+    v = k->ar->lim[which];
+  if (k->sr != NULL && k->sr->lim[which] != FE__LIM_UNSET &&
+      k->sr->lim[which] < v)
+    v = k->sr->lim[which];
+  return v;
+}
+
+static int reject_plain(chk_t *k, uint32_t reason) {
+  k->res->verdict = FE_REJECT;
+  k->res->reason = reason;
+  k->res->rule = FE_RULE_COUNT;
+  return 1;
+}
+
+static int is_buy(uint32_t side) { return side == FE_SIDE_BUY; }
+
+/* Does order (side, price or market) cross resting order r? */
+static int crosses(uint32_t side, int market, int64_t price, const ord_t *r) {
+  uint32_t rs = __atomic_load_n(&r->side, __ATOMIC_RELAXED);
+  if (is_buy(side) == is_buy(rs))
+    return 0;
+  if (market)
+    return 1;
+  int64_t rp = __atomic_load_n(&r->price, __ATOMIC_RELAXED);
+  return is_buy(side) ? price >= rp : price <= rp;
+}
+
+/* The oldest of cell's resting orders that the order crosses, or NULL. */
+static const ord_t *self_match(fe_compliance_t *c, cell_t *cl, uint32_t ci,
+                               uint32_t side, int market, int64_t price) {
+  const ord_t *best = NULL;
+  uint64_t best_seq = UINT64_MAX;
+  for (int j = 0; j < FE_COMPLIANCE_MAX_OPEN; j++) {
+    uint32_t v = __atomic_load_n(&cl->resting[j], __ATOMIC_ACQUIRE);
+    if (v == 0)
+      continue;
+    const ord_t *r = &c->ords[v - 1];
+    if (__atomic_load_n(&r->state, __ATOMIC_ACQUIRE) != ORD_LIVE ||
+        __atomic_load_n(&r->cell, __ATOMIC_RELAXED) != ci)
+      continue;
+    uint64_t sq = __atomic_load_n(&r->seq, __ATOMIC_RELAXED);
+    if (crosses(side, market, price, r) && sq < best_seq) {
+      best = r;
+      best_seq = sq;
+    }
+  }
+  return best;
+}
+
+static uint64_t dup_hash(const fe_order_t *o) {
+  int64_t b[4] = {o->side, o->type, o->quantity, o->price};
+  return XXH3_64bits(b, sizeof b) | 1; /* never 0: 0 marks an empty entry */
+}
+
+/* Seqlock reader (pairs with dup_record's release stores): 1 when an entry
+ * holds h stamped less than window ns before now. */
+static int dup_seen(const cell_t *cl, uint64_t h, uint64_t now,
+                    uint64_t window) {
+  for (int j = 0; j < FE_COMPLIANCE_DUP_DEPTH; j++) {
+    const dup_ent_t *d = &cl->dup[j];
+    uint64_t v1 = __atomic_load_n(&d->ver, __ATOMIC_ACQUIRE);
+    if (v1 & 1)
+      continue;
+    uint64_t eh = __atomic_load_n(&d->h, __ATOMIC_ACQUIRE);
+    uint64_t ts = __atomic_load_n(&d->ts, __ATOMIC_ACQUIRE);
+    if (__atomic_load_n(&d->ver, __ATOMIC_RELAXED) != v1)
+      continue;
+    if (eh == h && now >= ts && now - ts < window)
+      return 1;
+  }
+  return 0;
+}
+
+static void dup_record(cell_t *cl, uint64_t h, uint64_t now) {
+  uint32_t j = __atomic_fetch_add(&cl->dup_next, 1, __ATOMIC_RELAXED) %
+               FE_COMPLIANCE_DUP_DEPTH;
+  dup_ent_t *d = &cl->dup[j];
+  uint64_t v = __atomic_load_n(&d->ver, __ATOMIC_RELAXED);
+  if ((v & 1) || !__atomic_compare_exchange_n(&d->ver, &v, v + 1, 0,
+                                              __ATOMIC_ACQUIRE,
+                                              __ATOMIC_RELAXED))
+    return; /* another writer holds it: its record will do */
+  __atomic_store_n(&d->h, h, __ATOMIC_RELEASE);
+  __atomic_store_n(&d->ts, now, __ATOMIC_RELEASE);
+  __atomic_store_n(&d->ver, v + 2, __ATOMIC_RELEASE);
+}
+
+/* The collar band half-width for reference ref, or -1 without tiers. */
+static int64_t band(const chk_t *k, int64_t ref) {
+  const fe__tier_t *t = k->s->tiers;
+  uint32_t n = k->s->ntiers;
+  if (k->sr != NULL && k->sr->ntiers > 0) {
+    t = k->sr->tiers;
+    n = k->sr->ntiers;
+  }
+  for (uint32_t i = 0; i < n; i++)
+    if (ref >= t[i].from)
+      return t[i].basis == FE_COLLAR_ABSOLUTE
+                 ? t[i].value
+                 : (int64_t)((__int128)ref * t[i].value / 10000);
+  return -1;
+}
+
+/* Runs every rule on k->ev; on acceptance records it.  Returns 0 (accept)
+ * or 1 (reject, k->res filled). */
+static int check_order(chk_t *k) {
+  fe_compliance_t *c = k->c;
+  const fe__snap_t *s = k->s;
+  fe_order_t *o = &k->ev->order;
+  const uint8_t *m = s->mode;
+
+  /* SANITY: always preventive. */
+  if (o->quantity <= 0 || o->side < FE_SIDE_BUY ||
+      o->side > FE_SIDE_SELL_SHORT || o->type < FE_ORD_MARKET ||
+      o->type > FE_ORD_STOP_LIMIT ||
+      (o->type != FE_ORD_MARKET && o->price <= 0))
+    return reject_plain(k, FE_CR_BAD_ORDER);
+
+  k->ar = fe__snap_account(s, o->account);
+  k->sr = fe__snap_symbol(s, o->symbol);
+
+  if (m[FE_RULE_AUTHORIZED] && s->auth_required &&
+      (k->ar == NULL || !k->ar->authorized) &&
+      breach(k, FE_RULE_AUTHORIZED, FE_CR_UNAUTHORIZED, 0, 0))
+    return 1;
+  if (m[FE_RULE_RESTRICTED] && k->sr != NULL && k->sr->restricted &&
+      breach(k, FE_RULE_RESTRICTED, FE_CR_RESTRICTED, 0, 0))
+    return 1;
+  if (m[FE_RULE_TRADING_STATE] && c->cfg.trading != NULL) {
+    int r = fe_trading_check(c->cfg.trading, k->ev);
+    if (r != 0 && breach(k, FE_RULE_TRADING_STATE,
+                         r == FE_EREDUCEONLY ? FE_CR_REDUCE_ONLY
+                                             : FE_CR_HALTED, 0, 0))
+      return 1;
+  }
+  if (m[FE_RULE_THROTTLE] && s->throttle != NULL &&
+      fe_throttle_admit(s->throttle, o->account, 1) != 0 &&
+      breach(k, FE_RULE_THROTTLE, FE_CR_THROTTLED, s->lim[FE_LIMIT_THROTTLE_RATE],
+             0))
+    return 1;
+
+  int64_t si = sym_get(c, o->symbol);
+  if (si < 0)
+    return reject_plain(k, FE_CR_TABLE_FULL);
+  cell_t *cl = cell_get(c, o->account, (uint32_t)si);
+  if (cl == NULL)
+    return reject_plain(k, FE_CR_TABLE_FULL);
+
+  /* MAX_QTY */
+  int64_t lim = limit_of(k, FE_LIMIT_MAX_QTY);
+  if (m[FE_RULE_MAX_QTY] && o->quantity > lim) {
+    if (m[FE_RULE_MAX_QTY] == FE_MODE_CORRECTIVE && lim > 0) {
+      fe_order_t before = *o;
+      o->quantity = lim;
+      amended(k, FE_RULE_MAX_QTY, FE_CR_MAX_QTY, lim, before.quantity,
+              &before);
+    } else if (breach(k, FE_RULE_MAX_QTY, FE_CR_MAX_QTY, lim, o->quantity)) {
+      return 1;
+    }
+  }
+
+  /* COLLAR: also fixes the valuation price. */
+  int market = o->type == FE_ORD_MARKET;
+  int64_t ref = __atomic_load_n(&c->syms[si].ref, __ATOMIC_RELAXED);
+  int64_t w = ref > 0 ? band(k, ref) : -1;
+  int buy = is_buy(o->side);
+  int64_t edge = w < 0 ? ref : buy ? ref + w : ref - w;
+  int64_t vprice = market ? edge : o->price;
+  if (m[FE_RULE_COLLAR]) {
+    if (market && ref <= 0) {
+      if (breach(k, FE_RULE_COLLAR, FE_CR_NO_REFERENCE, 0, 0))
+        return 1;
+    } else if (market && m[FE_RULE_COLLAR] == FE_MODE_CORRECTIVE && w >= 0 &&
+               edge > 0) {
+      fe_order_t before = *o;
+      o->type = FE_ORD_LIMIT;
+      o->price = edge;
+      market = 0;
+      amended(k, FE_RULE_COLLAR, FE_CR_COLLAR, edge, 0, &before);
+    } else if (!market && w >= 0 &&
+               (o->price > ref + w || o->price < ref - w)) {
+      int64_t to = o->price > ref + w ? ref + w : ref - w;
+      if (m[FE_RULE_COLLAR] == FE_MODE_CORRECTIVE && to > 0) {
+        fe_order_t before = *o;
+        o->price = to;
+        vprice = to;
+        amended(k, FE_RULE_COLLAR, FE_CR_COLLAR, to, before.price, &before);
+      } else if (breach(k, FE_RULE_COLLAR, FE_CR_COLLAR, to, o->price)) {
+        return 1;
+      }
+    }
+  }
+  if (vprice < 0)
+    vprice = 0;
+  if ((__int128)o->quantity * vprice > INT64_MAX / 2)
+    return reject_plain(k, FE_CR_BAD_ORDER);
+
+  /* MAX_NOTIONAL */
+  lim = limit_of(k, FE_LIMIT_MAX_NOTIONAL);
+  int64_t n = notional(o->quantity, vprice);
+  if (m[FE_RULE_MAX_NOTIONAL] && n > lim) {
+    int64_t q = vprice > 0 ? qty_for(lim, vprice) : 0;
+    if (m[FE_RULE_MAX_NOTIONAL] == FE_MODE_CORRECTIVE && q > 0) {
+      fe_order_t before = *o;
+      o->quantity = q;
+      amended(k, FE_RULE_MAX_NOTIONAL, FE_CR_MAX_NOTIONAL, lim, n, &before);
+      n = notional(q, vprice);
+    } else if (breach(k, FE_RULE_MAX_NOTIONAL, FE_CR_MAX_NOTIONAL, lim, n)) {
+      return 1;
+    }
+  }
+
+  /* DUPLICATE */
+  uint64_t now = 0, dh = 0;
+  int64_t window = s->lim[FE_LIMIT_DUP_WINDOW_NS];
+  int dup_on = m[FE_RULE_DUPLICATE] && window != FE_COMPLIANCE_UNLIMITED &&
+               window > 0;
+  if (dup_on) {
+    now = now_ns(c);
+    dh = dup_hash(o);
+    if (dup_seen(cl, dh, now, (uint64_t)window) &&
+        breach(k, FE_RULE_DUPLICATE, FE_CR_DUPLICATE, window, 0))
+      return 1;
+  }
+
+  /* MAX_OPEN */
+  lim = limit_of(k, FE_LIMIT_MAX_OPEN);
+  uint32_t open = __atomic_load_n(&cl->open, __ATOMIC_RELAXED);
+  if (m[FE_RULE_MAX_OPEN] && (int64_t)open >= lim &&
+      breach(k, FE_RULE_MAX_OPEN, FE_CR_MAX_OPEN, lim, open))
+    return 1;
+
+  /* MAX_POSITION: the worst case if every open order on this side and
+   * this one fill. */
+  lim = limit_of(k, FE_LIMIT_MAX_POSITION);
+  if (m[FE_RULE_MAX_POSITION] && lim != FE_COMPLIANCE_UNLIMITED) {
+    int64_t pos = __atomic_load_n(&cl->position, __ATOMIC_RELAXED);
+    int64_t side_open = __atomic_load_n(buy ? &cl->open_buy : &cl->open_sell,
+                                        __ATOMIC_RELAXED);
+    int64_t base = buy ? pos + side_open : -(pos - side_open);
+    if (base + o->quantity > lim) {
+      int64_t room = lim - base;
+      if (m[FE_RULE_MAX_POSITION] == FE_MODE_CORRECTIVE && room > 0) {
+        fe_order_t before = *o;
+        o->quantity = room;
+        n = notional(room, vprice);
+        amended(k, FE_RULE_MAX_POSITION, FE_CR_MAX_POSITION, lim,
+                base + before.quantity, &before);
+      } else if (breach(k, FE_RULE_MAX_POSITION, FE_CR_MAX_POSITION, lim,
+                        base + o->quantity)) {
+        return 1;
+      }
+    }
+  }
+
+  /* SELF_MATCH */
+  const ord_t *smp = NULL;
+  if (m[FE_RULE_SELF_MATCH]) {
+    smp = self_match(c, cl, (uint32_t)(cl - c->cells), o->side, market,
+                     o->price);
+    if (smp != NULL) {
+      if (m[FE_RULE_SELF_MATCH] == FE_MODE_DETECTIVE) {
+        breach(k, FE_RULE_SELF_MATCH, FE_CR_SELF_MATCH, 0, o->price);
+        smp = NULL;
+      } else if (s->smp != FE_SMP_CANCEL_OLDEST) {
+        if (s->smp == FE_SMP_CANCEL_BOTH) {
+          fe__add_owned(&k->rd->smp, 1);
+          emit(k, FE_COMPLIANCE_SMP_CANCEL, FE_RULE_SELF_MATCH,
+               FE_CR_SELF_MATCH, 0, o->price, NULL, smp);
+        }
+        return breach(k, FE_RULE_SELF_MATCH, FE_CR_SELF_MATCH, 0, o->price);
+      }
+    }
+  }
+
+  /* CREDIT: reserve on the account, then on the firm. */
+  int64_t *acct = (int64_t *)fe__keytab_get(&c->accounts, o->account);
+  if (acct == NULL)
+    return reject_plain(k, FE_CR_TABLE_FULL);
+  int cm = m[FE_RULE_CREDIT];
+  int64_t alim = cm ? limit_of(k, FE_LIMIT_CREDIT) : FE_COMPLIANCE_UNLIMITED;
+  int64_t flim = cm ? s->lim[FE_LIMIT_FIRM_CREDIT] : FE_COMPLIANCE_UNLIMITED;
+  if (cm == FE_MODE_CORRECTIVE && vprice > 0) {
+    int64_t room = INT64_MAX;
+    if (alim != FE_COMPLIANCE_UNLIMITED)
+      room = alim - __atomic_load_n(acct, __ATOMIC_RELAXED);
+    if (flim != FE_COMPLIANCE_UNLIMITED) {
+      int64_t fr = flim - __atomic_load_n(&c->firm_reserved, __ATOMIC_RELAXED);
+      room = fr < room ? fr : room;
+    }
+    if (n > room) {
+      int64_t q = qty_for(room, vprice);
+      if (q > 0) {
+        fe_order_t before = *o;
+        o->quantity = q;
+        n = notional(q, vprice);
+        amended(k, FE_RULE_CREDIT, FE_CR_CREDIT, room, notional(before.quantity, vprice),
+                &before);
+      }
+    }
+  }
+  int force = cm == FE_MODE_DETECTIVE;
+  if (!reserve(acct, n, alim, force))
+    return breach(k, FE_RULE_CREDIT, FE_CR_CREDIT, alim,
+                  __atomic_load_n(acct, __ATOMIC_RELAXED) + n);
+  if (!reserve(&c->firm_reserved, n, flim, force)) {
+    unreserve(acct, n);
+    return breach(k, FE_RULE_CREDIT, FE_CR_FIRM_CREDIT, flim,
+                  __atomic_load_n(&c->firm_reserved, __ATOMIC_RELAXED) + n);
+  }
+  if (force) {
+    if (alim != FE_COMPLIANCE_UNLIMITED &&
+        __atomic_load_n(acct, __ATOMIC_RELAXED) > alim)
+      breach(k, FE_RULE_CREDIT, FE_CR_CREDIT, alim,
+             __atomic_load_n(acct, __ATOMIC_RELAXED));
+    if (flim != FE_COMPLIANCE_UNLIMITED &&
+        __atomic_load_n(&c->firm_reserved, __ATOMIC_RELAXED) > flim)
+      breach(k, FE_RULE_CREDIT, FE_CR_FIRM_CREDIT, flim,
+             __atomic_load_n(&c->firm_reserved, __ATOMIC_RELAXED));
+  }
+
+  /* Record the order: an entry from the pool, published in a resting
+   * slot of its cell (C: its fields, then its LIVE state, are visible to
+   * whoever finds it there). */
+  uint32_t ci = (uint32_t)(cl - c->cells);
+  uint64_t idw[4];
+  id_words(o->client_order_id, idw);
+  ord_t *od = NULL;
+  uint32_t slot = FE_COMPLIANCE_MAX_OPEN;
+  int full = 1;
+  if (ord_in_cell(c, cl, o->account, idw) != NULL) {
+    full = 0; /* that client order id is already open */
+  } else if ((od = ord_alloc(c)) != NULL) {
+    __atomic_store_n(&od->account, o->account, __ATOMIC_RELAXED);
+    for (int j = 0; j < 4; j++)
+      __atomic_store_n(&od->id[j], idw[j], __ATOMIC_RELAXED);
+    __atomic_store_n(&od->cell, ci, __ATOMIC_RELAXED);
+    __atomic_store_n(&od->seq,
+                     __atomic_fetch_add(&c->order_seq, 1, __ATOMIC_RELAXED),
+                     __ATOMIC_RELAXED);
+    __atomic_store_n(&od->price, vprice, __ATOMIC_RELAXED);
+    __atomic_store_n(&od->remaining, o->quantity, __ATOMIC_RELAXED);
+    __atomic_store_n(&od->reserved, n, __ATOMIC_RELAXED);
+    __atomic_store_n(&od->side, o->side, __ATOMIC_RELAXED);
+    __atomic_store_n(&od->state, ORD_LIVE, __ATOMIC_RELEASE); /* C */
+    uint32_t idx1 = (uint32_t)(od - c->ords) + 1;
+    for (uint32_t j = 0; j < FE_COMPLIANCE_MAX_OPEN; j++) {
+      uint32_t z = 0;
+      if (__atomic_load_n(&cl->resting[j], __ATOMIC_RELAXED) == 0 &&
+          __atomic_compare_exchange_n(&cl->resting[j], &z, idx1, 0,
+                                      __ATOMIC_RELEASE, __ATOMIC_RELAXED)) {
+        slot = j;
+        break;
+      }
+    }
+  }
+  if (slot == FE_COMPLIANCE_MAX_OPEN) {
+    if (od != NULL) {
+      __atomic_store_n(&od->state, ORD_DEAD, __ATOMIC_RELAXED);
+      ord_free(c, od);
+    }
+    unreserve(acct, n);
+    unreserve(&c->firm_reserved, n);
+    return reject_plain(k, full ? FE_CR_TABLE_FULL : FE_CR_BAD_ORDER);
+  }
+  __atomic_fetch_add(&cl->open, 1, __ATOMIC_RELAXED);
+  __atomic_fetch_add(buy ? &cl->open_buy : &cl->open_sell, o->quantity,
+                     __ATOMIC_RELAXED);
+  if (dup_on)
+    dup_record(cl, dh, now);
+  if (smp != NULL) {
+    fe__add_owned(&k->rd->smp, 1);
+    emit(k, FE_COMPLIANCE_SMP_CANCEL, FE_RULE_SELF_MATCH, FE_CR_SELF_MATCH, 0,
+         o->price, NULL, smp);
+  }
+  return 0;
+}
+
+/* Closes od (cell counts, resting slot, reservation left). */
+static void ord_close(fe_compliance_t *c, ord_t *od) {
+  cell_t *cl = &c->cells[__atomic_load_n(&od->cell, __ATOMIC_RELAXED)];
+  uint32_t idx1 = (uint32_t)(od - c->ords) + 1;
+  for (int j = 0; j < FE_COMPLIANCE_MAX_OPEN; j++) {
+    uint32_t v = idx1;
+    if (__atomic_compare_exchange_n(&cl->resting[j], &v, 0, 0,
+                                    __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+      break;
+  }
+  int64_t rem = __atomic_exchange_n(&od->remaining, 0, __ATOMIC_RELAXED);
+  int64_t res = __atomic_exchange_n(&od->reserved, 0, __ATOMIC_RELAXED);
+  uint32_t side = __atomic_load_n(&od->side, __ATOMIC_RELAXED);
+  __atomic_fetch_sub(is_buy(side) ? &cl->open_buy : &cl->open_sell, rem,
+                     __ATOMIC_RELAXED);
+  __atomic_fetch_sub(&cl->open, 1, __ATOMIC_RELAXED);
+  int64_t *acct = (int64_t *)fe__keytab_find(
+      &c->accounts, __atomic_load_n(&od->account, __ATOMIC_RELAXED));
+  if (acct != NULL)
+    unreserve(acct, res);
+  unreserve(&c->firm_reserved, res);
+  __atomic_store_n(&od->state, ORD_DEAD, __ATOMIC_RELEASE);
+  ord_free(c, od);
+  bump(&c->released);
+}
+
+static int release_id(fe_compliance_t *c, uint64_t account,
+                      const char sym[FE_SYMBOL_MAX],
+                      const char id[FE_CLORDID_MAX]) {
+  ord_t *od = ord_find(c, account, sym, id);
+  if (od == NULL) {
+    bump(&c->unknown);
+    return FE_ENOTFOUND;
+  }
+  ord_close(c, od);
+  return 0;
+}
+
+static int fill_id(fe_compliance_t *c, uint64_t account,
+                   const char sym[FE_SYMBOL_MAX],
+                   const char id[FE_CLORDID_MAX], int64_t qty) {
+  ord_t *od = ord_find(c, account, sym, id);
+  if (od == NULL) {
+    bump(&c->unknown);
+    return FE_ENOTFOUND;
+  }
+  int64_t rem = __atomic_load_n(&od->remaining, __ATOMIC_RELAXED);
+  int64_t q = qty < rem ? qty : rem;
+  cell_t *cl = &c->cells[__atomic_load_n(&od->cell, __ATOMIC_RELAXED)];
+  int buy = is_buy(__atomic_load_n(&od->side, __ATOMIC_RELAXED));
+  __atomic_fetch_add(&cl->position, buy ? q : -q, __ATOMIC_RELAXED);
+  bump(&c->fills);
+  if (q == rem) {
+    ord_close(c, od);
+    return 0;
+  }
+  int64_t price = __atomic_load_n(&od->price, __ATOMIC_RELAXED);
+  int64_t res = __atomic_load_n(&od->reserved, __ATOMIC_RELAXED);
+  int64_t r = notional(q, price);
+  if (r > res)
+    r = res;
+  __atomic_store_n(&od->reserved, res - r, __ATOMIC_RELAXED);
+  __atomic_store_n(&od->remaining, rem - q, __ATOMIC_RELAXED);
+  __atomic_fetch_sub(buy ? &cl->open_buy : &cl->open_sell, q,
+                     __ATOMIC_RELAXED);
+  int64_t *acct = (int64_t *)fe__keytab_find(&c->accounts, account);
+  if (acct != NULL)
+    unreserve(acct, r);
+  unreserve(&c->firm_reserved, r);
+  return 0;
+}
+
+static int id_from_str(const char *s, char out[FE_CLORDID_MAX]) {
+  if (s == NULL)
+    return FE_EINVAL;
+  size_t n = strnlen(s, FE_CLORDID_MAX + 1);
+  if (n > FE_CLORDID_MAX)
+    return FE_EINVAL;
+  memset(out, 0, FE_CLORDID_MAX);
+  memcpy(out, s, n);
+  return 0;
+}
+
+int fe_compliance_fill(fe_compliance_t *c, uint64_t account,
+                       const char *symbol, const char *client_order_id,
+                       int64_t qty) {
+  char id[FE_CLORDID_MAX], sym[FE_SYMBOL_MAX];
+  if (c == NULL || qty <= 0 || id_from_str(client_order_id, id) != 0 ||
+      fe__sym_from_str(symbol, sym) != 0)
+    return FE_EINVAL;
+  return fill_id(c, account, sym, id, qty);
+}
+
+int fe_compliance_release(fe_compliance_t *c, uint64_t account,
+                          const char *symbol, const char *client_order_id) {
+  char id[FE_CLORDID_MAX], sym[FE_SYMBOL_MAX];
+  if (c == NULL || id_from_str(client_order_id, id) != 0 ||
+      fe__sym_from_str(symbol, sym) != 0)
+    return FE_EINVAL;
+  return release_id(c, account, sym, id);
+}
+
+static void count_result(reader_t *rd, const fe_compliance_result_t *r) {
+  fe__add_owned(&rd->checked, 1);
+  if (r->verdict == FE_CONTINUE)
+    fe__add_owned(&rd->accepted, 1);
+  else
+    fe__add_owned(&rd->rejected[r->rule], 1);
+}
+
+static void check_in(fe_compliance_t *c, const fe__snap_t *s, reader_t *rd,
+                     fe_event_t *ev, fe_compliance_result_t *res) {
+  memset(res, 0, sizeof *res);
+  res->verdict = FE_CONTINUE;
+  chk_t k = {.c = c, .s = s, .rd = rd, .ev = ev, .res = res};
+  check_order(&k);
+  count_result(rd, res);
+}
+
+int fe_compliance_check(fe_compliance_t *c, uint32_t reader, fe_event_t *ev,
+                        fe_compliance_result_t *out) {
+  if (c == NULL || ev == NULL || reader >= FE_COMPLIANCE_READERS)
+    return FE_EINVAL;
+  fe_compliance_result_t tmp;
+  if (out == NULL)
+    out = &tmp;
+  if (ev->type != FE_EV_NEW_ORDER) {
+    memset(out, 0, sizeof *out);
+    return FE_CONTINUE;
+  }
+  reader_t *rd = &c->readers[reader];
+  const fe__snap_t *s = enter(c, rd);
+  check_in(c, s, rd, ev, out);
+  leave(rd);
+  return out->verdict;
+}
+
+/* ------------------------------------------------------ reference prices */
+
+int fe_compliance_set_reference(fe_compliance_t *c, const char *symbol,
+                                int64_t price) {
+  char sym[FE_SYMBOL_MAX];
+  if (c == NULL || price <= 0 || fe__sym_from_str(symbol, sym) != 0)
+    return FE_EINVAL;
+  int64_t i = sym_get(c, sym);
+  if (i < 0)
+    return FE_ETABLEFULL;
+  __atomic_store_n(&c->syms[i].ref, price, __ATOMIC_RELAXED);
+  bump(&c->md_updates);
+  return 0;
+}
+
+int64_t fe_compliance_reference(const fe_compliance_t *c, const char *symbol) {
+  char sym[FE_SYMBOL_MAX];
+  if (c == NULL || fe__sym_from_str(symbol, sym) != 0)
+    return FE_EINVAL;
+  int64_t i = sym_find(c, sym);
+  return i < 0 ? 0 : __atomic_load_n(&c->syms[i].ref, __ATOMIC_RELAXED);
+}
+
+int64_t fe_compliance_reserved(const fe_compliance_t *c,
+                               const uint64_t *account) {
+  if (c == NULL)
+    return FE_EINVAL;
+  if (account == NULL)
+    return __atomic_load_n(&c->firm_reserved, __ATOMIC_RELAXED);
+  const int64_t *w = (const int64_t *)fe__keytab_find(&c->accounts, *account);
+  return w == NULL ? 0 : __atomic_load_n(w, __ATOMIC_RELAXED);
+}
+
+int64_t fe_compliance_position(const fe_compliance_t *c, uint64_t account,
+                               const char *symbol) {
+  char sym[FE_SYMBOL_MAX];
+  if (c == NULL || fe__sym_from_str(symbol, sym) != 0)
+    return FE_EINVAL;
+  int64_t i = sym_find(c, sym);
+  if (i < 0)
+    return 0;
+  const cell_t *cl = cell_find(c, account, (uint32_t)i);
+  return cl == NULL ? 0 : __atomic_load_n(&cl->position, __ATOMIC_RELAXED);
+}
+
+int fe_compliance_stats(const fe_compliance_t *c, fe_compliance_stats_t *out) {
+  if (c == NULL || out == NULL)
+    return FE_EINVAL;
+  memset(out, 0, sizeof *out);
+  for (int i = 0; i < FE_COMPLIANCE_READERS; i++) {
+    const reader_t *r = &c->readers[i];
+    out->checked += fe__load_relaxed(&r->checked);
+    out->accepted += fe__load_relaxed(&r->accepted);
+    out->smp_cancels += fe__load_relaxed(&r->smp);
+    for (int k = 0; k <= FE_RULE_COUNT; k++)
+      out->rejected[k] += fe__load_relaxed(&r->rejected[k]);
+    for (int k = 0; k < FE_RULE_COUNT; k++) {
+      out->flagged[k] += fe__load_relaxed(&r->flagged[k]);
+      out->amended[k] += fe__load_relaxed(&r->amended[k]);
+    }
+  }
+  out->released = fe__load_relaxed(&c->released);
+  out->fills = fe__load_relaxed(&c->fills);
+  out->unknown_orders = fe__load_relaxed(&c->unknown);
+  out->md_updates = fe__load_relaxed(&c->md_updates);
+  out->changes = fe__load_relaxed(&c->changes);
+  out->refused_changes = fe__load_relaxed(&c->refused);
+  out->drifts = fe__load_relaxed(&c->drifts);
+  return 0;
+}
+
+/* ------------------------------------------------------------ the stages */
+
+static void order_batch(fe_stage_ctx_t *ctx, fe_event_t *const *evs,
+                        uint32_t n, void *user) {
+  fe_compliance_t *c = user;
+  reader_t *rd = &c->readers[ctx->worker % FE_COMPLIANCE_READERS];
+  const fe__snap_t *s = enter(c, rd);
+  for (uint32_t i = 0; i < n; i++) {
+    fe_event_t *ev = evs[i];
+    fe_order_t *o = &ev->order;
+    switch (ev->type) {
+    case FE_EV_NEW_ORDER: {
+      fe_compliance_result_t res;
+      check_in(c, s, rd, ev, &res);
+      if (res.verdict != FE_CONTINUE)
+        fe_batch_reject(ctx, ev, res.reason);
+      break;
+    }
+    case FE_EV_CANCEL:
+      release_id(c, o->account, o->symbol, o->client_order_id);
+      break;
+    case FE_EV_EXEC_REPORT:
+      if (o->quantity > 0)
+        fill_id(c, o->account, o->symbol, o->client_order_id, o->quantity);
+      else
+        release_id(c, o->account, o->symbol, o->client_order_id);
+      break;
+    default:
+      break;
+    }
+  }
+  leave(rd);
+}
+
+static void md_batch(fe_stage_ctx_t *ctx, fe_event_t *const *evs, uint32_t n,
+                     void *user) {
+  (void)ctx;
+  fe_compliance_t *c = user;
+  for (uint32_t i = 0; i < n; i++) {
+    const fe_order_t *o = &evs[i]->order;
+    if (o->price <= 0)
+      continue;
+    int64_t si = sym_get(c, o->symbol);
+    if (si < 0)
+      continue;
+    __atomic_store_n(&c->syms[si].ref, o->price, __ATOMIC_RELAXED);
+    bump(&c->md_updates);
+  }
+}
+
+int fe_compliance_stage(fe_compliance_t *c, fe_stage_def_t *out,
+                        fe_diag_t *diag) {
+  if (c == NULL || out == NULL)
+    return fe__diag(diag, FE_EINVAL, "compliance stage: %s is NULL",
+                    c == NULL ? "compliance" : "out");
+  fe_stage_def_init(out);
+  out->name = "compliance";
+  out->batch_handler = order_batch;
+  out->user = c;
+  out->n_types = 3;
+  out->types[0] = FE_EV_NEW_ORDER;
+  out->types[1] = FE_EV_CANCEL;
+  out->types[2] = FE_EV_EXEC_REPORT;
+  return 0;
+}
+
+int fe_compliance_md_stage(fe_compliance_t *c, fe_stage_def_t *out,
+                           fe_diag_t *diag) {
+  if (c == NULL || out == NULL)
+    return fe__diag(diag, FE_EINVAL, "compliance md stage: %s is NULL",
+                    c == NULL ? "compliance" : "out");
+  fe_stage_def_init(out);
+  out->name = "compliance.md";
+  out->batch_handler = md_batch;
+  out->user = c;
+  out->n_types = 1;
+  out->types[0] = FE_EV_MARKET_DATA;
+  return 0;
+}
+
+/* -------------------------------------------------------- the lifecycle */
+
+void fe_compliance_config_init(fe_compliance_config_t *cfg) {
+  if (cfg == NULL)
+    return;
+  memset(cfg, 0, sizeof *cfg);
+  cfg->max_accounts = 65536;
+  cfg->max_symbols = 4096;
+  cfg->max_cells = 262144;
+  cfg->max_orders = 262144;
+  cfg->pin_mode = FE_MODE_OFF;
+}
+
+static int check_cfg(const fe_compliance_config_t *g, fe_diag_t *d) {
+  const struct { const char *name; uint64_t v; } sizes[] = {
+      {"max_accounts", g->max_accounts}, {"max_symbols", g->max_symbols},
+      {"max_cells", g->max_cells}, {"max_orders", g->max_orders}};
+  for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
+    if (sizes[i].v == 0 || sizes[i].v > MAX_TABLE)
+      return fe__diag(d, FE_ERANGE, "compliance: %s %llu is not in 1..%llu",
+                      sizes[i].name, (unsigned long long)sizes[i].v,
+                      (unsigned long long)MAX_TABLE);
+  if (g->event_user != NULL && g->on_event == NULL)
+    return fe__diag(d, FE_EINVAL, "compliance: event_user without on_event");
+  if (g->clock_user != NULL && g->now_ns == NULL)
+    return fe__diag(d, FE_EINVAL, "compliance: clock_user without now_ns");
+  if (g->pin_mode != FE_MODE_OFF && g->pin_mode != FE_MODE_DETECTIVE &&
+      g->pin_mode != FE_MODE_PREVENTIVE)
+    return fe__diag(d, FE_EINVAL,
+                    "compliance: pin_mode %d is not OFF, DETECTIVE or "
+                    "PREVENTIVE", (int)g->pin_mode);
+  return 0;
+}
+
+static int fp_equal(fe_fingerprint_t a, fe_fingerprint_t b) {
+  return a.lo == b.lo && a.hi == b.hi;
+}
+
+/* Gives s a throttle: the old snapshot's when the parameters are equal
+ * (its buckets carry over; ownership moves to s), else a new one. */
+static int snap_throttle(fe_compliance_t *c, fe__snap_t *s, fe__snap_t *old,
+                         fe_diag_t *d) {
+  int64_t rate = s->lim[FE_LIMIT_THROTTLE_RATE];
+  int64_t burst = s->lim[FE_LIMIT_THROTTLE_BURST];
+  if (rate == FE_COMPLIANCE_UNLIMITED)
+    return 0;
+  if (burst == FE_COMPLIANCE_UNLIMITED)
+    burst = (uint64_t)rate < FE_THROTTLE_BURST_MAX ? rate
+                                                   : (int64_t)FE_THROTTLE_BURST_MAX;
+  if (old != NULL && old->throttle != NULL &&
+      old->lim[FE_LIMIT_THROTTLE_RATE] == s->lim[FE_LIMIT_THROTTLE_RATE] &&
+      old->lim[FE_LIMIT_THROTTLE_BURST] == s->lim[FE_LIMIT_THROTTLE_BURST]) {
+    s->throttle = old->throttle;
+    return 0; /* ownership moves once the swap is done */
+  }
+  fe_throttle_config_t tc;
+  fe_throttle_config_init(&tc);
+  tc.key_rate = (uint64_t)rate;
+  tc.key_burst = (uint64_t)burst;
+  tc.max_keys = c->cfg.max_accounts;
+  tc.now_ns = c->cfg.now_ns;
+  tc.clock_user = c->cfg.clock_user;
+  int rc = fe_throttle_create(&tc, &s->throttle, d);
+  if (rc == 0)
+    s->owns_throttle = 1;
+  return rc;
+}
+
+static void report(fe_compliance_t *c, fe_compliance_kind_t kind,
+                   fe_fingerprint_t fp, fe_fingerprint_t prev) {
+  if (c->cfg.on_event == NULL)
+    return;
+  fe_compliance_event_t e;
+  memset(&e, 0, sizeof e);
+  e.kind = kind;
+  e.fingerprint = fp;
+  e.prev_fingerprint = prev;
+  e.change = fe__load_relaxed(&c->changes);
+  e.wall_ns = fe_clock_realtime_ns();
+  c->cfg.on_event(&e, c->cfg.event_user);
+}
+
+static void check_drift(fe_compliance_t *c, fe_fingerprint_t fp) {
+  if (c->cfg.pin_mode != FE_MODE_OFF && !fp_equal(fp, c->cfg.approved)) {
+    fe__store_relaxed(&c->drifts, c->drifts + 1);
+    report(c, FE_COMPLIANCE_DRIFT, fp, c->cfg.approved);
+  }
+}
+
+static void free_tables(fe_compliance_t *c) {
+  fe__keytab_free(&c->accounts);
+  fe__keytab_free(&c->symtab);
+  fe__keytab_free(&c->celltab);
+  free(c->syms);
+  free(c->cells);
+  free(c->ords);
+}
+
+int fe_compliance_create(const fe_compliance_config_t *cfg,
+                         const fe_compliance_rules_t *rules,
+                         fe_compliance_t **out, fe_diag_t *diag) {
+  if (cfg == NULL || rules == NULL || out == NULL)
+    return fe__diag(diag, FE_EINVAL, "compliance: %s is NULL",
+                    cfg == NULL ? "cfg" : rules == NULL ? "rules" : "out");
+  int rc = check_cfg(cfg, diag);
+  if (rc != 0)
+    return rc;
+  fe__snap_t *s;
+  rc = fe__snap_build(rules, &s, diag);
+  if (rc != 0)
+    return rc;
+  if (cfg->pin_mode == FE_MODE_PREVENTIVE && !fp_equal(s->fp, cfg->approved)) {
+    char a[FE_FINGERPRINT_HEX], b[FE_FINGERPRINT_HEX];
+    fe_fingerprint_format(s->fp, a);
+    fe_fingerprint_format(cfg->approved, b);
+    fe__snap_free(s);
+    return fe__diag(diag, FE_EMISMATCH,
+                    "compliance: rule set %s is not the approved %s", a, b);
+  }
+  fe_compliance_t *c = fe__zalloc_aligned(sizeof *c);
+  if (c == NULL) {
+    fe__snap_free(s);
+    return fe__diag(diag, FE_ENOMEM, "compliance: out of memory");
+  }
+  c->cfg = *cfg;
+  c->epoch = 1;
+  if (fe__keytab_init(&c->accounts, cfg->max_accounts) != 0 ||
+      fe__keytab_init(&c->symtab, cfg->max_symbols) != 0 ||
+      fe__keytab_init(&c->celltab, cfg->max_cells) != 0 ||
+      (c->syms = fe__zalloc_aligned(cfg->max_symbols * sizeof *c->syms)) ==
+          NULL ||
+      (c->cells = fe__zalloc_aligned(cfg->max_cells * sizeof *c->cells)) ==
+          NULL ||
+      (c->ords = fe__zalloc_aligned(cfg->max_orders * sizeof *c->ords)) ==
+          NULL ||
+      (rc = snap_throttle(c, s, NULL, diag)) != 0 ||
+      pthread_mutex_init(&c->wlock, NULL) != 0) {
+    free_tables(c);
+    free(c);
+    fe__snap_free(s);
+    return rc != 0 ? rc : fe__diag(diag, FE_ENOMEM, "compliance: out of memory");
+  }
+  for (uint64_t i = 0; i < cfg->max_orders; i++) /* every entry free */
+    c->ords[i].next = i + 1 < cfg->max_orders ? (uint32_t)(i + 2) : 0;
+  c->free_head = 1;
+  c->snap = s;
+  report(c, FE_COMPLIANCE_START, s->fp, (fe_fingerprint_t){0, 0});
+  check_drift(c, s->fp);
+  *out = c;
+  return 0;
+}
+
+void fe_compliance_destroy(fe_compliance_t *c) {
+  if (c == NULL)
+    return;
+  fe__snap_free(c->snap);
+  free_tables(c);
+  pthread_mutex_destroy(&c->wlock);
+  free(c);
+}
+
+int fe_compliance_apply(fe_compliance_t *c, const fe_compliance_rules_t *rules,
+                        fe_diag_t *diag) {
+  if (c == NULL || rules == NULL)
+    return fe__diag(diag, FE_EINVAL, "compliance apply: %s is NULL",
+                    c == NULL ? "compliance" : "rules");
+  pthread_mutex_lock(&c->wlock);
+  fe__snap_t *s;
+  int rc = fe__snap_build(rules, &s, diag);
+  if (rc == 0 && c->cfg.pin_mode == FE_MODE_PREVENTIVE &&
+      !fp_equal(s->fp, c->cfg.approved)) {
+    char a[FE_FINGERPRINT_HEX];
+    fe_fingerprint_format(s->fp, a);
+    fe__snap_free(s);
+    rc = fe__diag(diag, FE_EMISMATCH,
+                  "compliance apply: rule set %s is not the approved one", a);
+  }
+  if (rc == 0) {
+    rc = snap_throttle(c, s, c->snap, diag);
+    if (rc != 0)
+      fe__snap_free(s);
+  }
+  if (rc != 0) {
+    fe__store_relaxed(&c->refused, c->refused + 1);
+    pthread_mutex_unlock(&c->wlock);
+    return rc;
+  }
+  fe__snap_t *old = swap_snap(c, s);
+  if (s->throttle != NULL && s->throttle == old->throttle) {
+    s->owns_throttle = 1;
+    old->owns_throttle = 0;
+  }
+  fe_fingerprint_t prev = old->fp;
+  fe__snap_free(old);
+  fe__store_relaxed(&c->changes, c->changes + 1);
+  report(c, FE_COMPLIANCE_CHANGE, s->fp, prev);
+  check_drift(c, s->fp);
+  pthread_mutex_unlock(&c->wlock);
+  return 0;
+}
+
+int fe_compliance_pin(fe_compliance_t *c, fe_fingerprint_t approved,
+                      fe_compliance_mode_t mode) {
+  if (c == NULL || (mode != FE_MODE_OFF && mode != FE_MODE_DETECTIVE &&
+                    mode != FE_MODE_PREVENTIVE))
+    return FE_EINVAL;
+  pthread_mutex_lock(&c->wlock);
+  c->cfg.approved = approved;
+  c->cfg.pin_mode = mode;
+  check_drift(c, c->snap->fp);
+  pthread_mutex_unlock(&c->wlock);
+  return 0;
+}
+
+int fe_compliance_fingerprint(const fe_compliance_t *c, fe_fingerprint_t *out) {
+  if (c == NULL || out == NULL)
+    return FE_EINVAL;
+  fe_compliance_t *m = (fe_compliance_t *)c;
+  pthread_mutex_lock(&m->wlock);
+  *out = m->snap->fp;
+  pthread_mutex_unlock(&m->wlock);
+  return 0;
+}
+
+int fe_compliance_rules_copy(fe_compliance_t *c, fe_compliance_rules_t **out) {
+  if (c == NULL || out == NULL)
+    return FE_EINVAL;
+  fe_compliance_rules_t *r;
+  int rc = fe_compliance_rules_create(&r);
+  if (rc != 0)
+    return rc;
+  pthread_mutex_lock(&c->wlock);
+  const fe__snap_t *s = c->snap;
+  memcpy(r->mode, s->mode, sizeof r->mode);
+  memcpy(r->lim, s->lim, sizeof r->lim);
+  r->smp = s->smp;
+  if (s->n > 0) {
+    r->set = malloc(s->n * sizeof *r->set);
+    if (r->set == NULL)
+      rc = FE_ENOMEM;
+    else {
+      memcpy(r->set, s->set, s->n * sizeof *r->set);
+      r->n = r->cap = s->n;
+      for (size_t i = 0; i < r->n; i++)
+        r->set[i].order = i;
+      r->next_order = r->n;
+    }
+  }
+  pthread_mutex_unlock(&c->wlock);
+  if (rc != 0) {
+    fe_compliance_rules_destroy(r);
+    return rc;
+  }
+  *out = r;
+  return 0;
+}
