@@ -49,7 +49,7 @@ endef
 
 .DEFAULT_GOAL := all
 .PHONY: all help deps lib tools test test-asan test-tsan test-all check-symbols check-install \
-        bench bench-bin demo examples run-examples install uninstall clean
+        bench bench-bin demo examples run-examples install uninstall clean fuzz-recon
 
 help:
 	@echo "make              build the library (static + shared) and the tools in $(BUILD)/release"
@@ -180,6 +180,23 @@ bench:
 	@$(MAKE) --no-print-directory FLAVOUR=release bench-bin
 	@echo "fe-bench on $$(nproc) cores, $$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $$(date -u +%F)"
 	$(BENCH_BIN) $(BENCH_ARGS)
+
+# --------------------------------------------------------------------- fuzz
+# libFuzzer harnesses (clang): test/fuzz/fuzz_<name>.c with seeds in
+# test/fuzz/corpus/<name>/.  `make fuzz-recon FUZZ_SECONDS=600`; new inputs
+# go to $(BUILD)/fuzz/corpus-<name>, the seeds stay as they are.
+FUZZ_SECONDS ?= 60
+FUZZ_CC      ?= clang
+FUZZ_FLAGS   := -std=c11 -g -O1 -Iinclude -Ilib -fsanitize=fuzzer,address,undefined
+
+$(BUILD)/fuzz/fuzz_recon: test/fuzz/fuzz_recon.c lib/recon.c lib/error.c $(HEADERS)
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_FLAGS) test/fuzz/fuzz_recon.c lib/recon.c lib/error.c -o $@
+
+fuzz-recon: $(BUILD)/fuzz/fuzz_recon
+	@mkdir -p $(BUILD)/fuzz/corpus-recon
+	$(BUILD)/fuzz/fuzz_recon -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
+	  -print_final_stats=1 $(BUILD)/fuzz/corpus-recon test/fuzz/corpus/recon
 
 # ----------------------------------------------------------------- examples
 EXAMPLE_SRC := $(wildcard examples/*.c)

@@ -23,5 +23,6 @@
 #include "idem.h"
 #include "journal.h"
 #include "saga.h"
+#include "recon.h"
 
 #endif /* FINEVENT_FINEVENT_H */
