@@ -204,7 +204,16 @@ EXAMPLE_BIN := $(EXAMPLE_SRC:examples/%.c=$(O)/examples/%)
 
 $(O)/examples/%: examples/%.c $(STATIC)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) $< -o $@ $(STATIC) $(PKG_LIBS)
+	$(CC) $(ALL_CFLAGS) $(EXAMPLE_CFLAGS) $< -o $@ $(STATIC) $(PKG_LIBS) $(EXAMPLE_LIBS)
+
+# order_flow serves its metrics over HTTP with libmicrohttpd (Debian).
+EXAMPLE_DEPS := libmicrohttpd:libmicrohttpd-dev
+$(BUILD)/.deps-examples: $(BUILD)/.deps-lib
+	$(call need_packages,$(EXAMPLE_DEPS))
+	@mkdir -p $(@D) && touch $@
+$(O)/examples/order_flow: $(BUILD)/.deps-examples
+$(O)/examples/order_flow: EXAMPLE_CFLAGS = $(shell pkg-config --cflags libmicrohttpd)
+$(O)/examples/order_flow: EXAMPLE_LIBS = $(shell pkg-config --libs libmicrohttpd)
 
 examples: $(EXAMPLE_BIN)
 
