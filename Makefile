@@ -47,6 +47,22 @@ define need_packages
 	fi
 endef
 
+# Commands the tests run, as command:debian-package.
+TEST_COMMANDS := curl:curl promtool:prometheus
+define need_commands
+	@missing=""; for c in $(1); do command -v "$${c%%:*}" >/dev/null 2>&1 || missing="$$missing $${c#*:}"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "libfinevent: installing missing Debian packages:$$missing"; \
+	  { $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	    $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; } >/dev/null || \
+	  { echo "libfinevent: could not install$$missing -- run: sudo apt-get install$$missing" >&2; exit 1; }; \
+	fi
+endef
+
+$(BUILD)/.deps-commands:
+	$(call need_commands,$(TEST_COMMANDS))
+	@mkdir -p $(@D) && touch $@
+
 .DEFAULT_GOAL := all
 .PHONY: all help deps lib tools test test-asan test-tsan test-all check-symbols check-install \
         bench bench-bin demo examples run-examples install uninstall clean fuzz-recon
@@ -146,6 +162,11 @@ $(O)/test/%: test/%.c test/*.h $(STATIC) $(BUILD)/.deps-test
 # flavour.
 $(O)/test/test_journal $(O)/test/test_durable: $(O)/bin/fe-journal
 $(O)/test/test_journal $(O)/test/test_durable: TEST_DEFS = -DFE_JOURNAL_TOOL='"$(abspath $(O)/bin/fe-journal)"'
+
+# The order_flow suite runs the example of its own flavour, and scrapes
+# its metrics with curl and checks them with promtool.
+$(O)/test/test_order_flow: $(O)/examples/order_flow $(BUILD)/.deps-commands
+$(O)/test/test_order_flow: TEST_DEFS = -DFE_ORDER_FLOW='"$(abspath $(O)/examples/order_flow)"'
 
 # Each suite runs in its own process with a timeout; all run even if one
 # fails, and the target fails if any did.
