@@ -65,13 +65,13 @@ $(BUILD)/.deps-commands:
 
 .DEFAULT_GOAL := all
 .PHONY: all help deps lib tools test test-asan test-tsan test-all check-symbols check-install \
-        bench bench-bin demo examples run-examples install uninstall clean fuzz-recon
+        bench bench-bin demo run examples run-examples install uninstall clean fuzz-recon
 
 help:
 	@echo "make              build the library (static + shared) and the tools in $(BUILD)/release"
 	@echo "make tools        build the tools: $(BUILD)/release/bin/fe-journal (journal dump/verify/stats)"
 	@echo "make deps         install the Debian packages it needs (apt-get, sudo if not root)"
-	@echo "make demo         build and run the bus demo (examples/bus_demo.c)"
+	@echo "make demo         build and run the order-flow application (examples/order_flow.c); also: make run"
 	@echo "make test         build and run every cmocka suite and every example"
 	@echo "make test-asan    the suites under AddressSanitizer + UBSan"
 	@echo "make test-tsan    the suites under ThreadSanitizer"
@@ -128,7 +128,8 @@ check-install:
 	@rm -rf $(STAGE)
 	@$(MAKE) --no-print-directory FLAVOUR=release install PREFIX=/usr DESTDIR=$(STAGE) >/dev/null
 	@sed -n '/^## A custom stage/,/^```$$/p' README.md | sed '1,/^```c/d;/^```$$/d' > $(STAGE)/example.c
-	@echo 'int main(void) { return run(); }' >> $(STAGE)/example.c
+	@cmp -s $(STAGE)/example.c examples/custom_stage.c || \
+	  { echo "check-install: README's custom stage differs from examples/custom_stage.c"; exit 1; }
 	@pc="env PKG_CONFIG_SYSROOT_DIR=$(STAGE) PKG_CONFIG_PATH=$(STAGE)/usr/lib/pkgconfig pkg-config"; \
 	$(CC) -std=c11 -Wall -Werror $(STAGE)/example.c -o $(STAGE)/example-shared $$($$pc --cflags --libs libfinevent) && \
 	LD_LIBRARY_PATH=$(STAGE)/usr/lib $(STAGE)/example-shared && \
@@ -136,6 +137,11 @@ check-install:
 	  $(STAGE)/usr/lib/libfinevent.a $$($$pc --libs --static libfinevent | sed 's/-lfinevent//') && \
 	$(STAGE)/example-static && \
 	echo "check-install: README example builds and runs against the installed library (shared and static)"
+	@pc="env PKG_CONFIG_SYSROOT_DIR=$(STAGE) PKG_CONFIG_PATH=$(STAGE)/usr/lib/pkgconfig pkg-config"; \
+	for e in $(EXAMPLE_SRC); do n=$$(basename $$e .c); extra=""; \
+	  [ $$n = order_flow ] && extra="$$(pkg-config --cflags --libs libmicrohttpd)"; \
+	  $(CC) -std=c11 -Wall -Werror -pthread $$e -o $(STAGE)/$$n $$($$pc --cflags --libs libfinevent) $$extra || exit 1; \
+	done; echo "check-install: every example builds against the installed library via pkg-config"
 
 # -------------------------------------------------------------------- tools
 # Command-line tools, one per lib/tools/*.c (kept out of lib/*.c so they
@@ -240,11 +246,14 @@ examples: $(EXAMPLE_BIN)
 
 # Every example is a program that checks its own results: run them all.
 run-examples: $(EXAMPLE_BIN)
-	@for e in $(EXAMPLE_BIN); do $$e >/dev/null || { echo "FAILED: $$e"; exit 1; }; done; \
+	@for e in $(EXAMPLE_BIN); do $$e >$$e.out 2>&1 || { tail -n 30 $$e.out; echo "FAILED: $$e (output in $$e.out)"; exit 1; }; done; \
 	echo "run-examples: every example ran and checked its results"
 
-demo: $(O)/examples/bus_demo
-	$(O)/examples/bus_demo
+# The main job: a broker's day of order flow (examples/order_flow.c).
+# DEMO_ARGS=... passes options (order_flow --help).
+DEMO_ARGS ?=
+demo run: $(O)/examples/order_flow
+	$(O)/examples/order_flow $(DEMO_ARGS)
 
 # ------------------------------------------------------------------ install
 install: $(STATIC) $(SHARED) $(TOOL_BIN)
