@@ -65,7 +65,7 @@ $(BUILD)/.deps-commands:
 
 .DEFAULT_GOAL := all
 .PHONY: all help deps lib tools test test-asan test-tsan test-all check-symbols check-install \
-        bench bench-bin demo run examples run-examples install uninstall clean fuzz-recon
+        bench bench-bin bench-order-flow demo run examples run-examples install uninstall clean fuzz-recon
 
 help:
 	@echo "make              build the library (static + shared) and the tools in $(BUILD)/release"
@@ -77,11 +77,13 @@ help:
 	@echo "make test-tsan    the suites under ThreadSanitizer"
 	@echo "make test-all     all three, as CI does"
 	@echo "make bench        build optimised and run every benchmark (BENCH_ARGS=... for options)"
+	@echo "make bench-order-flow  the order_flow application as a benchmark (BENCH_RUNS=5)"
+	@echo "make fuzz-recon   fuzz the statement parser with libFuzzer (FUZZ_SECONDS=60)"
 	@echo "make examples     build the examples"
 	@echo "make install      install headers, libraries, libfinevent.pc, tools (PREFIX, DESTDIR)"
 	@echo "make clean        remove $(BUILD)/"
 
-deps: $(BUILD)/.deps-test
+deps: $(BUILD)/.deps-test $(BUILD)/.deps-examples $(BUILD)/.deps-commands
 
 $(BUILD)/.deps-lib:
 	$(call need_packages,$(LIB_DEPS))
@@ -224,6 +226,14 @@ fuzz-recon: $(BUILD)/fuzz/fuzz_recon
 	@mkdir -p $(BUILD)/fuzz/corpus-recon
 	$(BUILD)/fuzz/fuzz_recon -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
 	  -print_final_stats=1 $(BUILD)/fuzz/corpus-recon test/fuzz/corpus/recon
+
+# The application's pipeline as a bench scenario (bench/order_flow.sh):
+# orders/s and end-to-end p50/p99 of examples/order_flow.
+BENCH_RUNS ?= 5
+bench-order-flow:
+	@$(MAKE) --no-print-directory FLAVOUR=release $(BUILD)/release/examples/order_flow
+	@echo "order_flow bench on $$(nproc) cores, $$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $$(date -u '+%F %H:%M UTC')"
+	sh bench/order_flow.sh $(BUILD)/release/examples/order_flow $(BENCH_RUNS)
 
 # ----------------------------------------------------------------- examples
 EXAMPLE_SRC := $(wildcard examples/*.c)
