@@ -12,8 +12,11 @@ DESTDIR   ?=
 BUILD     ?= build
 
 # Debian packages, as pkg-config-module:debian-package.
-LIB_DEPS  := ck:libck-dev libxxhash:libxxhash-dev
+LIB_DEPS  := ck:libck-dev libxxhash:libxxhash-dev libsodium:libsodium-dev
 TEST_DEPS := cmocka:libcmocka-dev
+# Test-only commands, as command:debian-package (promtool checks the
+# Prometheus text format in test_metrics).
+TEST_CMDS := promtool:prometheus
 
 # Flavours of the build: release, asan (AddressSanitizer + UBSan), tsan.
 FLAVOUR ?= release
@@ -27,8 +30,8 @@ SAN_tsan   := -fsanitize=thread
 SAN_release:=
 SAN        := $(SAN_$(FLAVOUR))
 # Expanded when a recipe runs, i.e. after the deps check has installed them.
-PKG_CFLAGS  = $(shell pkg-config --cflags ck libxxhash)
-PKG_LIBS    = $(shell pkg-config --libs ck libxxhash)
+PKG_CFLAGS  = $(shell pkg-config --cflags ck libxxhash libsodium)
+PKG_LIBS    = $(shell pkg-config --libs ck libxxhash libsodium)
 TEST_CFLAGS = $(shell pkg-config --cflags cmocka)
 TEST_LIBS   = $(shell pkg-config --libs cmocka)
 ALL_CFLAGS  = $(BASE_FLAGS) $(CFLAGS) $(SAN) $(PKG_CFLAGS)
@@ -48,7 +51,7 @@ define need_packages
 endef
 
 # Commands the tests run, as command:debian-package.
-TEST_COMMANDS := curl:curl promtool:prometheus
+TEST_COMMANDS := $(TEST_CMDS) curl:curl
 define need_commands
 	@missing=""; for c in $(1); do command -v "$${c%%:*}" >/dev/null 2>&1 || missing="$$missing $${c#*:}"; done; \
 	if [ -n "$$missing" ]; then \
@@ -171,10 +174,15 @@ $(O)/test/%: test/%.c test/*.h $(STATIC) $(BUILD)/.deps-test
 $(O)/test/test_journal $(O)/test/test_durable: $(O)/bin/fe-journal
 $(O)/test/test_journal $(O)/test/test_durable: TEST_DEFS = -DFE_JOURNAL_TOOL='"$(abspath $(O)/bin/fe-journal)"'
 
-# The order_flow suite runs the example of its own flavour, and scrapes
-# its metrics with curl and checks them with promtool.
-$(O)/test/test_order_flow: $(O)/examples/order_flow $(BUILD)/.deps-commands
-$(O)/test/test_order_flow: TEST_DEFS = -DFE_ORDER_FLOW='"$(abspath $(O)/examples/order_flow)"'
+$(O)/test/test_audit: $(O)/bin/fe-audit
+$(O)/test/test_audit: TEST_DEFS = -DFE_AUDIT_TOOL='"$(abspath $(O)/bin/fe-audit)"'
+
+# The order_flow suite runs the example of its own flavour (and fe-audit
+# on its trail), and scrapes its metrics with curl and checks them with
+# promtool.
+$(O)/test/test_order_flow: $(O)/examples/order_flow $(O)/bin/fe-audit $(BUILD)/.deps-commands
+$(O)/test/test_order_flow: TEST_DEFS = -DFE_ORDER_FLOW='"$(abspath $(O)/examples/order_flow)"' \
+  -DFE_AUDIT_TOOL='"$(abspath $(O)/bin/fe-audit)"'
 
 # Each suite runs in its own process with a timeout; all run even if one
 # fails, and the target fails if any did.

@@ -578,14 +578,14 @@ static int replay_events(durable_t *d, const fe_journal_record_t *rec) {
   const jrec_events_t *h = rec->data;
   if (rec->len < sizeof *h)
     return bad_record(d, rec, "shorter than its header");
-  if (h->version != 1 && h->version != FE_JREC_BUS_VERSION)
+  if (h->version < 1 || h->version > FE_JREC_BUS_VERSION)
     return fe__diag(d->diag, FE_EVERSION, "journal record lsn %llu: event "
                     "format version %u, this library reads 1 to %d",
                     (unsigned long long)rec->lsn, h->version,
                     FE_JREC_BUS_VERSION);
   if (h->version == 1
-          ? h->entry_size < sizeof(jrec_event_t) || h->entry_size % 8 != 0 ||
-                h->user_len > h->entry_size - sizeof(jrec_event_t) ||
+          ? h->entry_size < sizeof(jrec_event_v1_t) || h->entry_size % 8 != 0 ||
+                h->user_len > h->entry_size - sizeof(jrec_event_v1_t) ||
                 (uint64_t)h->count * h->entry_size != rec->len - sizeof *h
           : h->entry_size != 0 || h->user_len > UINT16_MAX)
     return bad_record(d, rec, "entry size and count do not match its length");
@@ -594,13 +594,13 @@ static int replay_events(durable_t *d, const fe_journal_record_t *rec) {
     jrec_event_t r;
     const uint8_t *user;
     if (h->version == 1) {
-      memcpy(&r, p, sizeof r);
-      user = p + sizeof r;
+      jrec_ev_from_v1(&r, p);
+      user = p + sizeof(jrec_event_v1_t);
       p += h->entry_size;
     } else {
       user = d->ubuf;
-      uint32_t len = jrec_ev_decode(p, (size_t)(end - p), h->user_len, &r,
-                                    d->ubuf);
+      uint32_t len = (h->version == 2 ? jrec_ev_decode_v2 : jrec_ev_decode)(
+          p, (size_t)(end - p), h->user_len, &r, d->ubuf);
       if (len == 0)
         return bad_record(d, rec, "an event entry is malformed or overruns "
                           "the record");

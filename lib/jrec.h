@@ -17,9 +17,11 @@
 #include <string.h>
 
 /* Event record format.  Version 1 (still read): fixed entries, each a
- * jrec_event_t then the user area.  Version 2 (written): compact entries,
- * see jrec_ev_encode(). */
-#define FE_JREC_BUS_VERSION 2
+ * jrec_event_v1_t then the user area.  Version 2 (still read): compact
+ * entries of the version 1 words.  Version 3 (written): compact entries,
+ * see jrec_ev_encode(), of jrec_event_t, whose event carries the W3C trace
+ * context (fe_event_t.trace) after the fields versions 1 and 2 had. */
+#define FE_JREC_BUS_VERSION 3
 
 /* FE_JREC_EVENT: a group of events the journaller wrote together.
  * Followed by `count` entries: version 1, each `entry_size` bytes (a
@@ -48,7 +50,27 @@ typedef struct jrec_event {
   uint32_t reserved;
 } jrec_event_t;
 
-/* A version 2 entry is the jrec_event_t read as JREC_EV_WORDS 64-bit
+/* Versions 1 and 2: the event ended at trace_id (no trace context). */
+#define JREC_EV_OLD_EVENT (offsetof(fe_event_t, trace))
+typedef struct jrec_event_v1 {
+  uint8_t ev[JREC_EV_OLD_EVENT];
+  fe_idem_key_t key;
+  uint64_t fingerprint;
+  uint64_t redrive_of;
+  uint32_t flags;
+  uint32_t reserved;
+} jrec_event_v1_t;
+#define JREC_EV_V2_WORDS (sizeof(jrec_event_v1_t) / 8)
+
+/* The jrec_event_t of an old entry: its event without a trace context. */
+static inline void jrec_ev_from_v1(jrec_event_t *r, const void *old) {
+  memset(r, 0, sizeof *r);
+  memcpy(r->ev, old, JREC_EV_OLD_EVENT);
+  memcpy(&r->key, (const uint8_t *)old + JREC_EV_OLD_EVENT,
+         sizeof(jrec_event_v1_t) - JREC_EV_OLD_EVENT);
+}
+
+/* A version 3 (and 2) entry is the jrec_event_t (jrec_event_v1_t) read as JREC_EV_WORDS 64-bit
  * words, each cut to the bytes that carry its value, then the user area.
  *   codes   JREC_EV_CODES bytes: word w's length (0..8 bytes) in the low
  *           nibble of byte w / 2 for even w, the high nibble for odd w;
@@ -134,20 +156,20 @@ static inline uint32_t jrec_ev_encode(uint8_t *out, const fe_event_t *ev,
   return (uint32_t)(p - out) + user_len;
 }
 
-/* Reads the version 2 entry at in (avail bytes left in the record) into
- * *r and user_len bytes into user.  Returns the entry's length, or 0 when
- * it is malformed (a length over 8, a non-zero nibble past the last word,
- * a journaled seq or verdict, bytes beyond avail). */
-static inline uint32_t jrec_ev_decode(const uint8_t *in, size_t avail,
-                                      uint32_t user_len, jrec_event_t *r,
-                                      void *user) {
-  if (avail < JREC_EV_CODES)
+/* Reads a compact entry of nwords words at in (avail bytes left in the
+ * record) into w and user_len bytes into user.  Returns the entry's
+ * length, or 0 when it is malformed (a length over 8, a non-zero nibble
+ * past the last word, a journaled seq or verdict, bytes beyond avail). */
+static inline uint32_t jrec_ev_decode_words(const uint8_t *in, size_t avail,
+                                            uint32_t user_len, uint64_t *w,
+                                            unsigned nwords, void *user) {
+  unsigned ncodes = (nwords + 1) / 2;
+  if (avail < ncodes)
     return 0;
-  uint64_t w[JREC_EV_WORDS];
-  size_t used = JREC_EV_CODES;
-  for (unsigned i = 0; i < 2 * JREC_EV_CODES; i++) {
+  size_t used = ncodes;
+  for (unsigned i = 0; i < 2 * ncodes; i++) {
     unsigned len = (in[i / 2] >> (4 * (i & 1))) & 15u;
-    if (i >= JREC_EV_WORDS || i < 2) {
+    if (i >= nwords || i < 2) {
       if (len != 0)
         return 0;
       if (i < 2)
@@ -162,10 +184,32 @@ static inline uint32_t jrec_ev_decode(const uint8_t *in, size_t avail,
   }
   if (avail - used < user_len)
     return 0;
-  memcpy(r, w, sizeof w);
   if (user_len != 0) /* user may be NULL then */
     memcpy(user, in + used, user_len);
   return (uint32_t)(used + user_len);
+}
+
+/* Reads the version 3 entry at in into *r (see jrec_ev_decode_words). */
+static inline uint32_t jrec_ev_decode(const uint8_t *in, size_t avail,
+                                      uint32_t user_len, jrec_event_t *r,
+                                      void *user) {
+  uint64_t w[JREC_EV_WORDS];
+  uint32_t len = jrec_ev_decode_words(in, avail, user_len, w, JREC_EV_WORDS, user);
+  if (len != 0)
+    memcpy(r, w, sizeof w);
+  return len;
+}
+
+/* Reads the version 2 entry at in into *r, its trace context zero. */
+static inline uint32_t jrec_ev_decode_v2(const uint8_t *in, size_t avail,
+                                         uint32_t user_len, jrec_event_t *r,
+                                         void *user) {
+  uint64_t w[JREC_EV_V2_WORDS];
+  uint32_t len =
+      jrec_ev_decode_words(in, avail, user_len, w, JREC_EV_V2_WORDS, user);
+  if (len != 0)
+    jrec_ev_from_v1(r, w);
+  return len;
 }
 
 /* FE_JREC_INTENT: the execution stage is about to send event eid. */

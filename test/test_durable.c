@@ -526,7 +526,7 @@ static void test_bad_event_payloads_refused(void **state) {
        FE_ECORRUPT, "malformed"}, /* its user bytes are missing */
       {FE_JREC_BUS_VERSION, 0, 0, sizeof rec.h + JREC_EV_CODES + 3, 0,
        FE_ECORRUPT, "bytes follow"},
-      {1, sizeof(jrec_event_t), 8, sizeof rec.h + sizeof(jrec_event_t), 0,
+      {1, sizeof(jrec_event_v1_t), 8, sizeof rec.h + sizeof(jrec_event_v1_t), 0,
        FE_ECORRUPT, "entry size"}, /* version 1: user_len past the entry */
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -547,13 +547,32 @@ static void test_bad_event_payloads_refused(void **state) {
   }
 }
 
+/* A version 2 (compact, no trace context) entry of r and 16 user bytes
+ * at out; returns its length. */
+static uint32_t encode_v2(uint8_t *out, const jrec_event_v1_t *r,
+                          const uint8_t user[16]) {
+  enum { CODES = (JREC_EV_V2_WORDS + 1) / 2 };
+  uint64_t w[JREC_EV_V2_WORDS];
+  memcpy(w, r, sizeof w);
+  memset(out, 0, CODES);
+  uint8_t *p = out + CODES;
+  for (unsigned i = 2; i < JREC_EV_V2_WORDS; i++) {
+    unsigned len = jrec_ev_put(p, w[i]);
+    out[i / 2] |= (uint8_t)(len << (4 * (i & 1)));
+    p += len;
+  }
+  memcpy(p, user, 16);
+  return (uint32_t)(p + 16 - out);
+}
+
 /* Journals written before the compact formats (event version 1, outcome
- * version 2) still recover: a finished order's key is restored, an
- * unfinished one is re-driven with every field it had. */
+ * version 2) and before the trace context (event version 2) still
+ * recover: a finished order's key is restored, an unfinished one is
+ * re-driven with every field it had. */
 static void test_old_formats_still_read(void **state) {
   (void)state;
   fresh_venue(1000);
-  enum { ENTRY = sizeof(jrec_event_t) + 16 }; /* user_len 16 */
+  enum { ENTRY = sizeof(jrec_event_v1_t) + 16 }; /* user_len 16 */
   struct {
     jrec_events_t h;
     uint8_t e[2][ENTRY];
@@ -562,7 +581,7 @@ static void test_old_formats_still_read(void **state) {
   evr.h = (jrec_events_t){.version = 1, .count = 2, .entry_size = ENTRY,
                           .user_len = 16, .first_eid = 1};
   for (int i = 0; i < 2; i++) {
-    jrec_event_t *r = (jrec_event_t *)(void *)evr.e[i];
+    jrec_event_v1_t *r = (jrec_event_v1_t *)(void *)evr.e[i];
     fe_event_t ev;
     memset(&ev, 0, sizeof ev);
     ev.type = FE_EV_NEW_ORDER;
@@ -571,12 +590,31 @@ static void test_old_formats_still_read(void **state) {
     ev.order.price = 10 * FE_PRICE_SCALE;
     snprintf(ev.order.client_order_id, sizeof ev.order.client_order_id,
              "OLD-%d", i + 1);
-    memcpy(r->ev, &ev, sizeof ev);
+    memcpy(r->ev, &ev, sizeof r->ev);
     assert_fe(fe_idem_key_order(&ev.order, &r->key), 0);
     r->fingerprint = fe_idem_fingerprint(&ev.order);
     r->flags = JREC_EV_KEY;
   }
   write_record(FE_JREC_EVENT, &evr, sizeof evr);
+  /* eid 3, version 2. */
+  struct {
+    jrec_events_t h;
+    uint8_t e[sizeof(jrec_event_v1_t) + 64];
+  } v2;
+  memset(&v2, 0, sizeof v2);
+  jrec_event_v1_t old;
+  memcpy(&old, evr.e[1], sizeof old);
+  fe_event_t ev3;
+  memcpy(&ev3, old.ev, sizeof old.ev);
+  ev3.order.quantity = 43;
+  strcpy(ev3.order.client_order_id, "OLD-3");
+  memcpy(old.ev, &ev3, sizeof old.ev);
+  assert_fe(fe_idem_key_order(&ev3.order, &old.key), 0);
+  old.fingerprint = fe_idem_fingerprint(&ev3.order);
+  uint8_t user[16] = {0};
+  uint32_t len2 = encode_v2(v2.e, &old, user);
+  v2.h = (jrec_events_t){.version = 2, .count = 1, .user_len = 16, .first_eid = 3};
+  write_record(FE_JREC_EVENT, &v2, (uint32_t)(sizeof v2.h + len2));
   struct {
     jrec_outcomes_t h;
     jrec_outcome_t o;
@@ -587,20 +625,21 @@ static void test_old_formats_still_read(void **state) {
   out.o = (jrec_outcome_t){.eid = 1, .entry_size = sizeof out.o + sizeof out.k,
                            .flags = JREC_OUT_KEY, .status = FE_IDEM_COMPLETED,
                            .stage = UINT32_MAX};
-  const jrec_event_t *r1 = (const jrec_event_t *)(const void *)evr.e[0];
+  const jrec_event_v1_t *r1 = (const jrec_event_v1_t *)(const void *)evr.e[0];
   out.k = (jrec_out_key_t){r1->key, r1->fingerprint, fe_clock_realtime_ns()};
   write_outcome_record(&out, sizeof out);
   rig_t r;
   fe_bus_recovery_t rep;
   rig_up(&r, &rep);
-  assert_int_equal(rep.events, 2);
+  assert_int_equal(rep.events, 3);
   assert_int_equal(rep.finished, 1);
-  assert_int_equal(rep.redriven, 1);
+  assert_int_equal(rep.redriven, 2);
   assert_int_equal(rep.idem_restored, 1);
   poll_all(r.bus);
   count_sends();
   assert_int_equal(sent_count[41], 0); /* finished before: not sent */
   assert_int_equal(sent_count[42], 1); /* re-driven: sent once */
+  assert_int_equal(sent_count[43], 1); /* the version 2 entry likewise */
   fe_submit_result_t res;
   assert_fe(submit(&r, 41, "OLD-1", &res), FE_EDUPLICATE);
   assert_int_equal(res.outcome.status, FE_IDEM_COMPLETED);

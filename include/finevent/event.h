@@ -83,8 +83,20 @@ typedef struct fe_order {
   char symbol[FE_SYMBOL_MAX];
 } fe_order_t;
 
+/* W3C trace context (https://www.w3.org/TR/trace-context/) carried by an
+ * event: set from an incoming `traceparent` header (fe_traceparent_parse,
+ * trace.h) or generated (fe_trace_new).  All-zero trace_id: none.  The
+ * bus carries it untouched; audit records and logs copy it. */
+typedef struct fe_trace {
+  uint8_t trace_id[16]; /* W3C trace-id */
+  uint8_t span_id[8];   /* W3C parent-id: the span this event belongs to */
+  uint8_t flags;        /* W3C trace-flags (bit 0: sampled) */
+  uint8_t reserved[7];
+} fe_trace_t;
+
 /* One event: the header the bus maintains, the order payload, the host's
- * trace id.  The user area follows the struct (fe_event_user()). */
+ * correlation id and trace context.  The user area follows the struct
+ * (fe_event_user()). */
 typedef struct fe_event {
   uint64_t seq;      /* ring sequence, set by the claim; read-only */
   uint64_t verdict;  /* private to the bus: read with fe_event_rejected() */
@@ -92,7 +104,10 @@ typedef struct fe_event {
                         claim sets FE_EV_NEW_ORDER */
   uint32_t flags;    /* private to the bus: do not touch */
   fe_order_t order;
-  uint64_t trace_id; /* host-defined correlation id, carried untouched */
+  uint64_t trace_id; /* host-defined 64-bit correlation id, carried
+                        untouched (the saga coordinator's token by
+                        default); not the W3C trace id, see trace */
+  fe_trace_t trace;  /* W3C trace context, carried untouched */
 } __attribute__((aligned(16))) fe_event_t;
 
 /* Start of the user area that follows the event in its slot.  Its size is

@@ -22,6 +22,7 @@
 #include "gateway.h"
 #include "idem.h"
 #include "journal.h"
+#include "audit.h"
 #include "saga.h"
 #include "recon.h"
 
