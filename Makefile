@@ -144,7 +144,7 @@ check-install:
 	echo "check-install: README example builds and runs against the installed library (shared and static)"
 	@pc="env PKG_CONFIG_SYSROOT_DIR=$(STAGE) PKG_CONFIG_PATH=$(STAGE)/usr/lib/pkgconfig pkg-config"; \
 	for e in $(EXAMPLE_SRC); do n=$$(basename $$e .c); extra=""; \
-	  [ $$n = order_flow ] && extra="$$(pkg-config --cflags --libs libmicrohttpd)"; \
+	  [ $$n = order_flow ] && extra="$$(pkg-config --cflags --libs libmicrohttpd libsodium)"; \
 	  $(CC) -std=c11 -Wall -Werror -pthread $$e -o $(STAGE)/$$n $$($$pc --cflags --libs libfinevent) $$extra || exit 1; \
 	done; echo "check-install: every example builds against the installed library via pkg-config"
 

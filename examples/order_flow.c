@@ -42,7 +42,9 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <fcntl.h>
 #include <ftw.h>
+#include <sodium.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -107,6 +109,23 @@ static const char *reason_name(uint32_t r) {
 }
 
 #define MAX_NOTIONAL (INT64_C(2000000) * S) /* 2 M per order */
+
+/* The audit trail (audit.h): every order's outcome, every saga's end,
+ * breaker changes, redrives and reconciliation breaks, hash-chained and
+ * signed by a writer thread off the order path. */
+static fe_audit_t *audit;
+static uint64_t audit_refused;
+static void audit_note(uint32_t decision, uint64_t account, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void audit_note(uint32_t decision, uint64_t account, const char *fmt, ...) {
+  char text[FE_AUDIT_DETAIL_MAX + 1];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(text, sizeof text, fmt, ap);
+  va_end(ap);
+  if (fe_audit_note(audit, decision, account, text) != 0)
+    __atomic_fetch_add(&audit_refused, 1, __ATOMIC_RELAXED);
+}
 #define COLLAR_PCT 5                        /* limit within 5 % of ref */
 
 /* --------------------------------------------------------- randomness */
@@ -182,9 +201,9 @@ static uint32_t venue_of(const fe_event_t *ev, void *u) {
 
 static void on_breaker(const char *name, fe_breaker_state_t from,
                        fe_breaker_state_t to, void *u) {
-  (void)from;
   uint32_t v = (uint32_t)(uintptr_t)u;
-  (void)name;
+  audit_note(FE_AUDIT_BREAKER, 0, "breaker %s %s -> %s", name,
+             fe_breaker_state_name((int)from), fe_breaker_state_name((int)to));
   __atomic_fetch_add(&transitions[v], 1, __ATOMIC_RELAXED);
   if (to == FE_BREAKER_OPEN)
     __atomic_fetch_add(&opened[v], 1, __ATOMIC_RELAXED);
@@ -420,6 +439,12 @@ static void on_outcome(const fe_event_t *ev, fe_idem_outcome_t *out, void *u) {
     fe_event_rejected(ev, &stage, &reason);
   else if (out->status == FE_IDEM_DEAD_LETTERED)
     fe_event_dead_lettered(ev, &stage, &reason);
+  uint32_t decision = out->status == FE_IDEM_COMPLETED ? FE_AUDIT_ACCEPTED
+                      : out->status == FE_IDEM_REJECTED ? FE_AUDIT_REJECTED
+                                                        : FE_AUDIT_DEAD_LETTERED;
+  if (fe_audit_event(audit, ev, out->ref, stage, decision, reason,
+                     decision == FE_AUDIT_ACCEPTED ? "booked" : reason_name(reason)) != 0)
+    __atomic_fetch_add(&audit_refused, 1, __ATOMIC_RELAXED);
   __atomic_store_n(&o->bus_status, (uint8_t)out->status, __ATOMIC_RELAXED);
   __atomic_store_n(&o->bus_stage, (uint8_t)stage, __ATOMIC_RELAXED);
   __atomic_store_n(&o->bus_reason, (uint8_t)reason, __ATOMIC_RELAXED);
@@ -637,6 +662,10 @@ static void on_saga_end(const fe_saga_end_t *e, void *u) {
   } else if (e->state == FE_SAGA_COMPENSATED) {
     k = K_EXPIRED;
   }
+  audit_note(k == K_FILLED || k == K_PARTIAL ? FE_AUDIT_SETTLED : FE_AUDIT_COMPENSATED,
+             x->account, "order %u %s: %lld @ %.2f, settles %u", x->order_no,
+             kind_names[k], (long long)x->fill_qty, (double)x->fill_px / S,
+             x->settle_date);
   end_order(x->order_no, k);
 }
 
@@ -807,6 +836,9 @@ static void operator_tick(int final) {
   fe_dlq_redrive_all(dlq, NULL, fe_bus_redrive, bus, &done);
   redriven += done;
   redrive_rounds += done > 0;
+  if (done > 0)
+    audit_note(FE_AUDIT_REDRIVEN, 0, "operator redrove %llu dead letters (XNYS back)",
+               (unsigned long long)done);
 }
 
 /* --------------------------------------------------------- progress */
@@ -980,6 +1012,10 @@ static int on_break(const fe_recon_break_t *b, void *u) {
         inj[i].kind == b->kind)
       inj[i].found++, ok = 1;
   recon_unexpected += !ok;
+  audit_note(FE_AUDIT_NOTE, b->account, "recon %s %s ledger %lld/%lld statement %lld/%lld",
+             fe_recon_kind_name(b->kind), b->ref, (long long)b->ledger_quantity,
+             (long long)b->ledger_amount, (long long)b->statement_quantity,
+             (long long)b->statement_amount);
   if (recon_shown++ < 8)
     printf("    break %-8s account %-6" PRIu64 " %-5s ledger qty %6" PRId64
            " amount %14.2f | statement qty %6" PRId64 " amount %14.2f%s\n",
@@ -1240,6 +1276,59 @@ static void *xcalloc(size_t n, size_t sz) {
     }                                                                         \
   } while (0)
 
+/* The trail's signing key: DIR/audit.key (secret, 0600) and DIR/audit.pub,
+ * hex as `fe-audit keygen` writes them; made on the first run, reused on
+ * the next so the chain of checkpoints stays under one key. */
+static int audit_key(const char *dir, uint8_t sk[FE_AUDIT_SECKEY],
+                     uint8_t pk[FE_AUDIT_PUBKEY]) {
+  char path[4200], hex[2 * FE_AUDIT_SECKEY + 2];
+  snprintf(path, sizeof path, "%s/audit.key", dir);
+  FILE *f = fopen(path, "r");
+  if (f != NULL) {
+    size_t len = 0;
+    int ok = fgets(hex, sizeof hex, f) != NULL &&
+             sodium_hex2bin(sk, FE_AUDIT_SECKEY, hex, strcspn(hex, "\r\n"), NULL,
+                            &len, NULL) == 0 && len == FE_AUDIT_SECKEY;
+    fclose(f);
+    return ok ? crypto_sign_ed25519_sk_to_pk(pk, sk) : -1;
+  }
+  crypto_sign_keypair(pk, sk);
+  for (int k = 0; k < 2; k++) {
+    snprintf(path, sizeof path, "%s/audit.%s", dir, k ? "pub" : "key");
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, k ? 0644 : 0600);
+    if (fd < 0)
+      return -1;
+    sodium_bin2hex(hex, sizeof hex, k ? pk : sk, k ? FE_AUDIT_PUBKEY : FE_AUDIT_SECKEY);
+    size_t n = strlen(hex);
+    hex[n] = '\n';
+    int bad = write(fd, hex, n + 1) != (ssize_t)(n + 1);
+    close(fd);
+    if (bad)
+      return -1;
+  }
+  return 0;
+}
+
+/* Counts the records of this run (the trail goes on across runs). */
+typedef struct audit_count {
+  uint64_t since_wall_ns, earlier;
+  uint64_t records, by_decision[FE_AUDIT_DECISION_MAX + 1], recon;
+} audit_count_t;
+static int audit_visit(const fe_audit_rec_t *r, void *u) {
+  audit_count_t *c = u;
+  if (r->type != 1)
+    return 0;
+  if (r->wall_ns < c->since_wall_ns) {
+    c->earlier++;
+    return 0;
+  }
+  c->records++;
+  if (r->decision <= FE_AUDIT_DECISION_MAX)
+    c->by_decision[r->decision]++;
+  c->recon += strncmp(r->detail, "recon ", 6) == 0;
+  return 0;
+}
+
 static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *f) {
   (void)sb, (void)flag, (void)f;
   return remove(p);
@@ -1354,6 +1443,28 @@ int main(int argc, char **argv) {
   }
   char jdir[4200];
   snprintf(jdir, sizeof jdir, "%s/journal", opt.dir);
+
+  if (sodium_init() < 0) {
+    fprintf(stderr, "order_flow: libsodium does not initialise\n");
+    return 2;
+  }
+  uint8_t sk[FE_AUDIT_SECKEY], pk[FE_AUDIT_PUBKEY];
+  char adir[4200];
+  snprintf(adir, sizeof adir, "%s/audit", opt.dir);
+  if (audit_key(opt.dir, sk, pk) != 0) {
+    fprintf(stderr, "order_flow: %s/audit.key: cannot read or make it\n", opt.dir);
+    return 2;
+  }
+  fe_audit_config_t ac;
+  fe_audit_config_init(&ac);
+  ac.dir = adir;
+  ac.sign_key = sk;
+  ac.capacity = 1 << 16;
+  ac.block_ns = SEC; /* a full queue waits; nothing is dropped */
+  ac.checkpoint_every = 4096;
+  uint64_t t_start_wall = fe_clock_realtime_ns();
+  SETUP(fe_audit_create(&ac, &audit, &d));
+  sodium_memzero(sk, sizeof sk);
 
   ords = xcalloc(opt.orders, sizeof *ords);
   ref_px = xcalloc(opt.symbols, sizeof *ref_px);
@@ -1676,6 +1787,13 @@ int main(int argc, char **argv) {
   ju("settle_refusals", settle_refusals);
 
   int rrc = reconcile(opt.dir);
+  fe_audit_stats_t as;
+  fe_audit_stats(audit, &as);
+  fe_audit_destroy(audit); /* writes the rest and a final checkpoint */
+  audit = NULL;
+  audit_count_t ac_count = {.since_wall_ns = t_start_wall};
+  fe_audit_verify_result_t avr;
+  int avrc = fe_audit_verify_dir(adir, pk, audit_visit, &ac_count, &avr);
   uint64_t inj_by[FE_RECON_KINDS] = {0}, found_ok = 0;
   for (uint32_t i = 0; i < n_inj; i++)
     inj_by[inj[i].kind]++, found_ok += inj[i].found == 1;
@@ -1691,6 +1809,22 @@ int main(int argc, char **argv) {
   ju("recon_injected", n_inj);
   ju("recon_found_injected", found_ok);
   ju("recon_unexpected", recon_unexpected);
+
+  printf("  audit trail %s: %" PRIu64 " records from earlier runs; this run's %" PRIu64 " (accepted %" PRIu64 ", rejected %" PRIu64
+         ", dead-lettered %" PRIu64 ", settled %" PRIu64 ", compensated %" PRIu64
+         ", breaker %" PRIu64 ", redrives %" PRIu64 ", recon breaks %" PRIu64 "), %" PRIu64
+         " checkpoints; verify: %s%s%s\n",
+         adir, ac_count.earlier, ac_count.records, ac_count.by_decision[FE_AUDIT_ACCEPTED],
+         ac_count.by_decision[FE_AUDIT_REJECTED], ac_count.by_decision[FE_AUDIT_DEAD_LETTERED],
+         ac_count.by_decision[FE_AUDIT_SETTLED], ac_count.by_decision[FE_AUDIT_COMPENSATED],
+         ac_count.by_decision[FE_AUDIT_BREAKER], ac_count.by_decision[FE_AUDIT_REDRIVEN],
+         ac_count.recon, avr.checkpoints, avrc == 0 ? "ok" : fe_audit_bad_name(avr.bad),
+         avrc == 0 ? "" : ": ", avrc == 0 ? "" : avr.why);
+  ju("audit_verified", (uint64_t)(avrc == 0));
+  ju("audit_records", ac_count.records);
+  ju("audit_checkpoints", avr.checkpoints);
+  ju("audit_recon_records", ac_count.recon);
+  ju("audit_refused", audit_refused + as.lost);
 
   printf("  checks:\n");
   check(conserved, "conservation: %" PRIu64 " accepted = %" PRIu64 " ended once (%"
@@ -1716,6 +1850,10 @@ int main(int argc, char **argv) {
   check(rrc == 0 && found_ok == n_inj && recon_unexpected == 0,
         "reconciliation found every injected break (%" PRIu64 "/%u) and nothing else",
         found_ok, n_inj);
+  check(avrc == 0 && audit_refused + as.lost == 0 && ac_count.recon == recon_rep.n_breaks,
+        "the audit trail verifies under the run's key (%" PRIu64 " frames), nothing "
+        "refused, every break audited (%" PRIu64 "/%" PRIu64 ")", avr.frames,
+        ac_count.recon, recon_rep.n_breaks);
   ju("failures", (uint64_t)failures);
   if (jf) {
     fprintf(jf, "\n}\n");

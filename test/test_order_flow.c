@@ -4,7 +4,8 @@
  * opened and closed, redrive emptied the DLQ), malformed orders rejected
  * with their reasons, every injected reconciliation break found and
  * nothing else; a second run on the same directory recovers from the
- * journal and executes nothing again.  A second test scrapes
+ * journal and executes nothing again; the audit trail verifies (with
+ * fe-audit too) after each run.  A second test scrapes
  * --metrics-port with curl while it runs and checks the text with
  * `promtool check metrics`.  FE_ORDER_FLOW names the binary (Makefile). */
 #include "helpers.h"
@@ -15,8 +16,8 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
-#ifndef FE_ORDER_FLOW
-#error "FE_ORDER_FLOW must name the order_flow binary"
+#if !defined(FE_ORDER_FLOW) || !defined(FE_AUDIT_TOOL)
+#error "FE_ORDER_FLOW and FE_AUDIT_TOOL must name the binaries"
 #endif
 
 static char dir[64];
@@ -130,6 +131,16 @@ static void test_day_and_resume(void **state) {
   assert_int_equal(J("recon_breaks"), J("recon_injected"));
   assert_int_equal(J("recon_unexpected"), 0);
   assert_true(J("recon_matched") > 1000);
+  /* the audit trail: verifies under the run's key, every break in it */
+  assert_int_equal(J("audit_verified"), 1);
+  assert_int_equal(J("audit_refused"), 0);
+  assert_int_equal(J("audit_recon_records"), J("recon_breaks"));
+  assert_true(J("audit_records") > 8000);
+  assert_true(J("audit_checkpoints") >= 1);
+  char verify[512];
+  snprintf(verify, sizeof verify, "%s verify --pubkey %s/audit.pub %s/audit > /dev/null",
+           FE_AUDIT_TOOL, dir, dir);
+  assert_int_equal(system(verify), 0);
   assert_int_equal(J("failures"), 0);
   uint64_t published = J("bus_published");
 
@@ -146,6 +157,8 @@ static void test_day_and_resume(void **state) {
   assert_int_equal(J("orders_answered_from_journal"), 8000);
   assert_int_equal(J("venue_XNAS_sent") + J("venue_XNYS_sent") + J("venue_ARCX_sent"), 0);
   assert_int_equal(J("sagas_completed"), 0);
+  assert_int_equal(J("audit_verified"), 1);
+  assert_int_equal(system(verify), 0); /* the chain goes on across runs */
   assert_int_equal(J("failures"), 0);
   assert_true(J("bus_published") < published);
   char out[128];
