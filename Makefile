@@ -63,17 +63,33 @@ define need_commands
 	$(APT_MISSING)
 endef
 
+# Commands the tests run, as command:debian-package.
+TEST_COMMANDS := $(TEST_CMDS) curl:curl
+define need_commands
+	@missing=""; for c in $(1); do command -v "$${c%%:*}" >/dev/null 2>&1 || missing="$$missing $${c#*:}"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "libfinevent: installing missing Debian packages:$$missing"; \
+	  { $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	    $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; } >/dev/null || \
+	  { echo "libfinevent: could not install$$missing -- run: sudo apt-get install$$missing" >&2; exit 1; }; \
+	fi
+endef
+
+$(BUILD)/.deps-commands:
+	$(call need_commands,$(TEST_COMMANDS))
+	@mkdir -p $(@D) && touch $@
+
 .DEFAULT_GOAL := all
 .PHONY: all help deps lib tools test test-asan test-tsan test-all check-symbols check-install \
         run-tests stress run-stress fuzz fuzz-bin fuzz-lib fuzz-seeds \
-        bench bench-bin demo examples run-examples install uninstall clean \
-        compliance-conf fuzz-compliance-conf fuzz-compliance-conf-bin
+        bench bench-bin bench-order-flow demo run examples run-examples install uninstall clean \
+        compliance-conf fuzz-compliance-conf fuzz-compliance-conf-bin fuzz-recon
 
 help:
 	@echo "make              build the library (static + shared) and the tools in $(BUILD)/release"
 	@echo "make tools        build the tools: $(BUILD)/release/bin/fe-journal (journal dump/verify/stats), fe-audit (audit trail verify/dump/search/keygen)"
 	@echo "make deps         install the Debian packages it needs (apt-get, sudo if not root)"
-	@echo "make demo         build and run the bus demo (examples/bus_demo.c)"
+	@echo "make demo         build and run the order-flow application (examples/order_flow.c); also: make run"
 	@echo "make test         build and run every cmocka suite and every example"
 	@echo "make test-asan    the suites under AddressSanitizer + UBSan"
 	@echo "make test-tsan    the suites under ThreadSanitizer"
@@ -81,13 +97,15 @@ help:
 	@echo "make fuzz         build the libFuzzer harnesses (test/fuzz/) and run each FUZZ_SECONDS (default 60)"
 	@echo "make stress       the long stress suites (test/stress/), release and TSan (STRESS_EVENTS=N)"
 	@echo "make bench        build optimised and run every benchmark (BENCH_ARGS=... for options)"
+	@echo "make bench-order-flow  the order_flow application as a benchmark (BENCH_RUNS=5)"
+	@echo "make fuzz-recon   fuzz the statement parser with libFuzzer (FUZZ_SECONDS=60)"
 	@echo "make examples     build the examples"
 	@echo "make compliance-conf  the compliance file loader, libfinevent-compliance-conf (needs libinih)"
 	@echo "make fuzz-compliance-conf  fuzz the loader (clang libFuzzer; FUZZ_SECONDS=60)"
 	@echo "make install      install headers, libraries, libfinevent.pc, tools (PREFIX, DESTDIR)"
 	@echo "make clean        remove $(BUILD)/"
 
-deps: $(BUILD)/.deps-test
+deps: $(BUILD)/.deps-test $(BUILD)/.deps-examples $(BUILD)/.deps-commands
 
 $(BUILD)/.deps-lib:
 	$(call need_packages,$(LIB_DEPS))
@@ -137,7 +155,6 @@ check-install:
 	@rm -rf $(STAGE)
 	@$(MAKE) --no-print-directory FLAVOUR=release install PREFIX=$(STAGE) >/dev/null
 	@sed -n '/^## A custom stage/,/^```$$/p' README.md | sed '1,/^```c/d;/^```$$/d' > $(STAGE)/app.c
-	@echo 'int main(void) { return run(); }' >> $(STAGE)/app.c
 	@cd $(STAGE) && export PKG_CONFIG_PATH=$(STAGE)/lib/pkgconfig && set -e; \
 	cc app.c $$(pkg-config --cflags --libs libfinevent) -o app-shared; \
 	LD_LIBRARY_PATH=$(STAGE)/lib ./app-shared; \
@@ -149,6 +166,13 @@ check-install:
 	  echo "check-install: app-static needs libfinevent.so" >&2; exit 1; fi; \
 	./app-static; \
 	echo "check-install: README example built and ran shared (LD_LIBRARY_PATH, -rpath) and static"
+	@cmp -s $(STAGE)/app.c examples/custom_stage.c || \
+	  { echo "check-install: README's custom stage differs from examples/custom_stage.c"; exit 1; }
+	@export PKG_CONFIG_PATH=$(STAGE)/lib/pkgconfig; \
+	for e in $(EXAMPLE_SRC); do n=$$(basename $$e .c); extra=""; \
+	  [ $$n = order_flow ] && extra="$$(pkg-config --cflags --libs libmicrohttpd libsodium)"; \
+	  $(CC) -std=c11 -Wall -Werror -pthread $$e -o $(STAGE)/$$n $$(pkg-config --cflags --libs libfinevent) $$extra || exit 1; \
+	done; echo "check-install: every example builds against the installed library via pkg-config"
 
 # -------------------------------------------------------------------- tools
 # Command-line tools, one per tools/*.c: programs for operators, not library
@@ -238,6 +262,13 @@ $(O)/test/test_audit: TEST_DEFS = -DFE_AUDIT_TOOL='"$(abspath $(O)/bin/fe-audit)
 $(O)/test/test_compliance_conf: $(CONF_STATIC)
 $(O)/test/test_compliance_conf: TEST_EXTRA = $(CONF_STATIC) $(CONF_LIBS)
 $(O)/test/test_compliance_conf: TEST_DEFS = -DFE_EXAMPLES_DIR='"$(abspath examples)"'
+
+# The order_flow suite runs the example of its own flavour (and fe-audit
+# on its trail), and scrapes its metrics with curl and checks them with
+# promtool.
+$(O)/test/test_order_flow: $(O)/examples/order_flow $(O)/bin/fe-audit $(BUILD)/.deps-commands
+$(O)/test/test_order_flow: TEST_DEFS = -DFE_ORDER_FLOW='"$(abspath $(O)/examples/order_flow)"' \
+  -DFE_AUDIT_TOOL='"$(abspath $(O)/bin/fe-audit)"'
 
 # Each suite runs in its own process with a timeout; all run even if one
 # fails, and the target fails if any did.  The flavour's closing line
@@ -390,23 +421,60 @@ bench:
 	@echo "fe-bench on $$(nproc) cores, $$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $$(date -u +%F)"
 	$(BENCH_BIN) $(BENCH_ARGS)
 
+# --------------------------------------------------------------------- fuzz
+# libFuzzer harnesses (clang): test/fuzz/fuzz_<name>.c with seeds in
+# test/fuzz/corpus/<name>/.  `make fuzz-recon FUZZ_SECONDS=600`; new inputs
+# go to $(BUILD)/fuzz/corpus-<name>, the seeds stay as they are.
+FUZZ_SECONDS ?= 60
+FUZZ_CC      ?= clang
+FUZZ_FLAGS   := -std=c11 -g -O1 -Iinclude -Ilib -fsanitize=fuzzer,address,undefined
+
+$(BUILD)/fuzz/fuzz_recon: test/fuzz/fuzz_recon.c lib/recon.c lib/error.c $(HEADERS)
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_FLAGS) test/fuzz/fuzz_recon.c lib/recon.c lib/error.c -o $@
+
+fuzz-recon: $(BUILD)/fuzz/fuzz_recon
+	@mkdir -p $(BUILD)/fuzz/corpus-recon
+	$(BUILD)/fuzz/fuzz_recon -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
+	  -print_final_stats=1 $(BUILD)/fuzz/corpus-recon test/fuzz/corpus/recon
+
+# The application's pipeline as a bench scenario (bench/order_flow.sh):
+# orders/s and end-to-end p50/p99 of examples/order_flow.
+BENCH_RUNS ?= 5
+bench-order-flow:
+	@$(MAKE) --no-print-directory FLAVOUR=release $(BUILD)/release/examples/order_flow
+	@echo "order_flow bench on $$(nproc) cores, $$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $$(date -u '+%F %H:%M UTC')"
+	sh bench/order_flow.sh $(BUILD)/release/examples/order_flow $(BENCH_RUNS)
+
 # ----------------------------------------------------------------- examples
 EXAMPLE_SRC := $(wildcard examples/*.c)
 EXAMPLE_BIN := $(EXAMPLE_SRC:examples/%.c=$(O)/examples/%)
 
 $(O)/examples/%: examples/%.c $(STATIC)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) $< -o $@ $(STATIC) $(PKG_LIBS)
+	$(CC) $(ALL_CFLAGS) $(EXAMPLE_CFLAGS) $< -o $@ $(STATIC) $(PKG_LIBS) $(EXAMPLE_LIBS)
+
+# order_flow serves its metrics over HTTP with libmicrohttpd (Debian).
+EXAMPLE_DEPS := libmicrohttpd:libmicrohttpd-dev
+$(BUILD)/.deps-examples: $(BUILD)/.deps-lib
+	$(call need_packages,$(EXAMPLE_DEPS))
+	@mkdir -p $(@D) && touch $@
+$(O)/examples/order_flow: $(BUILD)/.deps-examples
+$(O)/examples/order_flow: EXAMPLE_CFLAGS = $(shell pkg-config --cflags libmicrohttpd)
+$(O)/examples/order_flow: EXAMPLE_LIBS = $(shell pkg-config --libs libmicrohttpd)
 
 examples: $(EXAMPLE_BIN)
 
 # Every example is a program that checks its own results: run them all.
 run-examples: $(EXAMPLE_BIN)
-	@for e in $(EXAMPLE_BIN); do $$e >/dev/null || { echo "FAILED: $$e"; exit 1; }; done; \
+	@for e in $(EXAMPLE_BIN); do $$e >$$e.out 2>&1 || { tail -n 30 $$e.out; echo "FAILED: $$e (output in $$e.out)"; exit 1; }; done; \
 	echo "run-examples: every example ran and checked its results"
 
-demo: $(O)/examples/bus_demo
-	$(O)/examples/bus_demo
+# The main job: a broker's day of order flow (examples/order_flow.c).
+# DEMO_ARGS=... passes options (order_flow --help).
+DEMO_ARGS ?=
+demo run: $(O)/examples/order_flow
+	$(O)/examples/order_flow $(DEMO_ARGS)
 
 # ------------------------------------------------------------------ install
 install: $(STATIC) $(SHARED) $(TOOL_BIN) $(CONF_STATIC) $(CONF_SHARED)

@@ -29,5 +29,6 @@
 #include "log.h"
 #include "saga.h"
 #include "compliance.h"
+#include "recon.h"
 
 #endif /* FINEVENT_FINEVENT_H */
