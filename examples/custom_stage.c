@@ -1,7 +1,7 @@
 #include <finevent/finevent.h>
 #include <stdio.h>
 
-enum { R_TOO_BIG = 1 };                       /* your reject reason codes, 1..255 */
+enum { R_TOO_BIG = 1 };              /* your reject reasons: 1..223 (224..255: reason.h) */
 
 static fe_verdict_t max_notional(fe_stage_ctx_t *ctx, fe_event_t *ev, void *user) {
   int64_t limit = *(const int64_t *)user;     /* FE_PRICE_SCALE fixed point */
