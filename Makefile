@@ -14,6 +14,9 @@ BUILD     ?= build
 # Debian packages, as pkg-config-module:debian-package.
 LIB_DEPS  := ck:libck-dev libxxhash:libxxhash-dev
 TEST_DEPS := cmocka:libcmocka-dev
+# Programs, as bin/command:debian-package: gnuplot draws `make bench-plot`
+# (and its test).
+PLOT_DEPS := bin/gnuplot:gnuplot-nox
 
 # Flavours of the build: release, asan (AddressSanitizer + UBSan), tsan.
 FLAVOUR ?= release
@@ -34,11 +37,14 @@ TEST_LIBS   = $(shell pkg-config --libs cmocka)
 ALL_CFLAGS  = $(BASE_FLAGS) $(CFLAGS) $(SAN) $(PKG_CFLAGS)
 
 # Installs missing Debian packages (through sudo when not root), or stops
-# naming them.  $(1): list of pc-module:debian-package.
+# naming them.  $(1): list of pc-module:debian-package, or of
+# bin/command:debian-package for a program on the PATH.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 define need_packages
 	@missing=""; command -v pkg-config >/dev/null 2>&1 || missing="pkg-config"; \
-	for p in $(1); do pkg-config --exists "$${p%%:*}" 2>/dev/null || missing="$$missing $${p#*:}"; done; \
+	for p in $(1); do n="$${p%%:*}"; case "$$n" in \
+	  bin/*) command -v "$${n#bin/}" >/dev/null 2>&1 ;; *) pkg-config --exists "$$n" 2>/dev/null ;; esac || \
+	  missing="$$missing $${p#*:}"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "libfinevent: installing missing Debian packages:$$missing"; \
 	  { $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
@@ -49,7 +55,7 @@ endef
 
 .DEFAULT_GOAL := all
 .PHONY: all help deps lib tools test test-asan test-tsan test-all check-symbols check-install \
-        bench bench-bin demo examples run-examples install uninstall clean
+        bench bench-bin bench-plot demo examples run-examples install uninstall clean
 
 help:
 	@echo "make              build the library (static + shared) and the tools in $(BUILD)/release"
@@ -61,6 +67,8 @@ help:
 	@echo "make test-tsan    the suites under ThreadSanitizer"
 	@echo "make test-all     all three, as CI does"
 	@echo "make bench        build optimised and run every benchmark (BENCH_ARGS=... for options)"
+	@echo "make bench-plot   latency-by-percentile chart (SVG+PNG) of PLOT_HGRM=*.hgrm files and a"
+	@echo "                  throughput bar chart of PLOT_CSV=sweep.csv, into PLOT_OUT (docs/tuning.md)"
 	@echo "make examples     build the examples"
 	@echo "make install      install headers, libraries, libfinevent.pc, tools (PREFIX, DESTDIR)"
 	@echo "make clean        remove $(BUILD)/"
@@ -72,7 +80,11 @@ $(BUILD)/.deps-lib:
 	@mkdir -p $(@D) && touch $@
 
 $(BUILD)/.deps-test: $(BUILD)/.deps-lib
-	$(call need_packages,$(TEST_DEPS))
+	$(call need_packages,$(TEST_DEPS) $(PLOT_DEPS))
+	@mkdir -p $(@D) && touch $@
+
+$(BUILD)/.deps-plot:
+	$(call need_packages,$(PLOT_DEPS))
 	@mkdir -p $(@D) && touch $@
 
 # ------------------------------------------------------------------ library
@@ -140,7 +152,7 @@ TEST_TIMEOUT ?= 600
 
 $(O)/test/%: test/%.c test/*.h $(STATIC) $(BUILD)/.deps-test
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) $(TEST_CFLAGS) $(TEST_DEFS) -Itest $< -o $@ $(STATIC) $(PKG_LIBS) $(TEST_LIBS)
+	$(CC) $(ALL_CFLAGS) $(TEST_CFLAGS) $(TEST_DEFS) -Itest $< -o $@ $(TEST_OBJS) $(STATIC) $(PKG_LIBS) $(TEST_LIBS)
 
 # The journal and durability suites run the fe-journal tool of their own
 # flavour.
@@ -170,9 +182,41 @@ BENCH_BIN  := $(BUILD)/release/bench/fe_bench
 BENCH_WRAP := -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=aligned_alloc
 BENCH_ARGS ?=
 
-$(BUILD)/release/bench/%: bench/%.c $(STATIC)
+# The bench's helper modules (sweeps, .hgrm files, the machine record) are
+# not programs: fe_bench links them, and so does test_bench_sweep (in its
+# own flavour).  FE_BENCH_COMMIT: the commit the bench is built from; the
+# stamp changes (and machine.o is rebuilt) only when the commit does.
+BENCH_MOD_SRC := bench/hgrm.c bench/machine.c bench/sweep.c
+BENCH_MOD_OBJ  = $(BENCH_MOD_SRC:bench/%.c=$(O)/bench/mod/%.o)
+BENCH_COMMIT  := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+
+$(BUILD)/bench-commit: FORCE
+	@mkdir -p $(@D); echo '$(BENCH_COMMIT)' | cmp -s - $@ 2>/dev/null || echo '$(BENCH_COMMIT)' > $@
+FORCE:
+
+$(O)/bench/mod/%.o: bench/%.c bench/*.h $(HEADERS) $(BUILD)/.deps-lib
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) $< -o $@ $(BENCH_WRAP) $(STATIC) $(PKG_LIBS)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+$(O)/bench/mod/machine.o: $(BUILD)/bench-commit
+$(O)/bench/mod/machine.o: ALL_CFLAGS += -DFE_BENCH_COMMIT='"$(BENCH_COMMIT)"'
+
+$(O)/test/test_bench_sweep: $(BENCH_MOD_OBJ)
+$(O)/test/test_bench_sweep: TEST_OBJS = $(BENCH_MOD_OBJ) -lm
+$(O)/test/test_bench_sweep: TEST_DEFS = -DFE_SRCDIR='"$(abspath .)"'
+
+$(BUILD)/release/bench/%: bench/%.c bench/*.h $(BENCH_MOD_OBJ) $(STATIC)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $< -o $@ $(BENCH_WRAP) $(BENCH_MOD_OBJ) $(STATIC) $(PKG_LIBS) -lm
+
+# Latency-by-percentile chart of .hgrm files (ours and the Disruptor
+# anchor's alike) and a throughput bar chart of a sweep's CSV, as SVG and
+# PNG in PLOT_OUT; see bench/plot.sh and docs/tuning.md.
+PLOT_HGRM  ?= $(wildcard $(BUILD)/plot/*.hgrm)
+PLOT_CSV   ?= $(wildcard $(BUILD)/plot/*.csv)
+PLOT_OUT   ?= $(BUILD)/plot
+PLOT_TITLE ?= end-to-end latency by percentile
+bench-plot: $(BUILD)/.deps-plot
+	@bench/plot.sh -o '$(PLOT_OUT)' -t '$(PLOT_TITLE)' $(PLOT_HGRM) $(PLOT_CSV)
 
 bench-bin: $(BENCH_BIN)
 
