@@ -184,11 +184,12 @@ BENCH_ARGS ?=
 
 # The bench's helper modules (sweeps, .hgrm files, the machine record) are
 # not programs: fe_bench links them, and so does test_bench_sweep (in its
-# own flavour).  FE_BENCH_COMMIT: the commit the bench is built from; the
-# stamp changes (and machine.o is rebuilt) only when the commit does.
+# own flavour).  FE_BENCH_COMMIT: the commit the bench is built from
+# ("-dirty" when the tree has uncommitted changes); the stamp changes (and machine.o is rebuilt) only when the commit does.
 BENCH_MOD_SRC := bench/hgrm.c bench/machine.c bench/sweep.c
 BENCH_MOD_OBJ  = $(BENCH_MOD_SRC:bench/%.c=$(O)/bench/mod/%.o)
-BENCH_COMMIT  := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+BENCH_COMMIT  := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)$(shell \
+                 git rev-parse --git-dir >/dev/null 2>&1 && ! git diff --quiet HEAD -- 2>/dev/null && echo -dirty)
 
 $(BUILD)/bench-commit: FORCE
 	@mkdir -p $(@D); echo '$(BENCH_COMMIT)' | cmp -s - $@ 2>/dev/null || echo '$(BENCH_COMMIT)' > $@

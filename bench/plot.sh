@@ -60,9 +60,13 @@ if [ -n "$hgrms" ]; then
     awk -v d="$div" 'NF == 4 && $1 ~ /^[0-9.]+$/ && $4 ~ /^[0-9.]+$/ { print $4, $1 / d }' "$f" > "$tmp/$n.dat"
     [ -s "$tmp/$n.dat" ] || { echo "plot.sh: $f has no percentile rows" >&2; exit 1; }
     name=$(basename "$f" .hgrm | sed 's/"/_/g')
-    case $name in *disruptor*) dt=2 ;; *) dt=1 ;; esac
-    plot="$plot${plot:+, }\"$tmp/$n.dat\" using 1:2 with lines lw 2 dt $dt title \"$name\" noenhanced"
+    case $name in *disruptor*) style="dt 2 lc rgb 'black'" ;; *) style="dt 1 lt $n" ;; esac
+    plot="$plot${plot:+, }\"$tmp/$n.dat\" using 1:2 with lines lw 2 $style title \"$name\" noenhanced"
   done
+  # y from a decade below the lowest median (the 0th-percentile rows would
+  # otherwise stretch the axis over decades nobody reads)
+  ymin=$(cat "$tmp"/[0-9]*.dat | awk '$1 >= 2 && (m == "" || $2 < m) { m = $2 }
+    END { if (m == "" || m <= 0) print "*"; else { p = 1e-3; while (p * 10 <= m / 10) p *= 10; print p } }')
   cat > "$tmp/lat.gp" <<GP
 set title "$title" noenhanced
 set logscale x
@@ -74,6 +78,15 @@ set format y "%g"
 set grid xtics ytics mytics
 set key bottom right box opaque
 set xrange [1:*]
+set yrange [$ymin:*]
+set linetype 1 lc rgb "#d62728"
+set linetype 2 lc rgb "#1f77b4"
+set linetype 3 lc rgb "#2ca02c"
+set linetype 4 lc rgb "#9467bd"
+set linetype 5 lc rgb "#ff7f0e"
+set linetype 6 lc rgb "#8c564b"
+set linetype 7 lc rgb "#e377c2"
+set linetype 8 lc rgb "#17becf"
 plot $plot
 GP
   render "$out/latency" "$tmp/lat.gp"
