@@ -17,8 +17,11 @@ LIB_DEPS  := ck:libck-dev libxxhash:libxxhash-dev libsodium:libsodium-dev
 FUZZ_DEPS := clang libclang-rt-dev llvm
 TEST_DEPS := cmocka:libcmocka-dev
 # Test-only commands, as command:debian-package (promtool checks the
-# Prometheus text format in test_metrics).
-TEST_CMDS := promtool:prometheus
+# Prometheus text format, curl scrapes order_flow's metrics endpoint).
+TEST_CMDS := promtool:prometheus curl:curl
+# Programs, as bin/command:debian-package: gnuplot draws `make bench-plot`
+# (and its test).
+PLOT_DEPS := bin/gnuplot:gnuplot-nox
 
 # Flavours of the build: release, asan (AddressSanitizer + UBSan), tsan.
 FLAVOUR ?= release
@@ -41,11 +44,14 @@ TEST_LIBS   = $(shell pkg-config --libs cmocka)
 ALL_CFLAGS  = $(BASE_FLAGS) $(CFLAGS) $(SAN) $(PKG_CFLAGS)
 
 # Installs missing Debian packages (through sudo when not root), or stops
-# naming them.  $(1): list of pc-module:debian-package.
+# naming them.  $(1): list of pc-module:debian-package, or of
+# bin/command:debian-package for a program on the PATH.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 define need_packages
 	@missing=""; command -v pkg-config >/dev/null 2>&1 || missing="pkg-config"; \
-	for p in $(1); do pkg-config --exists "$${p%%:*}" 2>/dev/null || missing="$$missing $${p#*:}"; done; \
+	for p in $(1); do n="$${p%%:*}"; case "$$n" in \
+	  bin/*) command -v "$${n#bin/}" >/dev/null 2>&1 ;; *) pkg-config --exists "$$n" 2>/dev/null ;; esac || \
+	  missing="$$missing $${p#*:}"; done; \
 	$(APT_MISSING)
 endef
 
@@ -58,15 +64,10 @@ APT_MISSING = if [ -n "$$missing" ]; then \
 	fi
 
 # As need_packages, for commands: $(1) is a list of command:debian-package.
+# Commands the tests run: TEST_COMMANDS.
+TEST_COMMANDS := $(TEST_CMDS)
 define need_commands
 	@missing=""; for p in $(1); do command -v "$${p%%:*}" >/dev/null 2>&1 || missing="$$missing $${p#*:}"; done; \
-	$(APT_MISSING)
-endef
-
-# Commands the tests run, as command:debian-package.
-TEST_COMMANDS := $(TEST_CMDS) curl:curl
-define need_commands
-	@missing=""; for c in $(1); do command -v "$${c%%:*}" >/dev/null 2>&1 || missing="$$missing $${c#*:}"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "libfinevent: installing missing Debian packages:$$missing"; \
 	  { $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
@@ -82,8 +83,8 @@ $(BUILD)/.deps-commands:
 .DEFAULT_GOAL := all
 .PHONY: all help deps lib tools test test-asan test-tsan test-all check-symbols check-install \
         run-tests stress run-stress fuzz fuzz-bin fuzz-lib fuzz-seeds \
-        bench bench-bin bench-order-flow demo run examples run-examples install uninstall clean \
-        compliance-conf fuzz-compliance-conf fuzz-compliance-conf-bin fuzz-recon
+        bench bench-bin bench-order-flow bench-plot demo run examples run-examples install \
+        uninstall clean compliance-conf fuzz-compliance-conf fuzz-compliance-conf-bin fuzz-recon
 
 help:
 	@echo "make              build the library (static + shared) and the tools in $(BUILD)/release"
@@ -99,6 +100,8 @@ help:
 	@echo "make bench        build optimised and run every benchmark (BENCH_ARGS=... for options)"
 	@echo "make bench-order-flow  the order_flow application as a benchmark (BENCH_RUNS=5)"
 	@echo "make fuzz-recon   fuzz the statement parser with libFuzzer (FUZZ_SECONDS=60)"
+	@echo "make bench-plot   latency-by-percentile chart (SVG+PNG) of PLOT_HGRM=*.hgrm files and a"
+	@echo "                  throughput bar chart of PLOT_CSV=sweep.csv, into PLOT_OUT (docs/tuning.md)"
 	@echo "make examples     build the examples"
 	@echo "make compliance-conf  the compliance file loader, libfinevent-compliance-conf (needs libinih)"
 	@echo "make fuzz-compliance-conf  fuzz the loader (clang libFuzzer; FUZZ_SECONDS=60)"
@@ -112,8 +115,12 @@ $(BUILD)/.deps-lib:
 	@mkdir -p $(@D) && touch $@
 
 $(BUILD)/.deps-test: $(BUILD)/.deps-lib
-	$(call need_packages,$(TEST_DEPS))
+	$(call need_packages,$(TEST_DEPS) $(PLOT_DEPS))
 	$(call need_commands,$(TEST_CMDS))
+	@mkdir -p $(@D) && touch $@
+
+$(BUILD)/.deps-plot:
+	$(call need_packages,$(PLOT_DEPS))
 	@mkdir -p $(@D) && touch $@
 
 # ------------------------------------------------------------------ library
@@ -246,7 +253,7 @@ TEST_TIMEOUT ?= 600
 
 $(O)/test/%: test/%.c test/*.h $(STATIC) $(BUILD)/.deps-test
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) $(TEST_CFLAGS) $(TEST_DEFS) -Itest $< -o $@ $(TEST_EXTRA) $(STATIC) $(PKG_LIBS) $(TEST_LIBS)
+	$(CC) $(ALL_CFLAGS) $(TEST_CFLAGS) $(TEST_DEFS) -Itest $< -o $@ $(TEST_OBJS) $(TEST_EXTRA) $(STATIC) $(PKG_LIBS) $(TEST_LIBS)
 
 # The journal and durability suites run the fe-journal tool of their own
 # flavour.
@@ -410,9 +417,42 @@ BENCH_BIN  := $(BUILD)/release/bench/fe_bench
 BENCH_WRAP := -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=aligned_alloc
 BENCH_ARGS ?=
 
-$(BUILD)/release/bench/%: bench/%.c $(STATIC)
+# The bench's helper modules (sweeps, .hgrm files, the machine record) are
+# not programs: fe_bench links them, and so does test_bench_sweep (in its
+# own flavour).  FE_BENCH_COMMIT: the commit the bench is built from
+# ("-dirty" when the tree has uncommitted changes); the stamp changes (and machine.o is rebuilt) only when the commit does.
+BENCH_MOD_SRC := bench/hgrm.c bench/machine.c bench/sweep.c
+BENCH_MOD_OBJ  = $(BENCH_MOD_SRC:bench/%.c=$(O)/bench/mod/%.o)
+BENCH_COMMIT  := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)$(shell \
+                 git rev-parse --git-dir >/dev/null 2>&1 && ! git diff --quiet HEAD -- 2>/dev/null && echo -dirty)
+
+$(BUILD)/bench-commit: FORCE
+	@mkdir -p $(@D); echo '$(BENCH_COMMIT)' | cmp -s - $@ 2>/dev/null || echo '$(BENCH_COMMIT)' > $@
+FORCE:
+
+$(O)/bench/mod/%.o: bench/%.c bench/*.h $(HEADERS) $(BUILD)/.deps-lib
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) $< -o $@ $(BENCH_WRAP) $(STATIC) $(PKG_LIBS)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+$(O)/bench/mod/machine.o: $(BUILD)/bench-commit
+$(O)/bench/mod/machine.o: ALL_CFLAGS += -DFE_BENCH_COMMIT='"$(BENCH_COMMIT)"'
+
+$(O)/test/test_bench_sweep: $(BENCH_MOD_OBJ)
+$(O)/test/test_bench_sweep: TEST_OBJS = $(BENCH_MOD_OBJ) -lm
+$(O)/test/test_bench_sweep: TEST_DEFS = -DFE_SRCDIR='"$(abspath .)"'
+
+$(BUILD)/release/bench/%: bench/%.c bench/*.h $(BENCH_MOD_OBJ) $(STATIC)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $< -o $@ $(BENCH_WRAP) $(BENCH_MOD_OBJ) $(STATIC) $(PKG_LIBS) -lm
+
+# Latency-by-percentile chart of .hgrm files (ours and the Disruptor
+# anchor's alike) and a throughput bar chart of a sweep's CSV, as SVG and
+# PNG in PLOT_OUT; see bench/plot.sh and docs/tuning.md.
+PLOT_HGRM  ?= $(wildcard $(BUILD)/plot/*.hgrm)
+PLOT_CSV   ?= $(wildcard $(BUILD)/plot/*.csv)
+PLOT_OUT   ?= $(BUILD)/plot
+PLOT_TITLE ?= end-to-end latency by percentile
+bench-plot: $(BUILD)/.deps-plot
+	@bench/plot.sh -o '$(PLOT_OUT)' -t '$(PLOT_TITLE)' $(PLOT_HGRM) $(PLOT_CSV)
 
 bench-bin: $(BENCH_BIN)
 

@@ -85,6 +85,9 @@
 #include <finevent/saga.h>
 
 #include "../lib/jrec.h" /* the journaller's encoder, for journal_encode */
+#include "hgrm.h"         /* --hgrm: percentile distributions */
+#include "machine.h"      /* the reproducibility record */
+#include "sweep.h"        /* --sweep: grids of knobs */
 
 #include <sodium.h>
 #include <ck_pr.h>
@@ -142,6 +145,10 @@ typedef struct opts {
   int json;
   int runs;
   int fsync_group;    /* journaled scenarios: fsync every group */
+  const char *sweep;  /* --sweep GRID, or NULL */
+  const char *hgrm;   /* --hgrm FILE, or NULL */
+  int csv;            /* --csv: sweep rows as CSV */
+  int objective;      /* --objective: -1 (per scenario) or SWEEP_OBJ_* */
 } opts_t;
 
 typedef struct result {
@@ -768,6 +775,7 @@ static int run_bus(const scenario_t *sc, const opts_t *o, uint64_t n,
     r->p999 = fe_hist_percentile(h, 99.9);
     r->p9999 = fe_hist_percentile(h, 99.99);
     r->max = fe_hist_max(h);
+    hgrm_collect(h);
     fe_hist_destroy(h);
   }
   fe_bus_destroy(bus);
@@ -824,6 +832,7 @@ static int run_floor(const scenario_t *sc, const opts_t *o, uint64_t n,
   r->p999 = fe_hist_percentile(h[0], 99.9);
   r->p9999 = fe_hist_percentile(h[0], 99.99);
   r->max = fe_hist_max(h[0]);
+  hgrm_collect(h[0]);
   fe_hist_destroy(h[0]);
   fe_hist_destroy(h[1]);
   return 0;
@@ -1674,6 +1683,13 @@ static void usage(FILE *f) {
           "  -j, --json        JSON lines\n"
           "  -k, --runs K      runs per scenario; the median is reported (default 5)\n"
           "  -l, --list        list scenarios\n"
+          "      --sweep GRID  run the grid 'knob=v1,v2;knob=...' over one scenario\n"
+          "                    (knobs: ring batch wait spin yields pin claim handler\n"
+          "                    rate events); prints one row per point, best first\n"
+          "      --objective O p99 | mev_s: sweep order (default: p99 for lat_*)\n"
+          "      --csv         sweep rows as CSV (--json: as one JSON document)\n"
+          "      --hgrm FILE   latency scenarios: write HdrHistogram .hgrm percentile\n"
+          "                    distributions (several: FILE.<scenario>[.<point>].hgrm)\n"
           "scenarios:");
   for (size_t i = 0; i < N_SCENARIOS; i++)
     fprintf(f, " %s", scenarios[i].name);
@@ -1690,15 +1706,210 @@ static int parse_u64(const char *s, uint64_t *out) {
   return 0;
 }
 
+/* ------------------------------------------- sweeps and .hgrm files */
+
+enum { OPT_SWEEP = 1000, OPT_OBJECTIVE, OPT_CSV, OPT_HGRM };
+
+static int is_lat(const scenario_t *sc) { return strncmp(sc->name, "lat_", 4) == 0; }
+
+static const scenario_t *find_scenario(const char *name) {
+  for (size_t k = 0; k < N_SCENARIOS; k++)
+    if (strcmp(name, scenarios[k].name) == 0)
+      return &scenarios[k];
+  return NULL;
+}
+
+/* Every knob's value for scenario sc under options o (defaults resolved). */
+static void knobs_of(const opts_t *o, const scenario_t *sc, uint64_t n,
+                     uint64_t k[SWEEP_N_KNOBS]) {
+  fe_bus_config_t d;
+  fe_bus_config_init(&d);
+  k[SWEEP_RING] = o->ring;
+  k[SWEEP_BATCH] = o->batch;
+  k[SWEEP_WAIT] = (uint64_t)(o->wait ? o->wait : sc->wait);
+  k[SWEEP_SPIN] = o->spin >= 0 ? (uint64_t)o->spin : d.spin_tries;
+  k[SWEEP_YIELDS] = o->yields >= 0 ? (uint64_t)o->yields : d.yield_tries;
+  k[SWEEP_PIN] = (uint64_t)o->pin;
+  k[SWEEP_CLAIM] = o->claim;
+  k[SWEEP_HANDLER] = (uint64_t)o->batch_handlers;
+  k[SWEEP_RATE] = o->rate ? o->rate : sc->rate;
+  k[SWEEP_EVENTS] = n;
+}
+
+/* The options that run a point: each knob is its fe_bench option. */
+static void apply_knobs(opts_t *o, const uint64_t k[SWEEP_N_KNOBS]) {
+  o->ring = (uint32_t)k[SWEEP_RING];
+  o->batch = (uint32_t)k[SWEEP_BATCH];
+  o->wait = (int)k[SWEEP_WAIT];
+  o->spin = (int64_t)k[SWEEP_SPIN];
+  o->yields = (int64_t)k[SWEEP_YIELDS];
+  o->pin = (int)k[SWEEP_PIN];
+  o->claim = (uint32_t)k[SWEEP_CLAIM];
+  o->batch_handlers = (int)k[SWEEP_HANDLER];
+  o->rate = k[SWEEP_RATE];
+  o->events = k[SWEEP_EVENTS];
+}
+
+static int hgrm_single; /* --hgrm FILE names the one file to write */
+
+/* After a latency scenario's runs: writes their merged histogram with the
+ * record (machine, scenario, every knob).  label: the sweep point's
+ * file-name label or NULL.  Writes the path into path_out (256 bytes) when
+ * not NULL.  Returns 0 or -1 (message printed). */
+static int hgrm_scenario_done(const opts_t *o, const scenario_t *sc, uint64_t n,
+                              const char *label, char *path_out) {
+  if (!is_lat(sc))
+    return 0;
+  char path[256];
+  if (hgrm_single)
+    snprintf(path, sizeof path, "%s", o->hgrm);
+  else {
+    size_t len = strlen(o->hgrm);
+    int strip = len > 5 && strcmp(o->hgrm + len - 5, ".hgrm") == 0;
+    snprintf(path, sizeof path, "%.*s.%s%s%s.hgrm", (int)(strip ? len - 5 : len), o->hgrm,
+             sc->name, label ? "." : "", label ? label : "");
+  }
+  machine_t m;
+  machine_probe(&m, NULL);
+  uint64_t k[SWEEP_N_KNOBS];
+  knobs_of(o, sc, n, k);
+  char text[2048], knobs[512];
+  size_t off = (size_t)machine_text(&m, text, sizeof text);
+  off = off < sizeof text ? off : sizeof text - 1;
+  knobs[0] = '\0';
+  for (size_t i = 0, ko = 0; i < SWEEP_N_KNOBS && ko < sizeof knobs; i++) {
+    char v[32];
+    sweep_value_str((sweep_knob_t)i, k[i], v, sizeof v);
+    ko += (size_t)snprintf(knobs + ko, sizeof knobs - ko, "%s%s=%s", i ? " " : "",
+                           sweep_knob_name((sweep_knob_t)i), v);
+  }
+  snprintf(text + off, sizeof text - off,
+           "scenario: %s\nknobs: %s\nruns: %d (their samples merged)\n"
+           "values: ns, end to end from the intended send time",
+           sc->name, knobs, o->runs);
+  int rc = hgrm_collect_write(path, text);
+  if (rc < 0) {
+    fprintf(stderr, "fe_bench: --hgrm %s: %s\n", path, strerror(errno));
+    return -1;
+  }
+  if (rc == 0 && path_out != NULL)
+    snprintf(path_out, 256, "%s", path);
+  return 0;
+}
+
+typedef struct sweep_ctx {
+  const opts_t *base;
+  const scenario_t *sc;
+  const sweep_grid_t *grid;
+} sweep_ctx_t;
+
+static int sweep_point_run(const uint64_t k[SWEEP_N_KNOBS], int run, int runs,
+                           sweep_sample_t *out, void *user) {
+  sweep_ctx_t *c = user;
+  opts_t o = *c->base;
+  apply_knobs(&o, k);
+  result_t r;
+  memset(&r, 0, sizeof r);
+  if (c->sc->run(c->sc, &o, o.events, &r) != 0)
+    return 1;
+  out->mev_s = r.mev_s;
+  out->has_lat = r.has_lat;
+  out->p50 = r.p50, out->p99 = r.p99, out->p999 = r.p999;
+  out->p9999 = r.p9999, out->max = r.max;
+  if (o.hgrm && run == runs - 1) {
+    char label[200];
+    sweep_label(c->grid, k, "_", 0, label, sizeof label);
+    if (hgrm_scenario_done(&o, c->sc, o.events, label, out->hgrm) != 0)
+      return 1;
+  }
+  return 0;
+}
+
+/* --sweep, --csv, --objective, --hgrm.  Returns the exit status after a
+ * sweep or a refusal, or -1 to go on with the plain run (--hgrm armed). */
+static int bench_extras(opts_t *o, int nsc, char **names) {
+  if (o->hgrm)
+    hgrm_collect_enable(1);
+  if (o->sweep == NULL) {
+    if (o->csv || o->objective >= 0) {
+      fprintf(stderr, "fe_bench: --csv and --objective need --sweep\n");
+      return 2;
+    }
+    int lat = 0;
+    for (size_t k = 0; k < N_SCENARIOS; k++) {
+      int chosen = nsc == 0;
+      for (int i = 0; i < nsc; i++)
+        chosen |= strcmp(names[i], scenarios[k].name) == 0;
+      lat += chosen && is_lat(&scenarios[k]);
+    }
+    hgrm_single = lat == 1;
+    return -1;
+  }
+  if (nsc != 1) {
+    fprintf(stderr, "fe_bench: --sweep takes exactly one scenario\n");
+    return 2;
+  }
+  if (o->csv && o->json) {
+    fprintf(stderr, "fe_bench: --csv and --json exclude each other\n");
+    return 2;
+  }
+  const scenario_t *sc = find_scenario(names[0]);
+  char err[256];
+  static sweep_grid_t g;
+  if (sweep_parse(o->sweep, &g, err, sizeof err) != 0) {
+    fprintf(stderr, "fe_bench: %s\n", err);
+    return 2;
+  }
+  if (o->objective == SWEEP_OBJ_P99 && !is_lat(sc)) {
+    fprintf(stderr, "fe_bench: --objective p99: %s measures no latency (use mev_s)\n", sc->name);
+    return 2;
+  }
+  sweep_opts_t so = {.scenario = sc->name, .runs = o->runs,
+                     .objective = o->objective >= 0 ? (sweep_objective_t)o->objective
+                                  : is_lat(sc) ? SWEEP_OBJ_P99 : SWEEP_OBJ_MEV_S,
+                     .progress = isatty(STDERR_FILENO)};
+  knobs_of(o, sc, o->events ? o->events : sc->events, so.base);
+  for (uint64_t i = 0; i < g.points; i++) { /* refuse a bad point before running any */
+    uint64_t k[SWEEP_N_KNOBS];
+    memcpy(k, so.base, sizeof k);
+    sweep_point(&g, i, k);
+    if (k[SWEEP_CLAIM] > k[SWEEP_RING]) {
+      char label[256];
+      sweep_label(&g, k, " ", 1, label, sizeof label);
+      fprintf(stderr, "fe_bench: sweep point [%s]: claim %" PRIu64 " exceeds ring %" PRIu64 "\n",
+              label, k[SWEEP_CLAIM], k[SWEEP_RING]);
+      return 2;
+    }
+  }
+  sweep_row_t *rows = calloc((size_t)g.points, sizeof *rows);
+  if (rows == NULL)
+    return 1;
+  sweep_ctx_t ctx = {o, sc, &g};
+  hgrm_single = 0;
+  if (sweep_run(&g, &so, sweep_point_run, &ctx, rows) != 0) {
+    free(rows);
+    return 1;
+  }
+  sweep_sort(rows, g.points, so.objective);
+  machine_t m;
+  machine_probe(&m, NULL);
+  int rc = sweep_print(stdout, o->csv ? SWEEP_CSV : o->json ? SWEEP_JSON : SWEEP_TABLE,
+                       &m, &g, &so, rows, g.points);
+  free(rows);
+  return rc ? 1 : 0;
+}
+
 int main(int argc, char **argv) {
   opts_t o = {.ring = 65536, .batch = 256, .claim = 1, .runs = 5, .spin = -1,
-              .yields = -1};
+              .yields = -1, .objective = -1};
   static const struct option lo[] = {
       {"events", 1, 0, 'n'}, {"rate", 1, 0, 'r'}, {"ring", 1, 0, 'R'},
       {"batch", 1, 0, 'b'},  {"claim", 1, 0, 'c'}, {"wait", 1, 0, 'w'},
       {"pin", 0, 0, 'p'},    {"json", 0, 0, 'j'},  {"runs", 1, 0, 'k'},
       {"list", 0, 0, 'l'},   {"help", 0, 0, 'h'},  {"handler", 1, 0, 'H'},
       {"spin", 1, 0, 'S'},   {"yields", 1, 0, 'Y'}, {"fsync-group", 0, 0, 'F'},
+      {"sweep", 1, 0, OPT_SWEEP}, {"objective", 1, 0, OPT_OBJECTIVE},
+      {"csv", 0, 0, OPT_CSV}, {"hgrm", 1, 0, OPT_HGRM},
       {0, 0, 0, 0}};
   int ch;
   uint64_t v;
@@ -1722,6 +1933,13 @@ int main(int argc, char **argv) {
     case 'S': bad = parse_u64(optarg, &v) || v > UINT32_MAX; o.spin = (int64_t)v; break;
     case 'Y': bad = parse_u64(optarg, &v) || v > UINT32_MAX; o.yields = (int64_t)v; break;
     case 'p': o.pin = 1; break;
+    case OPT_SWEEP: o.sweep = optarg; break;
+    case OPT_OBJECTIVE:
+      o.objective = !strcmp(optarg, "p99") ? SWEEP_OBJ_P99 : !strcmp(optarg, "mev_s") ? SWEEP_OBJ_MEV_S : -2;
+      bad = o.objective == -2;
+      break;
+    case OPT_CSV: o.csv = 1; break;
+    case OPT_HGRM: o.hgrm = optarg; break;
     case 'F': o.fsync_group = 1; break;
     case 'j': o.json = 1; break;
     case 'k': bad = parse_u64(optarg, &v) || v == 0 || v > MAX_RUNS; o.runs = (int)v; break;
@@ -1733,7 +1951,10 @@ int main(int argc, char **argv) {
     default: usage(stderr); return 2;
     }
     if (bad) {
-      fprintf(stderr, "fe_bench: invalid value for -%c: %s\n", ch, optarg);
+      if (ch >= OPT_SWEEP)
+        fprintf(stderr, "fe_bench: invalid value for --%s: %s\n", ch == OPT_OBJECTIVE ? "objective" : "?", optarg);
+      else
+        fprintf(stderr, "fe_bench: invalid value for -%c: %s\n", ch, optarg);
       return 2;
     }
   }
@@ -1758,6 +1979,13 @@ int main(int argc, char **argv) {
   }
   base_slots = aligned_alloc(64, sizeof(order_t) * BASE_RING);
   memset(base_slots, 0, sizeof(order_t) * BASE_RING);
+  if (o.sweep || o.csv || o.hgrm || o.objective >= 0) {
+    int rc = bench_extras(&o, argc - optind, argv + optind);
+    if (rc >= 0) {
+      free(base_slots);
+      return rc;
+    }
+  }
   for (size_t k = 0; k < N_SCENARIOS; k++) {
     const scenario_t *sc = &scenarios[k];
     int chosen = optind == argc;
@@ -1772,6 +2000,8 @@ int main(int argc, char **argv) {
       if (sc->run(sc, &o, n, &rs[i]) != 0)
         return 1;
     report(sc, &o, n, rs, o.runs);
+    if (o.hgrm && hgrm_scenario_done(&o, sc, n, NULL, NULL) != 0)
+      return 1;
   }
   free(base_slots);
   return 0;
