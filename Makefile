@@ -223,6 +223,11 @@ FIX_TEST     := $(O)/test/test_fix_gateway
 FIX_BENCH    := $(O)/bench/fix_roundtrip
 FIX_HDRS     := $(wildcard $(FIX_DIR)/*.h)
 
+# The mapping's cmocka suite (test/test_fix_map.c, plain C, every flavour)
+# compiles the example's mapping in with it.
+$(O)/test/test_fix_map: $(FIX_DIR)/fix_map.c $(FIX_DIR)/fix_map.h
+$(O)/test/test_fix_map: TEST_DEFS = -I$(FIX_DIR) $(FIX_DIR)/fix_map.c
+
 $(O)/fix/%.o: $(FIX_DIR)/%.c $(FIX_HDRS) $(HEADERS) $(BUILD)/.deps-lib
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@

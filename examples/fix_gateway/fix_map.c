@@ -266,6 +266,12 @@ static int id_field(const fgw_field_t *f, size_t n, int tag,
     verdict(v, FGW_SESSION_REJECT, SRR_BAD_VALUE, tag, "id longer than 32 bytes");
     return -1;
   }
+  /* The key is the id up to its first NUL: control bytes would alias. */
+  for (size_t i = 0; i < (*out)->len; i++)
+    if ((unsigned char)(*out)->val[i] < 0x20 || (*out)->val[i] == 0x7f) {
+      verdict(v, FGW_SESSION_REJECT, SRR_BAD_VALUE, tag, "id holds a control character");
+      return -1;
+    }
   return 0;
 }
 
