@@ -54,8 +54,16 @@ int setup(void **) {
   if (mkdtemp(tmpl) == nullptr)
     return -1;
   rig->dir = tmpl;
-  rig->port = fixc::free_port(21000 + (int)(getpid() % 8000));
-  if (rig->port == 0 || !start_gateway()) {
+  /* A port free when probed may be taken before the gateway binds it:
+   * three tries on different ports. */
+  bool up = false;
+  for (int attempt = 0; attempt < 3 && !up; attempt++) {
+    rig->port = fixc::free_port(21000 + (int)((getpid() + attempt * 1231) % 5000));
+    up = rig->port != 0 && start_gateway();
+    if (!up)
+      rig->gw.stop(SIGKILL, 1000);
+  }
+  if (!up) {
     fprintf(stderr, "gateway did not start on port %d\n", rig->port);
     return -1;
   }
