@@ -44,8 +44,17 @@ struct Rig {
 };
 Rig *rig;
 
-bool start_gateway() {
-  return rig->gw.start(FGW_BIN, FGW_CFG, rig->port, rig->dir, {"--fsync", "none"}, kWait);
+bool start_gateway(const std::vector<std::string> &extra = {}) {
+  std::vector<std::string> args = {"--fsync", "none"};
+  args.insert(args.end(), extra.begin(), extra.end());
+  return rig->gw.start(FGW_BIN, FGW_CFG, rig->port, rig->dir, args, kWait);
+}
+
+bool all_logged_off() {
+  for (int s = 0; s < 4; s++)
+    if (rig->client->logged_on(s))
+      return false;
+  return true;
 }
 
 int setup(void **) {
@@ -332,12 +341,7 @@ void restart_with_resends(void **) {
         if (m.type() == "8" && m.get(11).rfind("K-", 0) == 0 && m.get(39) == "2")
           answered.insert(m.get(11));
   }
-  assert_true(C().wait_until([] {
-    for (int s = 0; s < 4; s++)
-      if (C().logged_on(s))
-        return false;
-    return true;
-  }, kWait));
+  assert_true(C().wait_until(all_logged_off, kWait));
   assert_true(start_gateway());
   assert_true(C().wait_until([] { return C().all_logged_on(); }, kWait));
   int resent = 0;
@@ -380,6 +384,40 @@ void restart_with_resends(void **) {
       fail_msg("the venue took %s %d times", id.c_str(), seen[id]);
 }
 
+/* The gateway dies right after the venue took an order, before its
+ * outcome is journaled: recovery finds it in doubt, asks the venue, and
+ * does not send it again; the client's resend gets the venue's fills. */
+void in_doubt_order_not_sent_twice(void **) {
+  rig->gw.stop(SIGKILL, kWait);
+  assert_true(C().wait_until(all_logged_off, kWait));
+  assert_true(start_gateway({"--die-after-sends", "1"}));
+  assert_true(C().wait_until([] { return C().all_logged_on(); }, kWait));
+  C().send(2, fixc::new_order("Q-1", "1005", "AAPL", "1", "250", "2", "191"));
+  int st = rig->gw.wait_exit(kWait);
+  assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 9);
+  assert_true(C().wait_until(all_logged_off, kWait));
+  assert_int_equal(C().find(2, 11, "Q-1").size(), 0); /* no answer before the crash */
+  assert_int_equal(venue_orders()["Q-1"], 1);         /* but the venue has it */
+  assert_true(start_gateway());
+  assert_non_null(strstr(rig->gw.banner.c_str(), "1 in doubt and sent"));
+  assert_true(C().wait_until([] { return C().all_logged_on(); }, kWait));
+  C().send(2, fixc::new_order("Q-1", "1005", "AAPL", "1", "250", "2", "191", true));
+  auto r = wait_reports(2, "Q-1", [](const std::vector<fixc::Msg> &v) {
+    for (const fixc::Msg &m : v)
+      if (m.get(39) == "2")
+        return true;
+    return false;
+  });
+  fixc::Msg last;
+  for (const fixc::Msg &m : r)
+    if (m.get(39) == "2")
+      last = m;
+  assert_string_equal(last.get(39).c_str(), "2");
+  assert_string_equal(last.get(14).c_str(), "250");
+  assert_string_equal(last.get(6).c_str(), "190.008");
+  assert_int_equal(venue_orders()["Q-1"], 1);
+}
+
 }  // namespace
 
 int main() {
@@ -390,6 +428,7 @@ int main() {
       cmocka_unit_test(cancel_and_cancel_reject),
       cmocka_unit_test(malformed_messages_rejected),
       cmocka_unit_test(restart_with_resends),
+      cmocka_unit_test(in_doubt_order_not_sent_twice),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -292,6 +292,25 @@ class GatewayProcess {
     return true;
   }
 
+  /* Waits up to ms for the child to exit on its own; its wait status, or
+   * -1 if it is still running (or was never started). */
+  int wait_exit(int ms) {
+    int st = 0;
+    for (int waited = 0; pid_ > 0; waited += 10) {
+      if (waitpid(pid_, &st, WNOHANG) == pid_) {
+        pid_ = -1;
+        if (out_ >= 0)
+          close(out_);
+        out_ = -1;
+        return st;
+      }
+      if (waited >= ms)
+        break;
+      usleep(10000);
+    }
+    return -1;
+  }
+
   /* Sends sig and reaps the child (bounded: SIGKILL after ms). */
   int stop(int sig, int ms) {
     if (pid_ <= 0)

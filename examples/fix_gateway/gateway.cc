@@ -3,6 +3,7 @@
  * exactly-once bus behind, a simulated venue at the end.
  *
  *   fix_gateway --port N --dir DIR [--config FILE] [--fsync none|group]
+ *               [--die-after-sends N]   (tests: crash after the N-th send)
  *
  * DIR holds everything that survives a restart: DIR/journal (the bus's
  * journal), DIR/store (QuickFIX's message store), DIR/venue.log (what the
@@ -407,9 +408,15 @@ fe_verdict_t risk(fe_stage_ctx_t *ctx, fe_event_t *ev, void *) {
   return FE_CONTINUE;
 }
 
+/* --die-after-sends N (for tests): the process dies right after the N-th
+ * venue call, before the order's outcome is journaled, so that recovery
+ * finds it in doubt.  0: never.  Read on the bus worker only. */
+unsigned long die_after_sends;
+
 /* The venue call behind fe_gateway_stage (after the intent is journaled). */
 fe_verdict_t venue_send(fe_stage_ctx_t *ctx, fe_event_t *ev, uint32_t,
                         void *) {
+  static unsigned long sends;
   UserArea *u = ua(ev);
   int r;
   if (ev->type == FE_EV_CANCEL)
@@ -417,6 +424,8 @@ fe_verdict_t venue_send(fe_stage_ctx_t *ctx, fe_event_t *ev, uint32_t,
                        fixed(u->orig, FE_CLORDID_MAX), ev->order.account, u);
   else
     r = g.venue.execute(ev->order, u);
+  if (die_after_sends != 0 && ++sends == die_after_sends)
+    _exit(9); /* a crash between the venue and the outcome record */
   return r == 0 ? FE_CONTINUE : fe_reject(ctx, (uint32_t)r);
 }
 
@@ -755,7 +764,8 @@ void sender() {
 /* ------------------------------------------------------------ main */
 
 int usage() {
-  fprintf(stderr, "usage: fix_gateway --port N --dir DIR [--config FILE] [--fsync none|group]\n");
+  fprintf(stderr, "usage: fix_gateway --port N --dir DIR [--config FILE] [--fsync none|group]"
+                  " [--die-after-sends N]\n");
   return 2;
 }
 
@@ -778,6 +788,8 @@ int main(int argc, char **argv) {
       dir = v;
     else if (k == "--config")
       config = v;
+    else if (k == "--die-after-sends")
+      die_after_sends = strtoul(v.c_str(), nullptr, 10);
     else if (k == "--fsync" && (v == "none" || v == "group"))
       fsync_policy = v == "none" ? FE_FSYNC_NONE : FE_FSYNC_GROUP;
     else
