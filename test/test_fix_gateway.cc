@@ -287,9 +287,13 @@ void malformed_messages_rejected(void **) {
       {fixc::new_order("M-6", "1001", "AAPL", "1", "10", "2", ""), "j", 380, "5", ""},
       {fixc::new_order("M-7", "1001", "AAPL", "1", "10", "Q", "1"), "3", 373, "5", "40"},
   };
+  /* ClOrdID twice (FieldMap keeps both when not told to overwrite). */
+  FIX::Message twice = fixc::new_order("M-9", "1001", "AAPL", "1", "10", "2", "1");
+  twice.setField(FIX::FieldBase(11, "M-9b"), false);
   std::vector<int> seqs;
   for (Case &c : cases)
     seqs.push_back(C().send(0, c.m));
+  int seq_twice = C().send(0, twice);
   /* A message type the gateway does not take: QuickFIX's own (j), 3. */
   FIX::Message replace;
   replace.getHeader().setField(FIX::FIELD::MsgType, "G");
@@ -305,11 +309,14 @@ void malformed_messages_rejected(void **) {
       assert_string_equal(r.get(371).c_str(), cases[i].ref_tag);
     assert_string_equal(r.get(372).c_str(), "D");
   }
+  fixc::Msg t = wait_reject(0, "3", seq_twice);
+  assert_string_equal(t.get(373).c_str(), "13");
+  assert_string_equal(t.get(371).c_str(), "11");
   fixc::Msg g = wait_reject(0, "j", seq_g);
   assert_string_equal(g.get(380).c_str(), "3");
   /* None of them became an order; the session still works. */
   auto seen = venue_orders();
-  for (const char *id : {"M-1", "M-2", "M-3", "M-4", "M-6", "M-7"})
+  for (const char *id : {"M-1", "M-2", "M-3", "M-4", "M-6", "M-7", "M-9", "M-9b"})
     assert_int_equal(seen.count(id), 0);
   C().send(0, fixc::new_order("M-ok", "1001", "AAPL", "1", "10", "2", "191"));
   auto r = wait_reports(0, "M-ok", [](const std::vector<fixc::Msg> &v) { return v.size() >= 2; });
