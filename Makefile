@@ -223,10 +223,12 @@ FIX_TEST     := $(O)/test/test_fix_gateway
 FIX_BENCH    := $(O)/bench/fix_roundtrip
 FIX_HDRS     := $(wildcard $(FIX_DIR)/*.h)
 
-# The mapping's cmocka suite (test/test_fix_map.c, plain C, every flavour)
-# compiles the example's mapping in with it.
+# The C parts' cmocka suites (test/test_fix_map.c, test_fix_outbox.c: plain
+# C, every flavour) compile the example's source in with them.
 $(O)/test/test_fix_map: $(FIX_DIR)/fix_map.c $(FIX_DIR)/fix_map.h
 $(O)/test/test_fix_map: TEST_DEFS = -I$(FIX_DIR) $(FIX_DIR)/fix_map.c
+$(O)/test/test_fix_outbox: $(FIX_DIR)/fix_outbox.c $(FIX_DIR)/fix_outbox.h
+$(O)/test/test_fix_outbox: TEST_DEFS = -I$(FIX_DIR) $(FIX_DIR)/fix_outbox.c
 
 $(O)/fix/%.o: $(FIX_DIR)/%.c $(FIX_HDRS) $(HEADERS) $(BUILD)/.deps-lib
 	@mkdir -p $(@D)

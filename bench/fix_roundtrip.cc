@@ -6,8 +6,9 @@
  * a QuickFIX SocketInitiator with 1 and then 4 sessions on 127.0.0.1, and
  * for each:
  *   throughput  sends --orders NewOrderSingles as fast as QuickFIX takes
- *               them (round-robin over the sessions) and reports orders/s
- *               until the last acknowledgement (ExecutionReport 39=0);
+ *               them (round-robin over the sessions, at most 1,000 without
+ *               an answer) and reports orders/s until the last
+ *               acknowledgement (ExecutionReport 39=0);
  *   latency     sends --rate orders/s in all, paced, and reports p50/p99
  *               of initiator send -> acknowledgement received.
  * The orders are limit buys below the market: each gets exactly one report,
@@ -30,6 +31,8 @@
 
 namespace {
 
+const uint64_t kWindow = 1000; /* orders in flight, all sessions */
+
 uint64_t now_ns() {
   timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -39,6 +42,8 @@ uint64_t now_ns() {
 struct Run {
   std::vector<uint64_t> sent, acked; /* per order, ns; 0 = not yet */
   std::atomic<uint64_t> acks{0};
+  std::atomic<uint64_t> other{0}; /* reports that are not an ack */
+  std::string last_other;         /* initiator thread only, read after */
 };
 
 /* ClOrdID "<prefix>-<i>": the order's index. */
@@ -52,8 +57,13 @@ int one(fixc::Client &c, int sessions, Run &run, const std::string &prefix, long
   run.acked.assign((size_t)n, 0);
   run.acks = 0;
   c.hook = [&](int, const fixc::Msg &m) {
-    if (m.type() != "8" || m.get(39) != "0" || m.get(11).compare(0, prefix.size(), prefix) != 0)
+    if (m.get(11).compare(0, prefix.size(), prefix) != 0)
       return;
+    if (m.type() != "8" || m.get(39) != "0") {
+      run.other.fetch_add(1, std::memory_order_relaxed);
+      run.last_other = m.type() + " 39=" + m.get(39) + " " + m.get(58);
+      return;
+    }
     long i = index_of(m.get(11));
     if (i >= 0 && i < n && run.acked[(size_t)i] == 0) {
       run.acked[(size_t)i] = now_ns();
@@ -70,6 +80,15 @@ int one(fixc::Client &c, int sessions, Run &run, const std::string &prefix, long
           std::this_thread::sleep_for(std::chrono::nanoseconds(left - 100000));
       }
     }
+    /* At most kWindow orders unanswered, as a real client keeps it:
+     * QuickFIX's initiator blocks in send() once the gateway stops reading
+     * (its ring full), and its one reader thread then waits behind it. */
+    uint64_t wdeadline = now_ns() + 60ull * 1000000000u;
+    while ((uint64_t)i >= run.acks.load(std::memory_order_acquire) + kWindow) {
+      if (now_ns() > wdeadline)
+        return -1;
+      std::this_thread::yield();
+    }
     int s = (int)(i % sessions);
     std::string id = prefix + "-" + std::to_string(i);
     run.sent[(size_t)i] = now_ns();
@@ -81,7 +100,12 @@ int one(fixc::Client &c, int sessions, Run &run, const std::string &prefix, long
   while (run.acks.load(std::memory_order_acquire) < (uint64_t)n && now_ns() < deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   c.hook = nullptr;
-  return run.acks.load() == (uint64_t)n ? 0 : -1;
+  if (run.acks.load() == (uint64_t)n)
+    return 0;
+  fprintf(stderr, "fix_roundtrip: %llu of %ld acknowledged, %llu other answers (last: %s)\n",
+          (unsigned long long)run.acks.load(), n, (unsigned long long)run.other.load(),
+          run.last_other.c_str());
+  return -1;
 }
 
 }  // namespace

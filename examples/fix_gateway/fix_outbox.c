@@ -87,14 +87,27 @@ static void wake(fgw_outbox_t *ob) {
     sem_post(&ob->wake);
 }
 
-int fgw_outbox_put(fgw_outbox_t *ob, uint32_t p, const fgw_report_t *r) {
+static uint64_t mono_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+int fgw_outbox_put(fgw_outbox_t *ob, uint32_t p, const fgw_report_t *r,
+                   uint64_t timeout_ns) {
   if (ob == NULL || r == NULL || p >= ob->n)
     return -1;
   lane_t *l = &ob->lanes[p];
   fgw_report_t copy = *r; /* ck_ring takes a non-const pointer */
+  uint64_t deadline = 0;
   while (!ck_ring_enqueue_spsc_report(&l->ring, l->buf, &copy)) {
     /* Full: the sender is behind.  Make sure it is awake, then wait. */
     if (atomic_load_explicit(&ob->closed, memory_order_acquire))
+      return -1;
+    uint64_t now = mono_ns(); /* only on this slow path */
+    if (deadline == 0)
+      deadline = now + timeout_ns;
+    else if (now >= deadline)
       return -1;
     wake(ob);
     sched_yield();

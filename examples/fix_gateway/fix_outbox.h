@@ -65,10 +65,13 @@ int fgw_outbox_create(uint32_t producers, uint32_t capacity,
 void fgw_outbox_destroy(fgw_outbox_t *ob);
 
 /* Producer p (0..producers-1; one thread at a time per p) hands r over
- * (copied).  Waits, yielding, while p's ring is full: backpressure onto
- * the producer, never a lost answer.  Returns 0, or -1 (bad p, or the
- * outbox was closed while waiting: r dropped). */
-int fgw_outbox_put(fgw_outbox_t *ob, uint32_t p, const fgw_report_t *r);
+ * (copied).  While p's ring is full it waits, yielding, for up to
+ * timeout_ns: backpressure onto the producer, but bounded, so that a
+ * consumer stuck in a blocking send to one slow client cannot stall the
+ * producer (the bus worker) for good.  Returns 0, or -1 (bad p, still full
+ * at the deadline, or the outbox was closed while waiting: r dropped). */
+int fgw_outbox_put(fgw_outbox_t *ob, uint32_t p, const fgw_report_t *r,
+                   uint64_t timeout_ns);
 
 /* The consumer: moves up to max reports into out, round-robin over the
  * producers; when none is waiting, parks up to timeout_ns for one.

@@ -31,7 +31,10 @@
  *     own while sending (QuickFIX takes the session's).
  *   - The main thread sets up, then waits for SIGINT/SIGTERM to stop.
  * The outbox (fix_outbox.c) is one SPSC ck_ring per producer: lock-free,
- * no allocation; a full lane makes its producer wait (backpressure).
+ * no allocation; a full lane makes its producer wait (backpressure), for
+ * at most 100 ms: then the report is dropped and counted, so that a client
+ * that stops reading cannot stall the bus for the others (it resends and
+ * gets its stored outcome).
  *
  * Semantics: see the README's "FIX gateway" section.
  */
@@ -363,6 +366,7 @@ struct Gateway {
   fe_bus_t *bus = nullptr;
   fe_gateway_t *gw = nullptr;
   std::atomic<uint64_t> dropped{0};     /* reports for a session offline */
+  std::atomic<uint64_t> dropped_full{0};/* reports the outbox had no room for */
 
   int session_of(const char comp[16]) const {
     for (size_t i = 0; i < comps.size(); i++)
@@ -450,9 +454,13 @@ int in_doubt(const fe_event_t *ev, void *) {
   return g.venue.saw(fixed(ev->order.client_order_id, FE_CLORDID_MAX)) ? 1 : 0;
 }
 
+/* Hands r to the sender.  A lane still full after 100 ms means the sender
+ * is stuck in a blocking send to a client that does not read its socket:
+ * the report is dropped (counted) rather than stall the bus for every
+ * client; the client's resend gets the stored outcome. */
 void put(uint32_t lane, const fgw_report_t &r) {
-  if (fgw_outbox_put(g.outbox, lane, &r) != 0)
-    g.dropped.fetch_add(1, std::memory_order_relaxed);
+  if (fgw_outbox_put(g.outbox, lane, &r, 100000000u) != 0)
+    g.dropped_full.fetch_add(1, std::memory_order_relaxed);
 }
 
 /* The outcome path: on the bus worker, for every finished event, after its
@@ -918,10 +926,10 @@ int main(int argc, char **argv) {
   fe_bus_stats_t bs;
   fe_bus_stats(g.bus, &bs);
   printf("fix_gateway: stopped: %llu events, %llu completed, %llu rejected, "
-         "%llu duplicates, %llu reports dropped (session offline)\n",
+         "%llu duplicates, %llu reports dropped (session offline), %llu dropped (outbox full)\n",
          (unsigned long long)bs.published, (unsigned long long)bs.completed,
          (unsigned long long)bs.rejected, (unsigned long long)bs.duplicates,
-         (unsigned long long)g.dropped.load());
+         (unsigned long long)g.dropped.load(), (unsigned long long)g.dropped_full.load());
   fe_bus_destroy(g.bus);
   fe_gateway_destroy(g.gw);
   fe_idem_destroy(idem);
