@@ -15,7 +15,7 @@ BUILD     ?= build
 LIB_DEPS  := ck:libck-dev libxxhash:libxxhash-dev libsodium:libsodium-dev
 # make fuzz: clang and its libFuzzer runtime (Debian's default clang).
 FUZZ_DEPS := clang libclang-rt-dev llvm
-TEST_DEPS := cmocka:libcmocka-dev
+TEST_DEPS := cmocka:libcmocka-dev quickfix:libquickfix-dev
 # Test-only commands, as command:debian-package (promtool checks the
 # Prometheus text format, curl scrapes order_flow's metrics endpoint).
 TEST_CMDS := promtool:prometheus curl:curl
@@ -84,7 +84,8 @@ $(BUILD)/.deps-commands:
 .PHONY: all help deps lib tools test test-asan test-tsan test-all check-symbols check-install \
         run-tests stress run-stress fuzz fuzz-bin fuzz-lib fuzz-seeds \
         bench bench-bin bench-order-flow bench-plot demo run examples run-examples install \
-        uninstall clean compliance-conf fuzz-compliance-conf fuzz-compliance-conf-bin fuzz-recon
+        uninstall clean compliance-conf fuzz-compliance-conf fuzz-compliance-conf-bin fuzz-recon \
+        fix-gateway test-fix bench-fix fuzz-fix-map
 
 help:
 	@echo "make              build the library (static + shared) and the tools in $(BUILD)/release"
@@ -102,6 +103,10 @@ help:
 	@echo "make fuzz-recon   fuzz the statement parser with libFuzzer (FUZZ_SECONDS=60)"
 	@echo "make bench-plot   latency-by-percentile chart (SVG+PNG) of PLOT_HGRM=*.hgrm files and a"
 	@echo "                  throughput bar chart of PLOT_CSV=sweep.csv, into PLOT_OUT (docs/tuning.md)"
+	@echo "make fix-gateway  build the FIX 4.4 gateway example (needs g++ and libquickfix-dev)"
+	@echo "make test-fix     its test: a QuickFIX initiator against the running gateway"
+	@echo "make bench-fix    FIX round trip (initiator send -> ack) for 1 and 4 sessions"
+	@echo "make fuzz-fix-map libFuzzer on the FIX->fe_order mapping (FUZZ_SECONDS=600)"
 	@echo "make examples     build the examples"
 	@echo "make compliance-conf  the compliance file loader, libfinevent-compliance-conf (needs libinih)"
 	@echo "make fuzz-compliance-conf  fuzz the loader (clang libFuzzer; FUZZ_SECONDS=60)"
@@ -291,6 +296,7 @@ run-tests: $(TEST_BIN) $(TOOL_BIN)
 
 test: $(BUILD)/.deps-test
 	@$(MAKE) --no-print-directory FLAVOUR=release run-tests run-examples check-symbols check-install
+	@$(MAKE) --no-print-directory FLAVOUR=release test-fix
 test-asan: $(BUILD)/.deps-test
 	@$(MAKE) --no-print-directory FLAVOUR=asan run-tests \
 	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1
@@ -515,6 +521,74 @@ run-examples: $(EXAMPLE_BIN)
 DEMO_ARGS ?=
 demo run: $(O)/examples/order_flow
 	$(O)/examples/order_flow $(DEMO_ARGS)
+
+# -------------------------------------------------------------- FIX gateway
+# examples/fix_gateway: C++14 on QuickFIX (Debian's 1.15.1 headers do not
+# compile as C++17, and need -Wno-deprecated for their throw() lists).  The
+# library headers are not -Wshadow clean as C++ (fe_idem_claim() the
+# function hides struct fe_idem_claim's constructor), hence no -Wshadow.
+# Built only when g++ and QuickFIX are there; `make test` says SKIPPED
+# otherwise.  The mapping (fix_map.c) and the outbox are C11.
+FIX_DIR      := examples/fix_gateway
+HAVE_FIX     = $(shell command -v $(CXX) >/dev/null 2>&1 && pkg-config --exists quickfix 2>/dev/null && echo 1)
+FIX_CXXFLAGS = -std=c++14 -Wall -Wextra -Werror -Wno-deprecated -pthread -Iinclude \
+               $(CFLAGS) $(SAN) $(shell pkg-config --cflags quickfix)
+FIX_LIBS     = $(shell pkg-config --libs quickfix) $(PKG_LIBS)
+FIX_COBJ     := $(O)/fix/fix_map.o $(O)/fix/fix_outbox.o
+FIX_GATEWAY  := $(O)/examples/fix_gateway
+FIX_TEST     := $(O)/test/test_fix_gateway
+FIX_BENCH    := $(O)/bench/fix_roundtrip
+FIX_HDRS     := $(wildcard $(FIX_DIR)/*.h)
+
+# The C parts' cmocka suites (test/test_fix_map.c, test_fix_outbox.c: plain
+# C, every flavour) compile the example's source in with them.
+$(O)/test/test_fix_map: $(FIX_DIR)/fix_map.c $(FIX_DIR)/fix_map.h
+$(O)/test/test_fix_map: TEST_DEFS = -I$(FIX_DIR) $(FIX_DIR)/fix_map.c
+$(O)/test/test_fix_outbox: $(FIX_DIR)/fix_outbox.c $(FIX_DIR)/fix_outbox.h
+$(O)/test/test_fix_outbox: TEST_DEFS = -I$(FIX_DIR) $(FIX_DIR)/fix_outbox.c
+
+$(O)/fix/%.o: $(FIX_DIR)/%.c $(FIX_HDRS) $(HEADERS) $(BUILD)/.deps-lib
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(FIX_GATEWAY): $(FIX_DIR)/gateway.cc $(FIX_COBJ) $(FIX_HDRS) $(STATIC)
+	@mkdir -p $(@D)
+	$(CXX) $(FIX_CXXFLAGS) $< -o $@ $(FIX_COBJ) $(STATIC) $(FIX_LIBS)
+
+$(FIX_TEST): test/test_fix_gateway.cc $(FIX_HDRS) $(FIX_GATEWAY)
+	@mkdir -p $(@D)
+	$(CXX) $(FIX_CXXFLAGS) $(TEST_CFLAGS) -DFGW_BIN='"$(abspath $(FIX_GATEWAY))"' \
+	  -DFGW_CFG='"$(abspath $(FIX_DIR)/gateway.cfg)"' $< -o $@ $(FIX_LIBS) $(TEST_LIBS)
+
+$(FIX_BENCH): bench/fix_roundtrip.cc $(FIX_HDRS) $(FIX_GATEWAY)
+	@mkdir -p $(@D)
+	$(CXX) $(FIX_CXXFLAGS) -DFGW_BIN='"$(abspath $(FIX_GATEWAY))"' \
+	  -DFGW_CFG='"$(abspath $(FIX_DIR)/gateway.cfg)"' $< -o $@ $(FIX_LIBS)
+
+fix-gateway:
+	@if [ "$(HAVE_FIX)" = 1 ]; then $(MAKE) --no-print-directory $(FIX_GATEWAY); \
+	else echo "fix-gateway: SKIPPED (needs $(CXX) and libquickfix-dev)"; fi
+
+test-fix:
+	@if [ "$(HAVE_FIX)" = 1 ]; then \
+	  $(MAKE) --no-print-directory $(FIX_TEST) && echo "== $(FIX_TEST)" && \
+	  timeout $(TEST_TIMEOUT) $(FIX_TEST) || { echo "FAILED: $(FIX_TEST)"; exit 1; }; \
+	else echo "test-fix: SKIPPED (needs $(CXX) and libquickfix-dev: FIX gateway not built)"; fi
+
+bench-fix:
+	@$(MAKE) --no-print-directory FLAVOUR=release $(BUILD)/release/bench/fix_roundtrip
+	$(BUILD)/release/bench/fix_roundtrip $(BENCH_ARGS)
+
+# libFuzzer (clang) over fix_map.c: raw bytes -> fields -> fe_order_t.
+FUZZ_SECONDS ?= 600
+FUZZ_BIN     := $(BUILD)/fuzz/fuzz_fix_map
+$(FUZZ_BIN): test/fuzz/fuzz_fix_map.c $(FIX_DIR)/fix_map.c $(FIX_DIR)/fix_map.h $(HEADERS)
+	@mkdir -p $(@D)/corpus
+	clang -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+	  -Iinclude -I$(FIX_DIR) $< $(FIX_DIR)/fix_map.c -o $@
+fuzz-fix-map: $(FUZZ_BIN)
+	$(FUZZ_BIN) -max_total_time=$(FUZZ_SECONDS) -max_len=512 -print_final_stats=1 \
+	  $(BUILD)/fuzz/corpus test/fuzz/corpus
 
 # ------------------------------------------------------------------ install
 install: $(STATIC) $(SHARED) $(TOOL_BIN) $(CONF_STATIC) $(CONF_SHARED)
