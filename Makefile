@@ -14,6 +14,8 @@ BUILD     ?= build
 # Debian packages, as pkg-config-module:debian-package.
 LIB_DEPS  := ck:libck-dev libxxhash:libxxhash-dev
 TEST_DEPS := cmocka:libcmocka-dev
+# The Kafka companion (lib/kafka/) and its tests; optional for the core.
+KAFKA_DEPS := rdkafka:librdkafka-dev
 
 # Flavours of the build: release, asan (AddressSanitizer + UBSan), tsan.
 FLAVOUR ?= release
@@ -63,6 +65,14 @@ help:
 	@echo "make bench        build optimised and run every benchmark (BENCH_ARGS=... for options)"
 	@echo "make examples     build the examples"
 	@echo "make install      install headers, libraries, libfinevent.pc, tools (PREFIX, DESTDIR)"
+	@echo "make kafka        build libfinevent-kafka (needs librdkafka) and its example"
+	@echo "make test-kafka   the Kafka suite on librdkafka's mock cluster (make test runs it too)"
+	@echo "make fuzz-kafka   libFuzzer on the orders-topic decoder (FUZZ_SECONDS=60)"
+	@echo "make bench-kafka  the kafka_source_sink scenario (mock cluster on loopback)"
+	@echo "make kafka        build libfinevent-kafka (needs librdkafka) and its example"
+	@echo "make test-kafka   the Kafka suite on librdkafka's mock cluster (make test runs it too)"
+	@echo "make fuzz-kafka   libFuzzer on the orders-topic decoder (FUZZ_SECONDS=60)"
+	@echo "make bench-kafka  the kafka_source_sink scenario (mock cluster on loopback)"
 	@echo "make clean        remove $(BUILD)/"
 
 deps: $(BUILD)/.deps-test
@@ -73,6 +83,7 @@ $(BUILD)/.deps-lib:
 
 $(BUILD)/.deps-test: $(BUILD)/.deps-lib
 	$(call need_packages,$(TEST_DEPS))
+	$(call need_packages,$(KAFKA_DEPS))
 	@mkdir -p $(@D) && touch $@
 
 # ------------------------------------------------------------------ library
@@ -134,7 +145,7 @@ $(O)/bin/%: lib/tools/%.c $(HEADERS) $(STATIC)
 tools: $(TOOL_BIN)
 
 # -------------------------------------------------------------------- tests
-TEST_SRC := $(wildcard test/test_*.c)
+TEST_SRC := $(filter-out test/test_kafka.c,$(wildcard test/test_*.c))
 TEST_BIN := $(TEST_SRC:test/%.c=$(O)/test/%)
 TEST_TIMEOUT ?= 600
 
@@ -156,8 +167,11 @@ run-tests: $(TEST_BIN) $(TOOL_BIN)
 
 test: $(BUILD)/.deps-test
 	@$(MAKE) --no-print-directory FLAVOUR=release run-tests run-examples check-symbols check-install
+	@$(MAKE) --no-print-directory FLAVOUR=release run-kafka
 test-asan: $(BUILD)/.deps-test
 	@$(MAKE) --no-print-directory FLAVOUR=asan run-tests \
+	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1
+	@$(MAKE) --no-print-directory FLAVOUR=asan run-kafka \
 	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1
 test-tsan: $(BUILD)/.deps-test
 	@$(MAKE) --no-print-directory FLAVOUR=tsan run-tests TSAN_OPTIONS=halt_on_error=1
@@ -180,6 +194,81 @@ bench:
 	@$(MAKE) --no-print-directory FLAVOUR=release bench-bin
 	@echo "fe-bench on $$(nproc) cores, $$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $$(date -u +%F)"
 	$(BENCH_BIN) $(BENCH_ARGS)
+
+# ----------------------------------------------------- the Kafka companion
+# libfinevent-kafka (include/finevent/kafka.h, lib/kafka/*.c), its suite
+# (test/test_kafka.c, run on librdkafka's in-process mock cluster), its
+# example and bench.  Built only when librdkafka is present; the core
+# library never links it.  No TSan run: librdkafka itself is not built
+# with TSan, so its internal atomics show up as races (see README).
+HAVE_KAFKA    = $(shell pkg-config --exists rdkafka 2>/dev/null && echo 1)
+KAFKA_CFLAGS  = $(shell pkg-config --cflags rdkafka 2>/dev/null)
+KAFKA_LIBS    = $(shell pkg-config --libs rdkafka 2>/dev/null)
+KAFKA_SRC     := $(wildcard lib/kafka/*.c)
+KAFKA_OBJ     := $(KAFKA_SRC:lib/kafka/%.c=$(O)/lib/kafka/%.o)
+KAFKA_STATIC  := $(O)/libfinevent-kafka.a
+KAFKA_SONAME  := libfinevent-kafka.so.$(SOVERSION)
+KAFKA_SHARED  := $(O)/libfinevent-kafka.so.$(VERSION)
+KAFKA_TEST    := $(O)/test/test_kafka
+KAFKA_LINK     = $(KAFKA_STATIC) $(STATIC) $(PKG_LIBS) $(KAFKA_LIBS)
+KAFKA_TIMEOUT ?= 300
+.PHONY: kafka test-kafka run-kafka fuzz-kafka bench-kafka
+
+$(O)/lib/kafka/%.o: lib/kafka/%.c lib/kafka/*.h $(HEADERS) $(BUILD)/.deps-lib
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(KAFKA_CFLAGS) -fPIC -c $< -o $@
+
+$(KAFKA_STATIC): $(KAFKA_OBJ)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(KAFKA_SHARED): $(KAFKA_OBJ) $(SHARED)
+	$(CC) $(ALL_CFLAGS) -shared -Wl,-soname,$(KAFKA_SONAME) -o $@ $(KAFKA_OBJ) \
+	  -L$(O) -lfinevent $(KAFKA_LIBS)
+	ln -sf $(notdir $@) $(O)/$(KAFKA_SONAME)
+	ln -sf $(KAFKA_SONAME) $(O)/libfinevent-kafka.so
+
+kafka: $(KAFKA_STATIC) $(KAFKA_SHARED) $(O)/examples/kafka_partitions
+
+$(KAFKA_TEST): test/test_kafka.c test/*.h $(KAFKA_STATIC) $(STATIC) $(BUILD)/.deps-test
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(TEST_CFLAGS) $(KAFKA_CFLAGS) -Itest $< -o $@ $(KAFKA_LINK) $(TEST_LIBS)
+
+$(O)/examples/kafka_partitions: examples/kafka/kafka_partitions.c $(KAFKA_STATIC) $(STATIC)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(KAFKA_CFLAGS) $< -o $@ $(KAFKA_LINK)
+
+# The suite and the example, or a SKIPPED line without librdkafka.
+run-kafka:
+	@if [ "$(HAVE_KAFKA)" != 1 ]; then \
+	  echo "SKIPPED: libfinevent-kafka suite (librdkafka not installed: make deps)"; \
+	else $(MAKE) --no-print-directory $(KAFKA_TEST) $(O)/examples/kafka_partitions $(KAFKA_SHARED) && \
+	  echo "== $(KAFKA_TEST)" && timeout $(KAFKA_TIMEOUT) $(KAFKA_TEST) && \
+	  timeout 120 $(O)/examples/kafka_partitions >/dev/null && \
+	  echo "run-kafka: suite and example passed ($(FLAVOUR))"; fi
+
+test-kafka: $(BUILD)/.deps-test
+	@$(MAKE) --no-print-directory FLAVOUR=release run-kafka
+
+# libFuzzer on the orders-topic decoder (FUZZ_SECONDS, default 60).
+FUZZ_SECONDS ?= 60
+FUZZ_KAFKA := $(BUILD)/fuzz/fuzz_kafka_record
+$(FUZZ_KAFKA): test/fuzz/fuzz_kafka_record.c lib/kafka/codec.c lib/kafka/*.h $(HEADERS)
+	@mkdir -p $(@D)
+	clang -std=c11 -g -O1 -Iinclude -Ilib -Ilib/kafka -fsanitize=fuzzer,address,undefined \
+	  test/fuzz/fuzz_kafka_record.c lib/kafka/codec.c -o $@
+fuzz-kafka: $(FUZZ_KAFKA)
+	@mkdir -p $(BUILD)/fuzz/corpus && cp test/fuzz/corpus/kafka_record/* $(BUILD)/fuzz/corpus/
+	$(FUZZ_KAFKA) -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 $(BUILD)/fuzz/corpus
+
+# The kafka_source_sink scenario: a mock cluster on loopback, not a
+# production figure.
+bench-kafka:
+	@$(MAKE) --no-print-directory FLAVOUR=release $(BUILD)/release/bench/kafka_bench
+	$(BUILD)/release/bench/kafka_bench $(BENCH_ARGS)
+$(BUILD)/release/bench/kafka_bench: bench/kafka/kafka_bench.c $(BUILD)/release/libfinevent-kafka.a $(STATIC)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(KAFKA_CFLAGS) $< -o $@ $(KAFKA_LINK)
 
 # ----------------------------------------------------------------- examples
 EXAMPLE_SRC := $(wildcard examples/*.c)
