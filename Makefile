@@ -255,7 +255,7 @@ FUZZ_SECONDS ?= 60
 FUZZ_KAFKA := $(BUILD)/fuzz/fuzz_kafka_record
 $(FUZZ_KAFKA): test/fuzz/fuzz_kafka_record.c lib/kafka/codec.c lib/kafka/*.h $(HEADERS)
 	@mkdir -p $(@D)
-	clang -std=c11 -g -O1 -Iinclude -Ilib -Ilib/kafka -fsanitize=fuzzer,address,undefined \
+	clang -std=c11 -g -O1 -Iinclude -Ilib -Ilib/kafka -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
 	  test/fuzz/fuzz_kafka_record.c lib/kafka/codec.c -o $@
 fuzz-kafka: $(FUZZ_KAFKA)
 	@mkdir -p $(BUILD)/fuzz/corpus && cp test/fuzz/corpus/kafka_record/* $(BUILD)/fuzz/corpus/

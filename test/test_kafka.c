@@ -852,5 +852,7 @@ int main(int argc, char **argv) {
       FE_T_TEST(broker_down_up),   FE_T_TEST(rebalance),
       FE_T_TEST(sigkill_takeover), FE_T_TEST(backpressure),
   };
+  if (getenv("FE_TEST_FILTER") != NULL) /* e.g. "sigkill*" */
+    cmocka_set_test_filter(getenv("FE_TEST_FILTER"));
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
