@@ -338,6 +338,8 @@ typedef struct fe_kafka_stats {
   uint64_t rebuild_failed;
   uint64_t commits;       /* offset commits that succeeded */
   uint64_t commit_failed;
+  uint64_t intent_batches; /* group commits of intents (one wait each) */
+  uint64_t intent_wait_ns; /* total time the intent stage waited for them */
   uint64_t owned;         /* gauge: partitions owned now */
   uint64_t inflight;      /* gauge: orders taken, outcome not acknowledged */
 } fe_kafka_stats_t;
