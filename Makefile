@@ -212,7 +212,7 @@ KAFKA_SHARED  := $(O)/libfinevent-kafka.so.$(VERSION)
 KAFKA_TEST    := $(O)/test/test_kafka
 KAFKA_LINK     = $(KAFKA_STATIC) $(STATIC) $(PKG_LIBS) $(KAFKA_LIBS)
 KAFKA_TIMEOUT ?= 300
-.PHONY: kafka test-kafka run-kafka fuzz-kafka bench-kafka
+.PHONY: kafka test-kafka run-kafka fuzz-kafka bench-kafka install-kafka
 
 $(O)/lib/kafka/%.o: lib/kafka/%.c lib/kafka/*.h $(HEADERS) $(BUILD)/.deps-lib
 	@mkdir -p $(@D)
@@ -300,12 +300,26 @@ install: $(STATIC) $(SHARED) $(TOOL_BIN)
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
 	    -e 's|@INCLUDEDIR@|$(INCDIR)|' -e 's|@VERSION@|$(VERSION)|' \
 	    pkgconfig/libfinevent.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/libfinevent.pc
+	@if [ "$(HAVE_KAFKA)" = 1 ]; then $(MAKE) --no-print-directory install-kafka; fi
+
+# The Kafka companion, when librdkafka is present (make install runs it).
+install-kafka: $(KAFKA_STATIC) $(KAFKA_SHARED)
+	install -d $(DESTDIR)$(LIBDIR)/pkgconfig
+	install -m 644 $(KAFKA_STATIC) $(DESTDIR)$(LIBDIR)/
+	install -m 755 $(KAFKA_SHARED) $(DESTDIR)$(LIBDIR)/
+	ln -sf libfinevent-kafka.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(KAFKA_SONAME)
+	ln -sf $(KAFKA_SONAME) $(DESTDIR)$(LIBDIR)/libfinevent-kafka.so
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
+	    -e 's|@INCLUDEDIR@|$(INCDIR)|' -e 's|@VERSION@|$(VERSION)|' \
+	    pkgconfig/libfinevent-kafka.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/libfinevent-kafka.pc
 
 uninstall:
 	rm -rf $(DESTDIR)$(INCDIR)/finevent
 	rm -f $(DESTDIR)$(LIBDIR)/libfinevent.a $(DESTDIR)$(LIBDIR)/libfinevent.so* \
 	      $(DESTDIR)$(LIBDIR)/pkgconfig/libfinevent.pc
 	rm -f $(TOOL_SRC:lib/tools/%.c=$(DESTDIR)$(BINDIR)/%)
+	rm -f $(DESTDIR)$(LIBDIR)/libfinevent-kafka.a $(DESTDIR)$(LIBDIR)/libfinevent-kafka.so* \
+	      $(DESTDIR)$(LIBDIR)/pkgconfig/libfinevent-kafka.pc
 
 clean:
 	rm -rf $(BUILD)

@@ -288,7 +288,7 @@ typedef struct fe_kafka_config {
                                  acknowledged in the outcomes topic; a
                                  power of two, 2..65536 (default 1024).
                                  Memory: max_partitions * max_inflight *
-                                 352 bytes, allocated at create */
+                                 344 bytes, allocated at create */
   fe_kafka_full_t on_full;    /* default FE_KAFKA_FULL_SPILL */
   uint32_t intent_timeout_ms; /* default 10000 */
   uint32_t revoke_timeout_ms; /* default 10000 */

@@ -760,8 +760,15 @@ static void consume(fe_kafka_t *k, rd_kafka_message_t *m) {
     return;
   }
   int32_t p = m->partition;
-  if (p < 0 || (uint32_t)p >= k->nparts ||
-      __atomic_load_n(&k->parts[p].state, __ATOMIC_RELAXED) != P_OWNED) {
+  if (p < 0 || (uint32_t)p >= k->nparts) {
+    rd_kafka_message_destroy(m);
+    return;
+  }
+  if (__atomic_load_n(&k->parts[p].state, __ATOMIC_RELAXED) != P_OWNED) {
+    /* Assigned but not rebuilt yet: fetched before its pause took hold.
+     * It must come again once the partition is ours. */
+    if (k->parts[p].needs_rebuild)
+      rewind_to(k, p, m->offset);
     rd_kafka_message_destroy(m);
     return;
   }
@@ -1224,20 +1231,32 @@ static void *source_main(void *arg) {
   return NULL;
 }
 
-/* Partition count of topic, or a negative code. */
-static int partitions_of(fe_kafka_t *k, const char *topic, int timeout_ms) {
+/* Partition count of topic, or a negative code (*why: librdkafka's
+ * last error).  Transient errors are retried until the deadline. */
+static int partitions_of(fe_kafka_t *k, const char *topic, int timeout_ms,
+                         rd_kafka_resp_err_t *why) {
   rd_kafka_topic_t *t = rd_kafka_topic_new(k->consumer, topic, NULL);
   if (t == NULL)
     return FE_EIO;
-  const struct rd_kafka_metadata *md;
-  rd_kafka_resp_err_t e = rd_kafka_metadata(k->consumer, 0, t, &md, timeout_ms);
+  uint64_t deadline = now_ns() + (uint64_t)timeout_ms * 1000000ull;
+  int n = FE_ETIMEDOUT;
+  for (;;) {
+    int left = (int)((deadline - now_ns()) / 1000000);
+    const struct rd_kafka_metadata *md;
+    rd_kafka_resp_err_t e = rd_kafka_metadata(k->consumer, 0, t, &md,
+                                              left > 1000 ? 1000 : left);
+    if (e == 0) {
+      e = md->topic_cnt == 1 ? md->topics[0].err : RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC;
+      if (e == 0)
+        n = md->topics[0].partition_cnt;
+      rd_kafka_metadata_destroy(md);
+    }
+    *why = e;
+    if (e == 0 || now_ns() + 10000000ull >= deadline)
+      break;
+    rd_kafka_poll(k->consumer, 10); /* brokers still connecting */
+  }
   rd_kafka_topic_destroy(t);
-  if (e != 0)
-    return FE_ETIMEDOUT;
-  int n = FE_EIO;
-  if (md->topic_cnt == 1 && md->topics[0].err == 0)
-    n = md->topics[0].partition_cnt;
-  rd_kafka_metadata_destroy(md);
   return n;
 }
 
@@ -1261,10 +1280,11 @@ int fe_kafka_start(fe_kafka_t *k, fe_bus_t *bus, fe_diag_t *d) {
   for (int i = 0; i < 3; i++) {
     if (topics[i] == NULL)
       continue;
-    n[i] = partitions_of(k, topics[i], tmo);
+    rd_kafka_resp_err_t why = 0;
+    n[i] = partitions_of(k, topics[i], tmo, &why);
     if (n[i] < 0)
-      return diag_set(d, n[i], "topic %s: no metadata (%s)", topics[i],
-                      fe_err_name(n[i]));
+      return diag_set(d, n[i], "topic %s: no metadata within %d ms (%s)",
+                      topics[i], tmo, rd_kafka_err2name(why));
     if (n[i] == 0)
       return diag_set(d, FE_EINCOMPAT, "topic %s: no partitions", topics[i]);
   }
