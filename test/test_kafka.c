@@ -676,7 +676,7 @@ static void rebalance(void **state) {
   cluster_up(&c);
   inst_t *a = calloc(1, sizeof *a), *b = calloc(1, sizeof *b);
   inst_up(a, &c, 1024, 256, NULL);
-  const uint64_t N = 8000;
+  const uint64_t N = 6000;
   pacer_t pc = {&c, 0, N, 1};
   pthread_t th;
   pthread_create(&th, NULL, pace_main, &pc);
@@ -815,7 +815,7 @@ static void backpressure(void **state) {
   FE_T_WAIT_UNTIL(ok, kstats(&in).owned == NPART, 30000);
   assert_true(ok);
   atomic_store(&g_gate, 0); /* the slow stage */
-  const uint64_t N = 20000;
+  const uint64_t N = 5000;
   long before = rss_kb();
   send_range(&c, 0, N);
   FE_T_WAIT_UNTIL(ok, kstats(&in).pauses >= NPART, 30000);
