@@ -18,6 +18,10 @@
  *                      acknowledged order exactly once
  *   backpressure       a blocked stage: partitions pause, memory bounded,
  *                      then everything finishes exactly once
+ *   sink_full_and_delivery  the outcome producer's queue full (SPILL:
+ *                      counted, alerted, re-sent; DROP: counted) and its
+ *                      deliveries failing while a broker is down (alerted,
+ *                      re-sent): nothing lost, nothing run twice
  *
  * Waits are bounded (FE_T_WAIT_UNTIL); the mock's group joins take ~3 s
  * and a rebalance ~5 s with session.timeout.ms=6000.
@@ -231,6 +235,12 @@ static void on_alert(fe_kafka_alert_t kind, int32_t p, const char *text,
   atomic_fetch_add(&in->alerts[kind & 15], 1);
 }
 
+/* Per-test variations of inst_up(). */
+static const fe_kafka_prop_t *g_sink_props;
+static uint32_t g_n_sink_props;
+static fe_kafka_full_t g_on_full = FE_KAFKA_FULL_SPILL;
+static const char *g_group = "fe";
+
 static void inst_up(inst_t *in, cluster_t *c, uint32_t capacity,
                     uint32_t max_inflight, const char *boot) {
   memset(in, 0, sizeof *in);
@@ -248,7 +258,10 @@ static void inst_up(inst_t *in, cluster_t *c, uint32_t capacity,
   fe_kafka_config_t kc;
   fe_kafka_config_init(&kc);
   kc.brokers = c != NULL ? c->boot : boot;
-  kc.group_id = "fe";
+  kc.group_id = g_group;
+  kc.sink_props = g_sink_props;
+  kc.n_sink_props = g_n_sink_props;
+  kc.on_full = g_on_full;
   kc.orders_topic = "orders";
   kc.outcomes_topic = "outcomes";
   kc.intents_topic = "intents";
@@ -793,6 +806,71 @@ static void sigkill_takeover(void **state) {
   cluster_down(&c);
 }
 
+/* The outcome producer's local queue holds 4 records and gives up on a
+ * delivery after 1.5 s: its leader broker goes down for a while. */
+static void sink_full_and_delivery(void **state) {
+  (void)state;
+  reset_venue();
+  cluster_t c;
+  cluster_up(&c);
+  for (int p = 0; p < NPART; p++) { /* outcomes alone on broker 3 */
+    rd_kafka_mock_partition_set_leader(c.mc, "orders", p, 1);
+    rd_kafka_mock_partition_set_leader(c.mc, "intents", p, 2);
+    rd_kafka_mock_partition_set_leader(c.mc, "outcomes", p, 3);
+  }
+  rd_kafka_mock_coordinator_set(c.mc, "group", "fe-sink", 1);
+  rd_kafka_mock_coordinator_set(c.mc, "group", "fe-drop", 1);
+  static const fe_kafka_prop_t sp[] = {{"queue.buffering.max.messages", "4"},
+                                       {"message.timeout.ms", "1500"}};
+  g_sink_props = sp, g_n_sink_props = 2, g_group = "fe-sink";
+  inst_t *in = calloc(1, sizeof *in);
+  inst_up(in, &c, 1024, 256, NULL);
+  const uint64_t N = 1000;
+  send_range(&c, 0, N);
+  outlog_t *l = calloc(1, sizeof *l);
+  outlog_open(l, &c);
+  int ok;
+  FE_T_WAIT_UNTIL(ok, outlog_has(l, N / 4), 60000);
+  assert_true(ok);
+  rd_kafka_mock_broker_set_down(c.mc, 3);
+  send_range(&c, N, 2 * N);
+  FE_T_WAIT_UNTIL(ok, kstats(in).delivery_failed > 0, 30000);
+  assert_true(ok);
+  rd_kafka_mock_broker_set_up(c.mc, 3);
+  FE_T_WAIT_UNTIL(ok, outlog_has(l, 2 * N), 90000);
+  assert_true(ok);
+  fe_kafka_stats_t s = kstats(in);
+  assert_true(s.queue_full > 0);
+  assert_true(atomic_load(&in->alerts[FE_KAFKA_ALERT_QUEUE_FULL]) > 0);
+  assert_true(atomic_load(&in->alerts[FE_KAFKA_ALERT_DELIVERY]) > 0);
+  assert_int_equal(s.dropped, 0);
+  for (uint64_t n = 0; n < 2 * N; n++)
+    assert_int_equal(atomic_load(&g_sends[n]), 1);
+  inst_down(in);
+
+  /* FE_KAFKA_FULL_DROP, in another group: the rebuild makes the first
+   * orders duplicates, the new ones run, and some outcomes are dropped. */
+  g_on_full = FE_KAFKA_FULL_DROP, g_group = "fe-drop";
+  inst_up(in, &c, 1024, 256, NULL);
+  send_range(&c, 2 * N, 3 * N);
+  FE_T_WAIT_UNTIL(ok, kstats(in).consumed >= 3 * N && kstats(in).inflight == 0,
+                  60000);
+  assert_true(ok);
+  s = kstats(in);
+  assert_true(s.dropped > 0);
+  assert_true(s.restored >= 2 * N);
+  assert_true(s.duplicates >= 2 * N);
+  for (uint64_t n = 0; n < 3 * N; n++)
+    assert_int_equal(atomic_load(&g_sends[n]), 1);
+  inst_down(in);
+  free(in);
+  g_sink_props = NULL, g_n_sink_props = 0, g_group = "fe";
+  g_on_full = FE_KAFKA_FULL_SPILL;
+  outlog_close(l);
+  free(l);
+  cluster_down(&c);
+}
+
 static long rss_kb(void) {
   FILE *f = fopen("/proc/self/statm", "r");
   long pages = 0, res = 0;
@@ -856,6 +934,7 @@ int main(int argc, char **argv) {
       FE_T_TEST(config_refusals),  FE_T_TEST(end_to_end),
       FE_T_TEST(broker_down_up),   FE_T_TEST(rebalance),
       FE_T_TEST(sigkill_takeover), FE_T_TEST(backpressure),
+      FE_T_TEST(sink_full_and_delivery),
   };
   if (getenv("FE_TEST_FILTER") != NULL) /* e.g. "sigkill*" */
     cmocka_set_test_filter(getenv("FE_TEST_FILTER"));

@@ -310,6 +310,11 @@ typedef struct fe_kafka_config {
   void *alert_user;
   const fe_kafka_prop_t *props; /* librdkafka properties (copied) */
   uint32_t n_props;             /* 0..FE_KAFKA_MAX_PROPS */
+  /* Properties of the outcome producer only, applied after props (e.g.
+   * queue.buffering.max.messages: the local queue whose overflow
+   * on_full handles; message.timeout.ms: when a delivery fails). */
+  const fe_kafka_prop_t *sink_props; /* copied */
+  uint32_t n_sink_props;             /* 0..FE_KAFKA_MAX_PROPS */
 } fe_kafka_config_t;
 
 /* Counters since create.  Each exact; not one snapshot. */

@@ -93,6 +93,7 @@ struct fe_kafka {
   fe_kafka_config_t cfg;
   char *brokers, *group, *orders, *outcomes, *intents;
   fe_kafka_prop_t props[FE_KAFKA_MAX_PROPS];
+  fe_kafka_prop_t sink_props[FE_KAFKA_MAX_PROPS];
   uint32_t tag, mask;
   rd_kafka_t *consumer, *sink, *intent_rk, *reader;
   rd_kafka_topic_t *sink_topic, *intent_topic;
@@ -206,6 +207,16 @@ static int check_config(const fe_kafka_config_t *c, fe_diag_t *d) {
   for (uint32_t i = 0; i < c->n_props; i++)
     if (c->props[i].name == NULL || c->props[i].value == NULL)
       return diag_set(d, FE_EINVAL, "props[%u]: name and value required", i);
+  if (c->n_sink_props > FE_KAFKA_MAX_PROPS ||
+      (c->n_sink_props > 0 && c->sink_props == NULL))
+    return diag_set(d, c->n_sink_props > FE_KAFKA_MAX_PROPS ? FE_ERANGE
+                                                            : FE_EINVAL,
+                    "n_sink_props %u: sink_props missing or more than %d",
+                    c->n_sink_props, FE_KAFKA_MAX_PROPS);
+  for (uint32_t i = 0; i < c->n_sink_props; i++)
+    if (c->sink_props[i].name == NULL || c->sink_props[i].value == NULL)
+      return diag_set(d, FE_EINVAL, "sink_props[%u]: name and value required",
+                      i);
   return 0;
 }
 
@@ -297,7 +308,13 @@ int fe_kafka_create(const fe_kafka_config_t *cfg, fe_kafka_t **out,
     k->props[i].value = dup(cfg->props[i].value);
     nomem |= !k->props[i].name || !k->props[i].value;
   }
+  for (uint32_t i = 0; i < cfg->n_sink_props; i++) {
+    k->sink_props[i].name = dup(cfg->sink_props[i].name);
+    k->sink_props[i].value = dup(cfg->sink_props[i].value);
+    nomem |= !k->sink_props[i].name || !k->sink_props[i].value;
+  }
   k->cfg.props = k->props;
+  k->cfg.sink_props = k->sink_props;
   k->mask = cfg->max_inflight - 1;
   k->parts = calloc(cfg->max_partitions, sizeof *k->parts);
   nomem |= k->parts == NULL;
@@ -338,7 +355,17 @@ int fe_kafka_create(const fe_kafka_config_t *cfg, fe_kafka_t **out,
   if (rc == 0 &&
       (c = client(k, sink_defs, d, &rc)) != NULL) {
     rd_kafka_conf_set_dr_msg_cb(c, sink_dr);
-    k->sink = make(c, RD_KAFKA_PRODUCER, d, &rc);
+    char err[256];
+    for (uint32_t i = 0; c != NULL && i < k->cfg.n_sink_props; i++)
+      if (rd_kafka_conf_set(c, k->sink_props[i].name, k->sink_props[i].value,
+                            err, sizeof err) != RD_KAFKA_CONF_OK) {
+        rd_kafka_conf_destroy(c);
+        c = NULL;
+        rc = diag_set(d, FE_EINCOMPAT, "sink_props[%u] %s=%s: %s", i,
+                      k->sink_props[i].name, k->sink_props[i].value, err);
+      }
+    if (c != NULL)
+      k->sink = make(c, RD_KAFKA_PRODUCER, d, &rc);
   }
   if (rc == 0 && k->intents != NULL &&
       (c = client(k, intent_defs, d, &rc)) != NULL) {
@@ -1363,6 +1390,8 @@ void fe_kafka_destroy(fe_kafka_t *k) {
   for (uint32_t i = 0; i < FE_KAFKA_MAX_PROPS; i++) {
     free((char *)k->props[i].name);
     free((char *)k->props[i].value);
+    free((char *)k->sink_props[i].name);
+    free((char *)k->sink_props[i].value);
   }
   free(k->brokers);
   free(k->group);
