@@ -65,7 +65,11 @@
  * venue, and such an order may be sent twice unless the venue itself
  * dedupes client order ids; larger bus batches (max_batch) amortise the
  * round trip further; a local journal (fe_bus_intent) is independent of
- * this and may be used as well.
+ * this and may be used as well.  The other cost is the rebuild: a new
+ * owner reads the partition's whole retained outcomes and intents before
+ * it consumes, inside the rebalance callback (keep max.poll.interval.ms
+ * above it); give both topics a time retention about the idempotency
+ * table's (outcomes older than that are not restored anyway).
  *
  * Hand-over (rebalance).  On revoke: the partition takes no new records,
  * its in-flight orders finish (up to revoke_timeout_ms) and their outcomes
