@@ -57,9 +57,9 @@
  * journal's fsync.  An order whose intent Kafka did not acknowledge within
  * intent_timeout_ms is not sent: it is dead-lettered with intent_reason
  * (the DLQ redrives it).  COST: one Kafka round trip (acks=all, all in-sync
- * replicas) per batch before the venue sees any order of it; on loopback
- * that is about a millisecond (see the README's measured figure), on a real
- * cluster the replication latency.  OPTIONS: cfg.intents_topic NULL turns
+ * replicas) per batch before the venue sees any order of it: on a real
+ * cluster its produce latency with acks=all (the README gives what was
+ * measured on librdkafka's mock cluster, and why that overstates it).  OPTIONS: cfg.intents_topic NULL turns
  * intents off (no round trip, the stage passes everything) -- then a
  * hand-over after a crash cannot tell which unfinished orders reached the
  * venue, and such an order may be sent twice unless the venue itself
