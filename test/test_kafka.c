@@ -147,6 +147,8 @@ static const char *g_venue_file;
 static int g_venue_fd = -1;
 static _Atomic int g_gate = 1;          /* 0: the exec stage waits */
 static _Atomic uint32_t g_exec_delay_us;
+static const char *g_stall_file; /* the child: once it exists, the next
+                                    order sent stalls its stage for good */
 
 static uint64_t n_of(const fe_order_t *o) {
   return strtoull(o->client_order_id + 1, NULL, 10);
@@ -175,6 +177,13 @@ static fe_verdict_t exec_stage(fe_stage_ctx_t *ctx, fe_event_t *ev, void *user) 
     int l = snprintf(line, sizeof line, "%" PRIu64 "\n", n);
     if (write(g_venue_fd, line, (size_t)l) != l)
       return fe_retry(ctx, 9);
+    if (g_stall_file != NULL && access(g_stall_file, F_OK) == 0) {
+      char done[PATH_MAX];
+      snprintf(done, sizeof done, "%sed", g_stall_file); /* ".stalled" */
+      close(open(done, O_CREAT | O_WRONLY, 0600));
+      for (;;) /* sent, and never finished: in doubt (SIGKILL ends it) */
+        fe_t_sleep_ms(10);
+    }
   } else if (n < MAX_ORDERS) {
     atomic_fetch_add(&g_sends[n], 1);
   }
@@ -381,6 +390,52 @@ static void outlog_poll(outlog_t *l) {
 static int outlog_has(outlog_t *l, uint64_t want) {
   outlog_poll(l);
   return l->distinct >= want;
+}
+
+/* The intents topic, read as it grows: which orders have an intent. */
+typedef struct intents {
+  rd_kafka_t *rk;
+  uint8_t seen[MAX_ORDERS];
+} intents_t;
+
+static intents_t *intents_open(cluster_t *c) {
+  intents_t *it = calloc(1, sizeof *it);
+  const char *kv[] = {"bootstrap.servers", c->boot, "group.id", "ireader",
+                      "enable.auto.commit", "false", "log_level", "2",
+                      "fetch.wait.max.ms", "10", NULL};
+  it->rk = new_client(RD_KAFKA_CONSUMER, kv);
+  rd_kafka_topic_partition_list_t *pl = rd_kafka_topic_partition_list_new(NPART);
+  for (int p = 0; p < NPART; p++)
+    rd_kafka_topic_partition_list_add(pl, "intents", p)->offset =
+        RD_KAFKA_OFFSET_BEGINNING;
+  rd_kafka_assign(it->rk, pl);
+  rd_kafka_topic_partition_list_destroy(pl);
+  return it;
+}
+
+/* Orders with an intent in the log that the venue never saw. */
+static uint64_t intents_unsent(intents_t *it, const char *venue, uint32_t *cnt) {
+  rd_kafka_message_t *m;
+  while ((m = rd_kafka_consumer_poll(it->rk, 20)) != NULL) {
+    /* "FEI1", partition, offset, then the order: its id at 16 + 64. */
+    if (m->err == 0 && m->len == FE_KAFKA_INTENT_BYTES) {
+      uint64_t n = strtoull((const char *)m->payload + 16 + 64 + 1, NULL, 10);
+      if (n < MAX_ORDERS)
+        it->seen[n] = 1;
+    }
+    rd_kafka_message_destroy(m);
+  }
+  venue_counts(venue, cnt);
+  uint64_t unsent = 0;
+  for (int n = 0; n < MAX_ORDERS; n++)
+    unsent += it->seen[n] && cnt[n] == 0;
+  return unsent;
+}
+
+static void intents_close(intents_t *it) {
+  rd_kafka_consumer_close(it->rk);
+  rd_kafka_destroy(it->rk);
+  free(it);
 }
 
 static void outlog_close(outlog_t *l) {
@@ -730,6 +785,9 @@ static int child_main(const char *boot, const char *venue) {
   if (g_venue_fd < 0)
     return 2;
   g_venue_file = venue;
+  static char stall[PATH_MAX];
+  snprintf(stall, sizeof stall, "%s.stall", venue);
+  g_stall_file = stall;
   atomic_store(&g_exec_delay_us, 200);
   inst_t *in = calloc(1, sizeof *in);
   inst_up(in, NULL, 1024, 256, boot);
@@ -769,16 +827,31 @@ static void sigkill_takeover(void **state) {
   inst_up(b, &c, 1024, 256, NULL);
   FE_T_WAIT_UNTIL(ok, kstats(b).owned > 0, 30000);
   assert_true(ok);
-  /* Both run; kill the child while it has orders in flight. */
+  /* Both run.  Then the child's execution stalls right after a send
+   * (that order is in doubt, sent) while its source and intent stage go
+   * on (the orders behind it are in doubt, unsent): kill it once Kafka
+   * holds intents for orders the venue never saw. */
   uint64_t at = kstats(b).outcomes;
   FE_T_WAIT_UNTIL(ok, kstats(b).outcomes >= at + 50, 20000);
+  char stall[PATH_MAX];
+  snprintf(stall, sizeof stall, "%s.stall", venue);
+  int sfd = open(stall, O_CREAT | O_WRONLY, 0600);
+  assert_true(sfd >= 0);
+  close(sfd);
+  char stalled[PATH_MAX];
+  snprintf(stalled, sizeof stalled, "%s.stalled", venue);
+  FE_T_WAIT_UNTIL(ok, access(stalled, F_OK) == 0, 30000);
+  assert_true(ok);
+  outlog_t *l = calloc(1, sizeof *l);
+  outlog_open(l, &c);
+  intents_t *it = intents_open(&c);
+  FE_T_WAIT_UNTIL(ok, intents_unsent(it, venue, cnt) >= 5, 30000);
+  assert_true(ok);
   kill(pid, SIGKILL);
   int st;
   waitpid(pid, &st, 0);
   assert_true(WIFSIGNALED(st));
   pthread_join(th, NULL);
-  outlog_t *l = calloc(1, sizeof *l);
-  outlog_open(l, &c);
   FE_T_WAIT_UNTIL(ok, outlog_has(l, N), 120000);
   assert_true(ok);
   fe_kafka_stats_t s = kstats(b);
@@ -794,6 +867,12 @@ static void sigkill_takeover(void **state) {
                 s.in_doubt_sent, s.in_doubt_unsent, s.restored, l->in_doubt);
   assert_int_equal(twice, 0);
   assert_int_equal(missing, 0);
+  assert_true(s.in_doubt_sent >= 1);   /* the stalled order */
+  assert_true(s.in_doubt_unsent >= 1); /* the ones behind it */
+  assert_true(l->in_doubt >= 1);
+  intents_close(it);
+  unlink(stall);
+  unlink(stalled);
   inst_down(b);
   free(b);
   outlog_close(l);
