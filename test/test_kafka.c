@@ -701,9 +701,11 @@ static void broker_down_up(void **state) {
   rd_kafka_mock_broker_set_down(c.mc, 2);
   /* Orders for the down broker's partitions wait in the client. */
   send_range_noflush(&c, N / 3, 2 * N / 3);
-  /* Down while the orders of the other brokers' partitions flow. */
-  uint64_t before = kstats(&in).outcomes;
-  FE_T_WAIT_UNTIL(ok, kstats(&in).outcomes >= before + 200, 20000);
+  /* Down while the load comes in (the intent stage waits for the down
+   * broker's partitions, so the ring fills and the source pauses): until
+   * 300 more records were taken, 5 s at most. */
+  uint64_t before = kstats(&in).consumed;
+  FE_T_WAIT_UNTIL(ok, kstats(&in).consumed >= before + 300, 5000);
   rd_kafka_mock_broker_set_up(c.mc, 2);
   send_range(&c, 2 * N / 3, N);
   FE_T_WAIT_UNTIL(ok, outlog_has(l, N), 90000);
@@ -713,6 +715,9 @@ static void broker_down_up(void **state) {
     assert_int_equal(l->final[n], 1);
   }
   assert_int_equal(atomic_load(&in.seq.out_of_order), 0);
+  fe_kafka_stats_t s = kstats(&in);
+  assert_int_equal(s.intent_failed, 0);
+  assert_int_equal(fe_dlq_count(in.dlq), 0);
   inst_down(&in);
   outlog_close(l);
   free(l);
@@ -972,7 +977,7 @@ static void backpressure(void **state) {
   FE_T_WAIT_UNTIL(ok, kstats(&in).owned == NPART, 30000);
   assert_true(ok);
   atomic_store(&g_gate, 0); /* the slow stage */
-  const uint64_t N = 5000;
+  const uint64_t N = 2000;
   long before = rss_kb();
   send_range(&c, 0, N);
   FE_T_WAIT_UNTIL(ok, kstats(&in).pauses >= NPART, 30000);
@@ -990,10 +995,14 @@ static void backpressure(void **state) {
   assert_int_equal(s.submitted, consumed0);
   assert_true(grown < 64 * 1024);
   atomic_store(&g_gate, 1);
+  uint64_t t_open = fe_t_now_ns();
   outlog_t *l = calloc(1, sizeof *l);
   outlog_open(l, &c);
   FE_T_WAIT_UNTIL(ok, outlog_has(l, N), 120000);
   assert_true(ok);
+  print_message("backpressure: %" PRIu64 " orders done %.1f s after the gate "
+                "opened, %" PRIu64 " pauses\n", N,
+                (double)(fe_t_now_ns() - t_open) / 1e9, kstats(&in).pauses);
   for (uint64_t n = 0; n < N; n++)
     assert_int_equal(atomic_load(&g_sends[n]), 1);
   assert_int_equal(atomic_load(&in.seq.out_of_order), 0);

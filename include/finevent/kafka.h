@@ -54,9 +54,13 @@
  * Intents (fe_kafka_intent_stage(), a batch stage placed just before the
  * execution stage).  For each batch it produces one intent per order and
  * waits once for all of them (rd_kafka_flush): a group commit, as the
- * journal's fsync.  An order whose intent Kafka did not acknowledge within
- * intent_timeout_ms is not sent: it is dead-lettered with intent_reason
- * (the DLQ redrives it).  COST: one Kafka round trip (acks=all, all in-sync
+ * journal's fsync.  While Kafka does not answer (a broker down) the stage
+ * waits, alerting once a second, so the ring fills and the source pauses:
+ * nothing is lost.  An order whose intent is still unacknowledged after
+ * intent_timeout_ms (also the intent producer's message.timeout.ms) is
+ * not sent: it is dead-lettered with intent_reason (the DLQ redrives it);
+ * one whose partition was released meanwhile is dead-lettered with
+ * revoked_reason.  COST: one Kafka round trip (acks=all, all in-sync
  * replicas) per batch before the venue sees any order of it: on a real
  * cluster its produce latency with acks=all (the README gives what was
  * measured on librdkafka's mock cluster, and why that overstates it).  OPTIONS: cfg.intents_topic NULL turns
@@ -75,9 +79,14 @@
  * its in-flight orders finish (up to revoke_timeout_ms) and their outcomes
  * are acknowledged, the offsets are committed, and only then is the
  * partition released.  If the orders do not finish in time the partition
- * is released anyway (FE_KAFKA_ALERT_REVOKE_TIMEOUT) but from then on the
- * intent stage refuses them (dead-lettered with revoked_reason, never sent),
- * and nothing after an unfinished order is committed.  On assign, BEFORE
+ * is released anyway (FE_KAFKA_ALERT_REVOKE_TIMEOUT): from then on the
+ * intent stage refuses its orders (dead-lettered with revoked_reason, never
+ * sent) and nothing after an unfinished order is committed, BUT an order
+ * that had already passed the intent stage may still be sent by this server
+ * after the next owner asked the venue about it: the guarantee needs
+ * revoke_timeout_ms above the worst time an order takes from the intent
+ * stage to its outcome (the ring never waits for the outside world, so
+ * that is normally milliseconds).  On assign, BEFORE
  * consuming: the partition's outcomes are read from the start to the end of
  * the log and restored into the idempotency table (fe_idem_restore()); then
  * its intents: an intent whose key has no outcome is in doubt and cfg.in_doubt
@@ -294,7 +303,7 @@ typedef struct fe_kafka_config {
                                  Memory: max_partitions * max_inflight *
                                  344 bytes, allocated at create */
   fe_kafka_full_t on_full;    /* default FE_KAFKA_FULL_SPILL */
-  uint32_t intent_timeout_ms; /* default 10000 */
+  uint32_t intent_timeout_ms; /* default 60000 */
   uint32_t revoke_timeout_ms; /* default 10000 */
   uint32_t rebuild_timeout_ms;/* per partition; default 30000 */
   uint32_t commit_interval_ms;/* default 100 */

@@ -161,7 +161,7 @@ void fe_kafka_config_init(fe_kafka_config_t *cfg) {
   cfg->max_partitions = 64;
   cfg->max_inflight = 1024;
   cfg->on_full = FE_KAFKA_FULL_SPILL;
-  cfg->intent_timeout_ms = 10000;
+  cfg->intent_timeout_ms = 60000;
   cfg->revoke_timeout_ms = 10000;
   cfg->rebuild_timeout_ms = 30000;
   cfg->commit_interval_ms = 100;
@@ -340,7 +340,7 @@ int fe_kafka_create(const fe_kafka_config_t *cfg, fe_kafka_t **out,
   const char *sink_defs[] = {"enable.idempotence", "true",
                              "linger.ms", "1", NULL, NULL};
   const char *intent_defs[] = {"acks", "all", "enable.idempotence", "true",
-                               "linger.ms", "0", NULL, NULL};
+                               "linger.ms", "0", NULL, NULL, NULL, NULL};
   const char *reader_defs[] = {"group.id", rebuild_group,
                                "enable.auto.commit", "false",
                                "enable.partition.eof", "true",
@@ -367,6 +367,9 @@ int fe_kafka_create(const fe_kafka_config_t *cfg, fe_kafka_t **out,
     if (c != NULL)
       k->sink = make(c, RD_KAFKA_PRODUCER, d, &rc);
   }
+  char intent_tmo[24];
+  snprintf(intent_tmo, sizeof intent_tmo, "%u", cfg->intent_timeout_ms);
+  intent_defs[6] = "message.timeout.ms", intent_defs[7] = intent_tmo;
   if (rc == 0 && k->intents != NULL &&
       (c = client(k, intent_defs, d, &rc)) != NULL) {
     rd_kafka_conf_set_dr_msg_cb(c, intent_dr);
@@ -577,6 +580,7 @@ void fe_kafka_intent_stage(fe_stage_ctx_t *ctx, fe_event_t *const *evs,
      * run our reports, which the CAS in intent_dr makes harmless (I1 pairs
      * with the acquire loads here). */
     uint64_t t0 = now_ns(), deadline = t0 + k->cfg.intent_timeout_ms * 1000000ull;
+    uint64_t next_alert = t0 + 1000000000ull;
     for (uint32_t pending = produced; pending > 0 && now_ns() < deadline;) {
       rd_kafka_poll(k->intent_rk, 1);
       pending = 0;
@@ -584,12 +588,39 @@ void fe_kafka_intent_stage(fe_stage_ctx_t *ctx, fe_event_t *const *evs,
         pending += sl[i] != NULL &&
                    (__atomic_load_n(&sl[i]->intent_tag, __ATOMIC_ACQUIRE) & 3) ==
                        I_PENDING;
+      if (pending > 0 && now_ns() >= next_alert) {
+        next_alert += 1000000000ull; /* a broker is down: say so, once a second */
+        alert(k, FE_KAFKA_ALERT_INTENT, -1, "%u intents unacknowledged for %"
+              PRIu64 " ms: the execution stage waits", pending,
+              (now_ns() - t0) / 1000000);
+        /* A partition released meanwhile gives its orders up (below). */
+        uint32_t released = 0;
+        for (uint32_t i = 0; i < n; i++)
+          if (sl[i] != NULL) {
+            origin_t o;
+            memcpy(&o, fe_event_user(evs[i]), sizeof o);
+            released += __atomic_load_n(&k->parts[o.partition].state,
+                                        __ATOMIC_SEQ_CST) != P_OWNED;
+          }
+        if (released > 0)
+          break;
+      }
     }
     uint32_t failed = 0;
     for (uint32_t i = 0; i < n; i++) {
       if (sl[i] == NULL)
         continue;
+      origin_t o;
+      memcpy(&o, fe_event_user(evs[i]), sizeof o);
       uint64_t t = __atomic_load_n(&sl[i]->intent_tag, __ATOMIC_ACQUIRE);
+      if ((t & 3) != I_OK &&
+          __atomic_load_n(&k->parts[o.partition].state, __ATOMIC_SEQ_CST) !=
+              P_OWNED) {
+        CNT(k, revoked_refused);
+        ctx->text = "partition released before its intent";
+        fe_batch_fail(ctx, evs[i], k->cfg.revoked_reason);
+        continue;
+      }
       if ((t & 3) == I_OK) {
         CNT(k, intents);
         continue;
@@ -725,7 +756,9 @@ static int take(fe_kafka_t *k, const rd_kafka_message_t *m) {
   in.trace_id = trace;
   in.user_area = &org;
   in.user_len = sizeof org;
-  in.timeout_ns = 0;
+  /* A momentarily full ring is waited out (1 ms) rather than paused for:
+   * a pause costs a fetch round trip when it ends. */
+  in.timeout_ns = 1000000;
   fe_submit_result_t res;
   rc = fe_bus_submit(k->bus, &in, &res);
   if (rc == FE_EDUPLICATE && res.outcome.status == FE_IDEM_DEAD_LETTERED &&
