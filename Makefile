@@ -22,6 +22,8 @@ TEST_CMDS := promtool:prometheus curl:curl
 # Programs, as bin/command:debian-package: gnuplot draws `make bench-plot`
 # (and its test).
 PLOT_DEPS := bin/gnuplot:gnuplot-nox
+# The Kafka companion (lib/kafka/) and its tests; optional for the core.
+KAFKA_DEPS := rdkafka:librdkafka-dev
 
 # Flavours of the build: release, asan (AddressSanitizer + UBSan), tsan.
 FLAVOUR ?= release
@@ -111,6 +113,14 @@ help:
 	@echo "make compliance-conf  the compliance file loader, libfinevent-compliance-conf (needs libinih)"
 	@echo "make fuzz-compliance-conf  fuzz the loader (clang libFuzzer; FUZZ_SECONDS=60)"
 	@echo "make install      install headers, libraries, libfinevent.pc, tools (PREFIX, DESTDIR)"
+	@echo "make kafka        build libfinevent-kafka (needs librdkafka) and its example"
+	@echo "make test-kafka   the Kafka suite on librdkafka's mock cluster (make test runs it too)"
+	@echo "make fuzz-kafka   libFuzzer on the orders-topic decoder (FUZZ_SECONDS=60)"
+	@echo "make bench-kafka  the kafka_source_sink scenario (mock cluster on loopback)"
+	@echo "make kafka        build libfinevent-kafka (needs librdkafka) and its example"
+	@echo "make test-kafka   the Kafka suite on librdkafka's mock cluster (make test runs it too)"
+	@echo "make fuzz-kafka   libFuzzer on the orders-topic decoder (FUZZ_SECONDS=60)"
+	@echo "make bench-kafka  the kafka_source_sink scenario (mock cluster on loopback)"
 	@echo "make clean        remove $(BUILD)/"
 
 deps: $(BUILD)/.deps-test $(BUILD)/.deps-examples $(BUILD)/.deps-commands
@@ -121,6 +131,7 @@ $(BUILD)/.deps-lib:
 
 $(BUILD)/.deps-test: $(BUILD)/.deps-lib
 	$(call need_packages,$(TEST_DEPS) $(PLOT_DEPS))
+	$(call need_packages,$(KAFKA_DEPS))
 	$(call need_commands,$(TEST_CMDS))
 	@mkdir -p $(@D) && touch $@
 
@@ -233,26 +244,11 @@ $(CONF_SHARED): $(CONF_OBJ) $(SHARED)
 
 compliance-conf: $(CONF_STATIC) $(CONF_SHARED)
 
-# The loader's fuzzer (libFuzzer, clang), standalone: the harness, the
-# loader and the core sources in one sanitized binary.  Run it with
-# `make fuzz-compliance-conf FUZZ_SECONDS=600`; seeds in
-# test/fuzz/corpus/compliance_conf/, new inputs go to $(BUILD)/fuzz/.
-FUZZ_SECONDS ?= 60
-FUZZ_CC      ?= clang
-FUZZ_CONF    := $(BUILD)/fuzz/fuzz_compliance_conf
-$(FUZZ_CONF): test/fuzz/fuzz_compliance_conf.c $(CONF_SRC) $(LIB_SRC) $(HEADERS) $(BUILD)/.deps-conf
-	@mkdir -p $(@D)
-	$(FUZZ_CC) -std=c11 -g -O1 -pthread -Iinclude -Ilib -fsanitize=fuzzer,address,undefined \
-	  $(PKG_CFLAGS) $(CONF_CFLAGS) test/fuzz/fuzz_compliance_conf.c $(CONF_SRC) $(LIB_SRC) \
-	  -o $@ $(PKG_LIBS) $(CONF_LIBS)
-fuzz-compliance-conf-bin: $(FUZZ_CONF)
-fuzz-compliance-conf: $(FUZZ_CONF)
-	@mkdir -p $(BUILD)/fuzz/compliance_conf
-	$(FUZZ_CONF) -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
-	  $(BUILD)/fuzz/compliance_conf test/fuzz/corpus/compliance_conf
+# The loader's fuzzer is test/fuzz/fuzz_compliance_conf.c, built and run
+# by `make fuzz` (below) with the loader's sources and libinih.
 
 # -------------------------------------------------------------------- tests
-TEST_SRC := $(wildcard test/test_*.c)
+TEST_SRC := $(filter-out test/test_kafka.c,$(wildcard test/test_*.c))
 TEST_BIN := $(TEST_SRC:test/%.c=$(O)/test/%)
 TEST_TIMEOUT ?= 600
 
@@ -297,8 +293,11 @@ run-tests: $(TEST_BIN) $(TOOL_BIN)
 test: $(BUILD)/.deps-test
 	@$(MAKE) --no-print-directory FLAVOUR=release run-tests run-examples check-symbols check-install
 	@$(MAKE) --no-print-directory FLAVOUR=release test-fix
+	@$(MAKE) --no-print-directory FLAVOUR=release run-kafka
 test-asan: $(BUILD)/.deps-test
 	@$(MAKE) --no-print-directory FLAVOUR=asan run-tests \
+	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1
+	@$(MAKE) --no-print-directory FLAVOUR=asan run-kafka \
 	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1
 test-tsan: $(BUILD)/.deps-test
 	@$(MAKE) --no-print-directory FLAVOUR=tsan run-tests TSAN_OPTIONS=halt_on_error=1
@@ -361,8 +360,20 @@ FUZZ_LINK     = -fsanitize=fuzzer,address,undefined
 FUZZ_SRC     := $(wildcard test/fuzz/fuzz_*.c)
 FUZZ_CC_SRC  := $(wildcard test/fuzz/fuzz_*.cc)
 FUZZ_BIN     := $(FUZZ_SRC:test/fuzz/%.c=$(FUZZ_O)/bin/%) $(FUZZ_CC_SRC:test/fuzz/%.cc=$(FUZZ_O)/bin/%)
-# Libraries a harness needs beyond the library's own (FUZZ_LIBS_<name>).
+# What a harness needs beyond the library: sources compiled in with it
+# (FUZZ_EXTRA_<name>), flags (FUZZ_CFLAGS_<name>), libraries
+# (FUZZ_LIBS_<name>).  The companions' harnesses take their sources.
 FUZZ_LIBS     = $(PKG_LIBS) $(FUZZ_LIBS_$(notdir $@))
+FUZZ_EXTRA_fuzz_compliance_conf  = $(CONF_SRC)
+FUZZ_CFLAGS_fuzz_compliance_conf = $(CONF_CFLAGS)
+FUZZ_LIBS_fuzz_compliance_conf   = $(CONF_LIBS)
+FUZZ_EXTRA_fuzz_kafka_record     = lib/kafka/codec.c
+FUZZ_CFLAGS_fuzz_kafka_record    = -Ilib/kafka
+FUZZ_EXTRA_fuzz_fix_map          = examples/fix_gateway/fix_map.c
+FUZZ_CFLAGS_fuzz_fix_map         = -Iexamples/fix_gateway
+# FUZZ_ONLY=name runs one harness (the fuzz-<module> targets below).
+FUZZ_ONLY    ?=
+FUZZ_RUN      = $(if $(FUZZ_ONLY),$(FUZZ_O)/bin/$(FUZZ_ONLY),$(FUZZ_BIN))
 
 # Installs clang and libFuzzer when a one-line harness does not link.
 $(BUILD)/.deps-fuzz: $(BUILD)/.deps-lib
@@ -382,7 +393,8 @@ fuzz-lib: $(BUILD)/.deps-fuzz
 
 $(FUZZ_O)/bin/%: test/fuzz/%.c test/fuzz/*.h $(HEADERS) fuzz-lib
 	@mkdir -p $(@D)
-	$(FUZZ_CC) $(FUZZ_FLAGS) $< -o $@ $(FUZZ_LINK) $(FUZZ_O)/libfinevent.a $(FUZZ_LIBS)
+	$(FUZZ_CC) $(FUZZ_FLAGS) $(FUZZ_CFLAGS_$(notdir $@)) $< $(FUZZ_EXTRA_$(notdir $@)) -o $@ \
+	  $(FUZZ_LINK) $(FUZZ_O)/libfinevent.a $(FUZZ_LIBS)
 
 $(FUZZ_O)/bin/%: test/fuzz/%.cc test/fuzz/*.h $(HEADERS) fuzz-lib
 	@mkdir -p $(@D)
@@ -402,8 +414,8 @@ fuzz-seeds: fuzz-lib
 	  rm -rf test/fuzz/corpus/$$h && mkdir -p test/fuzz/corpus && \
 	  cp -R $(FUZZ_O)/seeds/$$h test/fuzz/corpus/$$h; done
 
-fuzz: fuzz-bin
-	@fail=""; for b in $(FUZZ_BIN); do n=$${b##*/}; run=$(FUZZ_O)/run/$$n; \
+fuzz: $(if $(FUZZ_ONLY),$(FUZZ_O)/bin/$(FUZZ_ONLY),fuzz-bin)
+	@fail=""; for b in $(FUZZ_RUN); do n=$${b##*/}; run=$(FUZZ_O)/run/$$n; \
 	  rm -rf $$run && mkdir -p $$run/corpus $$run/tmp $(FUZZ_O)/artifacts; \
 	  [ ! -d test/fuzz/corpus/$$n ] || cp -R test/fuzz/corpus/$$n/. $$run/corpus/; \
 	  echo "== $$n: $(FUZZ_SECONDS) s"; \
@@ -415,6 +427,14 @@ fuzz: fuzz-bin
 	  grep -E '^#[0-9]+ *DONE' $$run/log | tail -n 1; done; \
 	[ -z "$$fail" ] || { echo "fuzz: crashes in:$$fail"; exit 1; }; \
 	echo "fuzz: every harness ran $(FUZZ_SECONDS) s without a crash"
+
+# One harness each (FUZZ_SECONDS as for make fuzz).
+fuzz-recon:           ; @$(MAKE) --no-print-directory fuzz FUZZ_ONLY=fuzz_recon
+fuzz-compliance-conf: ; @$(MAKE) --no-print-directory fuzz FUZZ_ONLY=fuzz_compliance_conf
+fuzz-kafka:           ; @$(MAKE) --no-print-directory fuzz FUZZ_ONLY=fuzz_kafka_record
+fuzz-fix-map:         ; @$(MAKE) --no-print-directory fuzz FUZZ_ONLY=fuzz_fix_map
+fuzz-audit:           ; @$(MAKE) --no-print-directory fuzz FUZZ_ONLY=fuzz_audit
+fuzz-compliance-conf-bin: $(FUZZ_O)/bin/fuzz_compliance_conf
 
 # -------------------------------------------------------------------- bench
 # Always the optimised release flavour.  --wrap lets fe-bench count the
@@ -467,23 +487,6 @@ bench:
 	@echo "fe-bench on $$(nproc) cores, $$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $$(date -u +%F)"
 	$(BENCH_BIN) $(BENCH_ARGS)
 
-# --------------------------------------------------------------------- fuzz
-# libFuzzer harnesses (clang): test/fuzz/fuzz_<name>.c with seeds in
-# test/fuzz/corpus/<name>/.  `make fuzz-recon FUZZ_SECONDS=600`; new inputs
-# go to $(BUILD)/fuzz/corpus-<name>, the seeds stay as they are.
-FUZZ_SECONDS ?= 60
-FUZZ_CC      ?= clang
-FUZZ_FLAGS   := -std=c11 -g -O1 -Iinclude -Ilib -fsanitize=fuzzer,address,undefined
-
-$(BUILD)/fuzz/fuzz_recon: test/fuzz/fuzz_recon.c lib/recon.c lib/error.c $(HEADERS)
-	@mkdir -p $(@D)
-	$(FUZZ_CC) $(FUZZ_FLAGS) test/fuzz/fuzz_recon.c lib/recon.c lib/error.c -o $@
-
-fuzz-recon: $(BUILD)/fuzz/fuzz_recon
-	@mkdir -p $(BUILD)/fuzz/corpus-recon
-	$(BUILD)/fuzz/fuzz_recon -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
-	  -print_final_stats=1 $(BUILD)/fuzz/corpus-recon test/fuzz/corpus/recon
-
 # The application's pipeline as a bench scenario (bench/order_flow.sh):
 # orders/s and end-to-end p50/p99 of examples/order_flow.
 BENCH_RUNS ?= 5
@@ -491,6 +494,73 @@ bench-order-flow:
 	@$(MAKE) --no-print-directory FLAVOUR=release $(BUILD)/release/examples/order_flow
 	@echo "order_flow bench on $$(nproc) cores, $$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $$(date -u '+%F %H:%M UTC')"
 	sh bench/order_flow.sh $(BUILD)/release/examples/order_flow $(BENCH_RUNS)
+
+# ----------------------------------------------------- the Kafka companion
+# libfinevent-kafka (include/finevent/kafka.h, lib/kafka/*.c), its suite
+# (test/test_kafka.c, run on librdkafka's in-process mock cluster), its
+# example and bench.  Built only when librdkafka is present; the core
+# library never links it.  No TSan run: Debian's librdkafka starts its
+# threads with C11 thrd_create(), which gcc 12's TSan does not intercept,
+# so the first allocation on a librdkafka thread crashes inside TSan's
+# allocator (measured: SIGSEGV in SizeClassAllocator64LocalCache, thread
+# rdk:mock).  The suite runs under ASan+UBSan instead.
+HAVE_KAFKA    = $(shell pkg-config --exists rdkafka 2>/dev/null && echo 1)
+KAFKA_CFLAGS  = $(shell pkg-config --cflags rdkafka 2>/dev/null)
+KAFKA_LIBS    = $(shell pkg-config --libs rdkafka 2>/dev/null)
+KAFKA_SRC     := $(wildcard lib/kafka/*.c)
+KAFKA_OBJ     := $(KAFKA_SRC:lib/kafka/%.c=$(O)/lib/kafka/%.o)
+KAFKA_STATIC  := $(O)/libfinevent-kafka.a
+KAFKA_SONAME  := libfinevent-kafka.so.$(SOVERSION)
+KAFKA_SHARED  := $(O)/libfinevent-kafka.so.$(VERSION)
+KAFKA_TEST    := $(O)/test/test_kafka
+KAFKA_LINK     = $(KAFKA_STATIC) $(STATIC) $(PKG_LIBS) $(KAFKA_LIBS)
+KAFKA_TIMEOUT ?= 300
+.PHONY: kafka test-kafka run-kafka fuzz-kafka bench-kafka install-kafka
+
+$(O)/lib/kafka/%.o: lib/kafka/%.c lib/kafka/*.h $(HEADERS) $(BUILD)/.deps-lib
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(KAFKA_CFLAGS) -fPIC -c $< -o $@
+
+$(KAFKA_STATIC): $(KAFKA_OBJ)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(KAFKA_SHARED): $(KAFKA_OBJ) $(SHARED)
+	$(CC) $(ALL_CFLAGS) -shared -Wl,-soname,$(KAFKA_SONAME) -o $@ $(KAFKA_OBJ) \
+	  -L$(O) -lfinevent $(KAFKA_LIBS)
+	ln -sf $(notdir $@) $(O)/$(KAFKA_SONAME)
+	ln -sf $(KAFKA_SONAME) $(O)/libfinevent-kafka.so
+
+kafka: $(KAFKA_STATIC) $(KAFKA_SHARED) $(O)/examples/kafka_partitions
+
+$(KAFKA_TEST): test/test_kafka.c test/*.h $(KAFKA_STATIC) $(STATIC) $(BUILD)/.deps-test
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(TEST_CFLAGS) $(KAFKA_CFLAGS) -Itest $< -o $@ $(KAFKA_LINK) $(TEST_LIBS)
+
+$(O)/examples/kafka_partitions: examples/kafka/kafka_partitions.c $(KAFKA_STATIC) $(STATIC)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(KAFKA_CFLAGS) $< -o $@ $(KAFKA_LINK)
+
+# The suite and the example, or a SKIPPED line without librdkafka.
+run-kafka:
+	@if [ "$(HAVE_KAFKA)" != 1 ]; then \
+	  echo "SKIPPED: libfinevent-kafka suite (librdkafka not installed: make deps)"; \
+	else $(MAKE) --no-print-directory $(KAFKA_TEST) $(O)/examples/kafka_partitions $(KAFKA_SHARED) && \
+	  echo "== $(KAFKA_TEST)" && timeout $(KAFKA_TIMEOUT) $(KAFKA_TEST) && \
+	  timeout 120 $(O)/examples/kafka_partitions >/dev/null && \
+	  echo "run-kafka: suite and example passed ($(FLAVOUR))"; fi
+
+test-kafka: $(BUILD)/.deps-test
+	@$(MAKE) --no-print-directory FLAVOUR=release run-kafka
+
+# The kafka_source_sink scenario: a mock cluster on loopback, not a
+# production figure.
+bench-kafka:
+	@$(MAKE) --no-print-directory FLAVOUR=release $(BUILD)/release/bench/kafka_bench
+	$(BUILD)/release/bench/kafka_bench $(BENCH_ARGS)
+$(BUILD)/release/bench/kafka_bench: bench/kafka/kafka_bench.c $(BUILD)/release/libfinevent-kafka.a $(STATIC)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(KAFKA_CFLAGS) $< -o $@ $(KAFKA_LINK)
 
 # ----------------------------------------------------------------- examples
 EXAMPLE_SRC := $(wildcard examples/*.c)
@@ -579,17 +649,6 @@ bench-fix:
 	@$(MAKE) --no-print-directory FLAVOUR=release $(BUILD)/release/bench/fix_roundtrip
 	$(BUILD)/release/bench/fix_roundtrip $(BENCH_ARGS)
 
-# libFuzzer (clang) over fix_map.c: raw bytes -> fields -> fe_order_t.
-FUZZ_SECONDS ?= 600
-FUZZ_BIN     := $(BUILD)/fuzz/fuzz_fix_map
-$(FUZZ_BIN): test/fuzz/fuzz_fix_map.c $(FIX_DIR)/fix_map.c $(FIX_DIR)/fix_map.h $(HEADERS)
-	@mkdir -p $(@D)/corpus
-	clang -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
-	  -Iinclude -I$(FIX_DIR) $< $(FIX_DIR)/fix_map.c -o $@
-fuzz-fix-map: $(FUZZ_BIN)
-	$(FUZZ_BIN) -max_total_time=$(FUZZ_SECONDS) -max_len=512 -print_final_stats=1 \
-	  $(BUILD)/fuzz/corpus test/fuzz/corpus
-
 # ------------------------------------------------------------------ install
 install: $(STATIC) $(SHARED) $(TOOL_BIN) $(CONF_STATIC) $(CONF_SHARED)
 	install -d $(DESTDIR)$(INCDIR)/finevent $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(BINDIR)
@@ -616,6 +675,18 @@ install: $(STATIC) $(SHARED) $(TOOL_BIN) $(CONF_STATIC) $(CONF_SHARED)
 	    -e 's|@INCLUDEDIR@|$(INCDIR)|' -e 's|@VERSION@|$(VERSION)|' \
 	    pkgconfig/libfinevent-compliance-conf.pc.in \
 	    > $(DESTDIR)$(LIBDIR)/pkgconfig/libfinevent-compliance-conf.pc
+	@if [ "$(HAVE_KAFKA)" = 1 ]; then $(MAKE) --no-print-directory install-kafka; fi
+
+# The Kafka companion, when librdkafka is present (make install runs it).
+install-kafka: $(KAFKA_STATIC) $(KAFKA_SHARED)
+	install -d $(DESTDIR)$(LIBDIR)/pkgconfig
+	install -m 644 $(KAFKA_STATIC) $(DESTDIR)$(LIBDIR)/
+	install -m 755 $(KAFKA_SHARED) $(DESTDIR)$(LIBDIR)/
+	ln -sf libfinevent-kafka.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(KAFKA_SONAME)
+	ln -sf $(KAFKA_SONAME) $(DESTDIR)$(LIBDIR)/libfinevent-kafka.so
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
+	    -e 's|@INCLUDEDIR@|$(INCDIR)|' -e 's|@VERSION@|$(VERSION)|' \
+	    pkgconfig/libfinevent-kafka.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/libfinevent-kafka.pc
 
 uninstall:
 	rm -rf $(DESTDIR)$(INCDIR)/finevent
@@ -624,6 +695,8 @@ uninstall:
 	      $(DESTDIR)$(LIBDIR)/libfinevent-compliance-conf.* \
 	      $(DESTDIR)$(LIBDIR)/pkgconfig/libfinevent-compliance-conf.pc
 	rm -f $(TOOL_SRC:tools/%.c=$(DESTDIR)$(BINDIR)/%)
+	rm -f $(DESTDIR)$(LIBDIR)/libfinevent-kafka.a $(DESTDIR)$(LIBDIR)/libfinevent-kafka.so* \
+	      $(DESTDIR)$(LIBDIR)/pkgconfig/libfinevent-kafka.pc
 
 clean:
 	rm -rf $(BUILD)
