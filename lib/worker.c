@@ -181,11 +181,13 @@ static void audit_accepted(struct fe_audit *a, const fe_event_t *ev) {
                  NULL);
 }
 
-/* The sink's count of an event it finished: rejected or dead-lettered by
- * someone (the sink is downstream of every stage, so every verdict is
- * visible), or done. */
-static inline void tally_outcome(const fe_event_t *ev, tally_t *t) {
-  uint64_t v = fe__load_relaxed(&ev->verdict);
+/* The sink's count of an event whose verdict word was v when it was
+ * handed over: rejected or dead-lettered by someone (the sink is
+ * downstream of every stage, so every verdict is visible, and v is final
+ * unless the sink's own handler gives one, which settle() counts), or
+ * done. */
+static inline void tally_verdict(const fe_event_t *ev, uint64_t v,
+                                 tally_t *t) {
   if (v == 0) {
     t->done++;
     if (FE_UNLIKELY(t->audit != NULL))
@@ -194,6 +196,11 @@ static inline void tally_outcome(const fe_event_t *ev, tally_t *t) {
     t->dead++;
   else
     t->failed++;
+}
+
+/* The sink's count of an event it finished (its verdict as it is now). */
+static inline void tally_outcome(const fe_event_t *ev, tally_t *t) {
+  tally_verdict(ev, fe__load_relaxed(&ev->verdict), t);
 }
 
 /* An event c did not hand over: skipped (verdict upstream), filtered (type)
@@ -248,21 +255,6 @@ static int settle(fe_bus_t *bus, consumer_t *c, fe_event_t *ev, uint64_t seq,
   if (c->counts_outcome)
     tally_outcome(ev, t);
   return 0;
-}
-
-/* The sink's count of an event whose verdict word was v when it was
- * handed over (every stage is upstream of the sink, so v is final unless
- * the sink's own handler gives a verdict, which settle() counts). */
-static inline void tally_verdict(const fe_event_t *ev, uint64_t v,
-                                 tally_t *t) {
-  if (v == 0) {
-    t->done++;
-    if (FE_UNLIKELY(t->audit != NULL))
-      audit_accepted(t->audit, ev);
-  } else if (v & FE_VERDICT_DEAD)
-    t->dead++;
-  else
-    t->failed++;
 }
 
 /* Runs c's handler over [next, end) and returns where c got to: end, or
