@@ -47,7 +47,10 @@ int fgw_outbox_create(uint32_t producers, uint32_t capacity,
   if (ob == NULL)
     return -1;
   ob->n = producers;
-  ob->lanes = aligned_alloc(64, sizeof(lane_t) * producers);
+  /* aligned_alloc wants a size that is a multiple of the alignment (the
+   * sanitizers refuse anything else). */
+  size_t bytes = (sizeof(lane_t) * producers + 63) / 64 * 64;
+  ob->lanes = aligned_alloc(64, bytes);
   if (ob->lanes == NULL) {
     free(ob);
     return -1;
