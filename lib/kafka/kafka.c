@@ -574,11 +574,13 @@ void fe_kafka_intent_stage(fe_stage_ctx_t *ctx, fe_event_t *const *evs,
     produced++;
   }
   if (produced > 0) {
-    /* The group commit: one wait for the whole batch.  Serving the
-     * delivery reports ourselves (rd_kafka_poll) answers in a few ms on
-     * loopback where rd_kafka_flush() took ~20 ms; another shard's poll may
-     * run our reports, which the CAS in intent_dr makes harmless (I1 pairs
-     * with the acquire loads here). */
+    /* The group commit: one wait for the whole batch.  We serve the
+     * delivery reports ourselves (rd_kafka_poll) and stop as soon as OUR
+     * intents are answered; rd_kafka_flush() would also wait for other
+     * shards' messages.  (One sitting measured flush at ~20 ms where this
+     * took a few; another found both fast: the VM is noisy.)  Another
+     * shard's poll may run our reports, which the CAS in intent_dr makes
+     * harmless (I1 pairs with the acquire loads here). */
     uint64_t t0 = now_ns(), deadline = t0 + k->cfg.intent_timeout_ms * 1000000ull;
     uint64_t next_alert = t0 + 1000000000ull;
     for (uint32_t pending = produced; pending > 0 && now_ns() < deadline;) {
