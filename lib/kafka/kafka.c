@@ -574,11 +574,13 @@ void fe_kafka_intent_stage(fe_stage_ctx_t *ctx, fe_event_t *const *evs,
     produced++;
   }
   if (produced > 0) {
-    /* The group commit: one wait for the whole batch.  Serving the
-     * delivery reports ourselves (rd_kafka_poll) answers in a few ms on
-     * loopback where rd_kafka_flush() took ~20 ms; another shard's poll may
-     * run our reports, which the CAS in intent_dr makes harmless (I1 pairs
-     * with the acquire loads here). */
+    /* The group commit: one wait for the whole batch.  We serve the
+     * delivery reports ourselves (rd_kafka_poll) and stop as soon as OUR
+     * intents are answered; rd_kafka_flush() would also wait for other
+     * shards' messages.  (One sitting measured flush at ~20 ms where this
+     * took a few; another found both fast: the VM is noisy.)  Another
+     * shard's poll may run our reports, which the CAS in intent_dr makes
+     * harmless (I1 pairs with the acquire loads here). */
     uint64_t t0 = now_ns(), deadline = t0 + k->cfg.intent_timeout_ms * 1000000ull;
     uint64_t next_alert = t0 + 1000000000ull;
     for (uint32_t pending = produced; pending > 0 && now_ns() < deadline;) {
@@ -648,30 +650,28 @@ static void one_part(rd_kafka_topic_partition_list_t **l, const char *topic,
   rd_kafka_topic_partition_list_add(*l, topic, p)->offset = off;
 }
 
-static void pause_part(fe_kafka_t *k, int32_t p) {
+/* Pauses (pause 1) or resumes (0) the fetching of partition p. */
+static void set_paused(fe_kafka_t *k, int32_t p, int pause) {
   kpart_t *part = &k->parts[p];
-  if (part->paused)
+  if (part->paused == pause)
     return;
   rd_kafka_topic_partition_list_t *l;
   one_part(&l, k->orders, p, RD_KAFKA_OFFSET_INVALID);
-  rd_kafka_pause_partitions(k->consumer, l);
+  if (pause)
+    rd_kafka_pause_partitions(k->consumer, l);
+  else
+    rd_kafka_resume_partitions(k->consumer, l);
   rd_kafka_topic_partition_list_destroy(l);
-  part->paused = 1;
+  part->paused = pause;
   part->rewound = 0;
-  CNT(k, pauses);
+  if (pause)
+    CNT(k, pauses);
+  else
+    part->full_wait = 0;
 }
 
-static void resume_part(fe_kafka_t *k, int32_t p) {
-  kpart_t *part = &k->parts[p];
-  if (!part->paused)
-    return;
-  rd_kafka_topic_partition_list_t *l;
-  one_part(&l, k->orders, p, RD_KAFKA_OFFSET_INVALID);
-  rd_kafka_resume_partitions(k->consumer, l);
-  rd_kafka_topic_partition_list_destroy(l);
-  part->paused = 0;
-  part->full_wait = 0;
-}
+static void pause_part(fe_kafka_t *k, int32_t p) { set_paused(k, p, 1); }
+static void resume_part(fe_kafka_t *k, int32_t p) { set_paused(k, p, 0); }
 
 /* A record that arrived for a paused partition (fetched before the pause
  * took effect): dropped, and the partition sent back to it, so it comes
