@@ -442,10 +442,35 @@ static fe_dlq_t *g_dlq;
 static fe_idem_t *g_idem;
 static fe_saga_coord_t *g_saga;
 static fe_hist_t *g_hist;
+static fe_metrics_t *g_metrics;
+static fe_compliance_rules_t *g_rules;
+static fe_compliance_t *g_comp;
 static fe_t_def_t g_def;
 static fe_stage_stats_t g_sst; /* outputs the rows may fill */
 static fe_dlq_entry_t g_entry;
 static uint64_t g_u64;
+static uint32_t g_u32;
+static size_t g_size;
+static char g_buf[512];
+static fe_event_t g_ev;
+static fe_trace_t g_trace; /* all zero: not a valid context */
+static fe_fingerprint_t g_fp;
+static fe_audit_verifier_t g_ver;
+static fe_audit_verify_result_t g_vres;
+static fe_recon_config_t g_rcfg;
+static fe_recon_report_t g_report;
+static fe_recon_statement_t *g_stmt;
+static fe_compliance_rules_t *g_crules;
+static fe_logger_t g_logger;
+#ifdef FE_HAVE_KAFKA
+static fe_order_t g_order;
+static fe_kafka_outcome_t g_kout;
+#endif
+
+static void sink(fe_log_level_t level, const char *line, size_t len,
+                 void *user) {
+  (void)level, (void)line, (void)len, (void)user;
+}
 
 static fe_verdict_t pass(fe_stage_ctx_t *ctx, fe_event_t *ev, void *u) {
   (void)ctx, (void)ev, (void)u;
@@ -494,7 +519,83 @@ static fe_verdict_t pass(fe_stage_ctx_t *ctx, fe_event_t *ev, void *u) {
   X(INT, fe_hist_merge(g_hist, NULL), FE_EINVAL) \
   X(INT, fe_hist_get_config(g_hist, NULL), FE_EINVAL) \
   X(INT, fe_hist_percentile(g_hist, -5.0), 0) \
-  X(INT, fe_hist_percentile(g_hist, 1e9), 0)
+  X(INT, fe_hist_percentile(g_hist, 1e9), 0) \
+  X(STR, fe_audit_decision_name(12345), 1) \
+  X(INT, fe_audit_decision_parse("no such decision"), 0) \
+  X(STR, fe_audit_bad_name(-3), 1) \
+  X(INT, fe_audit_verifier_feed(&g_ver, NULL, NULL, 10, NULL, NULL), FE_EINVAL) \
+  X(INT, fe_audit_verify_dir("/nonexistent-fe-dir", NULL, NULL, NULL, NULL), FE_EINVAL) \
+  X(INT, fe_audit_verify_dir("/nonexistent-fe-dir", NULL, NULL, NULL, &g_vres), FE_EIO) \
+  X(INT, fe_metrics_latency(g_metrics, 5, 0, 1), FE_EINVAL) \
+  X(INT, fe_metrics_latency(g_metrics, 0, 77, 1), FE_EINVAL) \
+  X(INT, fe_metrics_batch(g_metrics, 5, 0, 1), FE_EINVAL) \
+  X(INT, fe_metrics_count(g_metrics, 0, 0, 99, 0), FE_EINVAL) \
+  X(INT, fe_metrics_count(g_metrics, 0, 0, FE_METRIC_REJECTED, 100000), 0) \
+  X(INT, fe_metrics_gauge(g_metrics, 99, 1), FE_EINVAL) \
+  X(INT, fe_metrics_write_prometheus(g_metrics, NULL, 0, NULL), FE_EINVAL) \
+  X(INT, fe_metrics_write_json(g_metrics, NULL, 0, &g_size), FE_ERANGE) \
+  X(STR, fe_log_level_name(-1), 1) \
+  X(INT, fe_log_event(&g_logger, FE_LOG_ERROR, NULL, 0, NULL, NULL), FE_EINVAL) \
+  X(INT, fe_log_event(&g_logger, FE_LOG_DEBUG, NULL, 0, NULL, NULL), 0) \
+  X(INT, fe_traceparent_format(&g_trace, g_buf), FE_EINVAL) \
+  X(INT, fe_traceparent_parse("00-", 3, &g_trace, NULL), FE_ERANGE) \
+  X(INT, fe_trace_child(&g_trace, NULL), FE_EINVAL) \
+  X(INT, fe_compliance_rules_profile(g_rules, 99), FE_EINVAL) \
+  X(INT, fe_compliance_rules_mode(g_rules, 99, FE_MODE_OFF), FE_EINVAL) \
+  X(INT, fe_compliance_rules_mode(g_rules, FE_RULE_MAX_QTY, 99), FE_EINVAL) \
+  X(INT, fe_compliance_rules_limit(g_rules, 99, 1), FE_EINVAL) \
+  X(INT, fe_compliance_rules_limit(g_rules, FE_LIMIT_MAX_QTY, -5), FE_ERANGE) \
+  X(INT, fe_compliance_rules_account_limit(g_rules, 1, FE_LIMIT_DUP_WINDOW_NS, 1), FE_EINVAL) \
+  X(INT, fe_compliance_rules_symbol_limit(g_rules, NULL, FE_LIMIT_MAX_QTY, 1), FE_EINVAL) \
+  X(INT, fe_compliance_rules_restrict(g_rules, NULL), FE_EINVAL) \
+  X(INT, fe_compliance_rules_collar(g_rules, NULL, 0, 99, 1), FE_EINVAL) \
+  X(INT, fe_compliance_rules_smp(g_rules, 99), FE_EINVAL) \
+  X(INT, fe_compliance_rules_fingerprint(g_rules, NULL), FE_EINVAL) \
+  X(INT, fe_compliance_rules_copy(g_comp, NULL), FE_EINVAL) \
+  X(INT, fe_compliance_apply(g_comp, NULL, NULL), FE_EINVAL) \
+  X(INT, fe_compliance_pin(g_comp, g_fp, 99), FE_EINVAL) \
+  X(INT, fe_compliance_fingerprint(g_comp, NULL), FE_EINVAL) \
+  X(INT, fe_fingerprint_parse("not hex", &g_fp), FE_EINVAL) \
+  X(INT, fe_compliance_check(g_comp, 0, NULL, NULL), FE_EINVAL) \
+  X(INT, fe_compliance_check(g_comp, FE_COMPLIANCE_READERS, &g_ev, NULL), FE_EINVAL) \
+  X(INT, fe_compliance_fill(g_comp, 1, "AAA", NULL, 1), FE_EINVAL) \
+  X(INT, fe_compliance_fill(g_comp, 1, "AAA", "x", 0), FE_EINVAL) \
+  X(INT, fe_compliance_release(g_comp, 1, NULL, "x"), FE_EINVAL) \
+  X(INT, fe_compliance_set_reference(g_comp, "AAA", -1), FE_EINVAL) \
+  X(INT, fe_compliance_reference(g_comp, NULL), FE_EINVAL) \
+  X(INT, fe_compliance_reserved(g_comp, NULL), 0) \
+  X(INT, fe_compliance_position(g_comp, 1, NULL), 0) \
+  X(INT, fe_compliance_stats(g_comp, NULL), FE_EINVAL) \
+  X(INT, fe_compliance_stage(g_comp, NULL, NULL), FE_EINVAL) \
+  X(INT, fe_compliance_md_stage(g_comp, NULL, NULL), FE_EINVAL) \
+  X(STR, fe_compliance_rule_name(12345), 0) \
+  X(STR, fe_compliance_mode_name(99), 0) \
+  X(STR, fe_compliance_limit_name(-1), 0) \
+  X(INT, fe_compliance_fix_reason(12345), -1) \
+  X(INT, fe_compliance_conf_parse("x", 1, NULL, NULL, NULL, NULL), FE_EINVAL) \
+  X(INT, fe_compliance_conf_parse("[nowhere]\nk = v\n", 16, NULL, &g_crules, NULL, NULL), FE_EINVAL) \
+  X(INT, fe_compliance_conf_load("/nonexistent-fe-dir/c.ini", &g_crules, NULL, NULL), FE_EIO) \
+  X(INT, fe_recon_run(&g_rcfg, NULL, 3, NULL, 0, &g_report, NULL), FE_EINVAL) \
+  X(INT, fe_recon_parse(NULL, 5, NULL, &g_stmt, NULL), FE_EINVAL) \
+  X(INT, fe_recon_parse("x", 1, NULL, NULL, NULL), FE_EINVAL) \
+  X(INT, fe_recon_load("/nonexistent-fe-dir/s.txt", &g_stmt, NULL), FE_EIO) \
+  X(INT, fe_recon_write("/nonexistent-fe-dir/s.txt", NULL, 20261203, NULL, 0, NULL), FE_EINVAL) \
+  X(STR, fe_recon_kind_name(99), 1) \
+  X(INT, fe_recon_settle_date(20261203, 5000, &g_u32), FE_ERANGE) \
+  X(INT, fe_recon_settle_date(20261399, 1, &g_u32), FE_ERANGE) \
+  X(INT, fe_recon_weekday(20261399), FE_ERANGE) \
+  API_GARBAGE_KAFKA(X)
+
+#ifdef FE_HAVE_KAFKA
+#define API_GARBAGE_KAFKA(X) \
+  X(INT, fe_kafka_order_encode(FE_EV_NEW_ORDER, &g_order, 0, g_buf, 4), FE_ERANGE) \
+  X(INT, fe_kafka_order_decode(g_buf, 3, NULL, 0, &g_u32, &g_order, NULL), FE_ECORRUPT) \
+  X(INT, fe_kafka_order_decode(g_buf, 3, NULL, 0, NULL, &g_order, NULL), FE_EINVAL) \
+  X(INT, fe_kafka_outcome_decode(g_buf, 3, &g_kout), FE_ECORRUPT) \
+  X(INT, fe_kafka_outcome_decode(g_buf, 3, NULL), FE_EINVAL)
+#else
+#define API_GARBAGE_KAFKA(X)
+#endif
 
 static const row_t k_garbage[] = {
 #define ROW(kind, call, expect) {#call, (int64_t)(expect)},
@@ -534,7 +635,23 @@ static void test_garbage_on_real_objects(void **state) {
   fe_hist_config_t hc;
   fe_hist_config_init(&hc);
   assert_fe_ok(fe_hist_create(&hc, &g_hist, NULL));
+  fe_metrics_config_t mc;
+  fe_metrics_config_init(&mc);
+  assert_fe_ok(fe_metrics_create(&mc, &g_metrics, NULL));
+  assert_fe_ok(fe_compliance_rules_create(&g_rules));
+  fe_compliance_config_t cc;
+  fe_compliance_config_init(&cc);
+  cc.max_accounts = cc.max_symbols = 16;
+  cc.max_cells = cc.max_orders = 64;
+  assert_fe_ok(fe_compliance_create(&cc, g_rules, &g_comp, NULL));
+  fe_audit_verifier_init(&g_ver, NULL);
+  fe_recon_config_init(&g_rcfg);
+  g_logger.fn = sink;
+  g_logger.min_level = FE_LOG_INFO;
   int bad = check_rows(k_garbage, N_GARBAGE, run_garbage);
+  fe_compliance_destroy(g_comp);
+  fe_compliance_rules_destroy(g_rules);
+  fe_metrics_destroy(g_metrics);
   fe_hist_destroy(g_hist);
   fe_saga_destroy(g_saga);
   fe_idem_destroy(g_idem);
