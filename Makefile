@@ -260,8 +260,13 @@ $(O)/test/%: test/%.c test/*.h $(STATIC) $(BUILD)/.deps-test
 # flavour.
 $(O)/test/test_journal $(O)/test/test_durable: $(O)/bin/fe-journal
 $(O)/test/test_journal $(O)/test/test_durable: TEST_DEFS = -DFE_JOURNAL_TOOL='"$(abspath $(O)/bin/fe-journal)"'
-# The NULL table checks itself against the public headers.
+# The NULL table checks itself against the public headers, the companion
+# libraries' included: it links the compliance loader always (as its own
+# suite does) and libfinevent-kafka when librdkafka is present (see the
+# Kafka section).
+$(O)/test/test_api_null: $(CONF_STATIC)
 $(O)/test/test_api_null: TEST_DEFS = -DFE_INCLUDE_DIR='"$(abspath include/finevent)"'
+$(O)/test/test_api_null: TEST_EXTRA = $(CONF_STATIC) $(CONF_LIBS)
 
 $(O)/test/test_audit: $(O)/bin/fe-audit
 $(O)/test/test_audit: TEST_DEFS = -DFE_AUDIT_TOOL='"$(abspath $(O)/bin/fe-audit)"'
@@ -540,6 +545,14 @@ $(KAFKA_TEST): test/test_kafka.c test/*.h $(KAFKA_STATIC) $(STATIC) $(BUILD)/.de
 $(O)/examples/kafka_partitions: examples/kafka/kafka_partitions.c $(KAFKA_STATIC) $(STATIC)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(KAFKA_CFLAGS) $< -o $@ $(KAFKA_LINK)
+
+# The NULL table (test/test_api_null.c) covers kafka.h when librdkafka is
+# present; without it the table leaves kafka.h out.
+ifeq ($(HAVE_KAFKA),1)
+$(O)/test/test_api_null: $(KAFKA_STATIC)
+$(O)/test/test_api_null: TEST_DEFS += -DFE_HAVE_KAFKA $(KAFKA_CFLAGS)
+$(O)/test/test_api_null: TEST_EXTRA += $(KAFKA_STATIC) $(KAFKA_LIBS)
+endif
 
 # The suite and the example, or a SKIPPED line without librdkafka.
 run-kafka:

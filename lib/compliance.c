@@ -996,8 +996,10 @@ int64_t fe_compliance_reserved(const fe_compliance_t *c,
 int64_t fe_compliance_position(const fe_compliance_t *c, uint64_t account,
                                const char *symbol) {
   char sym[FE_SYMBOL_MAX];
+  /* A position may be negative (short): any error code is a position too,
+   * so a NULL or invalid argument reads as "no position". */
   if (c == NULL || fe__sym_from_str(symbol, sym) != 0)
-    return FE_EINVAL;
+    return 0;
   int64_t i = sym_find(c, sym);
   if (i < 0)
     return 0;

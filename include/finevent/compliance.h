@@ -542,7 +542,9 @@ FE_API int64_t fe_compliance_reference(const fe_compliance_t *c,
 FE_API int64_t fe_compliance_reserved(const fe_compliance_t *c,
                                       const uint64_t *account);
 
-/* Intraday position of account in symbol (0 when unknown). */
+/* Intraday position of account in symbol: 0 when unknown, and for c or
+ * symbol NULL or a symbol that is not valid (a position may be negative,
+ * so no error code could be told from one).  Any thread; lock-free. */
 FE_API int64_t fe_compliance_position(const fe_compliance_t *c,
                                       uint64_t account, const char *symbol);
 

@@ -12,8 +12,9 @@
  * function to this):
  *   - a call that returns an int error code returns FE_EINVAL;
  *   - a predicate (fe_event_rejected(), ...) answers 0;
- *   - a count, size, lsn or statistic comes back 0 (fe_saga_idle_ns():
- *     UINT64_MAX, "nothing scheduled");
+ *   - a count, size, lsn, position or statistic comes back 0 (a position
+ *     is signed, so no error code could be told from one;
+ *     fe_saga_idle_ns(): UINT64_MAX, "nothing scheduled");
  *   - a call that returns a pointer returns NULL; a name lookup for an
  *     unknown value returns "UNKNOWN" (or NULL where its header says so);
  *   - *_config_init(NULL), *_def_init(NULL), destroy(NULL), close(NULL)
