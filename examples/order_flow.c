@@ -1616,7 +1616,13 @@ int main(int argc, char **argv) {
     fe_bus_drain(bus, 20 * MS);
     operator_tick(1);
     progress(0);
-    if (quiescent()) {
+    /* The day ends once nothing moves and the operator has emptied the
+     * DLQ: a redrive can trip the breaker again (its burst meets a venue
+     * that is slow to warm up), and the operator then tries again after
+     * the reset pause rather than going home with the queue full.  While
+     * the venue is still down there is nothing to redrive into. */
+    if (quiescent() && (fe_dlq_count(dlq) == 0 ||
+                        __atomic_load_n(&xnys_down, __ATOMIC_RELAXED))) {
       settled = 1;
       break;
     }
