@@ -331,10 +331,14 @@ static void emit_checkpoint(fe_audit_t *a) {
     a->cfg.on_checkpoint(&ck, a->cfg.user);
 }
 
+/* Whether wbuf has room for k more frames (it may not while the disk
+ * refuses writes: the writer's own frames then wait for the next try). */
+static int room(const fe_audit_t *a, uint32_t k) { return a->wn + k <= WBUF_FRAMES; }
+
 /* Records lost since the last note, as a LOST record and an alert. */
 static void note_lost(fe_audit_t *a) {
   uint64_t l = fe__load_relaxed(&a->lost);
-  if (l == a->lost_noted)
+  if (l == a->lost_noted || !room(a, 2)) /* the LOST record and a checkpoint */
     return;
   uint64_t n = l - a->lost_noted;
   a->lost_noted = l;
@@ -370,7 +374,7 @@ static uint32_t drain(fe_audit_t *a, uint64_t upto) {
 }
 
 static int ck_due(const fe_audit_t *a) {
-  if (!a->have_key || a->unsigned_recs == 0)
+  if (!a->have_key || a->unsigned_recs == 0 || !room(a, 1))
     return 0;
   return (a->cfg.checkpoint_every != 0 &&
           a->unsigned_recs >= a->cfg.checkpoint_every) ||
@@ -400,13 +404,17 @@ static void *writer_main(void *arg) {
     } while (want ? a->head < target : n != 0 && got < 16 * WBUF_FRAMES);
     if (want) {
       note_lost(a);
-      if (a->have_key && a->unsigned_recs != 0)
+      if (a->have_key && a->unsigned_recs != 0 && room(a, 1))
         emit_checkpoint(a);
       write_out(a);
       if (a->cfg.fsync != FE_FSYNC_NONE)
         do_fsync(a);
       fe__store_release(&a->flush_ack, req);
-      if (stop && a->head >= target && a->wn == 0)
+      /* Stop once everything is out, or when the disk refuses it (the
+       * failure was counted and alerted; the rest is lost with the
+       * process). */
+      if (stop && ((a->head >= target && a->wn == 0) ||
+                   fe__load_relaxed(&a->last_err) != 0))
         break;
     }
     if (a->cfg.fsync == FE_FSYNC_INTERVAL && a->dirty &&
