@@ -1383,10 +1383,15 @@ static int run_saga_journaled(const scenario_t *sc, const opts_t *o,
  * points), a per-account throttle, a duplicate window, open-order,
  * position and buying-power limits, self-match prevention.  Each new order
  * is closed (filled, an FE_EV_EXEC_REPORT) 4096 orders later, so the
- * tables stay warm and the limits hold.  Both stages (compliance.md and
- * compliance) run on one worker; the producer is the calling thread and
- * publishes in claims of 64.  n counts new orders; the stage also handles
- * the n fills and n/16 price updates in the same time. */
+ * tables stay warm and the limits hold.  n counts new orders; the stage
+ * also handles the n fills and n/16 price updates in the same time.
+ *
+ * One thread does everything: the bus is host-driven, and the calling
+ * thread publishes claims of 64 events and then polls worker 0 (both
+ * stages, compliance.md and compliance) until it is idle.  The rate is
+ * orders per second of that thread's CPU time (CLOCK_THREAD_CPUTIME_ID),
+ * producer work included: on a shared machine that is what stays
+ * comparable between sittings; the wall-clock rate goes to stderr. */
 #define CMP_ACCOUNTS 10000
 #define CMP_SYMBOLS 500
 #define CMP_LAG 4096
@@ -1490,11 +1495,9 @@ static int run_compliance(const scenario_t *sc, const opts_t *o, uint64_t n,
   cfg.capacity = o->ring;
   cfg.slot_size = sizeof(fe_event_t);
   cfg.max_batch = o->batch;
-  cfg.wait = o->wait ? o->wait : sc->wait;
+  cfg.host_driven = 1;
   cfg.stages = st;
   cfg.n_stages = 2;
-  if (o->pin)
-    cfg.cpu[0] = 1;
   fe_bus_t *bus;
   if (fe_bus_create(&cfg, &bus, &d) != 0) {
     fprintf(stderr, "fe_bench: %s: %s\n", sc->name, d.msg);
@@ -1505,10 +1508,12 @@ static int run_compliance(const scenario_t *sc, const opts_t *o, uint64_t n,
   fe_bus_start(bus, NULL);
   enum { CLAIM = 64 };
   uint64_t orders = 0, events = 0, closes = 0;
+  struct timespec c0, c1;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c0);
   double t0 = now_s();
   while (orders < n) {
     uint64_t first;
-    if (fe_bus_claim_n(bus, CLAIM, &first, FE_WAIT_FOREVER) != 0)
+    if (fe_bus_try_claim_n(bus, CLAIM, &first) != 0)
       return -1;
     for (uint32_t k = 0; k < CLAIM; k++) {
       fe_event_t *ev = fe_bus_event_at(bus, first + k);
@@ -1547,10 +1552,16 @@ static int run_compliance(const scenario_t *sc, const opts_t *o, uint64_t n,
       od->price = ref[t->sym] + (t->side == FE_SIDE_BUY ? -1 : 1) * t->ticks * tick;
     }
     fe_bus_publish_n(bus, first, CLAIM);
+    while (fe_bus_poll(bus, 0) > 0) {
+    }
   }
-  fe_bus_drain(bus, FE_WAIT_FOREVER);
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c1);
   double t1 = now_s();
+  double cpu = (double)(c1.tv_sec - c0.tv_sec) +
+               (double)(c1.tv_nsec - c0.tv_nsec) / 1e9;
   fe_bus_stop(bus);
+  while (fe_bus_poll(bus, 0) != FE_ESTOPPED) {
+  }
   r->allocs = __atomic_load_n(&allocs, __ATOMIC_RELAXED) - a0;
   r->has_allocs = 1;
   fe_compliance_stats_t cs;
@@ -1566,12 +1577,11 @@ static int run_compliance(const scenario_t *sc, const opts_t *o, uint64_t n,
         fprintf(stderr, " %s=%" PRIu64,
                 k < FE_RULE_COUNT ? fe_compliance_rule_name(k) : "other",
                 cs.rejected[k]);
-    fprintf(stderr, "; fills %" PRIu64 ", md %" PRIu64 " bad %" PRIu64
-            " full %" PRIu64 "\n", cs.fills, cs.md_updates,
-            fe_bus_stage_rejects(bus, 1, FE_CR_BAD_ORDER),
-            fe_bus_stage_rejects(bus, 1, FE_CR_TABLE_FULL));
+    fprintf(stderr, "; fills %" PRIu64 ", md %" PRIu64 "; %.2f M orders/s "
+            "wall clock, %.0f ns CPU per order\n", cs.fills, cs.md_updates,
+            (double)orders / (t1 - t0) / 1e6, cpu * 1e9 / (double)orders);
   }
-  r->mev_s = (double)orders / (t1 - t0) / 1e6;
+  r->mev_s = (double)orders / cpu / 1e6;
   r->sink = cs.accepted;
   fe_bus_destroy(bus);
   fe_compliance_destroy(c);
@@ -1613,7 +1623,7 @@ static const scenario_t scenarios[] = {
     {"journal_append_fsync_group", 1, 200000, 0, 0, run_journal},
     {"audit_append", 2, 2000000, 0, 0, run_audit},
     {"audit_append_fsync", 2, 200000, 0, 0, run_audit},
-    {"compliance_all_rules", 2, 5000000, FE_WAIT_YIELD, 0, run_compliance},
+    {"compliance_all_rules", 1, 5000000, 0, 0, run_compliance},
 };
 #define N_SCENARIOS (sizeof scenarios / sizeof scenarios[0])
 

@@ -1035,12 +1035,53 @@ int fe_compliance_stats(const fe_compliance_t *c, fe_compliance_stats_t *out) {
 
 /* ------------------------------------------------------------ the stages */
 
+/* A batch overlaps its memory misses.  An order's cell (its account in
+ * its symbol: open counts, resting slots, recent orders) is a random
+ * line in a table larger than the cache, and the check stalls on it;
+ * so, as the idempotency burst does, the handler looks PF_CELL events
+ * ahead, finds that event's cell (the symbol and cell indexes are small
+ * and cached) and starts loading its lines, then PF_ORD events ahead
+ * starts loading the entries of the orders resting in it (the duplicate
+ * client order id and self-match scans read them).  Hints only: a cell
+ * not made yet is skipped, and nothing is written. */
+#define PF_CELL 8
+#define PF_ORD 4
+
+static cell_t *prefetch_cell(fe_compliance_t *c, const fe_event_t *ev) {
+  if (ev->type != FE_EV_NEW_ORDER && ev->type != FE_EV_CANCEL &&
+      ev->type != FE_EV_EXEC_REPORT)
+    return NULL;
+  int64_t si = sym_find(c, ev->order.symbol);
+  cell_t *cl = si < 0 ? NULL : cell_find(c, ev->order.account, (uint32_t)si);
+  if (cl != NULL)
+    for (size_t off = 0; off < sizeof *cl; off += FE_CACHELINE)
+      __builtin_prefetch((const char *)cl + off, 1);
+  return cl;
+}
+
+static void prefetch_orders(const fe_compliance_t *c, const cell_t *cl) {
+  if (cl == NULL)
+    return;
+  for (int j = 0; j < FE_COMPLIANCE_MAX_OPEN; j++) {
+    uint32_t v = __atomic_load_n(&cl->resting[j], __ATOMIC_RELAXED);
+    if (v != 0)
+      __builtin_prefetch(&c->ords[v - 1], 1);
+  }
+}
+
 static void order_batch(fe_stage_ctx_t *ctx, fe_event_t *const *evs,
                         uint32_t n, void *user) {
   fe_compliance_t *c = user;
   reader_t *rd = &c->readers[ctx->worker % FE_COMPLIANCE_READERS];
   const fe__snap_t *s = enter(c, rd);
+  cell_t *ahead[PF_CELL] = {NULL};
+  for (uint32_t i = 0; i < n && i < PF_CELL; i++)
+    ahead[i % PF_CELL] = prefetch_cell(c, evs[i]);
   for (uint32_t i = 0; i < n; i++) {
+    if (i + PF_ORD < n)
+      prefetch_orders(c, ahead[(i + PF_ORD) % PF_CELL]);
+    if (i + PF_CELL < n)
+      ahead[i % PF_CELL] = prefetch_cell(c, evs[i + PF_CELL]);
     fe_event_t *ev = evs[i];
     fe_order_t *o = &ev->order;
     switch (ev->type) {
