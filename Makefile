@@ -165,6 +165,8 @@ test: $(BUILD)/.deps-test
 test-asan: $(BUILD)/.deps-test
 	@$(MAKE) --no-print-directory FLAVOUR=asan run-tests \
 	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1
+	@$(MAKE) --no-print-directory FLAVOUR=asan test-fix \
+	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1
 test-tsan: $(BUILD)/.deps-test
 	@$(MAKE) --no-print-directory FLAVOUR=tsan run-tests TSAN_OPTIONS=halt_on_error=1
 test-all: test test-asan test-tsan
