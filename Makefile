@@ -268,12 +268,12 @@ bench-fix:
 FUZZ_SECONDS ?= 600
 FUZZ_BIN     := $(BUILD)/fuzz/fuzz_fix_map
 $(FUZZ_BIN): test/fuzz/fuzz_fix_map.c $(FIX_DIR)/fix_map.c $(FIX_DIR)/fix_map.h $(HEADERS)
-	@mkdir -p $(@D)/corpus
+	@mkdir -p $(@D)/fix_map_corpus
 	clang -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
 	  -Iinclude -I$(FIX_DIR) $< $(FIX_DIR)/fix_map.c -o $@
 fuzz-fix-map: $(FUZZ_BIN)
 	$(FUZZ_BIN) -max_total_time=$(FUZZ_SECONDS) -max_len=512 -print_final_stats=1 \
-	  $(BUILD)/fuzz/corpus test/fuzz/corpus
+	  $(BUILD)/fuzz/fix_map_corpus test/fuzz/corpus
 
 # ------------------------------------------------------------------ install
 install: $(STATIC) $(SHARED) $(TOOL_BIN)
