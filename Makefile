@@ -304,6 +304,8 @@ test-asan: $(BUILD)/.deps-test
 	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1
 	@$(MAKE) --no-print-directory FLAVOUR=asan run-kafka \
 	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1
+	@$(MAKE) --no-print-directory FLAVOUR=asan test-fix \
+	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1
 test-tsan: $(BUILD)/.deps-test
 	@$(MAKE) --no-print-directory FLAVOUR=tsan run-tests TSAN_OPTIONS=halt_on_error=1
 # All three flavours run even when one fails; the run ends on one line

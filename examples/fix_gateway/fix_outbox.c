@@ -16,9 +16,10 @@
 CK_RING_PROTOTYPE(report, fgw_report)
 
 /* One producer's ring: producer-written fields apart from the consumer's
- * by ck_ring's own layout (c_head and p_tail sit on separate lines). */
+ * by ck_ring's own layout (c_head and p_tail sit on separate lines).
+ * Line-aligned, so its size is a multiple of 64 as aligned_alloc needs. */
 typedef struct lane {
-  struct ck_ring ring;
+  _Alignas(64) struct ck_ring ring;
   fgw_report_t *buf;
   _Atomic uint64_t count; /* written by the producer, read by anyone */
   char pad[64];

@@ -45,6 +45,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <set>
 #include <string>
@@ -304,7 +305,7 @@ class Venue {
   static std::string unesc(const std::string &s) {
     std::string o;
     for (size_t i = 0; i < s.size(); i++) {
-      if (s[i] == '%' && i + 2 < s.size() + 0) {
+      if (s[i] == '%' && i + 2 < s.size()) {
         o += (char)strtol(s.substr(i + 1, 2).c_str(), nullptr, 16);
         i += 2;
       } else {
