@@ -817,6 +817,7 @@ int fe__durable_open(fe_bus_t *bus, const fe_bus_config_t *cfg,
     return r;
   }
   d->rep.truncated_bytes = jr.truncated ? jr.torn_bytes : 0;
+  fe__jrecovery_tail(&d->rep, &jr);
   if (bus->dlq != NULL) {
     if (fe__dlq_attach(bus->dlq, dlq_purged, dlq_flush, bus) != 0)
       return fe__diag(diag, FE_ESTATE, "the dead-letter queue is already "

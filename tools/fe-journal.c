@@ -313,6 +313,9 @@ static int finish(const char *dir, int rc, const fe_diag_t *d,
   if (no_journal(dir, rep))
     return EXIT_CORRUPT;
   int tail = 0;
+  if (rep->tail_corrupt)
+    fprintf(stderr, "fe-journal: WARNING: %s; reconcile lsn %" PRIu64
+            " from outside\n", rep->tail_corrupt_msg, rep->tail_corrupt_lsn);
   if (rep->torn) {
     fprintf(stderr, "fe-journal: %s: torn tail in segment %" PRIu64
             " at offset %" PRIu64 ": %" PRIu64 " bytes (%s); not repaired: "
@@ -389,6 +392,9 @@ static int cmd_stats(const char *dir) {
            rep.torn_why);
   else
     printf("torn_tail: none\n");
+  if (rep.tail_corrupt)
+    printf("damaged_last_record: lsn %" PRIu64 " (possible loss of an "
+           "acknowledged record)\n", rep.tail_corrupt_lsn);
   if (rep.short_segment)
     printf("short_segment: %" PRIu64 " (%" PRIu64 " bytes)\n",
            rep.short_segment, rep.short_bytes);

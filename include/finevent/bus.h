@@ -561,6 +561,13 @@ typedef struct fe_bus_recovery {
   uint64_t dlq_purged;      /* purges of dead letters found (those stay
                                out of the queue) */
   uint64_t truncated_bytes; /* torn tail cut off the journal */
+  /* Non-zero: the journal's last record was whole but damaged (see
+   * "Recovery" in journal.h), and was cut off with the torn tail: the
+   * event or outcome it held, with this lsn, may have been acknowledged
+   * and is lost.  Reconcile it from outside (the venue, the client)
+   * before going on.  tail_corrupt_msg says where and what; "" if 0. */
+  uint64_t tail_corrupt_lsn;
+  char tail_corrupt_msg[512]; /* FE_JOURNAL_MSG_MAX */
 } fe_bus_recovery_t;
 
 /* Copies what recovery found.  Returns 0 or FE_EINVAL.  Any thread. */
