@@ -64,10 +64,12 @@ int fe_saga_start(fe_saga_coord_t *c, uint32_t def_id, const void *ctx,
   return 0;
 }
 
-/* Decodes token into slot *i and generation *gen; FE_ETOKEN (counted) if
- * it cannot have been issued. */
+/* Decodes token into slot *i and generation *gen: FE_ESTATE before open,
+ * FE_ETOKEN (counted) if it cannot have been issued. */
 static int decode(fe_saga_coord_t *c, uint64_t token, uint32_t *i,
                   uint64_t *gen) {
+  if (!is_open(c))
+    return FE_ESTATE;
   uint64_t p = fe__saga_tok_decode(c, token);
   *i = (uint32_t)(p & SG_SLOT_MASK);
   *gen = p >> SG_SLOT_BITS;
@@ -98,8 +100,6 @@ int fe_saga_complete(fe_saga_coord_t *c, uint64_t token,
   if (c == NULL || (result != FE_SAGA_DONE && result != FE_SAGA_RETRY &&
                     result != FE_SAGA_FAIL))
     return FE_EINVAL;
-  if (!is_open(c))
-    return FE_ESTATE;
   uint32_t i;
   uint64_t gen;
   int rc = decode(c, token, &i, &gen);
@@ -130,8 +130,6 @@ int fe_saga_complete(fe_saga_coord_t *c, uint64_t token,
 int fe_saga_heartbeat(fe_saga_coord_t *c, uint64_t token, uint64_t extend_ns) {
   if (c == NULL)
     return FE_EINVAL;
-  if (!is_open(c))
-    return FE_ESTATE;
   uint32_t i;
   uint64_t gen;
   int rc = decode(c, token, &i, &gen);
