@@ -16,21 +16,17 @@
 #include <stddef.h>
 #include <string.h>
 
-/* Event record format.  Version 1 (still read): fixed entries, each a
- * jrec_event_t then the user area.  Version 2 (written): compact entries,
- * see jrec_ev_encode(). */
+/* Event record format: compact entries, see jrec_ev_encode().  Recovery
+ * reads this version only. */
 #define FE_JREC_BUS_VERSION 2
 
 /* FE_JREC_EVENT: a group of events the journaller wrote together.
- * Followed by `count` entries: version 1, each `entry_size` bytes (a
- * jrec_event_t, then user_len bytes of user area, zero-padded to a
- * multiple of 8); version 2, each as jrec_ev_encode() writes it
- * (entry_size is 0), the record ending with the last entry. */
+ * Followed by `count` entries, each as jrec_ev_encode() writes it, the
+ * record ending with the last entry. */
 typedef struct jrec_events {
   uint32_t version;    /* FE_JREC_BUS_VERSION */
   uint32_t count;
-  uint32_t entry_size; /* version 1: sizeof(jrec_event_t) + user bytes,
-                          rounded to 8; version 2: 0 */
+  uint32_t entry_size; /* 0: entries are compact (variable length) */
   uint32_t user_len;
   uint64_t first_eid;  /* event ids first_eid .. first_eid + count - 1 */
 } jrec_events_t;
@@ -178,10 +174,10 @@ typedef struct jrec_intent {
  * parts its flags name (entry_size covers them all), or a run
  * (jrec_out_run_t).  Most events finish completed with nothing to add:
  * consecutive ones share one 24-byte run entry, so a batch of plain
- * completions costs one entry, not one per event (version 2 wrote a
- * 32-byte entry per event: on a page-cache-bound journal those bytes were
- * the pipeline's cost). */
-#define FE_JREC_OUTCOME_VERSION 3 /* 2 (still read): no run entries */
+ * completions costs one entry, not one per event: on a page-cache-bound
+ * journal the bytes written are the pipeline's cost.  Recovery reads this
+ * version only. */
+#define FE_JREC_OUTCOME_VERSION 3
 
 typedef struct jrec_outcomes {
   uint32_t version;    /* FE_JREC_OUTCOME_VERSION */
@@ -198,7 +194,7 @@ typedef struct jrec_outcomes {
                               user area as in FE_JREC_EVENT (so the DLQ can
                               be rebuilt without the event record) */
 #define JREC_OUT_ALL (JREC_OUT_KEY | JREC_OUT_DETAIL | JREC_OUT_DL)
-#define JREC_OUT_RUN 8u    /* version 3, alone: the entry is a jrec_out_run_t */
+#define JREC_OUT_RUN 8u    /* alone: the entry is a jrec_out_run_t */
 
 typedef struct jrec_outcome {
   uint64_t eid;
@@ -246,19 +242,18 @@ typedef struct jrec_out_dl {
   char text[JREC_DL_TEXT];
 } jrec_out_dl_t;
 
-/* Reads the outcome entry at p (avail bytes left in a record of format
- * version) into *o and the number of events it covers into *events (1, or
- * a run's count; a run reads as its first event, completed).  Checks the
+/* Reads the outcome entry at p (avail bytes left in the record) into *o
+ * and the number of events it covers into *events (1, or a run's count; a
+ * run reads as its first event, completed).  Checks the
  * entry's size against its flags and avail.  Returns the entry's size, or
  * 0 when it is malformed.  The parts that follow the header are the
  * caller's to read, in the order of jrec_outcome_t's flags. */
 static inline uint32_t jrec_out_read(const uint8_t *p, size_t avail,
-                                     uint32_t version, jrec_outcome_t *o,
-                                     uint32_t *events) {
+                                     jrec_outcome_t *o, uint32_t *events) {
   if (avail < 16)
     return 0;
   memcpy(o, p, 16); /* eid, entry_size, flags: common to both layouts */
-  if (o->flags == JREC_OUT_RUN && version >= 3) {
+  if (o->flags == JREC_OUT_RUN) {
     jrec_out_run_t run;
     if (o->entry_size != sizeof run || avail < sizeof run)
       return 0;

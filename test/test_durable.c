@@ -408,7 +408,6 @@ static void test_bad_outcome_runs_refused(void **state) {
     uint32_t version, flags, entry_size, count, reserved;
     uint64_t eid;
   } cases[] = {
-      {2, JREC_OUT_RUN, sizeof rec.run, 1, 0, 1},     /* runs are version 3 */
       {FE_JREC_OUTCOME_VERSION, JREC_OUT_RUN, sizeof rec.run, 0, 0, 1},
       {FE_JREC_OUTCOME_VERSION, JREC_OUT_RUN, sizeof rec.run + 8, 1, 0, 1},
       {FE_JREC_OUTCOME_VERSION, JREC_OUT_RUN | JREC_OUT_KEY, sizeof rec.run,
@@ -527,7 +526,7 @@ static void test_bad_event_payloads_refused(void **state) {
       {FE_JREC_BUS_VERSION, 0, 0, sizeof rec.h + JREC_EV_CODES + 3, 0,
        FE_ECORRUPT, "bytes follow"},
       {1, sizeof(jrec_event_t), 8, sizeof rec.h + sizeof(jrec_event_t), 0,
-       FE_ECORRUPT, "entry size"}, /* version 1: user_len past the entry */
+       FE_EVERSION, "reads version 2"}, /* fixed entries: not read */
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     make_dir();
@@ -547,65 +546,36 @@ static void test_bad_event_payloads_refused(void **state) {
   }
 }
 
-/* Journals written before the compact formats (event version 1, outcome
- * version 2) still recover: a finished order's key is restored, an
- * unfinished one is re-driven with every field it had. */
-static void test_old_formats_still_read(void **state) {
+/* The formats an unreleased 0.1.0 wrote before the compact ones (event
+ * version 1, fixed entries; outcome version 2, no runs) are not read:
+ * recovery refuses them by version rather than misread them. */
+static void test_old_formats_refused(void **state) {
   (void)state;
-  fresh_venue(1000);
-  enum { ENTRY = sizeof(jrec_event_t) + 16 }; /* user_len 16 */
   struct {
     jrec_events_t h;
-    uint8_t e[2][ENTRY];
+    uint8_t e[sizeof(jrec_event_t) + 16];
   } evr;
   memset(&evr, 0, sizeof evr);
-  evr.h = (jrec_events_t){.version = 1, .count = 2, .entry_size = ENTRY,
-                          .user_len = 16, .first_eid = 1};
-  for (int i = 0; i < 2; i++) {
-    jrec_event_t *r = (jrec_event_t *)(void *)evr.e[i];
-    fe_event_t ev;
-    memset(&ev, 0, sizeof ev);
-    ev.type = FE_EV_NEW_ORDER;
-    ev.order.account = 7;
-    ev.order.quantity = 41 + i;
-    ev.order.price = 10 * FE_PRICE_SCALE;
-    snprintf(ev.order.client_order_id, sizeof ev.order.client_order_id,
-             "OLD-%d", i + 1);
-    memcpy(r->ev, &ev, sizeof ev);
-    assert_fe(fe_idem_key_order(&ev.order, &r->key), 0);
-    r->fingerprint = fe_idem_fingerprint(&ev.order);
-    r->flags = JREC_EV_KEY;
-  }
+  evr.h = (jrec_events_t){.version = 1, .count = 1,
+                          .entry_size = sizeof evr.e, .user_len = 16,
+                          .first_eid = 1};
+  make_dir();
   write_record(FE_JREC_EVENT, &evr, sizeof evr);
+  expect_refused(FE_EVERSION, "event format version 1, this library reads "
+                 "version 2", 0);
+  remove_dir();
   struct {
     jrec_outcomes_t h;
     jrec_outcome_t o;
-    jrec_out_key_t k;
   } out;
   memset(&out, 0, sizeof out);
-  out.h = (jrec_outcomes_t){.version = 2, .count = 1, .user_len = 16};
-  out.o = (jrec_outcome_t){.eid = 1, .entry_size = sizeof out.o + sizeof out.k,
-                           .flags = JREC_OUT_KEY, .status = FE_IDEM_COMPLETED,
-                           .stage = UINT32_MAX};
-  const jrec_event_t *r1 = (const jrec_event_t *)(const void *)evr.e[0];
-  out.k = (jrec_out_key_t){r1->key, r1->fingerprint, fe_clock_realtime_ns()};
+  out.h = (jrec_outcomes_t){.version = 2, .count = 1};
+  out.o = (jrec_outcome_t){.eid = 1, .entry_size = sizeof out.o,
+                           .status = FE_IDEM_COMPLETED, .stage = UINT32_MAX};
+  make_dir();
   write_outcome_record(&out, sizeof out);
-  rig_t r;
-  fe_bus_recovery_t rep;
-  rig_up(&r, &rep);
-  assert_int_equal(rep.events, 2);
-  assert_int_equal(rep.finished, 1);
-  assert_int_equal(rep.redriven, 1);
-  assert_int_equal(rep.idem_restored, 1);
-  poll_all(r.bus);
-  count_sends();
-  assert_int_equal(sent_count[41], 0); /* finished before: not sent */
-  assert_int_equal(sent_count[42], 1); /* re-driven: sent once */
-  fe_submit_result_t res;
-  assert_fe(submit(&r, 41, "OLD-1", &res), FE_EDUPLICATE);
-  assert_int_equal(res.outcome.status, FE_IDEM_COMPLETED);
-  assert_fe(submit(&r, 42, "OLD-2", &res), FE_EDUPLICATE);
-  rig_close(&r);
+  expect_refused(FE_EVERSION, "outcome format version 2, this library reads "
+                 "version 3", 1);
   remove_dir();
 }
 
@@ -1447,7 +1417,7 @@ int main(void) {
       FE_T_TEST(test_event_entry_codec),
       FE_T_TEST(test_bad_event_payloads_refused),
       FE_T_TEST(test_plain_completions_are_runs),
-      FE_T_TEST(test_old_formats_still_read),
+      FE_T_TEST(test_old_formats_refused),
       FE_T_TEST(test_crash_redrives_and_never_sends_twice),
       FE_T_TEST(test_in_doubt_not_sent_is_sent_once),
       FE_T_TEST(test_dead_letters_are_rebuilt),
