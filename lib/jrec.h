@@ -44,7 +44,7 @@ typedef struct jrec_event {
   uint32_t reserved;
 } jrec_event_t;
 
-/* A version 2 entry is the jrec_event_t read as JREC_EV_WORDS 64-bit
+/* An entry is the jrec_event_t read as JREC_EV_WORDS 64-bit
  * words, each cut to the bytes that carry its value, then the user area.
  *   codes   JREC_EV_CODES bytes: word w's length (0..8 bytes) in the low
  *           nibble of byte w / 2 for even w, the high nibble for odd w;
@@ -86,15 +86,15 @@ static inline unsigned jrec_ev_put(uint8_t *p, uint64_t w) {
   return jrec_ev_len(w);
 }
 
-/* Writes a version 2 entry at out: ev (without seq and verdict), then
+/* Writes an entry at out: ev (without seq and verdict), then
  * tail, the jrec_event_t's words after the event (key, fingerprint,
  * redrive_of, flags and reserved), then user_len bytes of user.  out has
  * room for JREC_EV_MAX(user_len) + JREC_EV_SLACK bytes.  Returns the
  * entry's length.  Reads each word once, straight from the ring slot; the
  * loops are unrolled so that the codes stay in registers and the only
  * chain from word to word is the cursor's add (an array of codes or of
- * lengths went through memory, a store-to-load chain per word: 2.4 times
- * slower). */
+ * lengths would go through memory, a store-to-load chain per word:
+ * measured 2.4 times slower). */
 #define JREC_EV_TAIL (JREC_EV_WORDS - sizeof(fe_event_t) / 8)
 static inline uint32_t jrec_ev_encode(uint8_t *out, const fe_event_t *ev,
                                       const uint64_t tail[JREC_EV_TAIL],
@@ -130,7 +130,7 @@ static inline uint32_t jrec_ev_encode(uint8_t *out, const fe_event_t *ev,
   return (uint32_t)(p - out) + user_len;
 }
 
-/* Reads the version 2 entry at in (avail bytes left in the record) into
+/* Reads the entry at in (avail bytes left in the record) into
  * *r and user_len bytes into user.  Returns the entry's length, or 0 when
  * it is malformed (a length over 8, a non-zero nibble past the last word,
  * a journaled seq or verdict, bytes beyond avail). */
