@@ -124,8 +124,13 @@ typedef struct fe_stage_ctx {
  * shard owns, in sequence order.  It may read the event and write the order
  * fields and user area that no parallel stage touches; it must not claim or
  * publish on the same bus from a worker (the ring may be full of events
- * that wait for this very worker: that is a deadlock), and must not block
- * for external I/O (DESIGN.md, decision 5).  Return FE_CONTINUE, or
+ * that wait for this very worker: that is a deadlock).  Every event behind
+ * this one on the worker waits while the handler runs, so it should not
+ * wait on the outside world: handing an order to a venue session (the
+ * gateway's send, gateway.h) is a quick local call; waiting for the
+ * venue's fill or a custodian's confirmation belongs in a saga step that
+ * returns FE_SAGA_PENDING and is completed by a later event (saga.h, "On
+ * the bus").  Return FE_CONTINUE, or
  * fe_reject(ctx, reason) to short-circuit the event: stages downstream of
  * this one skip their handlers for it, and it still completes in order. */
 typedef fe_verdict_t (*fe_stage_fn)(fe_stage_ctx_t *ctx, fe_event_t *ev,

@@ -743,8 +743,8 @@ FE_API int fe_saga_journal_replay(const struct fe_journal_record *r,
 /*
  * On the bus.  Confirmations from the outside world arrive as events -
  * execution reports from the venue, settlement confirmations from the
- * custodian - and complete the saga steps waiting on them (DESIGN.md,
- * decision 5: the ring never waits; the saga does).  fe_saga_bus_stage()
+ * custodian - and complete the saga steps waiting on them (the ring never
+ * waits for the outside world; the saga does).  fe_saga_bus_stage()
  * fills a stage definition whose handler, for each event of the map's
  * types, finds the token and the result and calls fe_saga_complete():
  *   default            token = ev->trace_id (the host publishes the
