@@ -431,7 +431,7 @@ fuzz: $(if $(FUZZ_ONLY),$(FUZZ_O)/bin/$(FUZZ_ONLY),fuzz-bin)
 	  $$b -max_total_time=$(FUZZ_SECONDS) -timeout=25 -rss_limit_mb=2048 -print_final_stats=1 \
 	    -artifact_prefix=$(FUZZ_O)/artifacts/$$n- $(FUZZ_ARGS) $$run/corpus > $$run/log 2>&1 \
 	    || { fail="$$fail $$n"; echo "FAILED: $$n (log: $$run/log)"; tail -n 40 $$run/log; }; \
-	  grep -E '^#[0-9]+ *DONE' $$run/log | tail -n 1; done; \
+	  grep -E '^#[0-9]+[[:space:]]+DONE' $$run/log | tail -n 1; done; \
 	[ -z "$$fail" ] || { echo "fuzz: crashes in:$$fail"; exit 1; }; \
 	echo "fuzz: every harness ran $(FUZZ_SECONDS) s without a crash"
 

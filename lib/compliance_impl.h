@@ -96,14 +96,7 @@ int fe__snap_build(const fe_compliance_rules_t *r, fe__snap_t **out,
                    fe_diag_t *diag);
 void fe__snap_free(fe__snap_t *s);
 
-static inline uint64_t fe__mix64(uint64_t x) {
-  x ^= x >> 33;
-  x *= UINT64_C(0xff51afd7ed558ccd);
-  x ^= x >> 33;
-  x *= UINT64_C(0xc4ceb9fe1a85ec53);
-  x ^= x >> 33;
-  return x;
-}
+/* Account hashing: fe__mix64 (internal.h). */
 
 /* Symbol bytes of a NUL-terminated string (1..FE_SYMBOL_MAX bytes),
  * NUL-padded.  Returns 0 or FE_EINVAL. */

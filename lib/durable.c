@@ -576,34 +576,23 @@ static int replay_events(durable_t *d, const fe_journal_record_t *rec) {
   const jrec_events_t *h = rec->data;
   if (rec->len < sizeof *h)
     return bad_record(d, rec, "shorter than its header");
-  if (h->version < 1 || h->version > FE_JREC_BUS_VERSION)
+  if (h->version != FE_JREC_BUS_VERSION)
     return fe__diag(d->diag, FE_EVERSION, "journal record lsn %llu: event "
-                    "format version %u, this library reads 1 to %d",
+                    "format version %u, this library reads version %d",
                     (unsigned long long)rec->lsn, h->version,
                     FE_JREC_BUS_VERSION);
-  if (h->version == 1
-          ? h->entry_size < sizeof(jrec_event_v1_t) || h->entry_size % 8 != 0 ||
-                h->user_len > h->entry_size - sizeof(jrec_event_v1_t) ||
-                (uint64_t)h->count * h->entry_size != rec->len - sizeof *h
-          : h->entry_size != 0 || h->user_len > UINT16_MAX)
+  if (h->entry_size != 0 || h->user_len > UINT16_MAX)
     return bad_record(d, rec, "entry size and count do not match its length");
   const uint8_t *p = (const uint8_t *)(h + 1), *end = p + (rec->len - sizeof *h);
   for (uint32_t i = 0; i < h->count; i++) {
     jrec_event_t r;
-    const uint8_t *user;
-    if (h->version == 1) {
-      jrec_ev_from_v1(&r, p);
-      user = p + sizeof(jrec_event_v1_t);
-      p += h->entry_size;
-    } else {
-      user = d->ubuf;
-      uint32_t len = (h->version == 2 ? jrec_ev_decode_v2 : jrec_ev_decode)(
-          p, (size_t)(end - p), h->user_len, &r, d->ubuf);
-      if (len == 0)
-        return bad_record(d, rec, "an event entry is malformed or overruns "
-                          "the record");
-      p += len;
-    }
+    const uint8_t *user = d->ubuf;
+    uint32_t len = jrec_ev_decode(p, (size_t)(end - p), h->user_len, &r,
+                                  d->ubuf);
+    if (len == 0)
+      return bad_record(d, rec, "an event entry is malformed or overruns "
+                        "the record");
+    p += len;
     uint64_t eid = h->first_eid + i;
     if (r.redrive_of != 0 && left_dlq(d, r.redrive_of) != 0)
       return fe__diag(d->diag, FE_ENOMEM, "recovery: out of memory");
@@ -624,9 +613,9 @@ static int replay_outcomes(fe_durable_env_t *env, durable_t *d,
   const jrec_outcomes_t *h = rec->data;
   if (rec->len < sizeof *h)
     return bad_record(d, rec, "shorter than its header");
-  if (h->version != 2 && h->version != FE_JREC_OUTCOME_VERSION)
+  if (h->version != FE_JREC_OUTCOME_VERSION)
     return fe__diag(d->diag, FE_EVERSION, "journal record lsn %llu: outcome "
-                    "format version %u, this library reads 2 to %d",
+                    "format version %u, this library reads version %d",
                     (unsigned long long)rec->lsn, h->version,
                     FE_JREC_OUTCOME_VERSION);
   const uint8_t *p = (const uint8_t *)(h + 1), *end = p + (rec->len - sizeof *h);
@@ -635,7 +624,7 @@ static int replay_outcomes(fe_durable_env_t *env, durable_t *d,
     uint32_t events = 0;
     if ((size_t)(end - p) < 16)
       return bad_record(d, rec, "an outcome entry overruns the record");
-    if (jrec_out_read(p, (size_t)(end - p), h->version, &r, &events) == 0)
+    if (jrec_out_read(p, (size_t)(end - p), &r, &events) == 0)
       return bad_record(d, rec, "an outcome entry's size or flags are wrong");
     if (r.flags == JREC_OUT_RUN) { /* completed, nothing else to restore */
       for (uint32_t k = 0; k < events; k++) {
@@ -839,6 +828,7 @@ int fe__durable_open(fe_durable_env_t *env, const fe_bus_config_t *cfg,
   }
   __atomic_store_n(&d->j, j, __ATOMIC_RELEASE); /* J0, pairs with J1 */
   d->rep.truncated_bytes = jr.truncated ? jr.torn_bytes : 0;
+  fe__jrecovery_tail(&d->rep, &jr);
   d->pending = rmap_drain_sorted(&d->open, &d->n_pending);
   d->dls = rmap_drain_sorted(&d->dead, &d->n_dls);
   if (d->pending == NULL || d->dls == NULL)

@@ -39,6 +39,14 @@ int fe__trading_check_order(fe_trading_t *t, uint32_t type,
  * stage, a few events ahead).  A hint: any token, t NULL, never faults. */
 void fe__idem_prefetch_token(const fe_idem_t *t, fe_idem_token_t token);
 
+/* The splitmix64 finalizer: a bijection of 64-bit words that mixes every
+ * input bit into every output bit (tokens, salts, jitter, table slots). */
+static inline uint64_t fe__mix64(uint64_t z) {
+  z = (z ^ (z >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
+  z = (z ^ (z >> 27)) * UINT64_C(0x94D049BB133111EB);
+  return z ^ (z >> 31);
+}
+
 /* Allocates size bytes aligned to FE_PAD, rounding size up to a multiple
  * of it (aligned_alloc requires that), zeroed and so pre-faulted.  NULL
  * when out of memory.  Free with free(). */

@@ -11,6 +11,7 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
+#include "finevent/bus.h"
 #include "finevent/journal.h"
 
 #define JHDR FE_JOURNAL_SEGMENT_HEADER
@@ -162,5 +163,18 @@ typedef struct fe__jwalk {
  * allocated even on failure: free them with fe__jwalk_free(). */
 int fe__jwalk_run(fe__jwalk_t *w, fe_diag_t *diag);
 void fe__jwalk_free(fe__jwalk_t *w);
+
+/* Copies what open found about a damaged last record (see "Recovery" in
+ * journal.h) into the bus's recovery report, when open cut it off. */
+static inline void fe__jrecovery_tail(fe_bus_recovery_t *r,
+                                      const fe_journal_report_t *jr) {
+  if (!jr->truncated || !jr->tail_corrupt)
+    return;
+  r->tail_corrupt_lsn = jr->tail_corrupt_lsn;
+  _Static_assert(sizeof r->tail_corrupt_msg == FE_JOURNAL_MSG_MAX,
+                 "the bus's report holds the journal's message");
+  memcpy(r->tail_corrupt_msg, jr->tail_corrupt_msg,
+         sizeof r->tail_corrupt_msg);
+}
 
 #endif /* FE_JOURNAL_IMPL_H */

@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -247,6 +248,19 @@ static int invalid_frame(fe__jwalk_t *w, const char *name, uint64_t index,
   w->rep.torn_offset = off;
   w->rep.torn_bytes = size - off;
   w->rep.torn_why = fr_why[why];
+  /* fe__jframe_check() gets to the checksum and the padding only once the
+   * header is sane and the whole frame lies within the file: this record
+   * was written out whole, and then damaged. */
+  if (why == FR_CHECKSUM || why == FR_PADDING) {
+    w->rep.tail_corrupt = 1;
+    w->rep.tail_corrupt_lsn = expect;
+    snprintf(w->rep.tail_corrupt_msg, sizeof w->rep.tail_corrupt_msg,
+             "journal: %s/%s offset %" PRIu64 ": the last record (lsn %"
+             PRIu64 ", %" PRIu64 " bytes) is whole but has a %s: it reached "
+             "the disk and was damaged, not cut short; open cuts it off: "
+             "possible loss of an acknowledged record", w->dir, name, off,
+             expect, size - off, fr_why[why]);
+  }
   return 0;
 }
 

@@ -16,23 +16,18 @@
 #include <stddef.h>
 #include <string.h>
 
-/* Event record format.  Version 1 (still read): fixed entries, each a
- * jrec_event_v1_t then the user area.  Version 2 (still read): compact
- * entries of the version 1 words.  Version 3 (written): compact entries,
- * see jrec_ev_encode(), of jrec_event_t, whose event carries the W3C trace
- * context (fe_event_t.trace) after the fields versions 1 and 2 had. */
+/* Event record format: compact entries, see jrec_ev_encode(), of a
+ * jrec_event_t whose event carries the W3C trace context (fe_event_t
+ * .trace).  Recovery reads this version only. */
 #define FE_JREC_BUS_VERSION 3
 
 /* FE_JREC_EVENT: a group of events the journaller wrote together.
- * Followed by `count` entries: version 1, each `entry_size` bytes (a
- * jrec_event_t, then user_len bytes of user area, zero-padded to a
- * multiple of 8); version 2, each as jrec_ev_encode() writes it
- * (entry_size is 0), the record ending with the last entry. */
+ * Followed by `count` entries, each as jrec_ev_encode() writes it, the
+ * record ending with the last entry. */
 typedef struct jrec_events {
   uint32_t version;    /* FE_JREC_BUS_VERSION */
   uint32_t count;
-  uint32_t entry_size; /* version 1: sizeof(jrec_event_t) + user bytes,
-                          rounded to 8; version 2: 0 */
+  uint32_t entry_size; /* 0: entries are compact (variable length) */
   uint32_t user_len;
   uint64_t first_eid;  /* event ids first_eid .. first_eid + count - 1 */
 } jrec_events_t;
@@ -50,27 +45,7 @@ typedef struct jrec_event {
   uint32_t reserved;
 } jrec_event_t;
 
-/* Versions 1 and 2: the event ended at trace_id (no trace context). */
-#define JREC_EV_OLD_EVENT (offsetof(fe_event_t, trace))
-typedef struct jrec_event_v1 {
-  uint8_t ev[JREC_EV_OLD_EVENT];
-  fe_idem_key_t key;
-  uint64_t fingerprint;
-  uint64_t redrive_of;
-  uint32_t flags;
-  uint32_t reserved;
-} jrec_event_v1_t;
-#define JREC_EV_V2_WORDS (sizeof(jrec_event_v1_t) / 8)
-
-/* The jrec_event_t of an old entry: its event without a trace context. */
-static inline void jrec_ev_from_v1(jrec_event_t *r, const void *old) {
-  memset(r, 0, sizeof *r);
-  memcpy(r->ev, old, JREC_EV_OLD_EVENT);
-  memcpy(&r->key, (const uint8_t *)old + JREC_EV_OLD_EVENT,
-         sizeof(jrec_event_v1_t) - JREC_EV_OLD_EVENT);
-}
-
-/* A version 3 (and 2) entry is the jrec_event_t (jrec_event_v1_t) read as JREC_EV_WORDS 64-bit
+/* An entry is the jrec_event_t read as JREC_EV_WORDS 64-bit
  * words, each cut to the bytes that carry its value, then the user area.
  *   codes   JREC_EV_CODES bytes: word w's length (0..8 bytes) in the low
  *           nibble of byte w / 2 for even w, the high nibble for odd w;
@@ -112,15 +87,15 @@ static inline unsigned jrec_ev_put(uint8_t *p, uint64_t w) {
   return jrec_ev_len(w);
 }
 
-/* Writes a version 2 entry at out: ev (without seq and verdict), then
+/* Writes an entry at out: ev (without seq and verdict), then
  * tail, the jrec_event_t's words after the event (key, fingerprint,
  * redrive_of, flags and reserved), then user_len bytes of user.  out has
  * room for JREC_EV_MAX(user_len) + JREC_EV_SLACK bytes.  Returns the
  * entry's length.  Reads each word once, straight from the ring slot; the
  * loops are unrolled so that the codes stay in registers and the only
  * chain from word to word is the cursor's add (an array of codes or of
- * lengths went through memory, a store-to-load chain per word: 2.4 times
- * slower). */
+ * lengths would go through memory, a store-to-load chain per word:
+ * measured 2.4 times slower). */
 #define JREC_EV_TAIL (JREC_EV_WORDS - sizeof(fe_event_t) / 8)
 static inline uint32_t jrec_ev_encode(uint8_t *out, const fe_event_t *ev,
                                       const uint64_t tail[JREC_EV_TAIL],
@@ -156,20 +131,20 @@ static inline uint32_t jrec_ev_encode(uint8_t *out, const fe_event_t *ev,
   return (uint32_t)(p - out) + user_len;
 }
 
-/* Reads a compact entry of nwords words at in (avail bytes left in the
- * record) into w and user_len bytes into user.  Returns the entry's
- * length, or 0 when it is malformed (a length over 8, a non-zero nibble
- * past the last word, a journaled seq or verdict, bytes beyond avail). */
-static inline uint32_t jrec_ev_decode_words(const uint8_t *in, size_t avail,
-                                            uint32_t user_len, uint64_t *w,
-                                            unsigned nwords, void *user) {
-  unsigned ncodes = (nwords + 1) / 2;
-  if (avail < ncodes)
+/* Reads the entry at in (avail bytes left in the record) into
+ * *r and user_len bytes into user.  Returns the entry's length, or 0 when
+ * it is malformed (a length over 8, a non-zero nibble past the last word,
+ * a journaled seq or verdict, bytes beyond avail). */
+static inline uint32_t jrec_ev_decode(const uint8_t *in, size_t avail,
+                                      uint32_t user_len, jrec_event_t *r,
+                                      void *user) {
+  if (avail < JREC_EV_CODES)
     return 0;
-  size_t used = ncodes;
-  for (unsigned i = 0; i < 2 * ncodes; i++) {
+  uint64_t w[JREC_EV_WORDS];
+  size_t used = JREC_EV_CODES;
+  for (unsigned i = 0; i < 2 * JREC_EV_CODES; i++) {
     unsigned len = (in[i / 2] >> (4 * (i & 1))) & 15u;
-    if (i >= nwords || i < 2) {
+    if (i >= JREC_EV_WORDS || i < 2) {
       if (len != 0)
         return 0;
       if (i < 2)
@@ -184,32 +159,10 @@ static inline uint32_t jrec_ev_decode_words(const uint8_t *in, size_t avail,
   }
   if (avail - used < user_len)
     return 0;
+  memcpy(r, w, sizeof w);
   if (user_len != 0) /* user may be NULL then */
     memcpy(user, in + used, user_len);
   return (uint32_t)(used + user_len);
-}
-
-/* Reads the version 3 entry at in into *r (see jrec_ev_decode_words). */
-static inline uint32_t jrec_ev_decode(const uint8_t *in, size_t avail,
-                                      uint32_t user_len, jrec_event_t *r,
-                                      void *user) {
-  uint64_t w[JREC_EV_WORDS];
-  uint32_t len = jrec_ev_decode_words(in, avail, user_len, w, JREC_EV_WORDS, user);
-  if (len != 0)
-    memcpy(r, w, sizeof w);
-  return len;
-}
-
-/* Reads the version 2 entry at in into *r, its trace context zero. */
-static inline uint32_t jrec_ev_decode_v2(const uint8_t *in, size_t avail,
-                                         uint32_t user_len, jrec_event_t *r,
-                                         void *user) {
-  uint64_t w[JREC_EV_V2_WORDS];
-  uint32_t len =
-      jrec_ev_decode_words(in, avail, user_len, w, JREC_EV_V2_WORDS, user);
-  if (len != 0)
-    jrec_ev_from_v1(r, w);
-  return len;
 }
 
 /* FE_JREC_INTENT: the execution stage is about to send event eid. */
@@ -222,10 +175,10 @@ typedef struct jrec_intent {
  * parts its flags name (entry_size covers them all), or a run
  * (jrec_out_run_t).  Most events finish completed with nothing to add:
  * consecutive ones share one 24-byte run entry, so a batch of plain
- * completions costs one entry, not one per event (version 2 wrote a
- * 32-byte entry per event: on a page-cache-bound journal those bytes were
- * the pipeline's cost). */
-#define FE_JREC_OUTCOME_VERSION 3 /* 2 (still read): no run entries */
+ * completions costs one entry, not one per event: on a page-cache-bound
+ * journal the bytes written are the pipeline's cost.  Recovery reads this
+ * version only. */
+#define FE_JREC_OUTCOME_VERSION 3
 
 typedef struct jrec_outcomes {
   uint32_t version;    /* FE_JREC_OUTCOME_VERSION */
@@ -242,7 +195,7 @@ typedef struct jrec_outcomes {
                               user area as in FE_JREC_EVENT (so the DLQ can
                               be rebuilt without the event record) */
 #define JREC_OUT_ALL (JREC_OUT_KEY | JREC_OUT_DETAIL | JREC_OUT_DL)
-#define JREC_OUT_RUN 8u    /* version 3, alone: the entry is a jrec_out_run_t */
+#define JREC_OUT_RUN 8u    /* alone: the entry is a jrec_out_run_t */
 
 typedef struct jrec_outcome {
   uint64_t eid;
@@ -290,19 +243,18 @@ typedef struct jrec_out_dl {
   char text[JREC_DL_TEXT];
 } jrec_out_dl_t;
 
-/* Reads the outcome entry at p (avail bytes left in a record of format
- * version) into *o and the number of events it covers into *events (1, or
- * a run's count; a run reads as its first event, completed).  Checks the
+/* Reads the outcome entry at p (avail bytes left in the record) into *o
+ * and the number of events it covers into *events (1, or a run's count; a
+ * run reads as its first event, completed).  Checks the
  * entry's size against its flags and avail.  Returns the entry's size, or
  * 0 when it is malformed.  The parts that follow the header are the
  * caller's to read, in the order of jrec_outcome_t's flags. */
 static inline uint32_t jrec_out_read(const uint8_t *p, size_t avail,
-                                     uint32_t version, jrec_outcome_t *o,
-                                     uint32_t *events) {
+                                     jrec_outcome_t *o, uint32_t *events) {
   if (avail < 16)
     return 0;
   memcpy(o, p, 16); /* eid, entry_size, flags: common to both layouts */
-  if (o->flags == JREC_OUT_RUN && version >= 3) {
+  if (o->flags == JREC_OUT_RUN) {
     jrec_out_run_t run;
     if (o->entry_size != sizeof run || avail < sizeof run)
       return 0;

@@ -19,10 +19,10 @@
  * it counts distinct keys exactly).  A new key is refused when its probe
  * meets an empty slot while count >= max and the slot is still empty when
  * looked at again after reading count: at that moment the key was absent
- * and the table full (count only grows), so "full" is never spurious.  (An
- * earlier scheme reserved a place before claiming the slot; two threads
- * inserting the same key both reserved, and the loser's reservation
- * refused a third thread's key: the throttle's many-keys test caught it.)
+ * and the table full (count only grows), so "full" is never spurious.
+ * Reserving a place before claiming the slot would not do: two threads
+ * inserting the same key would both reserve, and the loser's reservation
+ * would refuse a third thread's key.
  * The price: threads that pass the check at once with distinct new keys can
  * each complete, so the table may end up to (those threads - 1) keys over
  * max; never over the slots, which the probe bounds.  Single-threaded the

@@ -1,7 +1,7 @@
 /*
- * The saga coordinator's private data structures, shared by saga.c (setup,
- * requests from any thread, queries), saga_run.c (the coordinator itself)
- * and saga_log.c (records and replay).  Not installed.
+ * The saga coordinator's private data structures, shared by its files
+ * (saga.c lists them and the one direction their calls go).  Not
+ * installed.
  *
  * Who touches what.  A saga lives in a slot.  The coordinator thread (the
  * one thread that holds `driver`) owns every plain field of every slot
@@ -295,20 +295,24 @@ static inline uint64_t fe__saga_vstate(uint32_t state, uint32_t step,
 }
 
 /* Token <-> (generation << 24 | slot): a 4-round Feistel permutation keyed
- * by the salt.  saga.c. */
+ * by the salt.  saga_token.c. */
 uint64_t fe__saga_tok_encode(const fe_saga_coord_t *c, uint64_t plain);
 uint64_t fe__saga_tok_decode(const fe_saga_coord_t *c, uint64_t token);
 uint64_t fe__saga_tok_decode_keys(const uint64_t key[4], uint64_t token);
 void fe__saga_keys(uint64_t salt, uint64_t key[4]);
 void fe__saga_set_salt(fe_saga_coord_t *c, uint64_t salt);
 
-/* Test hook (saga.c): when set, fe_saga_complete() calls it between
- * winning the token and queuing its request, so a test can land an abort
- * in that window deterministically.  NULL in production. */
-extern void (*fe__saga_hook_claimed)(fe_saga_coord_t *c, uint64_t token);
+/* A salt from getrandom() (the clock if that fails), never 0
+ * (saga_token.c). */
+uint64_t fe__saga_random_salt(void);
 
-/* Free list (saga.c).  Push: coordinator or a starter giving a slot back. */
+/* Free list and inbox (saga_inbox.c).  Push: the coordinator or a starter
+ * giving a slot back; pop: a starter taking one (SG_NIL when none).
+ * fe__saga_request() sets request bit req on slot i and queues the slot
+ * unless it is queued already, then wakes the coordinator.  Lock-free. */
 void fe__saga_free_push(fe_saga_coord_t *c, uint32_t i);
+uint32_t fe__saga_free_pop(fe_saga_coord_t *c);
+void fe__saga_request(fe_saga_coord_t *c, uint32_t i, uint32_t req);
 
 /* The coordinator (saga_run.c). */
 int fe__saga_pass(fe_saga_coord_t *c, uint32_t max_work);

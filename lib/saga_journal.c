@@ -46,13 +46,6 @@ int fe_saga_use_journal(fe_saga_coord_t *c, fe_journal_t *j, fe_diag_t *d) {
   return 0;
 }
 
-int fe_saga_journal_replay(const fe_journal_record_t *r, void *coord) {
-  if (r == NULL || coord == NULL)
-    return FE_EINVAL;
-  if (r->type != FE_JREC_SAGA)
-    return 0;
-  return fe__saga_replay_at(coord, r->data, r->len, r->lsn);
-}
 
 int fe__saga_journal_put(fe_saga_coord_t *c, uint32_t i, uint32_t type,
                          int ctx) {

@@ -235,3 +235,11 @@ int fe__saga_replay_at(fe_saga_coord_t *c, const void *rec, uint32_t len,
   fe__saga_view_end(s);
   return 0;
 }
+
+int fe_saga_journal_replay(const fe_journal_record_t *r, void *coord) {
+  if (r == NULL || coord == NULL)
+    return FE_EINVAL;
+  if (r->type != FE_JREC_SAGA)
+    return 0;
+  return fe__saga_replay_at(coord, r->data, r->len, r->lsn);
+}

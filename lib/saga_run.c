@@ -1,7 +1,7 @@
 /* The saga coordinator proper: the one thread (the driver) that runs
  * actions and compensations, applies requests and fires timers.  See
- * saga_impl.h for the structures and the memory-order pairs, saga.c for
- * the requesting side.
+ * saga_impl.h for the structures and the memory-order pairs, saga_req.c
+ * for the requesting side.
  *
  * A pass: read the clock, fire the timers due (timeouts claim the token
  * and count as retryable failures; backoffs make the saga runnable), take
@@ -37,11 +37,9 @@ static uint64_t mono_now(fe_saga_coord_t *c) {
   return c->cfg.now_ns ? c->cfg.now_ns(c->cfg.clock_user) : fe_clock_now_ns();
 }
 
+/* splitmix64: the coordinator's own generator for retry jitter. */
 static uint64_t rng_next(fe_saga_coord_t *c) {
-  uint64_t z = (c->rng += UINT64_C(0x9E3779B97F4A7C15));
-  z = (z ^ (z >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
-  z = (z ^ (z >> 27)) * UINT64_C(0x94D049BB133111EB);
-  return z ^ (z >> 31);
+  return fe__mix64(c->rng += UINT64_C(0x9E3779B97F4A7C15));
 }
 
 static uint64_t sat_add(uint64_t a, uint64_t b) {

@@ -327,8 +327,7 @@ static int scan_rec(const fe_journal_record_t *rec, void *u) {
     for (uint32_t i = 0; i < h->count; i++) {
       jrec_outcome_t o;
       uint32_t events = 0;
-      uint32_t size = jrec_out_read(p, (size_t)(end - p), h->version, &o,
-                                    &events);
+      uint32_t size = jrec_out_read(p, (size_t)(end - p), &o, &events);
       assert_int_not_equal(size, 0);
       for (uint64_t eid = o.eid; eid < o.eid + events; eid++)
         if (eid < s->max_eid && s->order_of_eid[eid] != 0)

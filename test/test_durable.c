@@ -444,7 +444,6 @@ static void test_bad_outcome_runs_refused(void **state) {
     uint32_t version, flags, entry_size, count, reserved;
     uint64_t eid;
   } cases[] = {
-      {2, JREC_OUT_RUN, sizeof rec.run, 1, 0, 1},     /* runs are version 3 */
       {FE_JREC_OUTCOME_VERSION, JREC_OUT_RUN, sizeof rec.run, 0, 0, 1},
       {FE_JREC_OUTCOME_VERSION, JREC_OUT_RUN, sizeof rec.run + 8, 1, 0, 1},
       {FE_JREC_OUTCOME_VERSION, JREC_OUT_RUN | JREC_OUT_KEY, sizeof rec.run,
@@ -562,8 +561,10 @@ static void test_bad_event_payloads_refused(void **state) {
        FE_ECORRUPT, "malformed"}, /* its user bytes are missing */
       {FE_JREC_BUS_VERSION, 0, 0, sizeof rec.h + JREC_EV_CODES + 3, 0,
        FE_ECORRUPT, "bytes follow"},
-      {1, sizeof(jrec_event_v1_t), 8, sizeof rec.h + sizeof(jrec_event_v1_t), 0,
-       FE_ECORRUPT, "entry size"}, /* version 1: user_len past the entry */
+      {1, sizeof(jrec_event_t), 8, sizeof rec.h + sizeof(jrec_event_t), 0,
+       FE_EVERSION, "reads version 3"}, /* fixed entries: not read */
+      {2, 0, 0, sizeof rec.h + JREC_EV_CODES, 0,
+       FE_EVERSION, "reads version 3"}, /* before the trace context */
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     make_dir();
@@ -583,104 +584,45 @@ static void test_bad_event_payloads_refused(void **state) {
   }
 }
 
-/* A version 2 (compact, no trace context) entry of r and 16 user bytes
- * at out; returns its length. */
-static uint32_t encode_v2(uint8_t *out, const jrec_event_v1_t *r,
-                          const uint8_t user[16]) {
-  enum { CODES = (JREC_EV_V2_WORDS + 1) / 2 };
-  uint64_t w[JREC_EV_V2_WORDS];
-  memcpy(w, r, sizeof w);
-  memset(out, 0, CODES);
-  uint8_t *p = out + CODES;
-  for (unsigned i = 2; i < JREC_EV_V2_WORDS; i++) {
-    unsigned len = jrec_ev_put(p, w[i]);
-    out[i / 2] |= (uint8_t)(len << (4 * (i & 1)));
-    p += len;
-  }
-  memcpy(p, user, 16);
-  return (uint32_t)(p + 16 - out);
-}
-
-/* Journals written before the compact formats (event version 1, outcome
- * version 2) and before the trace context (event version 2) still
- * recover: a finished order's key is restored, an unfinished one is
- * re-driven with every field it had. */
-static void test_old_formats_still_read(void **state) {
+/* The formats an unreleased 0.1.0 wrote before the current ones (event
+ * version 1, fixed entries; event version 2, no trace context; outcome
+ * version 2, no runs) are not read:
+ * recovery refuses them by version rather than misread them. */
+static void test_old_formats_refused(void **state) {
   (void)state;
-  fresh_venue(1000);
-  enum { ENTRY = sizeof(jrec_event_v1_t) + 16 }; /* user_len 16 */
   struct {
     jrec_events_t h;
-    uint8_t e[2][ENTRY];
+    uint8_t e[sizeof(jrec_event_t) + 16];
   } evr;
   memset(&evr, 0, sizeof evr);
-  evr.h = (jrec_events_t){.version = 1, .count = 2, .entry_size = ENTRY,
-                          .user_len = 16, .first_eid = 1};
-  for (int i = 0; i < 2; i++) {
-    jrec_event_v1_t *r = (jrec_event_v1_t *)(void *)evr.e[i];
-    fe_event_t ev;
-    memset(&ev, 0, sizeof ev);
-    ev.type = FE_EV_NEW_ORDER;
-    ev.order.account = 7;
-    ev.order.quantity = 41 + i;
-    ev.order.price = 10 * FE_PRICE_SCALE;
-    snprintf(ev.order.client_order_id, sizeof ev.order.client_order_id,
-             "OLD-%d", i + 1);
-    memcpy(r->ev, &ev, sizeof r->ev);
-    assert_fe(fe_idem_key_order(&ev.order, &r->key), 0);
-    r->fingerprint = fe_idem_fingerprint(&ev.order);
-    r->flags = JREC_EV_KEY;
-  }
+  evr.h = (jrec_events_t){.version = 1, .count = 1,
+                          .entry_size = sizeof evr.e, .user_len = 16,
+                          .first_eid = 1};
+  make_dir();
   write_record(FE_JREC_EVENT, &evr, sizeof evr);
-  /* eid 3, version 2. */
-  struct {
-    jrec_events_t h;
-    uint8_t e[sizeof(jrec_event_v1_t) + 64];
-  } v2;
-  memset(&v2, 0, sizeof v2);
-  jrec_event_v1_t old;
-  memcpy(&old, evr.e[1], sizeof old);
-  fe_event_t ev3;
-  memcpy(&ev3, old.ev, sizeof old.ev);
-  ev3.order.quantity = 43;
-  strcpy(ev3.order.client_order_id, "OLD-3");
-  memcpy(old.ev, &ev3, sizeof old.ev);
-  assert_fe(fe_idem_key_order(&ev3.order, &old.key), 0);
-  old.fingerprint = fe_idem_fingerprint(&ev3.order);
-  uint8_t user[16] = {0};
-  uint32_t len2 = encode_v2(v2.e, &old, user);
-  v2.h = (jrec_events_t){.version = 2, .count = 1, .user_len = 16, .first_eid = 3};
-  write_record(FE_JREC_EVENT, &v2, (uint32_t)(sizeof v2.h + len2));
+  expect_refused(FE_EVERSION, "event format version 1, this library reads "
+                 "version 3", 0);
+  remove_dir();
+  /* version 2: compact entries of the event before its trace context */
+  evr.h.version = 2;
+  evr.h.entry_size = 0;
+  make_dir();
+  write_record(FE_JREC_EVENT, &evr, sizeof evr);
+  expect_refused(FE_EVERSION, "event format version 2, this library reads "
+                 "version 3", 0);
+  remove_dir();
   struct {
     jrec_outcomes_t h;
     jrec_outcome_t o;
-    jrec_out_key_t k;
   } out;
   memset(&out, 0, sizeof out);
-  out.h = (jrec_outcomes_t){.version = 2, .count = 1, .user_len = 16};
-  out.o = (jrec_outcome_t){.eid = 1, .entry_size = sizeof out.o + sizeof out.k,
-                           .flags = JREC_OUT_KEY, .status = FE_IDEM_COMPLETED,
-                           .stage = UINT32_MAX};
-  const jrec_event_v1_t *r1 = (const jrec_event_v1_t *)(const void *)evr.e[0];
-  out.k = (jrec_out_key_t){r1->key, r1->fingerprint, fe_clock_realtime_ns()};
+  out.h = (jrec_outcomes_t){.version = 2, .count = 1};
+  out.o = (jrec_outcome_t){.eid = 1, .entry_size = sizeof out.o,
+                           .status = FE_IDEM_COMPLETED, .stage = UINT32_MAX};
+  make_dir();
   write_outcome_record(&out, sizeof out);
-  rig_t r;
-  fe_bus_recovery_t rep;
-  rig_up(&r, &rep);
-  assert_int_equal(rep.events, 3);
-  assert_int_equal(rep.finished, 1);
-  assert_int_equal(rep.redriven, 2);
-  assert_int_equal(rep.idem_restored, 1);
-  poll_all(r.bus);
-  count_sends();
-  assert_int_equal(sent_count[41], 0); /* finished before: not sent */
-  assert_int_equal(sent_count[42], 1); /* re-driven: sent once */
-  assert_int_equal(sent_count[43], 1); /* the version 2 entry likewise */
-  fe_submit_result_t res;
-  assert_fe(submit(&r, 41, "OLD-1", &res), FE_EDUPLICATE);
-  assert_int_equal(res.outcome.status, FE_IDEM_COMPLETED);
-  assert_fe(submit(&r, 42, "OLD-2", &res), FE_EDUPLICATE);
-  rig_close(&r);
+  expect_refused(FE_EVERSION, "outcome format version 2, this library reads "
+                 "version 3", 1);
   remove_dir();
 }
 
@@ -1480,6 +1422,52 @@ static void test_config_errors(void **state) {
   assert_null(bus);
 }
 
+/* The journal's last record whole but damaged (a payload byte flipped
+ * after a clean stop): recovery cuts it off as it does a torn tail, and
+ * the bus's report names its lsn as a possible loss of an acknowledged
+ * order (a torn tail does not). */
+static int keep_last(const fe_journal_record_t *rec, void *user) {
+  *(fe_journal_record_t *)user = *rec;
+  return 0;
+}
+
+static void test_damaged_last_record_reported(void **state) {
+  (void)state;
+  fresh_venue(100);
+  rig_t r;
+  rig_up(&r, NULL);
+  submit_orders(&r, "D", 3);
+  poll_all(r.bus);
+  rig_close(&r);
+  fe_journal_record_t last;
+  memset(&last, 0, sizeof last);
+  assert_fe(fe_journal_scan(dir, 0, keep_last, &last, NULL, NULL), 0);
+  assert_true(last.lsn > 0 && last.len > 8);
+  char seg[200];
+  snprintf(seg, sizeof seg, "%s/%016" PRIx64 ".fej", dir, last.segment);
+  int fd = open(seg, O_RDWR);
+  assert_true(fd >= 0);
+  uint8_t b;
+  off_t at = (off_t)(last.offset + FE_JOURNAL_RECORD_HEADER + 4);
+  assert_int_equal(pread(fd, &b, 1, at), 1);
+  b ^= 0x20;
+  assert_int_equal(pwrite(fd, &b, 1, at), 1);
+  close(fd);
+  fe_bus_recovery_t rec;
+  rig_up(&r, &rec);
+  assert_int_equal(rec.tail_corrupt_lsn, last.lsn);
+  assert_true(rec.truncated_bytes > 0);
+  assert_non_null(strstr(rec.tail_corrupt_msg, "possible loss of an "
+                                               "acknowledged record"));
+  rig_close(&r);
+  /* the next start finds a clean journal: nothing to report */
+  rig_up(&r, &rec);
+  assert_int_equal(rec.tail_corrupt_lsn, 0);
+  assert_int_equal(rec.tail_corrupt_msg[0], '\0');
+  assert_int_equal(rec.truncated_bytes, 0);
+  rig_close(&r);
+}
+
 /* Without a journal a duplicate's stored outcome names the first run by
  * its ring sequence + 1: never 0, also for the bus's first event. */
 static void test_outcome_ref_is_never_zero(void **state) {
@@ -1518,7 +1506,6 @@ static void test_outcome_ref_is_never_zero(void **state) {
   fe_bus_destroy(bus);
   fe_idem_destroy(idem);
 }
-
 
 /* Restart with a dead-letter queue too small for what the journal holds:
  * the ones it refuses are counted, not silently lost. */
@@ -1639,6 +1626,7 @@ static void test_shared_dlq_refused_before_replay(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       FE_T_TEST(test_submit_is_idempotent),
+      FE_T_TEST(test_damaged_last_record_reported),
       FE_T_TEST(test_restart_rebuilds_the_table),
       FE_T_TEST(test_restart_keeps_host_outcome),
       FE_T_TEST(test_bad_outcome_payloads_refused),
@@ -1646,7 +1634,7 @@ int main(void) {
       FE_T_TEST(test_event_entry_codec),
       FE_T_TEST(test_bad_event_payloads_refused),
       FE_T_TEST(test_plain_completions_are_runs),
-      FE_T_TEST(test_old_formats_still_read),
+      FE_T_TEST(test_old_formats_refused),
       FE_T_TEST(test_crash_redrives_and_never_sends_twice),
       FE_T_TEST(test_in_doubt_not_sent_is_sent_once),
       FE_T_TEST(test_dead_letters_are_rebuilt),

@@ -1212,6 +1212,8 @@ static void test_torn_every_offset(void **state) {
       assert_int_equal(rep.torn_offset, start);
       assert_int_equal(rep.torn_bytes, cut - start);
       assert_non_null(rep.torn_why);
+      assert_int_equal(rep.tail_corrupt, 0); /* cut short: not damaged */
+      assert_int_equal(rep.tail_corrupt_msg[0], '\0');
     }
     assert_int_equal(file_size(p), (int64_t)start);
     if (cut % 37 == 0) { /* now and then: the journal goes on from there */
@@ -2159,6 +2161,55 @@ static void test_tool(void **state) {
 #endif
 }
 
+/* The last record whole but damaged (a payload byte, then a padding byte
+ * flipped): cut off like a torn tail, but reported apart, with its lsn,
+ * as a possible loss of an acknowledged record; by the scan too, and by
+ * fe-journal. */
+static void test_damaged_last_record(void **state) {
+  fx_t *f = *state;
+  f->cfg.fsync = FE_FSYNC_NONE;
+  const size_t frame = 336, start = HDR + 4 * frame;
+  const size_t where[2] = {start + 32 + 100, start + 32 + 300 + 2};
+  for (int k = 0; k < 2; k++) {
+    build(f, 5, len_300, 5);
+    poke(f, 1, where[k], 0x40);
+    fe_journal_report_t rep;
+    assert_fe_ok(fe_journal_scan(f->dir, 0, NULL, NULL, &rep, NULL));
+    assert_int_equal(rep.tail_corrupt, 1);
+    assert_int_equal(rep.tail_corrupt_lsn, 5);
+    assert_fe(fe_journal_scan(f->dir, FE_JOURNAL_SCAN_STRICT, NULL, NULL, &rep,
+                              NULL), FE_ECORRUPT);
+#ifdef FE_JOURNAL_TOOL
+    assert_int_equal(run_tool(f, (const char *[]){"verify", f->dir, NULL}), 2);
+    expect_output(f, "err", "WARNING");
+    expect_output(f, "err", "(lsn 5, 336 bytes) is whole but has a ");
+    expect_output(f, "err", "possible loss of an acknowledged record");
+#endif
+    coll_t c = {0};
+    fe_journal_t *j = jopen(f, &c, &rep);
+    assert_int_equal(c.n, 4);
+    assert_int_equal(rep.torn, 1);
+    assert_int_equal(rep.truncated, 1);
+    assert_int_equal(rep.torn_offset, start);
+    assert_int_equal(rep.tail_corrupt, 1);
+    assert_int_equal(rep.tail_corrupt_lsn, 5);
+    assert_non_null(strstr(rep.tail_corrupt_msg, "0000000000000001.fej offset "
+                                                 "1408: the last record (lsn 5"));
+    assert_non_null(strstr(rep.tail_corrupt_msg, k == 0 ? "checksum mismatch"
+                                                        : "non-zero record "
+                                                          "padding"));
+    assert_fe_ok(fe_journal_close(j));
+    coll_free(&c);
+    /* the report is about that open only */
+    j = jopen(f, &c, &rep);
+    assert_int_equal(rep.tail_corrupt, 0);
+    assert_int_equal(rep.tail_corrupt_lsn, 0);
+    assert_fe_ok(fe_journal_close(j));
+    coll_free(&c);
+    nftw(f->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+  }
+}
+
 /* fe-journal pointed at the wrong place: an empty directory, one holding
  * an unrelated file, the parent of a journal.  Every command says there
  * is no journal (naming the subdirectory that holds one) and exits 1;
@@ -2339,6 +2390,7 @@ int main(void) {
       JTEST(test_truncate_refuses_what_is_not_a_hole),
       JTEST(test_truncate_refused_beside_a_writer),
       JTEST(test_truncate_bad_args),
+      JTEST(test_damaged_last_record),
       JTEST(test_tool),
       JTEST(test_tool_no_journal),
       JTEST(test_tool_truncate),

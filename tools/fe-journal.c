@@ -149,7 +149,7 @@ static void decode(char *buf, size_t cap, const fe_journal_record_t *r,
     memcpy(&h, r->data, sizeof h);
     KV("version%s%u", eq, h.version);
     KV("outcomes%s%u", eq, h.count);
-    if (h.version < 2 || h.version > FE_JREC_OUTCOME_VERSION)
+    if (h.version != FE_JREC_OUTCOME_VERSION)
       break;
     uint64_t st[4] = {0, 0, 0, 0}, first = 0, last = 0, keys = 0, runs = 0;
     const uint8_t *p = (const uint8_t *)r->data + sizeof h;
@@ -157,8 +157,7 @@ static void decode(char *buf, size_t cap, const fe_journal_record_t *r,
     for (uint32_t i = 0; i < h.count; i++) {
       jrec_outcome_t o;
       uint32_t events = 0;
-      uint32_t size = jrec_out_read(p, (size_t)(end - p), h.version, &o,
-                                    &events);
+      uint32_t size = jrec_out_read(p, (size_t)(end - p), &o, &events);
       if (size == 0) {
         KV("bad%s\"entry %u malformed or overruns\"", eq, i);
         return;
@@ -313,6 +312,9 @@ static int finish(const char *dir, int rc, const fe_diag_t *d,
   if (no_journal(dir, rep))
     return EXIT_CORRUPT;
   int tail = 0;
+  if (rep->tail_corrupt)
+    fprintf(stderr, "fe-journal: WARNING: %s; reconcile lsn %" PRIu64
+            " from outside\n", rep->tail_corrupt_msg, rep->tail_corrupt_lsn);
   if (rep->torn) {
     fprintf(stderr, "fe-journal: %s: torn tail in segment %" PRIu64
             " at offset %" PRIu64 ": %" PRIu64 " bytes (%s); not repaired: "
@@ -389,6 +391,9 @@ static int cmd_stats(const char *dir) {
            rep.torn_why);
   else
     printf("torn_tail: none\n");
+  if (rep.tail_corrupt)
+    printf("damaged_last_record: lsn %" PRIu64 " (possible loss of an "
+           "acknowledged record)\n", rep.tail_corrupt_lsn);
   if (rep.short_segment)
     printf("short_segment: %" PRIu64 " (%" PRIu64 " bytes)\n",
            rep.short_segment, rep.short_bytes);

@@ -125,8 +125,13 @@ typedef struct fe_stage_ctx {
  * shard owns, in sequence order.  It may read the event and write the order
  * fields and user area that no parallel stage touches; it must not claim or
  * publish on the same bus from a worker (the ring may be full of events
- * that wait for this very worker: that is a deadlock), and must not block
- * for external I/O (DESIGN.md, decision 5).  Return FE_CONTINUE, or
+ * that wait for this very worker: that is a deadlock).  Every event behind
+ * this one on the worker waits while the handler runs, so it should not
+ * wait on the outside world: handing an order to a venue session (the
+ * gateway's send, gateway.h) is a quick local call; waiting for the
+ * venue's fill or a custodian's confirmation belongs in a saga step that
+ * returns FE_SAGA_PENDING and is completed by a later event (saga.h, "On
+ * the bus").  Return FE_CONTINUE, or
  * fe_reject(ctx, reason) to short-circuit the event: stages downstream of
  * this one skip their handlers for it, and it still completes in order. */
 typedef fe_verdict_t (*fe_stage_fn)(fe_stage_ctx_t *ctx, fe_event_t *ev,
@@ -596,6 +601,13 @@ typedef struct fe_bus_recovery {
   uint64_t dlq_purged;      /* purges of dead letters found (those stay
                                out of the queue) */
   uint64_t truncated_bytes; /* torn tail cut off the journal */
+  /* Non-zero: the journal's last record was whole but damaged (see
+   * "Recovery" in journal.h), and was cut off with the torn tail: the
+   * event or outcome it held, with this lsn, may have been acknowledged
+   * and is lost.  Reconcile it from outside (the venue, the client)
+   * before going on.  tail_corrupt_msg says where and what; "" if 0. */
+  uint64_t tail_corrupt_lsn;
+  char tail_corrupt_msg[512]; /* FE_JOURNAL_MSG_MAX */
 } fe_bus_recovery_t;
 
 /* Copies what recovery found.  Returns 0 or FE_EINVAL.  Any thread. */

@@ -96,7 +96,9 @@ typedef struct fe_trace {
 
 /* One event: the header the bus maintains, the order payload, the host's
  * correlation id and trace context.  The user area follows the struct
- * (fe_event_user()). */
+ * (fe_event_user()).  `verdict` and `flags` are opaque: the bus's own
+ * encoding, which may change; read an event's fate with
+ * fe_event_rejected() and fe_event_dead_lettered(), and never write them. */
 typedef struct fe_event {
   uint64_t seq;      /* ring sequence, set by the claim; read-only */
   uint64_t verdict;  /* private to the bus: read with fe_event_rejected() */

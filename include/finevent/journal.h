@@ -96,7 +96,14 @@
  *       is corrupt in the middle: FE_ECORRUPT, and nothing is changed;
  *       otherwise it is a torn tail: a write cut short by a crash.  The
  *       file is truncated there and fsynced, and the report says where and
- *       how many bytes went;
+ *       how many bytes went.  A torn write leaves a short or partial
+ *       record; a record that is whole (its header and length fit the
+ *       file) but fails its checksum or has non-zero padding reached the
+ *       disk and was damaged there, or its pages persisted out of order.
+ *       It is cut off the same way, but reported apart and loudly
+ *       (report.tail_corrupt, tail_corrupt_lsn, tail_corrupt_msg): under
+ *       FE_FSYNC_GROUP that record may have been fsynced and acknowledged,
+ *       so an acknowledged order may be lost;
  *   - a last segment shorter than its header (a crash while creating it,
  *     on a file system that does not order the rename): removed and
  *     reported.  If it is the only segment and its index is above 1, the
@@ -171,6 +178,7 @@ extern "C" {
 #define FE_JOURNAL_MAGIC "FEJOURN" /* 7 characters and the NUL: 8 bytes */
 #define FE_JOURNAL_SEGMENT_HEADER 64u /* bytes */
 #define FE_JOURNAL_RECORD_HEADER 32u  /* bytes before each payload */
+#define FE_JOURNAL_MSG_MAX 512u       /* report messages, with the NUL */
 
 /* segment_bytes accepted: 4 KiB .. 1 TiB. */
 #define FE_JOURNAL_SEGMENT_MIN (UINT64_C(4) << 10)
@@ -271,6 +279,15 @@ typedef struct fe_journal_report {
   uint64_t torn_offset;    /* where the first invalid record starts */
   uint64_t torn_bytes;     /* bytes from there to the end of the file */
   const char *torn_why;    /* what was wrong there (static string) */
+  /* The torn tail's first invalid record was whole but failed its
+   * checksum (or padding): not a write cut short, a damaged record (see
+   * Recovery).  torn is 1 as well. */
+  int tail_corrupt;          /* 1 when so */
+  uint64_t tail_corrupt_lsn; /* the lsn that record had to have */
+  char tail_corrupt_msg[FE_JOURNAL_MSG_MAX]; /* "journal: DIR/SEG offset
+                                N: the last record (lsn L, B bytes) is
+                                whole but has a ...: possible loss of an
+                                acknowledged record", or "" */
   /* A last segment shorter than its header. */
   uint64_t short_segment;  /* its index, 0 when none */
   uint64_t short_bytes;    /* its length */

@@ -60,14 +60,13 @@ static void outcomes(const uint8_t *p, size_t n) {
   if (n < sizeof h)
     return;
   memcpy(&h, p, sizeof h);
-  if (h.version < 2 || h.version > FE_JREC_OUTCOME_VERSION ||
-      h.user_len > USER_MAX)
+  if (h.version != FE_JREC_OUTCOME_VERSION || h.user_len > USER_MAX)
     return;
   size_t off = sizeof h;
   for (uint32_t i = 0; i < h.count && off < n; i++) {
     jrec_outcome_t o;
     uint32_t events = 0;
-    uint32_t size = jrec_out_read(p + off, n - off, h.version, &o, &events);
+    uint32_t size = jrec_out_read(p + off, n - off, &o, &events);
     if (size == 0)
       return;
     if (size > n - off || events == 0)
