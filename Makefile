@@ -85,7 +85,7 @@ $(BUILD)/.deps-commands:
 .DEFAULT_GOAL := all
 .PHONY: all help deps lib tools test test-asan test-tsan test-all check-symbols check-install \
         run-tests stress run-stress fuzz fuzz-bin fuzz-lib fuzz-seeds \
-        bench bench-bin bench-order-flow bench-plot demo run examples run-examples install \
+        bench bench-bin bench-vs-disruptor bench-order-flow bench-plot demo run examples run-examples install \
         uninstall clean compliance-conf fuzz-compliance-conf fuzz-compliance-conf-bin fuzz-recon \
         fix-gateway test-fix bench-fix fuzz-fix-map
 
@@ -101,6 +101,7 @@ help:
 	@echo "make fuzz         build the libFuzzer harnesses (test/fuzz/) and run each FUZZ_SECONDS (default 60)"
 	@echo "make stress       the long stress suites (test/stress/), release and TSan (STRESS_EVENTS=N)"
 	@echo "make bench        build optimised and run every benchmark (BENCH_ARGS=... for options)"
+	@echo "make bench-vs-disruptor  ours and the LMAX Disruptor's shapes alternated (VS_ROUNDS=5)"
 	@echo "make bench-order-flow  the order_flow application as a benchmark (BENCH_RUNS=5)"
 	@echo "make fuzz-recon   fuzz the statement parser with libFuzzer (FUZZ_SECONDS=60)"
 	@echo "make bench-plot   latency-by-percentile chart (SVG+PNG) of PLOT_HGRM=*.hgrm files and a"
@@ -488,6 +489,13 @@ bench-plot: $(BUILD)/.deps-plot
 	@bench/plot.sh -o '$(PLOT_OUT)' -t '$(PLOT_TITLE)' $(PLOT_HGRM) $(PLOT_CSV)
 
 bench-bin: $(BENCH_BIN)
+
+# The Disruptor's shapes, ours and theirs alternated in one sitting
+# (bench/vs_disruptor.sh; needs ../shared/anchors and a JDK).
+VS_ROUNDS ?= 5
+bench-vs-disruptor:
+	@$(MAKE) --no-print-directory FLAVOUR=release bench-bin
+	bench/vs_disruptor.sh $(VS_ROUNDS)
 
 bench:
 	@$(MAKE) --no-print-directory FLAVOUR=release bench-bin
