@@ -232,6 +232,21 @@ static inline void fe__ring_reset(fe_event_t *ev, uint64_t seq) {
   fe__store_relaxed(&ev->verdict, 0);
 }
 
+/* A single producer takes n sequences from *s on: 0, or FE_EFULL when the
+ * ends (read only when the cached gate says full, P2) leave no room. */
+static inline __attribute__((always_inline)) int
+fe__ring_sp_take(fe_ring_t *r, uint32_t n, uint64_t *s) {
+  uint64_t c = fe__load_relaxed(&r->claimed);
+  if (FE_UNLIKELY(c + n - r->sp_gate > r->capacity)) {
+    r->sp_gate = fe__ring_end(r); /* P2 */
+    if (c + n - r->sp_gate > r->capacity)
+      return FE_EFULL;
+  }
+  fe__store_relaxed(&r->claimed, c + n);
+  *s = c;
+  return 0;
+}
+
 /* One claim attempt of n slots: 0 with *first, FE_EFULL (not counted),
  * FE_ESTOPPED.  Inlined into the public claims, so that the common case
  * (room by the cached gate) is one straight run of code: the per-event
@@ -242,13 +257,8 @@ fe__ring_claim_n(fe_ring_t *r, uint32_t n, uint64_t *first) {
     return FE_ESTOPPED;
   uint64_t cap = r->capacity, s;
   if (r->producer == FE_PRODUCER_SINGLE) {
-    s = fe__load_relaxed(&r->claimed);
-    if (s + n - r->sp_gate > cap) {
-      r->sp_gate = fe__ring_end(r); /* P2 */
-      if (s + n - r->sp_gate > cap)
-        return FE_EFULL;
-    }
-    fe__store_relaxed(&r->claimed, s + n);
+    if (fe__ring_sp_take(r, n, &s) != 0)
+      return FE_EFULL;
   } else {
     s = fe__load_relaxed(&r->cursor);
     do {
@@ -290,13 +300,9 @@ fe__ring_claim_one(fe_ring_t *r, fe_event_t **ev) {
   }
   if (FE_UNLIKELY(fe__ring_stopping(r)))
     return FE_ESTOPPED;
-  uint64_t s = fe__load_relaxed(&r->claimed);
-  if (FE_UNLIKELY(s + 1 - r->sp_gate > r->capacity)) {
-    r->sp_gate = fe__ring_end(r); /* P2 */
-    if (s + 1 - r->sp_gate > r->capacity)
-      return FE_EFULL;
-  }
-  fe__store_relaxed(&r->claimed, s + 1);
+  uint64_t s;
+  if (FE_UNLIKELY(fe__ring_sp_take(r, 1, &s) != 0))
+    return FE_EFULL;
   fe__asym_light(&r->asym); /* stop protocol, as in fe__ring_claim_n */
   if (FE_UNLIKELY(fe__ring_stopping(r)))
     return fe__ring_void_claim(r, s, 1);

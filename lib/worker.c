@@ -142,7 +142,7 @@ static void dead_letter(fe_bus_t *bus, consumer_t *c, fe_event_t *ev,
     fe_dlq_put_t in = {
         .event = put_ev,
         .user_area = fe_event_user(ev),
-        .user_len = bus->ring.slot_size - (uint32_t)sizeof(fe_event_t),
+        .user_len = fe__ring_user_size(&bus->ring),
         .stage = info.stage,
         .kind = exhausted ? FE_DLQ_RETRIES_EXHAUSTED : FE_DLQ_FAIL,
         .reason = reason <= FE_REASON_MAX ? reason : 0,
@@ -461,6 +461,12 @@ static void advance(fe_bus_t *bus, consumer_t *c, uint64_t reached) {
   }
 }
 
+/* The end of a batch from next under gate: at most max_batch events. */
+static inline uint64_t batch_end(const fe_bus_t *bus, uint64_t next,
+                                 uint64_t gate) {
+  return gate - next > bus->max_batch ? next + bus->max_batch : gate;
+}
+
 /* Runs one batch of consumer c on its own gates.  Returns how many
  * sequences it advanced. */
 static uint32_t consumer_run(fe_bus_t *bus, consumer_t *c) {
@@ -475,9 +481,7 @@ static uint32_t consumer_run(fe_bus_t *bus, consumer_t *c) {
       if (next >= c->cached_gate)
         return 0;
     }
-    uint64_t end = c->cached_gate;
-    if (end - next > bus->max_batch)
-      end = next + bus->max_batch;
+    uint64_t end = batch_end(bus, next, c->cached_gate);
     reached = c->stage != NULL ? run_stage(bus, c, next, end, &t)
                                : run_accountant(bus, next, end, &t);
   }
@@ -519,9 +523,7 @@ static uint32_t group_pass(fe_bus_t *bus, worker_t *w) {
     if (next >= w->cached_gate)
       return 0;
   }
-  uint64_t end = w->cached_gate;
-  if (end - next > bus->max_batch)
-    end = next + bus->max_batch;
+  uint64_t end = batch_end(bus, next, w->cached_gate);
   uint64_t reached[64];
   int short_pass = 0;
   for (uint32_t i = 0; i < n; i++) {
