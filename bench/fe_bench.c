@@ -140,7 +140,7 @@ typedef struct opts {
   uint32_t claim;     /* events per producer claim (1: single publish) */
   int wait;           /* 0: scenario's default */
   int batch_handlers; /* stages as fe_stage_batch_fn */
-  int64_t spin, yields; /* -1: the library's defaults */
+  int64_t spin, yields, catchup; /* -1: the library's defaults */
   int pin;            /* pin threads to CPUs 0, 1, ... */
   int json;
   int runs;
@@ -685,6 +685,8 @@ static int run_bus(const scenario_t *sc, const opts_t *o, uint64_t n,
     cfg.spin_tries = (uint32_t)o->spin;
   if (o->yields >= 0)
     cfg.yield_tries = (uint32_t)o->yields;
+  if (o->catchup >= 0)
+    cfg.catchup_pauses = (uint32_t)o->catchup;
   cfg.producer = producers > 1 ? FE_PRODUCER_MULTI : FE_PRODUCER_SINGLE;
   cfg.stages = st;
   cfg.n_stages = make_stages(shape, o->batch_handlers, st, &sink);
@@ -1686,15 +1688,17 @@ static void usage(FILE *f) {
           "  -c, --claim N     events per producer claim (default 1)\n"
           "  -w, --wait W      spin | yield | park (default: per scenario)\n"
           "  -H, --handler H   event (fe_stage_fn, default) | batch (fe_stage_batch_fn)\n"
-          "  -S, --spin N      idle checks spun before yielding (library default 200)\n"
+          "  -S, --spin N      idle checks spun before yielding (library default 1000)\n"
           "  -Y, --yields N    park: yields before sleeping (library default 50)\n"
+          "  -C, --catchup N   pauses of a worker that caught up with its producer\n"
+          "                    (library default 64; 0: none)\n"
           "  -p, --pin         pin threads to CPUs\n"
           "  -F, --fsync-group journaled scenarios: fsync every group (default: none)\n"
           "  -j, --json        JSON lines\n"
           "  -k, --runs K      runs per scenario; the median is reported (default 5)\n"
           "  -l, --list        list scenarios\n"
           "      --sweep GRID  run the grid 'knob=v1,v2;knob=...' over one scenario\n"
-          "                    (knobs: ring batch wait spin yields pin claim handler\n"
+          "                    (knobs: ring batch wait spin yields catchup pin claim handler\n"
           "                    rate events); prints one row per point, best first\n"
           "      --objective O p99 | mev_s: sweep order (default: p99 for lat_*)\n"
           "      --csv         sweep rows as CSV (--json: as one JSON document)\n"
@@ -1739,6 +1743,7 @@ static void knobs_of(const opts_t *o, const scenario_t *sc, uint64_t n,
   k[SWEEP_WAIT] = (uint64_t)(o->wait ? o->wait : sc->wait);
   k[SWEEP_SPIN] = o->spin >= 0 ? (uint64_t)o->spin : d.spin_tries;
   k[SWEEP_YIELDS] = o->yields >= 0 ? (uint64_t)o->yields : d.yield_tries;
+  k[SWEEP_CATCHUP] = o->catchup >= 0 ? (uint64_t)o->catchup : d.catchup_pauses;
   k[SWEEP_PIN] = (uint64_t)o->pin;
   k[SWEEP_CLAIM] = o->claim;
   k[SWEEP_HANDLER] = (uint64_t)o->batch_handlers;
@@ -1753,6 +1758,7 @@ static void apply_knobs(opts_t *o, const uint64_t k[SWEEP_N_KNOBS]) {
   o->wait = (int)k[SWEEP_WAIT];
   o->spin = (int64_t)k[SWEEP_SPIN];
   o->yields = (int64_t)k[SWEEP_YIELDS];
+  o->catchup = (int64_t)k[SWEEP_CATCHUP];
   o->pin = (int)k[SWEEP_PIN];
   o->claim = (uint32_t)k[SWEEP_CLAIM];
   o->batch_handlers = (int)k[SWEEP_HANDLER];
@@ -1911,19 +1917,20 @@ static int bench_extras(opts_t *o, int nsc, char **names) {
 
 int main(int argc, char **argv) {
   opts_t o = {.ring = 65536, .batch = 256, .claim = 1, .runs = 5, .spin = -1,
-              .yields = -1, .objective = -1};
+              .yields = -1, .catchup = -1, .objective = -1};
   static const struct option lo[] = {
       {"events", 1, 0, 'n'}, {"rate", 1, 0, 'r'}, {"ring", 1, 0, 'R'},
       {"batch", 1, 0, 'b'},  {"claim", 1, 0, 'c'}, {"wait", 1, 0, 'w'},
       {"pin", 0, 0, 'p'},    {"json", 0, 0, 'j'},  {"runs", 1, 0, 'k'},
       {"list", 0, 0, 'l'},   {"help", 0, 0, 'h'},  {"handler", 1, 0, 'H'},
       {"spin", 1, 0, 'S'},   {"yields", 1, 0, 'Y'}, {"fsync-group", 0, 0, 'F'},
+      {"catchup", 1, 0, 'C'},
       {"sweep", 1, 0, OPT_SWEEP}, {"objective", 1, 0, OPT_OBJECTIVE},
       {"csv", 0, 0, OPT_CSV}, {"hgrm", 1, 0, OPT_HGRM},
       {0, 0, 0, 0}};
   int ch;
   uint64_t v;
-  while ((ch = getopt_long(argc, argv, "n:r:R:b:c:w:pjk:lhH:S:Y:F", lo, NULL)) != -1) {
+  while ((ch = getopt_long(argc, argv, "n:r:R:b:c:w:pjk:lhH:S:Y:C:F", lo, NULL)) != -1) {
     int bad = 0;
     switch (ch) {
     case 'n': bad = parse_u64(optarg, &o.events) || o.events == 0; break;
@@ -1942,6 +1949,7 @@ int main(int argc, char **argv) {
       break;
     case 'S': bad = parse_u64(optarg, &v) || v > UINT32_MAX; o.spin = (int64_t)v; break;
     case 'Y': bad = parse_u64(optarg, &v) || v > UINT32_MAX; o.yields = (int64_t)v; break;
+    case 'C': bad = parse_u64(optarg, &v) || v > UINT32_MAX; o.catchup = (int64_t)v; break;
     case 'p': o.pin = 1; break;
     case OPT_SWEEP: o.sweep = optarg; break;
     case OPT_OBJECTIVE:

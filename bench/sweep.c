@@ -22,6 +22,7 @@ static const struct {
     [SWEEP_WAIT] = {"wait", K_WAIT, 0, 0},
     [SWEEP_SPIN] = {"spin", K_NUM, 0, UINT32_MAX},
     [SWEEP_YIELDS] = {"yields", K_NUM, 0, UINT32_MAX},
+    [SWEEP_CATCHUP] = {"catchup", K_NUM, 0, UINT32_MAX},
     [SWEEP_PIN] = {"pin", K_BOOL, 0, 1},
     [SWEEP_CLAIM] = {"claim", K_NUM, 1, 65536},
     [SWEEP_HANDLER] = {"handler", K_HANDLER, 0, 1},

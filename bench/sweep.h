@@ -9,6 +9,7 @@
  *     wait     --wait     spin | yield | park
  *     spin     --spin     0..2^32-1
  *     yields   --yields   0..2^32-1
+ *     catchup  --catchup  0..2^32-1
  *     pin      --pin      off | on  (also 0 | 1, no | yes)
  *     claim    --claim    1..65536
  *     handler  --handler  event | batch
@@ -40,6 +41,7 @@ typedef enum sweep_knob {
   SWEEP_WAIT,
   SWEEP_SPIN,
   SWEEP_YIELDS,
+  SWEEP_CATCHUP,
   SWEEP_PIN,
   SWEEP_CLAIM,
   SWEEP_HANDLER,

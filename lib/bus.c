@@ -277,6 +277,8 @@ int fe_bus_stats(const fe_bus_t *bus, fe_bus_stats_t *out) {
   out->parks = fe__load_relaxed(&bus->ring.parks);
   out->wakeups = fe__load_relaxed(&bus->ring.wakeups);
   out->lost_wakeups = fe__load_relaxed(&bus->ring.lost_wakeups);
+  for (uint32_t i = 0; i < bus->n_workers; i++)
+    out->catchups += fe__load_relaxed(&bus->workers[i].catchups);
   return 0;
 }
 

@@ -22,7 +22,8 @@ void fe_bus_config_init(fe_bus_config_t *cfg) {
   cfg->producer = FE_PRODUCER_SINGLE;
   cfg->wait = FE_WAIT_PARK;
   cfg->max_batch = FE_BUS_BATCH_DEFAULT;
-  cfg->spin_tries = 200;
+  cfg->spin_tries = 1000;
+  cfg->catchup_pauses = 64;
   cfg->yield_tries = 50;
   for (int i = 0; i < FE_BUS_MAX_WORKERS; i++)
     cfg->cpu[i] = -1;
@@ -561,6 +562,7 @@ int fe_bus_create(const fe_bus_config_t *cfg, fe_bus_t **out, fe_diag_t *diag) {
                                                            : 256;
   bus->ring.spin_tries = cfg->spin_tries;
   bus->ring.yield_tries = cfg->yield_tries;
+  bus->catchup_pauses = cfg->catchup_pauses;
   bus->ring.wait = cfg->wait;
   bus->host_driven = cfg->host_driven;
   bus->n_workers = n_workers;

@@ -94,12 +94,15 @@ typedef struct worker {
   uint32_t n_ext;
   const uint64_t **ext;      /* gates on other workers' consumers */
   uint64_t cached_gate;      /* a lower bound of the group's gate */
+  uint32_t trail;            /* fe__catchup_due()'s state */
+  uint64_t catchups;         /* catch-up pauses taken (owner adds) */
 } __attribute__((aligned(FE_PAD))) worker_t;
 
 struct fe_bus {
   fe_ring_t ring; /* first: its hot lines are padded from the rest */
   /* read-mostly after create */
   uint32_t max_batch;
+  uint32_t catchup_pauses; /* cfg.catchup_pauses */
   int host_driven;
   fe_trading_t *trading;
   fe_throttle_t *throttle;
@@ -141,6 +144,26 @@ void fe__bus_free(fe_bus_t *bus);
 /* lib/worker.c: the consumers and the worker threads. */
 /* One pass of worker w; returns how many sequences its consumers took. */
 uint32_t fe__worker_poll(fe_bus_t *bus, worker_t *w);
+
+/* The catch-up rule of the worker threads (fe_bus_config_t.catchup_pauses),
+ * fed with what each poll found (got events; full: max_batch): 1 when the
+ * worker should pause before its next poll.  A short batch right after a
+ * poll that found work means the worker is chasing its upstream, reading
+ * the cursor line the producer is writing; a short batch right after a
+ * pause means the upstream is slow, and pausing again would only delay its
+ * next event (at 1 M ev/s a 1 us pause before every poll would make every
+ * event wait for it).  *trail: 0 after an empty poll, 1 after one that
+ * found work, 2 after a pause. */
+static inline int fe__catchup_due(uint32_t *trail, uint32_t got,
+                                  uint32_t full) {
+  if (got == 0) {
+    *trail = 0;
+    return 0;
+  }
+  int due = *trail == 1 && got < full;
+  *trail = due ? 2 : 1;
+  return due;
+}
 /* Stopping and every consumer of w reached the stop target. */
 int fe__worker_done(const fe_bus_t *bus, const worker_t *w);
 /* A worker thread's body (arg: its worker_t). */

@@ -665,7 +665,14 @@ void *fe__worker_main(void *arg) {
   fe_bus_t *bus = w->bus;
   uint32_t idle = 0;
   while (!fe__load_relaxed(&bus->ring.abort_workers)) {
-    if (fe__worker_poll(bus, w) != 0) {
+    uint32_t got = fe__worker_poll(bus, w);
+    if (fe__catchup_due(&w->trail, got, bus->max_batch) &&
+        bus->catchup_pauses != 0) {
+      fe__add_owned(&w->catchups, 1);
+      for (uint32_t i = 0; i < bus->catchup_pauses; i++)
+        ck_pr_stall();
+    }
+    if (got != 0) {
       idle = 0;
       continue;
     }

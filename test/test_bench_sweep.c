@@ -108,7 +108,7 @@ static void test_parse_every_knob(void **state) {
   sweep_grid_t g;
   char err[256];
   assert_int_equal(sweep_parse(" ring = 2 , 1073741824 ; batch=1;wait=park;spin=0,4294967295;"
-                               "yields=7;pin=on,off;claim=1,65536;handler=event,batch;"
+                               "yields=7;catchup=0;pin=on,off;claim=1,65536;handler=event,batch;"
                                "rate=1,1000000000;events=5 ;",
                                &g, err, sizeof err), 0);
   assert_int_equal(g.n_axes, SWEEP_N_KNOBS);
@@ -242,6 +242,7 @@ static void make_opts(sweep_opts_t *o, sweep_objective_t obj) {
   o->base[SWEEP_WAIT] = FE_WAIT_YIELD;
   o->base[SWEEP_SPIN] = 200;
   o->base[SWEEP_YIELDS] = 50;
+  o->base[SWEEP_CATCHUP] = 64;
   o->base[SWEEP_CLAIM] = 1;
   o->base[SWEEP_RATE] = 100000;
   o->base[SWEEP_EVENTS] = 1000;
@@ -291,7 +292,7 @@ static void test_outputs_carry_record_and_knobs(void **state) {
   machine_probe(&m, FIX "machine/yes");
   const char *must[] = {"cpu: Test CPU X-1 @ 3.00GHz", "cores: ", "kernel: ",
                         "clocksource: tsc", "tsc_invariant: yes", "version: ",
-                        "commit: ", "spin=200", "yields=50", "claim=1", "rate=100000"};
+                        "commit: ", "spin=200", "yields=50", "catchup=64", "claim=1", "rate=100000"};
   for (int fmt = SWEEP_TABLE; fmt <= SWEEP_JSON; fmt++) {
     mem_t mm;
     mem_open(&mm);
@@ -314,16 +315,16 @@ static void test_outputs_carry_record_and_knobs(void **state) {
       for (char *p = s; (p = strstr(p, "\n")) != NULL; p++)
         rows_seen += p[1] >= '1' && p[1] <= '9';
       assert_int_equal(rows_seen, 4);
-      assert_non_null(strstr(s, "rank,scenario,label,ring,batch,wait,spin,yields,pin,claim,"
+      assert_non_null(strstr(s, "rank,scenario,label,ring,batch,wait,spin,yields,catchup,pin,claim,"
                                 "handler,rate,events,runs,mev_s"));
-      assert_non_null(strstr(s, "1,lat_fake,\"batch=16 wait=spin\",65536,16,spin,200,50,off,1,"
+      assert_non_null(strstr(s, "1,lat_fake,\"batch=16 wait=spin\",65536,16,spin,200,50,64,off,1,"
                                 "event,100000,1000,3,17.0000,16.0000,18.0000,11.76,100,16010,"));
     } else {
       assert_non_null(strstr(s, "\"machine\":{\"cpu\":\"Test CPU X-1 @ 3.00GHz\""));
       assert_non_null(strstr(s, "\"tsc_invariant\":\"yes\""));
       assert_non_null(strstr(s, "\"swept\":[\"batch\",\"wait\"]"));
       assert_non_null(strstr(s, "\"knobs\":{\"ring\":65536,\"batch\":16,\"wait\":\"spin\","
-                                "\"spin\":200,\"yields\":50,\"pin\":\"off\",\"claim\":1,"
+                                "\"spin\":200,\"yields\":50,\"catchup\":64,\"pin\":\"off\",\"claim\":1,"
                                 "\"handler\":\"event\",\"rate\":100000,\"events\":1000}"));
       assert_non_null(strstr(s, "\"p99_ns\":16010"));
       /* braces balance */

@@ -532,8 +532,9 @@ static void test_config_defaults(void **state) {
   assert_int_equal(cfg.producer, FE_PRODUCER_SINGLE);
   assert_int_equal(cfg.wait, FE_WAIT_PARK);
   assert_int_equal(cfg.max_batch, FE_BUS_BATCH_DEFAULT);
-  assert_int_equal(cfg.spin_tries, 200);
+  assert_int_equal(cfg.spin_tries, 1000);
   assert_int_equal(cfg.yield_tries, 50);
+  assert_int_equal(cfg.catchup_pauses, 64);
   assert_int_equal(cfg.host_driven, 0);
   assert_null(cfg.stages);
   assert_int_equal(cfg.n_stages, 0);
