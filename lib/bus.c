@@ -37,33 +37,63 @@ int fe_bus_claim_n(fe_bus_t *bus, uint32_t n, uint64_t *first,
   return fe__ring_claim_wait(&bus->ring, n, first, timeout_ns);
 }
 
-/* fe_bus_claim once the ring was full: waits by the wait strategy. */
-static __attribute__((noinline)) int claim_one_wait(fe_bus_t *bus,
+/* The single-event claims' slow paths, out of line and reached by tail
+ * calls, so that the fast path below is a leaf: no stack stores (each
+ * store the producer makes holds a store-buffer entry that a missing slot
+ * line can keep busy, see fe__ring_prefetch_w). */
+static __attribute__((noinline)) int claim_one_slow(fe_bus_t *bus,
                                                     fe_event_t **ev,
-                                                    uint64_t timeout_ns) {
+                                                    uint64_t timeout_ns,
+                                                    int wait) {
+  int r = fe__ring_claim_one(&bus->ring, ev);
+  if (FE_LIKELY(r != FE_EFULL))
+    return r;
+  if (!wait) {
+    __atomic_fetch_add(&bus->ring.full, 1, __ATOMIC_RELAXED);
+    return r;
+  }
   uint64_t s = 0;
-  int r = fe__ring_claim_wait(&bus->ring, 1, &s, timeout_ns);
+  r = fe__ring_claim_wait(&bus->ring, 1, &s, timeout_ns);
   if (r == 0)
     *ev = fe__ring_slot(&bus->ring, s);
   return r;
 }
 
+static __attribute__((noinline)) int claim_one_void(fe_ring_t *r, uint64_t s) {
+  return fe__ring_void_claim(r, s, 1);
+}
+
+/* One event for a single producer with room by its cached gate: the path a
+ * broker at ordinary load takes for every order.  Anything else (multi
+ * producer, full by the cache, stopping) goes to claim_one_slow. */
+static inline __attribute__((always_inline)) int
+claim_one(fe_bus_t *bus, fe_event_t **ev, uint64_t timeout_ns, int wait) {
+  fe_ring_t *r = &bus->ring;
+  uint64_t c = fe__load_relaxed(&r->claimed);
+  if (FE_UNLIKELY(r->producer != FE_PRODUCER_SINGLE || fe__ring_stopping(r) ||
+                  c + 1 - r->sp_gate > r->capacity))
+    return claim_one_slow(bus, ev, timeout_ns, wait);
+  fe__store_relaxed(&r->claimed, c + 1);
+  fe__asym_light(&r->asym); /* stop protocol, as in fe__ring_claim_n */
+  if (FE_UNLIKELY(fe__ring_stopping(r)))
+    return claim_one_void(r, c);
+  fe_event_t *e = fe__ring_slot(r, c);
+  fe__ring_prefetch_w((const char *)e + FE_RING_PREFETCH * r->slot_size);
+  fe__ring_reset(e, c);
+  *ev = e;
+  return 0;
+}
+
 int fe_bus_try_claim(fe_bus_t *bus, fe_event_t **ev) {
   if (FE_UNLIKELY(bus == NULL || ev == NULL))
     return FE_EINVAL;
-  int r = fe__ring_claim_one(&bus->ring, ev);
-  if (FE_UNLIKELY(r == FE_EFULL))
-    __atomic_fetch_add(&bus->ring.full, 1, __ATOMIC_RELAXED);
-  return r;
+  return claim_one(bus, ev, 0, 0);
 }
 
 int fe_bus_claim(fe_bus_t *bus, fe_event_t **ev, uint64_t timeout_ns) {
   if (FE_UNLIKELY(bus == NULL || ev == NULL))
     return FE_EINVAL;
-  int r = fe__ring_claim_one(&bus->ring, ev);
-  if (FE_LIKELY(r != FE_EFULL))
-    return r;
-  return claim_one_wait(bus, ev, timeout_ns);
+  return claim_one(bus, ev, timeout_ns, 1);
 }
 
 fe_event_t *fe_bus_event_at(fe_bus_t *bus, uint64_t seq) {
