@@ -520,8 +520,8 @@ static void *bus_producer_each(void *arg) {
     fe_event_t *ev;
     if (fe_bus_claim(p->bus, &ev, FE_WAIT_FOREVER) != 0)
       return NULL;
-    fill_event(ev, i);
-    ev->order.recv_ts_ns = 0;
+    fill_event(ev, i); /* the fields the Disruptor's producer sets; the
+                          latency stamp is for the paced producer only */
     fe_bus_publish(p->bus, ev);
   }
   return NULL;

@@ -78,7 +78,7 @@ claim_one(fe_bus_t *bus, fe_event_t **ev, uint64_t timeout_ns, int wait) {
   if (FE_UNLIKELY(fe__ring_stopping(r)))
     return claim_one_void(r, c);
   fe_event_t *e = fe__ring_slot(r, c);
-  fe__ring_prefetch_w((const char *)e + FE_RING_PREFETCH * r->slot_size);
+  fe__ring_prefetch_w((const char *)e + r->prefetch_off);
   fe__ring_reset(e, c);
   *ev = e;
   return 0;

@@ -28,6 +28,8 @@ int fe__ring_alloc(fe_ring_t *r, uint32_t capacity, uint32_t slot_size,
   r->capacity = capacity;
   r->mask = capacity - 1;
   r->slot_size = (slot_size + FE_CACHELINE - 1) / FE_CACHELINE * FE_CACHELINE;
+  r->prefetch_off = capacity >= 4 * FE_RING_PREFETCH
+                        ? FE_RING_PREFETCH * r->slot_size : 0;
   r->producer = producer;
   r->state = ST_CREATED;
   r->stop_target = UINT64_MAX;
