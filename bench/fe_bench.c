@@ -531,7 +531,10 @@ static void *bus_producer(void *arg) {
   bus_run_t *p = arg;
   pin_self(p->o, p->cpu);
   uint32_t claim = p->o->claim;
-  for (uint64_t i = p->first; i < p->n;) {
+  /* events this producer still has to publish: counted down, so that the
+   * loop itself costs no division per claim */
+  uint64_t left = p->first < p->n ? (p->n - p->first + p->step - 1) / p->step : 0;
+  for (uint64_t i = p->first; left != 0;) {
     uint64_t f, intended = 0;
     uint32_t m = claim;
     if (p->gap_ns) { /* open loop: wait for the intended send time */
@@ -540,14 +543,17 @@ static void *bus_producer(void *arg) {
         ck_pr_stall();
       m = 1;
     }
-    if ((p->n - i + p->step - 1) / p->step < m)
-      m = (uint32_t)((p->n - i + p->step - 1) / p->step);
+    if (left < m)
+      m = (uint32_t)left;
+    left -= m;
     if (fe_bus_claim_n(p->bus, m, &f, FE_WAIT_FOREVER) != 0)
       return NULL;
     for (uint32_t j = 0; j < m; j++, i += p->step) {
       fe_event_t *ev = fe_bus_event_at(p->bus, f + j);
       fill_event(ev, i);
-      ev->order.recv_ts_ns = intended;
+      if (p->gap_ns) /* the latency stamp, on the slot's second line: only
+                        the paced (latency) runs read it */
+        ev->order.recv_ts_ns = intended;
     }
     fe_bus_publish_n(p->bus, f, m);
   }

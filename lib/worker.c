@@ -13,7 +13,9 @@
 #include <stdio.h>
 #include <string.h>
 
+#ifndef FE_PREFETCH
 #define FE_PREFETCH 32 /* slots ahead */
+#endif
 
 /* A slot a stage will write (the verdict, the host's fields): fetched for
  * ownership (prefetchw), so that the line arrives writable in one
@@ -261,18 +263,27 @@ static int settle(fe_bus_t *bus, consumer_t *c, fe_event_t *ev, uint64_t seq,
  * the sequence of an event paused by FE_RETRY.  Always inlined into
  * run_stage() with constant `sharded` and `outcome`, so the common loop
  * (one shard, not the sink) carries no test for either.  This loop is
- * what a stage costs per event: one verdict load, one compare, the call. */
+ * what a stage costs per event, and with several stages on a worker it
+ * runs once per stage: so it is kept to a pointer walk, one verdict load
+ * and test, the call and its result test.  The walk goes over each
+ * stretch of the ring that does not wrap (a batch has at most two);
+ * end_of_batch is stored once per batch; the prefetch keeps FE_PREFETCH
+ * slots ahead with no test in the body of a batch.  Every stage of a
+ * group pass prefetches: a batch of 256 slots spans 48 KiB or more, past
+ * L1, so the later stages' walks would wait on L2 (measured: 20-30 %
+ * slower with the first stage alone prefetching). */
 static inline __attribute__((always_inline)) uint64_t
 run_stage_as(fe_bus_t *bus, consumer_t *c, uint64_t next, uint64_t end,
              tally_t *t, const int sharded, const int outcome) {
   const stage_t *st = c->stage;
   const fe_stage_fn fn = st->fn;
   void *const user = st->user;
-  const int typed = !st->all_types;
+  const uint64_t typed = !st->all_types;
   fe_stage_ctx_t *const ctx = &c->ctx;
   /* Locals: the handler call would otherwise force reloads every event. */
   uint8_t *const base = bus->ring.slots;
   const uint64_t mask = bus->ring.mask, size = bus->ring.slot_size;
+  const uint64_t ahead = FE_PREFETCH * size;
   /* The last event handed over gets end_of_batch.  Usually that is the
    * batch's last; only a verdict, a type filter or sharding make the
    * backward walk necessary. */
@@ -280,48 +291,66 @@ run_stage_as(fe_bus_t *bus, consumer_t *c, uint64_t next, uint64_t end,
   if (sharded || typed ||
       fe__load_relaxed(&((fe_event_t *)(base + (last & mask) * size))->verdict))
     last = last_handled(bus, c, next, end, sharded);
-  /* The batch's first slots all at once (their transfers overlap); the
-   * loop then keeps FE_PREFETCH ahead. */
+  /* Only published slots are prefetched: a slot the producer has yet to
+   * fill would be pulled away from it, and its next store would have to
+   * take it back.  The batch's first ones all at once (their transfers
+   * overlap), then the loop keeps FE_PREFETCH ahead up to pf_end. */
   for (uint64_t s = next; s < end && s < next + FE_PREFETCH; s++)
     prefetch_w(base + (s & mask) * size);
-  uint64_t handled = 0, done = 0;
-  for (uint64_t s = next; s < end; s++) {
-    fe_event_t *ev = (fe_event_t *)(base + (s & mask) * size);
-    /* Slots fresh from another core's cache: request them ahead, so the
-     * transfers overlap instead of stalling one by one.  Only published
-     * ones: a slot the producer has yet to fill would be pulled away from
-     * it, and its next store would have to take it back. */
-    if (s + FE_PREFETCH < end)
-      prefetch_w(base + ((s + FE_PREFETCH) & mask) * size);
-    uint64_t v = fe__load_relaxed(&ev->verdict);
-    if (FE_UNLIKELY(v != 0 || sharded || typed)) {
-      int what = classify(c, st, ev, sharded);
-      if (what != EV_HANDLE) {
-        tally_unhandled(c, ev, what, t);
-        continue;
+  const uint64_t pf_end = end > next + FE_PREFETCH ? end - FE_PREFETCH : next;
+  uint64_t unhandled = 0, done = 0;
+  ctx->end_of_batch = 0;
+  for (uint64_t s = next; s < end;) {
+    uint64_t stretch = (s | mask) + 1; /* where the ring wraps */
+    if (stretch > end)
+      stretch = end;
+    uint8_t *const p0 = base + (s & mask) * size;
+    uint8_t *const p_end = p0 + (stretch - s) * size;
+    /* Prefetching stops at pf_end.  Near the ring's end p + ahead is past
+     * it: x86 prefetches do not fault, and FE_PREFETCH slots a lap go
+     * unfetched. */
+    uint8_t *const pf_stop =
+        pf_end > s ? p0 + ((pf_end < stretch ? pf_end : stretch) - s) * size
+                   : p0;
+    uint8_t *const p_last =
+        last >= s && last < stretch ? p0 + (last - s) * size : NULL;
+    for (uint8_t *p = p0; p < p_end; p += size) {
+      fe_event_t *ev = (fe_event_t *)p;
+      if (p < pf_stop)
+        prefetch_w(p + ahead);
+      uint64_t v = fe__load_relaxed(&ev->verdict);
+      if (FE_UNLIKELY((v | typed) != 0 || sharded)) {
+        int what = classify(c, st, ev, sharded);
+        if (what != EV_HANDLE) {
+          unhandled++;
+          tally_unhandled(c, ev, what, t);
+          continue;
+        }
+      }
+      if (FE_UNLIKELY(p == p_last))
+        ctx->end_of_batch = 1;
+      fe_verdict_t r = fn(ctx, ev, user);
+      if (FE_UNLIKELY(r != FE_CONTINUE)) {
+        uint32_t reason = ctx->reason;
+        const char *text = ctx->text;
+        ctx->reason = 0;
+        ctx->text = NULL;
+        uint64_t at = s + (uint64_t)(p - p0) / size;
+        if (settle(bus, c, ev, at, r, reason, text, 1, t)) {
+          t->handled += at + 1 - next - unhandled;
+          t->done += done;
+          return at;
+        }
+      } else if (outcome) {
+        if (FE_LIKELY(v == 0 && t->audit == NULL))
+          done++;
+        else
+          tally_verdict(ev, v, t);
       }
     }
-    ctx->end_of_batch = s == last;
-    handled++;
-    fe_verdict_t r = fn(ctx, ev, user);
-    if (FE_UNLIKELY(r != FE_CONTINUE)) {
-      uint32_t reason = ctx->reason;
-      const char *text = ctx->text;
-      ctx->reason = 0;
-      ctx->text = NULL;
-      if (settle(bus, c, ev, s, r, reason, text, 1, t)) {
-        t->handled += handled;
-        t->done += done;
-        return s;
-      }
-    } else if (outcome) {
-      if (FE_LIKELY(v == 0 && t->audit == NULL))
-        done++;
-      else
-        tally_verdict(ev, v, t);
-    }
+    s = stretch;
   }
-  t->handled += handled;
+  t->handled += end - next - unhandled;
   t->done += done;
   return end;
 }
