@@ -312,6 +312,18 @@ int fe_bus_stats(const fe_bus_t *bus, fe_bus_stats_t *out) {
   return 0;
 }
 
+int fe_bus_on_stage_timing(fe_bus_t *bus, fe_stage_timing_fn fn, void *user) {
+  if (bus == NULL)
+    return FE_EINVAL;
+  /* Workers read these after fe_bus_start created them: thread creation
+   * orders these stores before. */
+  if (fe__load_relaxed(&bus->ring.state) != ST_CREATED)
+    return FE_ESTATE;
+  bus->on_timing = fn;
+  bus->timing_user = user;
+  return 0;
+}
+
 int fe_bus_stage_stats(const fe_bus_t *bus, uint32_t stage,
                        fe_stage_stats_t *out) {
   if (bus == NULL || out == NULL)

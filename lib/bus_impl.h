@@ -114,6 +114,8 @@ struct fe_bus {
   fe_dlq_t *dlq;
   fe_dead_letter_fn on_dead_letter;
   struct fe_audit *audit; /* cfg.audit */
+  fe_stage_timing_fn on_timing; /* fe_bus_on_stage_timing; NULL: none */
+  void *timing_user;
   void *dead_letter_user;
   uint64_t (*now_ns)(void *clock_user);
   void *clock_user;

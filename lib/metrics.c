@@ -214,6 +214,36 @@ int fe_metrics_count(fe_metrics_t *m, uint32_t w, uint32_t s,
   return 0;
 }
 
+void fe_metrics_stage_timing(const fe_stage_timing_t *t, void *user) {
+  fe_metrics_t *m = user;
+  if (t == NULL || m == NULL || t->worker >= m->workers ||
+      t->stage >= m->stages || t->handled == 0)
+    return;
+  cell_t *c = cell(m, t->worker, t->stage);
+  fe_hist_record_n(c->lat, t->ns / t->handled, t->handled);
+  fe_hist_record(c->batch, t->handled);
+}
+
+int fe_metrics_attach(fe_metrics_t *m, fe_bus_t *bus, fe_diag_t *d) {
+  if (m == NULL || bus == NULL)
+    return fe__diag(d, FE_EINVAL, "metrics: attach: m or bus is NULL");
+  uint32_t workers = fe_bus_workers(bus), stages = 0;
+  fe_stage_stats_t st;
+  while (stages < FE_BUS_MAX_STAGES && fe_bus_stage_stats(bus, stages, &st) == 0)
+    stages++;
+  if (workers > m->workers)
+    return fe__diag(d, FE_ERANGE, "metrics: attach: the bus has %u workers, "
+                    "the metrics %u worker slots (cfg.workers)", workers,
+                    m->workers);
+  if (stages > m->stages)
+    return fe__diag(d, FE_ERANGE, "metrics: attach: the bus has %u stages, "
+                    "the metrics %u (cfg.stages)", stages, m->stages);
+  int rc = fe_bus_on_stage_timing(bus, fe_metrics_stage_timing, m);
+  if (rc != 0)
+    return fe__diag(d, rc, "metrics: attach: the bus is already started");
+  return 0;
+}
+
 int fe_metrics_gauge(fe_metrics_t *m, fe_metric_gauge_t g, int64_t v) {
   if (m == NULL || (unsigned)g >= FE_METRIC_GAUGES)
     return FE_EINVAL;

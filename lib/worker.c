@@ -436,6 +436,21 @@ static uint64_t run_accountant(fe_bus_t *bus, uint64_t next, uint64_t end,
   return end;
 }
 
+/* fe_bus_on_stage_timing: consumer c handled t->handled events of a batch
+ * from *since until now; *since becomes now. */
+static __attribute__((noinline)) void report_timing(fe_bus_t *bus,
+                                                    const consumer_t *c,
+                                                    const tally_t *t,
+                                                    uint64_t *since) {
+  uint64_t now = fe_clock_now_ns();
+  if (t->handled != 0) {
+    fe_stage_timing_t info = {c->stage->id, c->shard, c->worker,
+                              (uint32_t)t->handled, now - *since};
+    bus->on_timing(&info, bus->timing_user);
+  }
+  *since = now;
+}
+
 /* The paused event's next attempt, when it is due.  Returns the sequence
  * c reaches: still retry_seq while paused, retry_seq + 1 once settled. */
 static uint64_t resume_retry(fe_bus_t *bus, consumer_t *c, tally_t *t) {
@@ -448,7 +463,10 @@ static uint64_t resume_retry(fe_bus_t *bus, consumer_t *c, tally_t *t) {
                         .attempt = c->retry_attempt + 1};
   c->retry_pending = 0;
   t->handled++;
+  uint64_t t0 = bus->on_timing != NULL ? fe_clock_now_ns() : 0;
   fe_verdict_t v = c->stage->fn(&ctx, ev, c->stage->user);
+  if (FE_UNLIKELY(bus->on_timing != NULL))
+    report_timing(bus, c, t, &t0);
   if (v == FE_CONTINUE) {
     if (c->counts_outcome)
       tally_outcome(ev, t);
@@ -511,8 +529,11 @@ static uint32_t consumer_run(fe_bus_t *bus, consumer_t *c) {
         return 0;
     }
     uint64_t end = batch_end(bus, next, c->cached_gate);
+    uint64_t t0 = bus->on_timing != NULL ? fe_clock_now_ns() : 0;
     reached = c->stage != NULL ? run_stage(bus, c, next, end, &t)
                                : run_accountant(bus, next, end, &t);
+    if (FE_UNLIKELY(bus->on_timing != NULL) && c->stage != NULL)
+      report_timing(bus, c, &t, &t0);
   }
   account(c, &t);
   if (reached == next)
@@ -555,6 +576,7 @@ static uint32_t group_pass(fe_bus_t *bus, worker_t *w) {
   uint64_t end = batch_end(bus, next, w->cached_gate);
   uint64_t reached[64];
   int short_pass = 0;
+  uint64_t t0 = bus->on_timing != NULL ? fe_clock_now_ns() : 0;
   for (uint32_t i = 0; i < n; i++) {
     consumer_t *c = list[i];
     uint64_t e = end;
@@ -566,6 +588,8 @@ static uint32_t group_pass(fe_bus_t *bus, worker_t *w) {
     reached[i] = e == next                 ? next
                  : c->stage != NULL        ? run_stage(bus, c, next, e, &t)
                                            : run_accountant(bus, next, e, &t);
+    if (FE_UNLIKELY(bus->on_timing != NULL) && c->stage != NULL)
+      report_timing(bus, c, &t, &t0);
     account(c, &t);
     short_pass |= reached[i] != end;
   }

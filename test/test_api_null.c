@@ -96,6 +96,7 @@
   X(INT, fe_bus_stop(NULL), FE_EINVAL) \
   X(VOID, fe_bus_destroy(NULL), 0) \
   X(INT, fe_bus_stats(NULL, NULL), FE_EINVAL) \
+  X(INT, fe_bus_on_stage_timing(NULL, NULL, NULL), FE_EINVAL) \
   X(INT, fe_bus_stage_stats(NULL, 0, NULL), FE_EINVAL) \
   X(INT, fe_bus_stage_rejects(NULL, 0, 0), 0) \
   X(INT, fe_bus_stage_id(NULL, NULL), FE_EINVAL) \
@@ -244,6 +245,8 @@
   X(INT, fe_metrics_create(NULL, NULL, NULL), FE_EINVAL) \
   X(VOID, fe_metrics_destroy(NULL), 0) \
   X(INT, fe_metrics_latency(NULL, 0, 0, 0), FE_EINVAL) \
+  X(INT, fe_metrics_attach(NULL, NULL, NULL), FE_EINVAL) \
+  X(VOID, fe_metrics_stage_timing(NULL, NULL), 0) \
   X(INT, fe_metrics_batch(NULL, 0, 0, 0), FE_EINVAL) \
   X(INT, fe_metrics_count(NULL, 0, 0, 0, 0), FE_EINVAL) \
   X(INT, fe_metrics_gauge(NULL, 0, 0), FE_EINVAL) \

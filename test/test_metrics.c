@@ -282,6 +282,62 @@ static void test_workers_merge(void **state) {
   fe_metrics_destroy(m);
 }
 
+
+/* fe_metrics_attach: the bus itself feeds each stage's latency and batch
+ * histograms, one sample per handler call, from every worker; a metrics
+ * object too small for the bus, or a started bus, is refused. */
+static fe_verdict_t slow_pass(fe_stage_ctx_t *ctx, fe_event_t *ev, void *u) {
+  (void)ctx, (void)ev, (void)u;
+  for (volatile int i = 0; i < 200; i++)
+    ;
+  return FE_CONTINUE;
+}
+
+static void test_bus_feeds_latency(void **state) {
+  (void)state;
+  fe_t_def_t d;
+  fe_t_def_init(&d, 1024);
+  fe_t_add_stage(&d, "check", slow_pass, NULL, 0);
+  fe_t_add_dep(&d, fe_t_add_stage(&d, "book", slow_pass, NULL, 1), 0);
+  d.cfg.wait = FE_WAIT_YIELD;
+  fe_bus_t *bus = fe_t_create(&d);
+  fe_metrics_config_t mc;
+  fe_metrics_config_init(&mc);
+  mc.bus = bus;
+  mc.stages = 0;  /* the bus's */
+  mc.workers = 1; /* the bus has 2 */
+  fe_metrics_t *m;
+  assert_fe_ok(fe_metrics_create(&mc, &m, NULL));
+  fe_diag_t dg;
+  assert_int_equal(fe_metrics_attach(m, bus, &dg), FE_ERANGE);
+  assert_non_null(strstr(dg.msg, "2 workers"));
+  fe_metrics_destroy(m);
+  mc.workers = 2;
+  assert_fe_ok(fe_metrics_create(&mc, &m, NULL));
+  assert_int_equal(fe_metrics_attach(NULL, bus, NULL), FE_EINVAL);
+  assert_fe_ok(fe_metrics_attach(m, bus, NULL));
+  assert_fe_ok(fe_bus_start(bus, NULL));
+  assert_int_equal(fe_metrics_attach(m, bus, &dg), FE_ESTATE);
+  for (int i = 0; i < 3000; i++) {
+    fe_event_t *ev;
+    assert_fe_ok(fe_bus_claim(bus, &ev, FE_T_LONG_NS));
+    ev->order.quantity = 1;
+    assert_fe_ok(fe_bus_publish(bus, ev));
+  }
+  assert_fe_ok(fe_bus_drain(bus, FE_T_LONG_NS));
+  assert_fe_ok(fe_bus_stop(bus)); /* every worker's last report is in */
+  const char *t = prom(m);
+  check_exposition(t);
+  assert_true(value_of(t, "finevent_stage_latency_seconds_count{stage=\"check\"}") == 3000);
+  assert_true(value_of(t, "finevent_stage_latency_seconds_count{stage=\"book\"}") == 3000);
+  assert_true(value_of(t, "finevent_stage_latency_seconds_sum{stage=\"check\"}") > 0);
+  double batches = value_of(t, "finevent_stage_batch_size_count{stage=\"book\"}");
+  assert_true(batches >= 1 && batches <= 3000);
+  assert_true(value_of(t, "finevent_stage_batch_size_sum{stage=\"book\"}") == 3000);
+  fe_bus_destroy(bus);
+  fe_metrics_destroy(m);
+}
+
 /* promtool and the checks above would catch a broken exposition. */
 static void test_checkers_catch(void **state) {
   (void)state;
@@ -453,6 +509,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       FE_T_TEST(test_config),
       FE_T_TEST(test_workers_merge),
+      FE_T_TEST(test_bus_feeds_latency),
       FE_T_TEST(test_checkers_catch),
       FE_T_TEST(test_bus_and_audit),
       FE_T_TEST(test_alerts),

@@ -704,6 +704,27 @@ FE_API void fe_bus_destroy(fe_bus_t *bus);
  * thread; wait-free. */
 FE_API int fe_bus_stats(const fe_bus_t *bus, fe_bus_stats_t *out);
 
+/* What one stage shard did in one batch, for fe_bus_on_stage_timing(). */
+typedef struct fe_stage_timing {
+  uint32_t stage;   /* stage id */
+  uint32_t shard;
+  uint32_t worker;  /* the worker (thread, or host-driven poll) that ran it */
+  uint32_t handled; /* handler calls in the batch, >= 1 */
+  uint64_t ns;      /* time the stage spent on the batch (fe_clock_now_ns):
+                       handler calls and the bus's own work around them */
+} fe_stage_timing_t;
+typedef void (*fe_stage_timing_fn)(const fe_stage_timing_t *t, void *user);
+
+/* Has every worker call fn after each batch in which a stage shard called
+ * its handler, on the worker's thread (so per-worker recording needs no
+ * lock; fe_metrics_attach() plugs the metrics module in this way).  The
+ * cost is one clock read per stage per batch, none when fn is NULL (the
+ * default).  fn must not block: the worker's stages wait for it.  Call
+ * before fe_bus_start.  Returns 0, FE_EINVAL (bus NULL), FE_ESTATE
+ * (started).  Not thread-safe. */
+FE_API int fe_bus_on_stage_timing(fe_bus_t *bus, fe_stage_timing_fn fn,
+                                  void *user);
+
 /* Fills *out with the counters of one stage.  Returns 0, FE_EINVAL, or
  * FE_ERANGE (no such stage).  Any thread; wait-free. */
 FE_API int fe_bus_stage_stats(const fe_bus_t *bus, uint32_t stage,

@@ -139,6 +139,24 @@ FE_API int fe_metrics_batch(fe_metrics_t *m, uint32_t w, uint32_t stage,
 FE_API int fe_metrics_count(fe_metrics_t *m, uint32_t w, uint32_t stage,
                             fe_metric_outcome_t outcome, uint32_t reason);
 
+/* Has bus feed m: after each batch, every stage shard's time per event
+ * (the batch's time over its handler calls, recorded once per call) goes
+ * into the stage's latency histogram and the batch's size into its batch
+ * histogram, in the slot of the worker that ran it (fe_bus_on_stage_timing
+ * with fe_metrics_stage_timing).  So the latency histogram holds each
+ * event's share of its batch, not each event alone: one clock read per
+ * stage per batch, not two per event.  Call between fe_bus_create and
+ * fe_bus_start.  Returns 0, FE_EINVAL (NULL), FE_ERANGE (m has fewer
+ * worker slots than bus has workers, or fewer stages than bus: the
+ * message says which), FE_ESTATE (bus started).  Not thread-safe. */
+FE_API int fe_metrics_attach(fe_metrics_t *m, fe_bus_t *bus, fe_diag_t *diag);
+
+/* The fe_stage_timing_fn that fe_metrics_attach installs (user: the
+ * fe_metrics_t).  Records as described there; a timing whose worker or
+ * stage is outside m's ranges is ignored (fe_metrics_attach refuses such
+ * a bus).  Wait-free. */
+FE_API void fe_metrics_stage_timing(const fe_stage_timing_t *t, void *m);
+
 /* Sets gauge g.  Returns 0 or FE_EINVAL.  Any thread; wait-free. */
 FE_API int fe_metrics_gauge(fe_metrics_t *m, fe_metric_gauge_t g,
                             int64_t value);
