@@ -1756,6 +1756,24 @@ static uint64_t restart_lost_sagas(void) {
   return n;
 }
 
+/* Recovery's replay of the saga records (cfg.on_replay): the coordinator
+ * takes them, and each START says, in its context, which order the saga
+ * is for - the journal's word, which holds even when the killed run
+ * started the saga and died before it noted the id (booking then leaves
+ * the re-driven order to that saga instead of starting a second one). */
+static int replay_record(const fe_journal_record_t *rec, void *u) {
+  int rc = fe_saga_journal_replay(rec, u);
+  fe_saga_rec_t h;
+  if (rc != 0 || rec->type != FE_JREC_SAGA || rec->len < sizeof h + sizeof(sctx_t))
+    return rc;
+  memcpy(&h, rec->data, sizeof h);
+  sctx_t x;
+  memcpy(&x, (const char *)rec->data + sizeof h, sizeof x);
+  if (h.type == FE_SAGA_REC_START && h.ctx_len >= sizeof x && x.order_no < opt.orders)
+    ords[x.order_no].saga_id = h.saga_id;
+  return 0;
+}
+
 static int count_saga(const fe_saga_info_t *info, void *u) {
   (void)info;
   ++*(uint64_t *)u;
@@ -1763,14 +1781,17 @@ static int count_saga(const fe_saga_info_t *info, void *u) {
 }
 
 /* After a kill: the venue and the custodian send again what the sagas
- * still wait for (a confirmation source re-delivers until the saga shows
- * the step done, saga.h); an answer to a step already done is late and
- * dropped by the coordinator.  Returns how many. */
+ * the journal brought back may wait for (a confirmation source re-delivers
+ * until the saga shows the step done, saga.h); an answer to a step already
+ * done is late and dropped by the coordinator.  That includes sagas whose
+ * end the killed run saw but whose last records it did not write: they
+ * finish again (a re-report).  Returns how many. */
 static uint64_t redeliver(void) {
   uint64_t n = 0, now = fe_clock_now_ns();
   for (uint64_t no = 0; no < opt.orders; no++) {
     ord_t *o = &ords[no];
-    if (o->saga_id == 0 || o->ends != 0)
+    fe_saga_info_t info;
+    if (o->saga_id == 0 || fe_saga_get(coord, o->saga_id, &info) != 0)
       continue;
     if (o->fill.token != 0) {
       msg_t m = o->fill;
@@ -1972,7 +1993,7 @@ int main(int argc, char **argv) {
   cfg.journal_worker = JOURNAL_WORKER;
   cfg.on_outcome = on_outcome;
   cfg.in_doubt = venue_has; /* after a kill: ask the venue */
-  cfg.on_replay = fe_saga_journal_replay, cfg.replay_user = coord;
+  cfg.on_replay = replay_record, cfg.replay_user = coord;
   SETUP(fe_bus_create(&cfg, &bus, &d));
   fe_bus_recovery_t rec;
   fe_bus_recovery(bus, &rec);
@@ -1990,14 +2011,16 @@ int main(int argc, char **argv) {
 
   SETUP(fe_saga_use_journal(coord, fe_bus_journal(bus), &d));
   SETUP(fe_saga_coord_start(coord));
+  SETUP(fe_bus_start(bus, &d)); /* re-drives the journal's unfinished events */
+  fe_bus_recovery(bus, &rec); /* the dead letters are back in the queue now */
+  /* The outside world answers once the bus runs, after what recovery
+   * re-drives (replayed sagas may already have asked it something). */
+  uint64_t redelivered = resumed ? redeliver() : 0;
   pthread_t world;
   if (pthread_create(&world, NULL, world_main, NULL) != 0) {
     fprintf(stderr, "order_flow: cannot start the venue thread\n");
     return 2;
   }
-  uint64_t redelivered = resumed ? redeliver() : 0;
-  SETUP(fe_bus_start(bus, &d));
-  fe_bus_recovery(bus, &rec); /* the dead letters are back in the queue now */
   struct MHD_Daemon *mhd = NULL;
   if (opt.metrics_port >= 0) {
     if ((mhd = metrics_start(opt.metrics_port)) == NULL) {
