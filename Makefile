@@ -277,12 +277,14 @@ $(O)/test/test_compliance_conf: $(CONF_STATIC)
 $(O)/test/test_compliance_conf: TEST_EXTRA = $(CONF_STATIC) $(CONF_LIBS)
 $(O)/test/test_compliance_conf: TEST_DEFS = -DFE_EXAMPLES_DIR='"$(abspath examples)"'
 
-# The order_flow suite runs the example of its own flavour (and fe-audit
-# on its trail), and scrapes its metrics with curl and checks them with
+# The order_flow suite runs the example of its own flavour (fe-audit on
+# its trail, fe-journal on its journal), and scrapes its metrics with curl and checks them with
 # promtool.
-$(O)/test/test_order_flow: $(O)/examples/order_flow $(O)/bin/fe-audit $(BUILD)/.deps-commands
+$(O)/test/test_order_flow: $(O)/examples/order_flow $(O)/bin/fe-audit $(O)/bin/fe-journal \
+  $(BUILD)/.deps-commands
 $(O)/test/test_order_flow: TEST_DEFS = -DFE_ORDER_FLOW='"$(abspath $(O)/examples/order_flow)"' \
-  -DFE_AUDIT_TOOL='"$(abspath $(O)/bin/fe-audit)"'
+  -DFE_AUDIT_TOOL='"$(abspath $(O)/bin/fe-audit)"' \
+  -DFE_JOURNAL_TOOL='"$(abspath $(O)/bin/fe-journal)"'
 
 # Each suite runs in its own process with a timeout; all run even if one
 # fails, and the target fails if any did.  The flavour's closing line

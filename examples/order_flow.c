@@ -1991,6 +1991,11 @@ int main(int argc, char **argv) {
   cfg.stages = st, cfg.n_stages = N_STAGES;
   cfg.idem = idem, cfg.dlq = dlq, cfg.journal = &jc;
   cfg.journal_worker = JOURNAL_WORKER;
+  /* The venue's and the custodian's answers carry their verdict in the
+   * user area: journaled with them, so that recovery re-drives them whole.
+   * (Set here: fe_bus_config_init() leaves it 0, not the "all of it" its
+   * comment promises.) */
+  cfg.journal_user_bytes = sizeof(report_t);
   cfg.on_outcome = on_outcome;
   cfg.in_doubt = venue_has; /* after a kill: ask the venue */
   cfg.on_replay = replay_record, cfg.replay_user = coord;

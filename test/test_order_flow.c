@@ -22,8 +22,8 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
-#if !defined(FE_ORDER_FLOW) || !defined(FE_AUDIT_TOOL)
-#error "FE_ORDER_FLOW and FE_AUDIT_TOOL must name the binaries"
+#if !defined(FE_ORDER_FLOW) || !defined(FE_AUDIT_TOOL) || !defined(FE_JOURNAL_TOOL)
+#error "FE_ORDER_FLOW, FE_AUDIT_TOOL and FE_JOURNAL_TOOL must name the binaries"
 #endif
 
 static char dir[64];
@@ -180,6 +180,12 @@ static void test_day_and_resume(void **state) {
   assert_int_equal(system(verify), 0);
   assert_int_equal(J("failures"), 0);
   uint64_t published = J("bus_published");
+  /* The venue's and the custodian's answers keep their verdict (8 user
+   * bytes) in the journal: a re-driven one must not come back blank. */
+  char jcheck[512];
+  snprintf(jcheck, sizeof jcheck, "%s dump --json %s/journal | grep '\"type\":\"EVENT\"' "
+           "| grep -q '\"user_len\":8'", FE_JOURNAL_TOOL, dir);
+  assert_int_equal(system(jcheck), 0);
 
   /* The same day again on the same directory: recovered, and every order
    * answered from the idempotency table; no venue sees anything. */
