@@ -1814,6 +1814,24 @@ int main(int argc, char **argv) {
   fe_diag_t d = {0};
   SETUP(fe_clock_init(&d));
   t_boot = fe_clock_now_ns();
+  /* The compliance kit's rules, from the file (before anything is made:
+   * a file that does not load leaves nothing behind). */
+  fe_compliance_config_t kc;
+  fe_compliance_config_init(&kc);
+  uint64_t cap26 = UINT64_C(1) << 26, cells = (opt.accounts + 1) * opt.symbols;
+  kc.max_accounts = opt.accounts + 1 < cap26 ? opt.accounts + 1 : cap26;
+  kc.max_symbols = opt.symbols;
+  kc.max_cells = cells < opt.orders + 1024 ? cells : opt.orders + 1024;
+  kc.max_cells = kc.max_cells < cap26 ? kc.max_cells : cap26;
+  kc.max_orders = opt.orders + 1024 < cap26 ? opt.orders + 1024 : cap26;
+  kc.on_event = on_compliance; /* a [tables] section in the file overrides */
+  fe_compliance_rules_t *rules;
+  fe_compliance_conf_error_t cerr;
+  if (fe_compliance_conf_load(opt.compliance, &rules, &kc, &cerr) != 0) {
+    fprintf(stderr, "order_flow: %s:%d: %s%s\n", cerr.file, cerr.line, cerr.reason,
+            cerr.line == 0 ? " (name the rules with --compliance FILE)" : "");
+    return 2;
+  }
   char tmpl[] = "/tmp/order_flow_XXXXXX";
   int own_dir = opt.dir == NULL;
   if (own_dir && (opt.dir = mkdtemp(tmpl)) == NULL) {
@@ -1852,22 +1870,7 @@ int main(int argc, char **argv) {
   SETUP(fe_audit_create(&ac, &audit, &d));
   sodium_memzero(sk, sizeof sk);
 
-  /* The compliance kit, its rules from the file. */
-  fe_compliance_config_t kc;
-  fe_compliance_config_init(&kc);
-  uint64_t cap26 = UINT64_C(1) << 26, cells = (opt.accounts + 1) * opt.symbols;
-  kc.max_accounts = opt.accounts + 1 < cap26 ? opt.accounts + 1 : cap26;
-  kc.max_symbols = opt.symbols;
-  kc.max_cells = cells < opt.orders + 1024 ? cells : opt.orders + 1024;
-  kc.max_cells = kc.max_cells < cap26 ? kc.max_cells : cap26;
-  kc.max_orders = opt.orders + 1024 < cap26 ? opt.orders + 1024 : cap26;
-  kc.on_event = on_compliance; /* a [tables] section in the file overrides */
-  fe_compliance_rules_t *rules;
-  fe_compliance_conf_error_t cerr;
-  if (fe_compliance_conf_load(opt.compliance, &rules, &kc, &cerr) != 0) {
-    fprintf(stderr, "order_flow: %s:%d: %s\n", cerr.file, cerr.line, cerr.reason);
-    return 2;
-  }
+  /* The kit (its START report goes to the audit trail). */
   int krc = fe_compliance_create(&kc, rules, &kit, &d);
   fe_compliance_rules_destroy(rules);
   SETUP(krc);

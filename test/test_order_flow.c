@@ -324,7 +324,19 @@ static void test_options(void **state) {
   assert_int_equal(run("--progress-ms 0"), 2);
   assert_int_equal(run("--compliance /nonexistent.ini --orders 10 --quiet"), 2);
   char cmd[256];
-  snprintf(cmd, sizeof cmd, "grep -q 'nonexistent.ini:0: ' %s/out.txt", dir);
+  snprintf(cmd, sizeof cmd, "grep -q 'nonexistent.ini:0: .*--compliance FILE' %s/out.txt",
+           dir);
+  assert_int_equal(system(cmd), 0);
+  /* a rule file that does not parse: refused, with its line */
+  char bad[128], args[256];
+  snprintf(bad, sizeof bad, "%s/bad.ini", dir);
+  FILE *f = fopen(bad, "w");
+  assert_non_null(f);
+  fputs("[defaults]\nmax_qty = banana\n", f);
+  fclose(f);
+  snprintf(args, sizeof args, "--compliance %s --orders 10 --quiet", bad);
+  assert_int_equal(run(args), 2);
+  snprintf(cmd, sizeof cmd, "grep -q 'bad.ini:2: ' %s/out.txt", dir);
   assert_int_equal(system(cmd), 0);
   assert_int_equal(run("--help"), 0);
   remove_dir();
