@@ -41,9 +41,10 @@
  * both runs: every order acknowledged ends exactly once, the venue took
  * none twice, the ledger and the custodian booked none twice.
  *
- * Exit status: 0 when every check held (conservation, duplicates, the
- * breaker and the redrive, malformed orders, reconciliation), 1 when one
- * failed, 2 on a usage or setup error.  `order_flow --help` lists the
+ * Exit status: 0 when every check held (conservation, compliance,
+ * duplicates, the breaker and the redrive, malformed orders, sagas,
+ * reconciliation, the audit trail), 1 when one failed, 2 on a usage or
+ * setup error (a rule file that does not load included).  `order_flow --help` lists the
  * options; --json FILE writes the summary as flat JSON for scripts.
  */
 #define _GNU_SOURCE
@@ -229,11 +230,13 @@ typedef struct msg {
   int64_t qty, amount;
 } msg_t;
 
-/* One order.  Fields are written by one thread at a time (the stage or
- * callback that owns the order at that point: the client, the execution
- * worker, the journal worker, the saga coordinator, the world thread),
- * through __atomic, relaxed: main reads them after every order ended or at
- * start, before any thread runs. */
+/* One order.  Each field is written by one thread at a time (whoever owns
+ * the order at that point: the client, the execution worker, the journal
+ * worker, the saga coordinator, the world thread); a field another thread
+ * reads while the day runs goes through __atomic, relaxed (one writer's
+ * value; the venue's verdict is released after the book it guards).  Main
+ * reads the rest at start, before the threads run, or once every order
+ * has ended. */
 typedef struct ord {
   /* the client */
   uint8_t submitted;   /* acknowledged by fe_bus_submit (0), in any run,
@@ -256,8 +259,11 @@ typedef struct ord {
                              double execution */
   uint8_t plan, venue; /* PLAN_*, the venue's decision */
   /* the broker's books and the custodian's */
-  uint8_t kit_closed;  /* the compliance kit was told how it ended */
-  uint8_t ledger_booked, custodian_booked; /* times: must stay <= 1 */
+  uint8_t kit_closed;  /* 0: open in this run's compliance kit; else the
+                          run that told its kit how it ended */
+  uint8_t ledger_booked, custodian_booked; /* each books a trade once: a
+                          re-sent confirmation or a saga finishing again
+                          after a kill is not a second trade */
   int64_t fill_qty, fill_px;
   uint64_t saga_id;    /* its order saga (booking) */
   msg_t fill, settle;  /* the latest answer owed for each step */
@@ -1744,14 +1750,18 @@ static uint64_t restart_lost_sagas(void) {
     fe_saga_info_t info;
     /* In this order: a saga that ends meanwhile has recorded its end
      * before fe_saga_get() stops finding it. */
-    if (o->saga_id == 0 || fe_saga_get(coord, o->saga_id, &info) != FE_ENOTFOUND ||
+    /* (Booking may be noting new sagas meanwhile.) */
+    uint64_t was = __atomic_load_n(&o->saga_id, __ATOMIC_RELAXED);
+    if (was == 0 || fe_saga_get(coord, was, &info) != FE_ENOTFOUND ||
         __atomic_load_n(&o->ends, __ATOMIC_ACQUIRE) != 0)
       continue;
     sctx_t c;
     order_ctx(no, o->account, o->symbol, o->side, &c);
     uint64_t id;
-    if (fe_saga_start(coord, order_def, &c, sizeof c, &id) == 0)
-      o->saga_id = id, n++;
+    if (fe_saga_start(coord, order_def, &c, sizeof c, &id) == 0) {
+      __atomic_store_n(&o->saga_id, id, __ATOMIC_RELAXED);
+      n++;
+    }
   }
   return n;
 }
@@ -2018,12 +2028,14 @@ int main(int argc, char **argv) {
   SETUP(fe_metrics_create(&mc, &metrics, &d));
 
   SETUP(fe_saga_use_journal(coord, fe_bus_journal(bus), &d));
+  /* Queued before the coordinator runs the replayed sagas' steps (which
+   * note new answers owed in the same records). */
+  uint64_t redelivered = resumed ? redeliver() : 0;
   SETUP(fe_saga_coord_start(coord));
   SETUP(fe_bus_start(bus, &d)); /* re-drives the journal's unfinished events */
   fe_bus_recovery(bus, &rec); /* the dead letters are back in the queue now */
   /* The outside world answers once the bus runs, after what recovery
    * re-drives (replayed sagas may already have asked it something). */
-  uint64_t redelivered = resumed ? redeliver() : 0;
   pthread_t world;
   if (pthread_create(&world, NULL, world_main, NULL) != 0) {
     fprintf(stderr, "order_flow: cannot start the venue thread\n");
