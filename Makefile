@@ -194,7 +194,7 @@ check-install:
 	  { echo "check-install: README's custom stage differs from examples/custom_stage.c"; exit 1; }
 	@export PKG_CONFIG_PATH=$(STAGE)/lib/pkgconfig; \
 	for e in $(EXAMPLE_SRC); do n=$$(basename $$e .c); extra=""; \
-	  [ $$n = order_flow ] && extra="$$(pkg-config --cflags --libs libmicrohttpd libsodium)"; \
+	  [ $$n = order_flow ] && extra="$$(pkg-config --cflags --libs libfinevent-compliance-conf libmicrohttpd libsodium)"; \
 	  $(CC) -std=c11 -Wall -Werror -pthread $$e -o $(STAGE)/$$n $$(pkg-config --cflags --libs libfinevent) $$extra || exit 1; \
 	done; echo "check-install: every example builds against the installed library via pkg-config"
 
@@ -277,12 +277,14 @@ $(O)/test/test_compliance_conf: $(CONF_STATIC)
 $(O)/test/test_compliance_conf: TEST_EXTRA = $(CONF_STATIC) $(CONF_LIBS)
 $(O)/test/test_compliance_conf: TEST_DEFS = -DFE_EXAMPLES_DIR='"$(abspath examples)"'
 
-# The order_flow suite runs the example of its own flavour (and fe-audit
-# on its trail), and scrapes its metrics with curl and checks them with
+# The order_flow suite runs the example of its own flavour (fe-audit on
+# its trail, fe-journal on its journal), and scrapes its metrics with curl and checks them with
 # promtool.
-$(O)/test/test_order_flow: $(O)/examples/order_flow $(O)/bin/fe-audit $(BUILD)/.deps-commands
+$(O)/test/test_order_flow: $(O)/examples/order_flow $(O)/bin/fe-audit $(O)/bin/fe-journal \
+  $(BUILD)/.deps-commands
 $(O)/test/test_order_flow: TEST_DEFS = -DFE_ORDER_FLOW='"$(abspath $(O)/examples/order_flow)"' \
-  -DFE_AUDIT_TOOL='"$(abspath $(O)/bin/fe-audit)"'
+  -DFE_AUDIT_TOOL='"$(abspath $(O)/bin/fe-audit)"' \
+  -DFE_JOURNAL_TOOL='"$(abspath $(O)/bin/fe-journal)"'
 
 # Each suite runs in its own process with a timeout; all run even if one
 # fails, and the target fails if any did.  The flavour's closing line
@@ -598,9 +600,13 @@ EXAMPLE_DEPS := libmicrohttpd:libmicrohttpd-dev
 $(BUILD)/.deps-examples: $(BUILD)/.deps-lib
 	$(call need_packages,$(EXAMPLE_DEPS))
 	@mkdir -p $(@D) && touch $@
-$(O)/examples/order_flow: $(BUILD)/.deps-examples
-$(O)/examples/order_flow: EXAMPLE_CFLAGS = $(shell pkg-config --cflags libmicrohttpd)
-$(O)/examples/order_flow: EXAMPLE_LIBS = $(shell pkg-config --libs libmicrohttpd)
+# Its compliance stage is the built-in kit, its rules loaded from
+# examples/order_flow_compliance.ini by the companion loader (libinih).
+$(O)/examples/order_flow: $(BUILD)/.deps-examples $(CONF_STATIC) examples/order_flow_compliance.ini
+$(O)/examples/order_flow: EXAMPLE_CFLAGS = $(shell pkg-config --cflags libmicrohttpd) \
+  -DORDER_FLOW_COMPLIANCE='"$(abspath examples/order_flow_compliance.ini)"'
+$(O)/examples/order_flow: EXAMPLE_LIBS = $(CONF_STATIC) $(STATIC) $(PKG_LIBS) $(CONF_LIBS) \
+  $(shell pkg-config --libs libmicrohttpd)
 
 examples: $(EXAMPLE_BIN)
 

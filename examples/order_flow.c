@@ -6,8 +6,11 @@
  *   ~0.5 % malformed orders, ~0.2 % reused client order ids)
  *     -> fe_bus_submit: idempotency table + journal (exactly once)
  *     -> validation (field checks, parallel to the journal)
- *     -> compliance (notional limit, price collar against the moving
- *        reference prices published as FE_EV_MARKET_DATA, restricted list)
+ *     -> compliance: the library's pre-trade rule kit (compliance.h),
+ *        its rules loaded from examples/order_flow_compliance.ini
+ *        (--compliance FILE) by libfinevent-compliance-conf; its
+ *        reference prices come from the FE_EV_MARKET_DATA events of the
+ *        stream through the kit's market-data stage
  *     -> execution: fe_gateway_stage around a simulated venue per symbol
  *        (XNAS, XNYS, ARCX), one circuit breaker each; the venue fills,
  *        partially fills, rejects and is sometimes slow; XNYS goes down
@@ -26,17 +29,26 @@
  *   against it and must find exactly the injected breaks.
  *
  * The journal, the idempotency table and the DLQ are on, in a temporary
- * directory unless --dir DIR.  Run it again with the same --dir: the bus
- * recovers from the journal, the saga coordinator replays its records,
- * and the same client stream is answered from the idempotency table -
- * nothing reaches a venue twice.
+ * directory unless --dir DIR.  Run it again with the same --dir, after a
+ * clean end or after a kill -9 in the middle: the bus recovers from the
+ * journal (asking the venue about orders in doubt), the saga coordinator
+ * replays its records, the venue and the custodian re-deliver the answers
+ * the dead process was waiting for, and the same client stream is sent
+ * again - what was journaled is answered from the idempotency table,
+ * what was lost is accepted anew.  The venue's and the custodian's books
+ * and the broker's ledger live in DIR/state.map (a file mapped into
+ * memory, so every store survives the kill), and the checks hold over
+ * both runs: every order acknowledged ends exactly once, the venue took
+ * none twice, the ledger and the custodian booked none twice.
  *
- * Exit status: 0 when every check held (conservation, duplicates, the
- * breaker and the redrive, malformed orders, reconciliation), 1 when one
- * failed, 2 on a usage or setup error.  `order_flow --help` lists the
+ * Exit status: 0 when every check held (conservation, compliance,
+ * duplicates, the breaker and the redrive, malformed orders, sagas,
+ * reconciliation, the audit trail), 1 when one failed, 2 on a usage or
+ * setup error (a rule file that does not load included).  `order_flow --help` lists the
  * options; --json FILE writes the summary as flat JSON for scripts.
  */
 #define _GNU_SOURCE
+#include <finevent/compliance_conf.h>
 #include <finevent/finevent.h>
 
 #include <arpa/inet.h>
@@ -52,6 +64,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -62,18 +75,26 @@
 
 /* ------------------------------------------------------------- options */
 
+/* The rule file shipped with the example; the in-tree build gives its
+ * absolute path, a build elsewhere finds it from the source tree's root. */
+#ifndef ORDER_FLOW_COMPLIANCE
+#define ORDER_FLOW_COMPLIANCE "examples/order_flow_compliance.ini"
+#endif
+
 typedef struct opts {
   uint64_t orders, accounts, symbols, rate, seed;
   uint32_t trade_date; /* YYYYMMDD */
-  const char *dir, *json;
+  const char *dir, *json, *compliance;
   fe_wait_t wait;
   int metrics_port;    /* -1: none */
   uint64_t linger_ms;  /* keep serving metrics after the run */
+  uint64_t progress_ms; /* 0: 200 on a terminal, 1000 otherwise */
   int quiet, progress; /* progress: 1 line on a tty, 0 plain lines */
 } opts_t;
 
 static opts_t opt = {.orders = 100000, .accounts = 5000, .symbols = 300,
                      .rate = 0, .seed = 42, .trade_date = 20261204,
+                     .compliance = ORDER_FLOW_COMPLIANCE,
                      .wait = FE_WAIT_PARK, .metrics_port = -1};
 
 /* ------------------------------------------------------------ reasons */
@@ -81,8 +102,7 @@ static opts_t opt = {.orders = 100000, .accounts = 5000, .symbols = 300,
 enum { /* validation */
   R_BAD_QTY = 1, R_BAD_SIDE = 2, R_BAD_TYPE = 3, R_BAD_PRICE = 4,
   R_BAD_SYMBOL = 5,
-  /* compliance */
-  R_NOTIONAL = 10, R_COLLAR = 11, R_RESTRICTED = 12,
+  /* compliance: the kit's own codes, FE_REASON_CR_* (reason.h) */
   /* venue */
   R_VENUE_REJECT = 20, R_VENUE_DOWN = 21,
   /* booking */
@@ -97,18 +117,15 @@ static const char *reason_name(uint32_t r) {
   case R_BAD_TYPE: return "bad_type";
   case R_BAD_PRICE: return "bad_price";
   case R_BAD_SYMBOL: return "unknown_symbol";
-  case R_NOTIONAL: return "notional_limit";
-  case R_COLLAR: return "price_collar";
-  case R_RESTRICTED: return "restricted_symbol";
   case R_VENUE_REJECT: return "venue_reject";
   case R_VENUE_DOWN: return "venue_down";
   case FE_REASON_CIRCUIT_OPEN: return "circuit_open";
   case R_SAGA_FULL: return "saga_table_full";
-  default: return "other";
+  default: /* the compliance kit's and the library's own */
+    return r >= FE_REASON_RESERVED_MIN && fe_reason_name(r) ? fe_reason_name(r)
+                                                            : "other";
   }
 }
-
-#define MAX_NOTIONAL (INT64_C(2000000) * S) /* 2 M per order */
 
 /* The audit trail (audit.h): every order's outcome, every saga's end,
  * breaker changes, redrives and reconciliation breaks, hash-chained and
@@ -126,7 +143,6 @@ static void audit_note(uint32_t decision, uint64_t account, const char *fmt, ...
   if (fe_audit_note(audit, decision, account, text) != 0)
     __atomic_fetch_add(&audit_refused, 1, __ATOMIC_RELAXED);
 }
-#define COLLAR_PCT 5                        /* limit within 5 % of ref */
 
 /* --------------------------------------------------------- randomness */
 
@@ -162,10 +178,187 @@ static int sym_index(const char *s) {
   return i < opt.symbols ? (int)i : -1;
 }
 
-/* Reference prices: written by the compliance stage from FE_EV_MARKET_DATA
- * events, read by the venue on another worker: relaxed atomics (a price a
- * moment old is what a real venue sees too). */
-static int64_t *ref_px;
+/* The compliance kit (compliance.h): its order stage checks every new
+ * order, its market-data stage keeps the reference prices current, and
+ * the venue prices its fills from the same references. */
+static fe_compliance_t *kit;
+
+/* What the kit reports (compliance.h): its rule set at start, and every
+ * breach a DETECTIVE rule let through or a CORRECTIVE one amended; each
+ * goes to the audit trail.  Compliance worker (START: main). */
+static uint64_t kit_flags, kit_amends;
+static void on_compliance(const fe_compliance_event_t *e, void *u) {
+  (void)u;
+  char fp[FE_FINGERPRINT_HEX];
+  switch (e->kind) {
+  case FE_COMPLIANCE_START:
+    fe_fingerprint_format(e->fingerprint, fp);
+    audit_note(FE_AUDIT_NOTE, 0, "compliance rules %s from %s", fp, opt.compliance);
+    break;
+  case FE_COMPLIANCE_FLAG:
+  case FE_COMPLIANCE_AMEND:
+    __atomic_fetch_add(e->kind == FE_COMPLIANCE_FLAG ? &kit_flags : &kit_amends, 1,
+                       __ATOMIC_RELAXED);
+    audit_note(FE_AUDIT_NOTE, e->account, "compliance %s %s %s %s: %lld, limit %lld",
+               e->kind == FE_COMPLIANCE_FLAG ? "flag" : "amend",
+               fe_compliance_rule_name((int)e->rule), e->symbol, e->client_order_id,
+               (long long)e->value, (long long)e->limit);
+    break;
+  default:
+    break;
+  }
+}
+
+/* ------------------------------------------------- what survives a kill
+ *
+ * DIR/state.map, mapped MAP_SHARED: every store lands in the page cache
+ * at once, so a kill -9 loses none of it (a power cut may, as with the
+ * journal under FE_FSYNC_NONE).  It holds what is not the broker's
+ * process: the venue's and the custodian's books and the answers they
+ * still owe, the market's last prices, and - for the checks across runs -
+ * what the client was told and how each order ended, and the broker's
+ * settled ledger. */
+
+/* An answer of the outside world: a venue's execution report or a
+ * custodian's confirmation, due at due_ns, for the saga step waiting on
+ * token. */
+typedef struct msg {
+  uint64_t due_ns, token;
+  uint32_t type, ok, reason, pad;
+  uint64_t account;
+  uint32_t symbol, order_no;
+  int64_t qty, amount;
+} msg_t;
+
+/* One order.  Each field is written by one thread at a time (whoever owns
+ * the order at that point: the client, the execution worker, the journal
+ * worker, the saga coordinator, the world thread); a field another thread
+ * reads while the day runs goes through __atomic, relaxed (one writer's
+ * value; the venue's verdict is released after the book it guards).  Main
+ * reads the rest at start, before the threads run, or once every order
+ * has ended. */
+typedef struct ord {
+  /* the client */
+  uint8_t submitted;   /* acknowledged by fe_bus_submit (0), in any run,
+                          or answered from the journal of an earlier one */
+  uint8_t malformed;   /* the validation reason injected, 0 none */
+  uint8_t fat_finger;  /* a well-formed order 5x above any sane size */
+  uint8_t side;
+  uint32_t symbol;
+  uint64_t account;
+  /* the bus's outcome (journal worker) */
+  uint8_t bus_status;  /* last FE_IDEM_* outcome the bus gave */
+  uint8_t bus_stage, bus_reason;
+  uint8_t dead_letters;/* times dead-lettered (redrives follow) */
+  /* how it ended */
+  uint8_t ends;        /* terminal outcomes recorded in one run: must be 1 */
+  uint8_t kind;        /* K_* of the last one */
+  uint8_t end_run;     /* the run that recorded it */
+  /* the venue's book */
+  uint8_t venue_accepted; /* times a venue accepted it: more than 1 is a
+                             double execution */
+  uint8_t plan, venue; /* PLAN_*, the venue's decision */
+  /* the broker's books and the custodian's */
+  uint8_t kit_closed;  /* 0: open in this run's compliance kit; else the
+                          run that told its kit how it ended */
+  uint8_t ledger_booked, custodian_booked; /* each books a trade once: a
+                          re-sent confirmation or a saga finishing again
+                          after a kill is not a second trade */
+  int64_t fill_qty, fill_px;
+  uint64_t saga_id;    /* its order saga (booking) */
+  msg_t fill, settle;  /* the latest answer owed for each step */
+} ord_t;
+
+typedef struct pos { int64_t qty, amount; } pos_t;
+
+#define STATE_MAGIC UINT64_C(0x464C4F574F524431) /* "FLOWORD1" */
+typedef struct state_hdr {
+  uint64_t magic, orders, accounts, symbols, seed, trade_date;
+  uint64_t runs;       /* runs that mapped it, this one included */
+  uint64_t ord_size;   /* sizeof(ord_t): the layout's version */
+} state_hdr_t;
+
+static state_hdr_t *hdr;
+static int64_t *market;          /* [symbols]: the market's last prices */
+static ord_t *ords;              /* [orders] */
+static pos_t *ledger, *custodian_book; /* [(accounts + 1) * symbols] */
+static void *state_map;
+static size_t state_len;
+static uint8_t this_run;         /* hdr->runs, for end_run */
+
+static size_t align64(size_t n) { return (n + 63) & ~(size_t)63; }
+
+/* The day's opening prices, 5.00 .. 500.00, from the seed. */
+static void opening_prices(int64_t *px) {
+  uint64_t r = opt.seed ^ 0x5EED;
+  for (uint64_t i = 0; i < opt.symbols; i++)
+    px[i] = (int64_t)(500 + rnd(&r) % 49500) * (S / 100);
+}
+
+/* Maps DIR/state.map, creating it for a new directory.  Returns 0, 1 when
+ * it already held a day (a resumed run), -1 with a message. */
+static int state_open(const char *dir) {
+  char path[4200];
+  snprintf(path, sizeof path, "%s/state.map", dir);
+  size_t cells = (size_t)(opt.accounts + 1) * opt.symbols;
+  size_t off_market = align64(sizeof(state_hdr_t));
+  size_t off_ords = off_market + align64(opt.symbols * sizeof(int64_t));
+  size_t off_ledger = off_ords + align64(opt.orders * sizeof(ord_t));
+  size_t off_cust = off_ledger + align64(cells * sizeof(pos_t));
+  state_len = off_cust + align64(cells * sizeof(pos_t));
+  int fd = open(path, O_RDWR | O_CREAT, 0644);
+  struct stat st;
+  if (fd < 0 || fstat(fd, &st) != 0) {
+    fprintf(stderr, "order_flow: %s: %s\n", path, strerror(errno));
+    return -1;
+  }
+  int existing = st.st_size > 0;
+  if (existing && (size_t)st.st_size != state_len) {
+    fprintf(stderr, "order_flow: %s was made by a run with other --orders, "
+            "--accounts or --symbols (%lld bytes, these need %zu)\n", path,
+            (long long)st.st_size, state_len);
+    close(fd);
+    return -1;
+  }
+  if (!existing && ftruncate(fd, (off_t)state_len) != 0) { /* sparse zeros */
+    fprintf(stderr, "order_flow: %s: %s\n", path, strerror(errno));
+    close(fd);
+    return -1;
+  }
+  state_map = mmap(NULL, state_len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  close(fd);
+  if (state_map == MAP_FAILED) {
+    fprintf(stderr, "order_flow: mmap %s: %s\n", path, strerror(errno));
+    return -1;
+  }
+  char *b = state_map;
+  hdr = (state_hdr_t *)b;
+  market = (int64_t *)(b + off_market);
+  ords = (ord_t *)(b + off_ords);
+  ledger = (pos_t *)(b + off_ledger);
+  custodian_book = (pos_t *)(b + off_cust);
+  if (hdr->magic == 0) { /* new, or killed before the header was written */
+    hdr->orders = opt.orders, hdr->accounts = opt.accounts;
+    hdr->symbols = opt.symbols, hdr->seed = opt.seed;
+    hdr->trade_date = opt.trade_date, hdr->ord_size = sizeof(ord_t);
+    opening_prices(market);
+    __atomic_store_n(&hdr->magic, STATE_MAGIC, __ATOMIC_RELEASE);
+  } else if (hdr->magic != STATE_MAGIC || hdr->orders != opt.orders ||
+             hdr->accounts != opt.accounts || hdr->symbols != opt.symbols ||
+             hdr->seed != opt.seed || hdr->trade_date != opt.trade_date ||
+             hdr->ord_size != sizeof(ord_t)) {
+    fprintf(stderr, "order_flow: %s holds another day (its --orders %llu "
+            "--accounts %llu --symbols %llu --seed %llu --date %llu): resume it "
+            "with those options, or use another --dir\n", path,
+            (unsigned long long)hdr->orders, (unsigned long long)hdr->accounts,
+            (unsigned long long)hdr->symbols, (unsigned long long)hdr->seed,
+            (unsigned long long)hdr->trade_date);
+    return -1;
+  }
+  hdr->runs++;
+  this_run = (uint8_t)(hdr->runs > 255 ? 255 : hdr->runs);
+  return hdr->runs > 1;
+}
 
 /* -------------------------------------------------------------- venues */
 
@@ -178,15 +371,9 @@ static uint64_t down_from, down_to; /* order numbers of the outage */
 static uint64_t exec_high;       /* highest order number execution saw */
 static uint64_t slow_calls;
 
-/* What the venue decided, in the event's user area; later the venue's
- * report.  The fill is decided at acceptance from the order's hash. */
+/* What the venue decided for an order it accepted (its book, ord_t).  The
+ * fill is decided at acceptance from the order's hash. */
 enum { PLAN_FILL = 1, PLAN_PARTIAL = 2, PLAN_EXPIRE = 3 };
-typedef struct plan {
-  uint32_t kind;        /* PLAN_* */
-  uint32_t venue;
-  int64_t fill_qty;
-  int64_t fill_px;
-} plan_t;
 
 typedef struct report {   /* user area of EXEC_REPORT / SETTLE_CONFIRM */
   uint32_t ok;            /* 1 filled / settled, 0 not */
@@ -237,22 +424,34 @@ static fe_verdict_t venue_send(fe_stage_ctx_t *ctx, fe_event_t *ev,
   }
   if (h / 1000 % 100 < 2) /* 2 %: the venue refuses it */
     return fe_reject(ctx, R_VENUE_REJECT);
-  int si = sym_index(ev->order.symbol);
-  int64_t ref = __atomic_load_n(&ref_px[si], __ATOMIC_RELAXED);
-  plan_t *p = fe_event_user(ev);
-  p->venue = venue;
+  /* The venue trades at the market's price, as the kit last saw it. */
+  int64_t ref = fe_compliance_reference(kit, ev->order.symbol);
+  ord_t *o = &ords[no];
   uint64_t f = h / 100000 % 100;
-  int market = ev->order.type == FE_ORD_MARKET;
-  p->kind = market || f < 80 ? PLAN_FILL : f < 92 ? PLAN_PARTIAL : PLAN_EXPIRE;
-  p->fill_qty = p->kind == PLAN_FILL ? ev->order.quantity
-                : p->kind == PLAN_PARTIAL
-                    ? 1 + (ev->order.quantity - 1) * (int64_t)(30 + f % 60) / 100
-                    : 0;
+  int market_order = ev->order.type == FE_ORD_MARKET;
+  int plan = market_order || f < 80 ? PLAN_FILL : f < 92 ? PLAN_PARTIAL : PLAN_EXPIRE;
+  int64_t q = ev->order.quantity;
   int buy = ev->order.side == FE_SIDE_BUY;
-  p->fill_px = market ? ref
-               : buy  ? (ev->order.price < ref ? ev->order.price : ref)
-                      : (ev->order.price > ref ? ev->order.price : ref);
+  o->fill_qty = plan == PLAN_FILL      ? q
+                : plan == PLAN_PARTIAL ? 1 + (q - 1) * (int64_t)(30 + f % 60) / 100
+                                       : 0;
+  o->fill_px = market_order ? ref
+               : buy        ? (ev->order.price < ref ? ev->order.price : ref)
+                            : (ev->order.price > ref ? ev->order.price : ref);
+  o->venue = (uint8_t)venue;
+  o->plan = (uint8_t)plan;
+  /* Last: the venue holds it (the in-doubt question after a kill). */
+  __atomic_fetch_add(&o->venue_accepted, 1, __ATOMIC_RELEASE);
   return FE_CONTINUE;
+}
+
+/* After a kill, for an order journaled with an intent to send and no
+ * outcome: did the venue take it?  (Its book says; a real host asks the
+ * venue, by client order id, over its session.) */
+static int venue_has(const fe_event_t *ev, void *u) {
+  (void)u;
+  return ev->trace_id >= 1 && ev->trace_id <= opt.orders &&
+         __atomic_load_n(&ords[ev->trace_id - 1].venue_accepted, __ATOMIC_ACQUIRE) > 0;
 }
 
 /* --------------------------------------------------- per-order outcomes */
@@ -269,27 +468,28 @@ static const char *kind_names[K_N] = {
     "rejected_booking", "filled", "partially_filled", "cancelled",
     "expired_compensated", "saga_failed", "dead_lettered"};
 
-/* Written by the journal worker (bus outcomes), the booking stage and the
- * saga coordinator (saga ends); read by main at the end and by the
- * progress line: every field through __atomic, relaxed (each is one
- * writer's value; main reads them after it has seen every order end). */
-typedef struct ord {
-  uint8_t submitted;   /* fe_bus_submit returned 0 for it */
-  uint8_t malformed;   /* the validation reason injected, 0 none */
-  uint8_t bus_status;  /* last FE_IDEM_* outcome the bus gave */
-  uint8_t bus_stage, bus_reason;
-  uint8_t ends;        /* terminal outcomes recorded: must end as 1 */
-  uint8_t kind;        /* K_* of the last terminal outcome */
-  uint8_t dead_letters;/* times dead-lettered (redrives follow) */
-  uint64_t saga_id;
-} ord_t;
-static ord_t *ords;
-static uint64_t kind_count[K_N];
-static uint64_t reject_count[256];
+static uint64_t kind_count[K_N]; /* ends recorded by this run */
+static uint64_t rereported, redecided;
 
+/* Records how order no ended.  After a kill, an end recorded by the dead
+ * run may come again (the bus re-drives an event whose outcome was not
+ * journaled yet; a saga whose last records were lost finishes again):
+ * that is a re-report, not a second end - what the client was told
+ * depends on the journaled outcome, and every external effect is
+ * guarded separately (the venue's, the ledger's and the custodian's
+ * counts).  Within one run a second end is a conservation failure. */
 static void end_order(uint64_t no, uint8_t kind) {
-  __atomic_fetch_add(&ords[no].ends, 1, __ATOMIC_RELAXED);
-  __atomic_store_n(&ords[no].kind, kind, __ATOMIC_RELAXED);
+  ord_t *o = &ords[no];
+  uint8_t ends = __atomic_load_n(&o->ends, __ATOMIC_RELAXED);
+  if (ends != 0 && __atomic_load_n(&o->end_run, __ATOMIC_RELAXED) != this_run) {
+    __atomic_fetch_add(&rereported, 1, __ATOMIC_RELAXED);
+    if (__atomic_load_n(&o->kind, __ATOMIC_RELAXED) != kind)
+      __atomic_fetch_add(&redecided, 1, __ATOMIC_RELAXED);
+    __atomic_store_n(&o->ends, 0, __ATOMIC_RELAXED);
+  }
+  __atomic_store_n(&o->end_run, this_run, __ATOMIC_RELAXED);
+  __atomic_store_n(&o->kind, kind, __ATOMIC_RELAXED);
+  __atomic_fetch_add(&o->ends, 1, __ATOMIC_RELAXED);
   __atomic_fetch_add(&kind_count[kind], 1, __ATOMIC_RELEASE);
 }
 
@@ -300,10 +500,27 @@ static const char *hist_names[H_N] = {"validation", "compliance", "execution",
                                       "booking", "end_to_end"};
 static fe_hist_t *hists[H_N]; /* each recorded by one stage's one worker */
 
-static void stamp(int h, const fe_event_t *ev) {
+/* The bus's stages, by id (the order of cfg.stages; the journaller and the
+ * outcome stage follow). */
+enum { ST_VALIDATION, ST_MD, ST_COMPLIANCE, ST_EXECUTION, ST_BOOKING, ST_SAGA,
+       N_STAGES, ST_JOURNAL = N_STAGES, ST_OUTCOME };
+static const uint32_t hist_stage[H_N] = {ST_VALIDATION, ST_COMPLIANCE, ST_EXECUTION,
+                                         ST_BOOKING, ST_OUTCOME};
+
+/* The metrics the endpoint serves (metrics.h): each recording names the
+ * worker it runs on as its slot, so no two threads share one. */
+static fe_metrics_t *metrics;
+
+/* Submission to this point, into the summary's histogram and the
+ * registry's per-stage latency (end to end: the outcome stage's). */
+static uint64_t t_boot; /* this process's start: older stamps came from a
+                           run before a kill (re-driven by recovery) */
+static void stamp(int h, uint32_t worker, const fe_event_t *ev) {
   uint64_t now = fe_clock_now_ns();
-  if (now > ev->order.recv_ts_ns && ev->order.recv_ts_ns != 0)
+  if (now > ev->order.recv_ts_ns && ev->order.recv_ts_ns > t_boot) {
     fe_hist_record(hists[h], now - ev->order.recv_ts_ns);
+    fe_metrics_latency(metrics, worker, hist_stage[h], now - ev->order.recv_ts_ns);
+  }
 }
 
 /* ------------------------------------------------------ bus stages */
@@ -327,7 +544,7 @@ static fe_verdict_t validation(fe_stage_ctx_t *ctx, fe_event_t *ev, void *u) {
   if (ev->type == FE_EV_CANCEL)
     return ev->trace_id == 0 ? fe_reject(ctx, R_BAD_QTY) : FE_CONTINUE;
   if (!is_redriven(ev))
-    stamp(H_VALIDATION, ev);
+    stamp(H_VALIDATION, ctx->worker, ev);
   if (o->quantity <= 0 || o->quantity > 1000000)
     return fe_reject(ctx, R_BAD_QTY);
   if (o->side != FE_SIDE_BUY && o->side != FE_SIDE_SELL)
@@ -341,28 +558,57 @@ static fe_verdict_t validation(fe_stage_ctx_t *ctx, fe_event_t *ev, void *u) {
   return FE_CONTINUE;
 }
 
-static fe_verdict_t compliance(fe_stage_ctx_t *ctx, fe_event_t *ev, void *u) {
+/* The kit's order stage, as fe_compliance_stage() made it. */
+static fe_stage_batch_fn kit_batch;
+static void *kit_user;
+
+/* Compliance: the kit checks the batch.  Left out: orders a venue already
+ * holds (after a kill the bus re-drives them, marked sent; they were
+ * checked by the run that sent them, and the kit's state of that run is
+ * gone) and redriven orders' latency. */
+static void compliance(fe_stage_ctx_t *ctx, fe_event_t *const *evs, uint32_t n,
+                       void *u) {
   (void)u;
-  int si = sym_index(ev->order.symbol);
-  if (ev->type == FE_EV_MARKET_DATA) {
-    if (si >= 0 && ev->order.price > 0)
-      __atomic_store_n(&ref_px[si], ev->order.price, __ATOMIC_RELAXED);
-    return FE_CONTINUE;
+  fe_metrics_batch(metrics, ctx->worker, ST_COMPLIANCE, n);
+  fe_event_t *todo[64];
+  for (uint32_t i = 0; i < n;) {
+    uint32_t k = 0;
+    for (; i < n && k < 64; i++) {
+      ord_t *o = ord_of(evs[i]);
+      if (o != NULL && __atomic_load_n(&o->venue_accepted, __ATOMIC_ACQUIRE) != 0) {
+        __atomic_store_n(&o->kit_closed, this_run, __ATOMIC_RELAXED);
+        continue;
+      }
+      if (o != NULL) /* open once the kit accepts it */
+        __atomic_store_n(&o->kit_closed, 0, __ATOMIC_RELAXED);
+      if (!is_redriven(evs[i]))
+        stamp(H_COMPLIANCE, ctx->worker, evs[i]);
+      todo[k++] = evs[i];
+    }
+    if (k > 0)
+      kit_batch(ctx, todo, k, kit_user);
   }
-  if (!is_redriven(ev))
-    stamp(H_COMPLIANCE, ev);
-  int64_t ref = __atomic_load_n(&ref_px[si], __ATOMIC_RELAXED);
-  int64_t px = ev->order.type == FE_ORD_MARKET ? ref : ev->order.price;
-  /* quantity <= 10^6 and price < 2^44: the product fits */
-  ev->order.notional = ev->order.quantity * px;
-  if (ev->order.notional > MAX_NOTIONAL)
-    return fe_reject(ctx, R_NOTIONAL);
-  if (ev->order.type == FE_ORD_LIMIT &&
-      (px > ref + ref * COLLAR_PCT / 100 || px < ref - ref * COLLAR_PCT / 100))
-    return fe_reject(ctx, R_COLLAR);
-  if (si % 97 == 13)
-    return fe_reject(ctx, R_RESTRICTED);
-  return FE_CONTINUE;
+}
+
+/* The kit's open order no is over: filled (qty > 0, the rest released)
+ * or released whole (qty 0).  Once per opening, by whoever owns the order
+ * then (ord_t.kit_closed: 0 open in this run's kit, else the run that
+ * closed it). */
+static uint64_t kit_unknown; /* closes of orders this run's kit never saw */
+static void kit_close(uint64_t no, uint64_t account, uint32_t symbol, int64_t qty) {
+  ord_t *o = &ords[no];
+  if (__atomic_exchange_n(&o->kit_closed, this_run, __ATOMIC_RELAXED) != 0)
+    return;
+  char sym[FE_SYMBOL_MAX + 1] = {0}, id[FE_CLORDID_MAX + 1];
+  sym_name(symbol, sym);
+  snprintf(id, sizeof id, "O%llx-%llu", (unsigned long long)(opt.seed & 0xffffff),
+           (unsigned long long)no);
+  int rc = qty > 0 ? fe_compliance_fill(kit, account, sym, id, qty) : 0;
+  if (rc == 0 && fe_compliance_release(kit, account, sym, id) == FE_ENOTFOUND &&
+      qty == 0)
+    rc = FE_ENOTFOUND; /* (after a fill of the whole order: already closed) */
+  if (rc != 0) /* opened by a run before a kill: that kit is gone */
+    __atomic_fetch_add(&kit_unknown, 1, __ATOMIC_RELAXED);
 }
 
 /* The order saga's context (ctx_size 64). */
@@ -382,6 +628,23 @@ static fe_saga_coord_t *coord;
 static uint32_t order_def;
 static uint64_t cancels_applied, cancels_late, cancels_unknown;
 
+/* The saga context of order no, from the order and the venue's book. */
+static void order_ctx(uint64_t no, uint64_t account, uint32_t symbol, uint8_t side,
+                      sctx_t *c) {
+  const ord_t *v = &ords[no];
+  memset(c, 0, sizeof *c);
+  c->account = account;
+  c->order_no = (uint32_t)no;
+  c->symbol = symbol;
+  c->side = side;
+  c->plan = __atomic_load_n(&v->plan, __ATOMIC_RELAXED);
+  c->venue = v->venue;
+  c->dk = hash2(no, 11) % 100 < 3; /* 3 %: the custodian says "don't know" */
+  c->fill_qty = v->fill_qty;
+  c->fill_px = v->fill_px;
+  c->trade_date = opt.trade_date;
+}
+
 static fe_verdict_t booking(fe_stage_ctx_t *ctx, fe_event_t *ev, void *u) {
   (void)u;
   uint64_t no = ev->trace_id - 1;
@@ -396,20 +659,15 @@ static fe_verdict_t booking(fe_stage_ctx_t *ctx, fe_event_t *ev, void *u) {
     return FE_CONTINUE;
   }
   if (!is_redriven(ev))
-    stamp(H_BOOKING, ev);
-  const plan_t *p = fe_event_user(ev);
+    stamp(H_BOOKING, ctx->worker, ev);
+  /* Once per order, whatever a kill re-drives: an order whose saga a
+   * run started keeps it (a saga lost with its unwritten START record
+   * is started again at resume, see restart_lost_sagas()). */
+  if (__atomic_load_n(&ords[no].saga_id, __ATOMIC_RELAXED) != 0)
+    return FE_CONTINUE;
   sctx_t c;
-  memset(&c, 0, sizeof c);
-  c.account = ev->order.account;
-  c.order_no = (uint32_t)no;
-  c.symbol = (uint32_t)sym_index(ev->order.symbol);
-  c.side = ev->order.side;
-  c.plan = (uint8_t)p->kind;
-  c.venue = (uint8_t)p->venue;
-  c.dk = hash2(no, 11) % 100 < 3; /* 3 %: the custodian says "don't know" */
-  c.fill_qty = p->fill_qty;
-  c.fill_px = p->fill_px;
-  c.trade_date = opt.trade_date;
+  order_ctx(no, ev->order.account, (uint32_t)sym_index(ev->order.symbol),
+            ev->order.side, &c);
   uint64_t id;
   if (fe_saga_start(coord, order_def, &c, sizeof c, &id) != 0)
     return fe_reject(ctx, R_SAGA_FULL);
@@ -422,11 +680,12 @@ static fe_gateway_t *gateway;
 static fe_verdict_t execution(fe_stage_ctx_t *ctx, fe_event_t *ev, void *u) {
   (void)u;
   if (!is_redriven(ev))
-    stamp(H_EXECUTION, ev);
+    stamp(H_EXECUTION, ctx->worker, ev);
   return fe_gateway_stage(ctx, ev, gateway);
 }
 
 /* The bus's outcome of every event (journal worker). */
+#define JOURNAL_WORKER 0 /* cfg.journal_worker */
 static void on_outcome(const fe_event_t *ev, fe_idem_outcome_t *out, void *u) {
   (void)u;
   if (ev->type != FE_EV_NEW_ORDER || ev->trace_id == 0 ||
@@ -448,29 +707,33 @@ static void on_outcome(const fe_event_t *ev, fe_idem_outcome_t *out, void *u) {
   __atomic_store_n(&o->bus_status, (uint8_t)out->status, __ATOMIC_RELAXED);
   __atomic_store_n(&o->bus_stage, (uint8_t)stage, __ATOMIC_RELAXED);
   __atomic_store_n(&o->bus_reason, (uint8_t)reason, __ATOMIC_RELAXED);
+  uint32_t sym = (uint32_t)(sym_index(ev->order.symbol) < 0 ? 0 : sym_index(ev->order.symbol));
+  /* Rejects and dead letters by stage and reason the registry reads from
+   * the bus itself (counting them here too would count them twice);
+   * what the bus finished, it does not count per stage. */
   if (out->status == FE_IDEM_DEAD_LETTERED) {
     __atomic_fetch_add(&o->dead_letters, 1, __ATOMIC_RELAXED);
+    kit_close(no, ev->order.account, sym, 0); /* checked again if redriven */
     return;
   }
   if (!__atomic_load_n(&o->dead_letters, __ATOMIC_RELAXED))
-    stamp(H_E2E, ev);
+    stamp(H_E2E, JOURNAL_WORKER, ev);
   if (out->status == FE_IDEM_REJECTED) {
-    __atomic_fetch_add(&reject_count[reason & 255], 1, __ATOMIC_RELAXED);
-    end_order(no, stage == 0 ? K_REJ_VALIDATION : stage == 1 ? K_REJ_COMPLIANCE
-                  : stage == 2 ? K_REJ_VENUE : K_REJ_BOOKING);
+    if (stage == ST_COMPLIANCE) /* refused: the kit holds nothing */
+      __atomic_store_n(&o->kit_closed, this_run, __ATOMIC_RELAXED);
+    else if (stage > ST_COMPLIANCE)
+      kit_close(no, ev->order.account, sym, 0);
+    end_order(no, stage == ST_VALIDATION   ? K_REJ_VALIDATION
+                  : stage == ST_COMPLIANCE ? K_REJ_COMPLIANCE
+                  : stage == ST_EXECUTION  ? K_REJ_VENUE
+                                           : K_REJ_BOOKING);
+  } else {
+    fe_metrics_count(metrics, JOURNAL_WORKER, ST_OUTCOME, FE_METRIC_ACCEPTED, 0);
   }
 }
 
 /* ------------------------------------------- the outside world: venue
  * reports and custodian confirmations, later, from their own thread */
-
-typedef struct msg {
-  uint64_t due_ns, token;
-  uint32_t type, ok, reason, pad;
-  uint64_t account;
-  uint32_t symbol, order_no;
-  int64_t qty, amount;
-} msg_t;
 
 typedef struct fifo {
   msg_t *m;
@@ -484,10 +747,6 @@ static int world_stop;
 static uint64_t world_pending; /* pushed, not yet published */
 static fe_bus_t *bus;
 
-/* The custodian's own books (what it confirmed), dense by account and
- * symbol; and the broker's ledger, written by the saga coordinator. */
-typedef struct pos { int64_t qty, amount; } pos_t;
-static pos_t *custodian_book, *ledger;
 static uint64_t settle_refusals;
 
 static void push(fifo_t *f, const msg_t *m) {
@@ -544,9 +803,12 @@ static void *world_main(void *u) {
     }
     if (have) {
       pthread_mutex_unlock(&world_mu);
-      if (m.type == FE_EV_SETTLE_CONFIRM && m.ok) { /* the custodian books it */
+      ord_t *o = &ords[m.order_no];
+      if (m.type == FE_EV_SETTLE_CONFIRM && m.ok && o->custodian_booked == 0) {
+        /* The custodian books a settlement once, whatever is re-sent. */
         pos_t *p = &custodian_book[m.account * opt.symbols + m.symbol];
         p->qty += m.qty, p->amount += m.amount;
+        __atomic_store_n(&o->custodian_booked, 1, __ATOMIC_RELAXED);
       }
       publish_report(&m);
       pthread_mutex_lock(&world_mu);
@@ -609,7 +871,8 @@ static fe_saga_result_t await_fill(fe_saga_call_t *c, void *u) {
   msg_t m = {.due_ns = fe_clock_now_ns() + 2 * MS, .token = c->token,
              .type = FE_EV_EXEC_REPORT, .ok = x->plan != PLAN_EXPIRE,
              .reason = x->plan == PLAN_EXPIRE ? R_NO_FILL : 0,
-             .account = x->account};
+             .account = x->account, .symbol = x->symbol, .order_no = x->order_no};
+  ords[x->order_no].fill = m; /* owed, until the saga has it */
   push(&fills, &m);
   return FE_SAGA_PENDING;
 }
@@ -618,6 +881,9 @@ static fe_saga_result_t settle(fe_saga_call_t *c, void *u) {
   sctx_t *x = c->ctx;
   if (fe_recon_settle_date(x->trade_date, 1, &x->settle_date) != 0)
     return c->reason = R_CUSTODIAN_DK, FE_SAGA_FAIL;
+  /* Filled: the order rests no more; the kit books the fill and frees
+   * what it still reserved (a partial fill's rest expired at the venue). */
+  kit_close(x->order_no, x->account, x->symbol, x->fill_qty);
   int64_t sq = x->side == FE_SIDE_BUY ? x->fill_qty : -x->fill_qty;
   int refuse = x->dk && c->attempt == 1;
   msg_t m = {.due_ns = fe_clock_now_ns() + 3 * MS, .token = c->token,
@@ -625,6 +891,7 @@ static fe_saga_result_t settle(fe_saga_call_t *c, void *u) {
              .reason = refuse ? R_CUSTODIAN_DK : 0, .account = x->account,
              .symbol = x->symbol, .order_no = x->order_no, .qty = sq,
              .amount = -sq * x->fill_px};
+  ords[x->order_no].settle = m;
   push(&settles, &m);
   return FE_SAGA_PENDING;
 }
@@ -645,16 +912,30 @@ static int extract(const fe_event_t *ev, uint64_t *token, fe_saga_result_t *res,
 }
 
 static uint64_t saga_states[FE_SAGA_STATES];
+static uint64_t orphan_sagas, ledger_rebooked;
 static void on_saga_end(const fe_saga_end_t *e, void *u) {
   (void)u;
   const sctx_t *x = e->ctx;
+  ord_t *o = &ords[x->order_no];
   __atomic_fetch_add(&saga_states[e->state], 1, __ATOMIC_RELAXED);
+  if (__atomic_load_n(&o->saga_id, __ATOMIC_RELAXED) != e->saga_id) {
+    /* A second saga for one order: booking started one twice. */
+    __atomic_fetch_add(&orphan_sagas, 1, __ATOMIC_RELAXED);
+    return;
+  }
   uint8_t k = K_SAGA_FAILED;
   if (e->state == FE_SAGA_COMPLETED) {
     k = x->plan == PLAN_PARTIAL ? K_PARTIAL : K_FILLED;
-    int64_t sq = x->side == FE_SIDE_BUY ? x->fill_qty : -x->fill_qty;
-    pos_t *p = &ledger[x->account * opt.symbols + x->symbol];
-    p->qty += sq, p->amount += -sq * x->fill_px;
+    if (__atomic_load_n(&o->ledger_booked, __ATOMIC_RELAXED) == 0) {
+      /* The ledger books a trade once (a saga that finishes again after
+       * a kill lost its last records is not a second trade). */
+      int64_t sq = x->side == FE_SIDE_BUY ? x->fill_qty : -x->fill_qty;
+      pos_t *p = &ledger[x->account * opt.symbols + x->symbol];
+      p->qty += sq, p->amount += -sq * x->fill_px;
+      __atomic_store_n(&o->ledger_booked, 1, __ATOMIC_RELAXED);
+    } else {
+      __atomic_fetch_add(&ledger_rebooked, 1, __ATOMIC_RELAXED);
+    }
     buying_power[x->account] += (int64_t)x->reserved_cash; /* now cash */
   } else if (e->reason == R_CLIENT_CANCEL) {
     /* COMPENSATED, or FAILED when the cancel landed before any step ran */
@@ -662,6 +943,7 @@ static void on_saga_end(const fe_saga_end_t *e, void *u) {
   } else if (e->state == FE_SAGA_COMPENSATED) {
     k = K_EXPIRED;
   }
+  kit_close(x->order_no, x->account, x->symbol, 0); /* unless settle did */
   audit_note(k == K_FILLED || k == K_PARTIAL ? FE_AUDIT_SETTLED : FE_AUDIT_COMPENSATED,
              x->account, "order %u %s: %lld @ %.2f, settles %u", x->order_no,
              kind_names[k], (long long)x->fill_qty, (double)x->fill_px / S,
@@ -704,7 +986,7 @@ static struct {
                                                     journaled order (resume) */
   uint64_t admission_other;
   uint64_t retries, retries_caught, reuses, reuses_caught;
-  uint64_t cancels, market_data, bursts, malformed;
+  uint64_t cancels, market_data, bursts, malformed, fat_fingers;
   uint64_t malformed_by[8];
 } cli;
 
@@ -733,17 +1015,27 @@ static void flush(stream_t *s) {
   for (uint32_t i = 0; i < s->n; i++) {
     int rc = s->rc[i];
     switch (s->what[i]) {
-    case W_NEW:
+    case W_NEW: {
       cli.new_sent++;
+      ord_t *o = &ords[s->no[i]];
+      int si = sym_index(s->o[i].symbol);
+      o->account = s->o[i].account; /* the client's copy */
+      o->symbol = (uint32_t)(si < 0 ? 0 : si);
+      o->side = s->o[i].side;
       if (rc == 0) {
         cli.new_accepted++;
-        __atomic_store_n(&ords[s->no[i]].submitted, 1, __ATOMIC_RELAXED);
-      } else if (rc == FE_EDUPLICATE) {
-        cli.new_answered++; /* journaled by an earlier run */
+        __atomic_store_n(&o->submitted, 1, __ATOMIC_RELAXED);
+      } else if (rc == FE_EDUPLICATE || rc == FE_EINPROGRESS) {
+        /* Journaled by an earlier run (and re-driven by this one, while
+         * in progress): acknowledged then, even if that run died before
+         * it could note so. */
+        cli.new_answered++;
+        __atomic_store_n(&o->submitted, 1, __ATOMIC_RELAXED);
       } else {
         cli.admission_other++;
       }
       break;
+    }
     case W_RETRY:
       cli.retries++;
       cli.retries_caught += rc == FE_EDUPLICATE || rc == FE_EINPROGRESS;
@@ -776,8 +1068,9 @@ static void make_order(stream_t *s, uint64_t no, fe_order_t *o) {
   o->tif = FE_TIF_DAY;
   o->quantity = (r >> 24) % 4 == 0 ? (int64_t)(1 + (r >> 26) % 10) * 100
                                    : (int64_t)(1 + (r >> 26) % 500);
-  if ((r >> 40) % 1000 < 5)
-    o->quantity = 50000; /* a fat finger: compliance's notional limit */
+  int fat = (r >> 40) % 1000 < 5;
+  if (fat)
+    o->quantity = 50000; /* a fat finger: compliance's max_qty */
   if (o->type == FE_ORD_LIMIT) {
     int64_t ref = s->feed[si];
     int64_t bp = (int64_t)((r >> 50) % 401) - 200; /* +-2 % */
@@ -802,6 +1095,9 @@ static void make_order(stream_t *s, uint64_t no, fe_order_t *o) {
     ords[no].malformed = why;
     cli.malformed++;
     cli.malformed_by[why]++;
+  } else if (fat) {
+    ords[no].fat_finger = 1;
+    cli.fat_fingers++;
   }
 }
 
@@ -844,19 +1140,14 @@ static void operator_tick(int final) {
 /* --------------------------------------------------------- progress */
 
 static uint64_t t_start;
-static uint64_t ends_total(void) {
-  uint64_t t = 0;
-  for (int k = 1; k < K_N; k++)
-    t += __atomic_load_n(&kind_count[k], __ATOMIC_ACQUIRE);
-  return t;
-}
 
 static void progress(int last) {
   static uint64_t t_last, pub_last, t_print;
   if (opt.quiet)
     return;
   uint64_t now = fe_clock_now_ns();
-  if (!last && now - t_print < (opt.progress ? 200 : 1000) * MS)
+  uint64_t every = opt.progress_ms ? opt.progress_ms : opt.progress ? 200 : 1000;
+  if (!last && now - t_print < every * MS)
     return;
   t_print = now;
   fe_bus_stats_t bs;
@@ -907,30 +1198,26 @@ static void metric(buf_t *b, const char *name, const char *type, const char *hel
   bprintf(b, "# HELP order_flow_%s %s\n# TYPE order_flow_%s %s\n", name, help, name, type);
 }
 
-/* The Prometheus text format 0.0.4, from thread-safe reads only. */
+/* The Prometheus text format 0.0.4: the library's exposition of the
+ * registry (per-stage latency and batch histograms, outcomes by stage and
+ * reason, the bus's counters and queue depths: finevent_*), then what
+ * only this application knows (order_flow_*), from thread-safe reads. */
 static void metrics_text(buf_t *b) {
-  fe_bus_stats_t bs;
-  fe_bus_stats(bus, &bs);
-  metric(b, "bus_events_total", "counter", "Events by how they ended on the bus.");
-  bprintf(b, "order_flow_bus_events_total{outcome=\"published\"} %" PRIu64 "\n", bs.published);
-  bprintf(b, "order_flow_bus_events_total{outcome=\"completed\"} %" PRIu64 "\n", bs.completed);
-  bprintf(b, "order_flow_bus_events_total{outcome=\"rejected\"} %" PRIu64 "\n", bs.rejected);
-  bprintf(b, "order_flow_bus_events_total{outcome=\"dead_lettered\"} %" PRIu64 "\n", bs.dead_lettered);
-  metric(b, "bus_duplicates_total", "counter", "Submissions answered from the idempotency table.");
-  bprintf(b, "order_flow_bus_duplicates_total %" PRIu64 "\n", bs.duplicates);
-  metric(b, "stage_handled_total", "counter", "Handler calls per stage.");
-  for (uint32_t i = 0; i < 5; i++) {
-    fe_stage_stats_t st;
-    if (fe_bus_stage_stats(bus, i, &st) == 0)
-      bprintf(b, "order_flow_stage_handled_total{stage=\"%s\"} %" PRIu64 "\n",
-              fe_bus_stage_name(bus, i), st.handled);
-  }
-  metric(b, "stage_rejected_total", "counter", "Events rejected per stage.");
-  for (uint32_t i = 0; i < 5; i++) {
-    fe_stage_stats_t st;
-    if (fe_bus_stage_stats(bus, i, &st) == 0)
-      bprintf(b, "order_flow_stage_rejected_total{stage=\"%s\"} %" PRIu64 "\n",
-              fe_bus_stage_name(bus, i), st.rejected);
+  for (size_t need = 64 << 10;;) { /* grows while the text does */
+    if (b->cap < need) {
+      char *np = realloc(b->p, need);
+      if (np == NULL)
+        return;
+      b->p = np, b->cap = need;
+    }
+    int rc = fe_metrics_write_prometheus(metrics, b->p, b->cap, &b->len);
+    if (rc == 0)
+      break;
+    if (rc != FE_ERANGE) {
+      b->len = 0;
+      break;
+    }
+    need = b->len + 4096;
   }
   metric(b, "breaker_state", "gauge", "Venue breaker state (0 closed, 1 open, 2 half open).");
   for (int v = 0; v < N_VENUES; v++)
@@ -950,7 +1237,17 @@ static void metrics_text(buf_t *b) {
   bprintf(b, "order_flow_sagas_ended_total{state=\"completed\"} %" PRIu64 "\n", ss.completed);
   bprintf(b, "order_flow_sagas_ended_total{state=\"compensated\"} %" PRIu64 "\n", ss.compensated);
   bprintf(b, "order_flow_sagas_ended_total{state=\"failed\"} %" PRIu64 "\n", ss.failed);
-  metric(b, "orders_total", "counter", "Orders by final outcome.");
+  fe_compliance_stats_t cs;
+  fe_compliance_stats(kit, &cs);
+  metric(b, "compliance_checks_total", "counter", "Orders the compliance kit checked, by verdict.");
+  uint64_t refused = 0;
+  for (int r = 0; r <= FE_RULE_COUNT; r++)
+    refused += cs.rejected[r];
+  bprintf(b, "order_flow_compliance_checks_total{verdict=\"accepted\"} %" PRIu64 "\n", cs.accepted);
+  bprintf(b, "order_flow_compliance_checks_total{verdict=\"rejected\"} %" PRIu64 "\n", refused);
+  metric(b, "compliance_reserved", "gauge", "Notional the kit holds reserved for open orders (firm).");
+  bprintf(b, "order_flow_compliance_reserved %.2f\n", (double)fe_compliance_reserved(kit, NULL) / S);
+  metric(b, "orders_total", "counter", "Orders by final outcome (this run).");
   for (int k = 1; k < K_N; k++)
     bprintf(b, "order_flow_orders_total{outcome=\"%s\"} %" PRIu64 "\n", kind_names[k],
             __atomic_load_n(&kind_count[k], __ATOMIC_RELAXED));
@@ -1174,10 +1471,14 @@ static void usage(FILE *f) {
           "  --dir DIR         journal and statement here (default: a new temporary\n"
           "                    directory, removed at the end); a second run with the\n"
           "                    same DIR recovers from its journal\n"
+          "  --compliance FILE the compliance kit's rules (default\n"
+          "                    " ORDER_FLOW_COMPLIANCE ")\n"
           "  --wait spin|yield|park   the bus's wait strategy (default park)\n"
           "  --metrics-port N  serve Prometheus metrics on 127.0.0.1:N/metrics\n"
           "  --linger-ms N     keep serving metrics N ms after the summary\n"
           "  --json FILE       write the summary as flat JSON (\"-\": stdout)\n"
+          "  --progress-ms N   a progress line every N ms (default 200 on a\n"
+          "                    terminal, 1000 otherwise)\n"
           "  --quiet           no progress output\n");
 }
 
@@ -1211,6 +1512,8 @@ static int parse_args(int argc, char **argv) {
       opt.dir = v;
     else if (!strcmp(a, "--json"))
       opt.json = v;
+    else if (!strcmp(a, "--compliance"))
+      opt.compliance = v;
     else if (!strcmp(a, "--wait")) {
       opt.wait = !strcmp(v, "spin") ? FE_WAIT_SPIN : !strcmp(v, "yield") ? FE_WAIT_YIELD
                : !strcmp(v, "park") ? FE_WAIT_PARK : 0;
@@ -1237,6 +1540,8 @@ static int parse_args(int argc, char **argv) {
       opt.metrics_port = (int)x;
     else if (!strcmp(a, "--linger-ms"))
       opt.linger_ms = x;
+    else if (!strcmp(a, "--progress-ms") && x >= 1 && x <= 3600000)
+      opt.progress_ms = x;
     else {
       fprintf(stderr, "order_flow: unknown option or value out of range: %s %s\n", a, v);
       usage(stderr);
@@ -1338,8 +1643,7 @@ static void run_stream(void) {
   stream_t *s = xcalloc(1, sizeof *s);
   s->rng = opt.seed;
   s->feed = xcalloc(opt.symbols, sizeof *s->feed);
-  for (uint64_t i = 0; i < opt.symbols; i++)
-    s->feed[i] = __atomic_load_n(&ref_px[i], __ATOMIC_RELAXED);
+  opening_prices(s->feed); /* the day replays from its opening */
   uint32_t burst_left = 0;
   for (uint64_t no = 0; no < opt.orders; no++) {
     if (opt.rate) { /* pace: order no is due at start + no / rate */
@@ -1359,6 +1663,7 @@ static void run_stream(void) {
       memset(&md, 0, sizeof md);
       sym_name(si, md.symbol);
       md.price = s->feed[si];
+      market[si] = md.price; /* the market's last print, for a restart */
       gather(s, W_MD, 0, &md, FE_EV_MARKET_DATA);
     }
     fe_order_t o;
@@ -1419,10 +1724,97 @@ static int quiescent(void) {
   pthread_mutex_lock(&world_mu);
   uint64_t pending = world_pending;
   pthread_mutex_unlock(&world_mu);
-  int dl = fe_dlq_count(dlq);
-  return ss.live == 0 && pending == 0 && dl >= 0 &&
-         ends_total() + (uint64_t)dl >= cli.new_accepted &&
-         fe_bus_drain(bus, 0) == 0;
+  if (ss.live != 0 || pending != 0 || fe_bus_drain(bus, 0) != 0)
+    return 0;
+  /* Every order acknowledged, in this run or one before, has ended or
+   * waits in the dead-letter queue. */
+  for (uint64_t no = 0; no < opt.orders; no++) {
+    const ord_t *o = &ords[no];
+    if (__atomic_load_n(&o->submitted, __ATOMIC_RELAXED) &&
+        __atomic_load_n(&o->ends, __ATOMIC_RELAXED) == 0 &&
+        __atomic_load_n(&o->bus_status, __ATOMIC_RELAXED) != FE_IDEM_DEAD_LETTERED)
+      return 0;
+  }
+  return 1;
+}
+
+/* After a kill: order sagas the bus handed over whose START record was not
+ * written yet are gone from the journal (a saga is durable from that
+ * record, saga.h), while the bus's outcome may already be journaled, so
+ * nothing re-drives them.  Their order says which saga it had: start a
+ * new one for each, from the venue's book.  Returns how many. */
+static uint64_t restart_lost_sagas(void) {
+  uint64_t n = 0;
+  for (uint64_t no = 0; no < opt.orders; no++) {
+    ord_t *o = &ords[no];
+    fe_saga_info_t info;
+    /* In this order: a saga that ends meanwhile has recorded its end
+     * before fe_saga_get() stops finding it. */
+    /* (Booking may be noting new sagas meanwhile.) */
+    uint64_t was = __atomic_load_n(&o->saga_id, __ATOMIC_RELAXED);
+    if (was == 0 || fe_saga_get(coord, was, &info) != FE_ENOTFOUND ||
+        __atomic_load_n(&o->ends, __ATOMIC_ACQUIRE) != 0)
+      continue;
+    sctx_t c;
+    order_ctx(no, o->account, o->symbol, o->side, &c);
+    uint64_t id;
+    if (fe_saga_start(coord, order_def, &c, sizeof c, &id) == 0) {
+      __atomic_store_n(&o->saga_id, id, __ATOMIC_RELAXED);
+      n++;
+    }
+  }
+  return n;
+}
+
+/* Recovery's replay of the saga records (cfg.on_replay): the coordinator
+ * takes them, and each START says, in its context, which order the saga
+ * is for - the journal's word, which holds even when the killed run
+ * started the saga and died before it noted the id (booking then leaves
+ * the re-driven order to that saga instead of starting a second one). */
+static int replay_record(const fe_journal_record_t *rec, void *u) {
+  int rc = fe_saga_journal_replay(rec, u);
+  fe_saga_rec_t h;
+  if (rc != 0 || rec->type != FE_JREC_SAGA || rec->len < sizeof h + sizeof(sctx_t))
+    return rc;
+  memcpy(&h, rec->data, sizeof h);
+  sctx_t x;
+  memcpy(&x, (const char *)rec->data + sizeof h, sizeof x);
+  if (h.type == FE_SAGA_REC_START && h.ctx_len >= sizeof x && x.order_no < opt.orders)
+    ords[x.order_no].saga_id = h.saga_id;
+  return 0;
+}
+
+static int count_saga(const fe_saga_info_t *info, void *u) {
+  (void)info;
+  ++*(uint64_t *)u;
+  return 0;
+}
+
+/* After a kill: the venue and the custodian send again what the sagas
+ * the journal brought back may wait for (a confirmation source re-delivers
+ * until the saga shows the step done, saga.h); an answer to a step already
+ * done is late and dropped by the coordinator.  That includes sagas whose
+ * end the killed run saw but whose last records it did not write: they
+ * finish again (a re-report).  Returns how many. */
+static uint64_t redeliver(void) {
+  uint64_t n = 0, now = fe_clock_now_ns();
+  for (uint64_t no = 0; no < opt.orders; no++) {
+    ord_t *o = &ords[no];
+    fe_saga_info_t info;
+    if (o->saga_id == 0 || fe_saga_get(coord, o->saga_id, &info) != 0)
+      continue;
+    if (o->fill.token != 0) {
+      msg_t m = o->fill;
+      m.due_ns = now;
+      push(&fills, &m), n++;
+    }
+    if (o->settle.token != 0) {
+      msg_t m = o->settle;
+      m.due_ns = now;
+      push(&settles, &m), n++;
+    }
+  }
+  return n;
 }
 
 int main(int argc, char **argv) {
@@ -1431,6 +1823,25 @@ int main(int argc, char **argv) {
   opt.progress = isatty(2);
   fe_diag_t d = {0};
   SETUP(fe_clock_init(&d));
+  t_boot = fe_clock_now_ns();
+  /* The compliance kit's rules, from the file (before anything is made:
+   * a file that does not load leaves nothing behind). */
+  fe_compliance_config_t kc;
+  fe_compliance_config_init(&kc);
+  uint64_t cap26 = UINT64_C(1) << 26, cells = (opt.accounts + 1) * opt.symbols;
+  kc.max_accounts = opt.accounts + 1 < cap26 ? opt.accounts + 1 : cap26;
+  kc.max_symbols = opt.symbols;
+  kc.max_cells = cells < opt.orders + 1024 ? cells : opt.orders + 1024;
+  kc.max_cells = kc.max_cells < cap26 ? kc.max_cells : cap26;
+  kc.max_orders = opt.orders + 1024 < cap26 ? opt.orders + 1024 : cap26;
+  kc.on_event = on_compliance; /* a [tables] section in the file overrides */
+  fe_compliance_rules_t *rules;
+  fe_compliance_conf_error_t cerr;
+  if (fe_compliance_conf_load(opt.compliance, &rules, &kc, &cerr) != 0) {
+    fprintf(stderr, "order_flow: %s:%d: %s%s\n", cerr.file, cerr.line, cerr.reason,
+            cerr.line == 0 ? " (name the rules with --compliance FILE)" : "");
+    return 2;
+  }
   char tmpl[] = "/tmp/order_flow_XXXXXX";
   int own_dir = opt.dir == NULL;
   if (own_dir && (opt.dir = mkdtemp(tmpl)) == NULL) {
@@ -1443,6 +1854,9 @@ int main(int argc, char **argv) {
   }
   char jdir[4200];
   snprintf(jdir, sizeof jdir, "%s/journal", opt.dir);
+  int resumed = state_open(opt.dir);
+  if (resumed < 0)
+    return 2;
 
   if (sodium_init() < 0) {
     fprintf(stderr, "order_flow: libsodium does not initialise\n");
@@ -1466,14 +1880,17 @@ int main(int argc, char **argv) {
   SETUP(fe_audit_create(&ac, &audit, &d));
   sodium_memzero(sk, sizeof sk);
 
-  ords = xcalloc(opt.orders, sizeof *ords);
-  ref_px = xcalloc(opt.symbols, sizeof *ref_px);
-  uint64_t seedr = opt.seed ^ 0x5EED;
-  for (uint64_t i = 0; i < opt.symbols; i++)
-    ref_px[i] = (int64_t)(500 + rnd(&seedr) % 49500) * (S / 100); /* 5..500 */
-  size_t cells = (size_t)(opt.accounts + 1) * opt.symbols;
-  ledger = xcalloc(cells, sizeof *ledger);
-  custodian_book = xcalloc(cells, sizeof *custodian_book);
+  /* The kit (its START report goes to the audit trail). */
+  int krc = fe_compliance_create(&kc, rules, &kit, &d);
+  fe_compliance_rules_destroy(rules);
+  SETUP(krc);
+  /* The session opens on the market's last prices (the opening ones, or
+   * where a killed run left them); FE_EV_MARKET_DATA moves them on. */
+  for (uint64_t i = 0; i < opt.symbols; i++) {
+    char sym[FE_SYMBOL_MAX + 1] = {0};
+    sym_name((uint32_t)i, sym);
+    SETUP(fe_compliance_set_reference(kit, sym, market[i]));
+  }
   buying_power = xcalloc(opt.accounts + 1, sizeof *buying_power);
   for (int h = 0; h < H_N; h++) {
     fe_hist_config_t hc;
@@ -1509,7 +1926,6 @@ int main(int argc, char **argv) {
   fe_dlq_config_t qc;
   fe_dlq_config_init(&qc);
   qc.capacity = (uint32_t)(opt.orders / 2 > 1024 ? opt.orders / 2 : 1024);
-  qc.user_size = sizeof(plan_t);
   SETUP(fe_dlq_create(&qc, &dlq, &d));
   fe_idem_config_t ic;
   fe_idem_config_init(&ic);
@@ -1540,27 +1956,40 @@ int main(int argc, char **argv) {
   SETUP(fe_saga_define(coord, &def, &order_def, &d));
 
   /* The stages. */
-  fe_stage_def_t st[5];
-  for (int i = 0; i < 5; i++)
+  fe_stage_def_t st[N_STAGES];
+  for (int i = 0; i < N_STAGES; i++)
     fe_stage_def_init(&st[i]);
-  st[0].name = "validation", st[0].handler = validation;
-  st[0].n_types = 2, st[0].types[0] = FE_EV_NEW_ORDER, st[0].types[1] = FE_EV_CANCEL;
-  st[0].parallel_to_journal = 1; /* a pure check, as LMAX runs it */
-  st[1].name = "compliance", st[1].handler = compliance;
-  st[1].n_types = 2, st[1].types[0] = FE_EV_NEW_ORDER, st[1].types[1] = FE_EV_MARKET_DATA;
-  st[1].n_deps = 1, st[1].deps[0] = 0;
-  st[2].name = "execution", st[2].handler = execution;
-  st[2].n_types = 1, st[2].types[0] = FE_EV_NEW_ORDER;
-  st[2].n_deps = 1, st[2].deps[0] = 1, st[2].worker = 1;
-  st[2].retry.max_attempts = 1; /* a venue failure dead-letters at once */
-  st[3].name = "booking", st[3].handler = booking;
-  st[3].n_types = 2, st[3].types[0] = FE_EV_NEW_ORDER, st[3].types[1] = FE_EV_CANCEL;
-  st[3].n_deps = 1, st[3].deps[0] = 2, st[3].worker = 1;
+  st[ST_VALIDATION].name = "validation", st[ST_VALIDATION].handler = validation;
+  st[ST_VALIDATION].n_types = 2;
+  st[ST_VALIDATION].types[0] = FE_EV_NEW_ORDER, st[ST_VALIDATION].types[1] = FE_EV_CANCEL;
+  st[ST_VALIDATION].parallel_to_journal = 1; /* a pure check, as LMAX runs it */
+  /* The kit's reference prices; the order check waits for it, so an order
+   * published after a price is always checked against it. */
+  SETUP(fe_compliance_md_stage(kit, &st[ST_MD], &d));
+  st[ST_MD].parallel_to_journal = 1;
+  SETUP(fe_compliance_stage(kit, &st[ST_COMPLIANCE], &d));
+  kit_batch = st[ST_COMPLIANCE].batch_handler, kit_user = st[ST_COMPLIANCE].user;
+  st[ST_COMPLIANCE].batch_handler = compliance, st[ST_COMPLIANCE].user = NULL;
+  /* New orders only: the saga decides how an order ends (a client's
+   * cancel may lose to the fill) and closes it in the kit then. */
+  st[ST_COMPLIANCE].n_types = 1, st[ST_COMPLIANCE].types[0] = FE_EV_NEW_ORDER;
+  st[ST_COMPLIANCE].n_deps = 2;
+  st[ST_COMPLIANCE].deps[0] = ST_VALIDATION, st[ST_COMPLIANCE].deps[1] = ST_MD;
+  st[ST_EXECUTION].name = "execution", st[ST_EXECUTION].handler = execution;
+  st[ST_EXECUTION].n_types = 1, st[ST_EXECUTION].types[0] = FE_EV_NEW_ORDER;
+  st[ST_EXECUTION].n_deps = 1, st[ST_EXECUTION].deps[0] = ST_COMPLIANCE;
+  st[ST_EXECUTION].worker = 1;
+  st[ST_EXECUTION].retry.max_attempts = 1; /* a venue failure dead-letters at once */
+  st[ST_BOOKING].name = "booking", st[ST_BOOKING].handler = booking;
+  st[ST_BOOKING].n_types = 2;
+  st[ST_BOOKING].types[0] = FE_EV_NEW_ORDER, st[ST_BOOKING].types[1] = FE_EV_CANCEL;
+  st[ST_BOOKING].n_deps = 1, st[ST_BOOKING].deps[0] = ST_EXECUTION;
+  st[ST_BOOKING].worker = 1;
   fe_saga_bus_map_t map;
   fe_saga_bus_map_init(&map);
   map.extract = extract;
-  SETUP(fe_saga_bus_stage(coord, &map, &st[4], &d));
-  st[4].worker = 1;
+  SETUP(fe_saga_bus_stage(coord, &map, &st[ST_SAGA], &d));
+  st[ST_SAGA].worker = 1;
 
   fe_journal_config_t jc;
   fe_journal_config_init(&jc);
@@ -1572,22 +2001,46 @@ int main(int argc, char **argv) {
   cfg.producer = FE_PRODUCER_MULTI; /* the client stream, the venues and the
                                        custodian publish */
   cfg.wait = opt.wait;
-  cfg.stages = st, cfg.n_stages = 5;
+  cfg.stages = st, cfg.n_stages = N_STAGES;
   cfg.idem = idem, cfg.dlq = dlq, cfg.journal = &jc;
+  cfg.journal_worker = JOURNAL_WORKER;
+  /* The venue's and the custodian's answers carry their verdict in the
+   * user area: journaled with them, so that recovery re-drives them whole.
+   * (Set here: fe_bus_config_init() leaves it 0, not the "all of it" its
+   * comment promises.) */
+  cfg.journal_user_bytes = sizeof(report_t);
   cfg.on_outcome = on_outcome;
-  cfg.on_replay = fe_saga_journal_replay, cfg.replay_user = coord;
+  cfg.in_doubt = venue_has; /* after a kill: ask the venue */
+  cfg.on_replay = replay_record, cfg.replay_user = coord;
   SETUP(fe_bus_create(&cfg, &bus, &d));
   fe_bus_recovery_t rec;
   fe_bus_recovery(bus, &rec);
-  int resumed = rec.events > 0;
+  uint64_t replayed = 0; /* sagas the journal brought back */
+  fe_saga_foreach(coord, 0, count_saga, &replayed);
+
+  /* The registry the metrics endpoint serves: the bus's counters read at
+   * export, and what the stages record into it. */
+  fe_metrics_config_t mc;
+  fe_metrics_config_init(&mc);
+  mc.workers = 2;
+  mc.stages = 0; /* the bus's, the journaller and the outcome stage too */
+  mc.bus = bus;
+  SETUP(fe_metrics_create(&mc, &metrics, &d));
+
   SETUP(fe_saga_use_journal(coord, fe_bus_journal(bus), &d));
+  /* Queued before the coordinator runs the replayed sagas' steps (which
+   * note new answers owed in the same records). */
+  uint64_t redelivered = resumed ? redeliver() : 0;
   SETUP(fe_saga_coord_start(coord));
+  SETUP(fe_bus_start(bus, &d)); /* re-drives the journal's unfinished events */
+  fe_bus_recovery(bus, &rec); /* the dead letters are back in the queue now */
+  /* The outside world answers once the bus runs, after what recovery
+   * re-drives (replayed sagas may already have asked it something). */
   pthread_t world;
   if (pthread_create(&world, NULL, world_main, NULL) != 0) {
     fprintf(stderr, "order_flow: cannot start the venue thread\n");
     return 2;
   }
-  SETUP(fe_bus_start(bus, &d));
   struct MHD_Daemon *mhd = NULL;
   if (opt.metrics_port >= 0) {
     if ((mhd = metrics_start(opt.metrics_port)) == NULL) {
@@ -1600,16 +2053,26 @@ int main(int argc, char **argv) {
   printf("order_flow: %" PRIu64 " orders, %" PRIu64 " accounts, %" PRIu64
          " symbols, seed %" PRIu64 ", trade date %u, journal %s\n",
          opt.orders, opt.accounts, opt.symbols, opt.seed, opt.trade_date, jdir);
-  if (resumed)
+  char fp[FE_FINGERPRINT_HEX];
+  fe_fingerprint_t kfp;
+  fe_compliance_fingerprint(kit, &kfp);
+  fe_fingerprint_format(kfp, fp);
+  printf("  compliance rules %s (fingerprint %s)\n", opt.compliance, fp);
+  if (resumed) {
     printf("  recovered from the journal: %" PRIu64 " records, %" PRIu64
            " events (%" PRIu64 " finished, %" PRIu64 " re-driven, in doubt %" PRIu64
            " sent / %" PRIu64 " not), %" PRIu64 " idempotency entries, %" PRIu64
            " dead letters, torn tail %" PRIu64 " bytes\n",
            rec.records, rec.events, rec.finished, rec.redriven, rec.in_doubt_sent,
            rec.in_doubt_unsent, rec.idem_restored, rec.dlq_restored, rec.truncated_bytes);
+    printf("  recovered sagas: %" PRIu64 " live from the journal; %" PRIu64
+           " answers re-delivered by the venue and the custodian\n",
+           replayed, redelivered);
+  }
 
   t_start = fe_clock_now_ns();
   run_stream();
+  uint64_t lost_sagas = resumed ? restart_lost_sagas() : 0;
   uint64_t t_stream = fe_clock_now_ns();
   int settled = 0;
   for (uint64_t deadline = t_stream + 120 * SEC; fe_clock_now_ns() < deadline;) {
@@ -1656,6 +2119,19 @@ int main(int argc, char **argv) {
   printf("  orders/s %.0f (orders accepted / whole run), bus events %" PRIu64 "\n",
          (double)cli.new_accepted / secs, bs.published);
   ju("resumed", (uint64_t)resumed);
+  ju("run", this_run);
+  const struct { const char *key; uint64_t v; } found[] = {
+      {"events", rec.events},           {"finished", rec.finished},
+      {"redriven", rec.redriven},       {"in_doubt_sent", rec.in_doubt_sent},
+      {"in_doubt_unsent", rec.in_doubt_unsent},
+      {"idem_restored", rec.idem_restored}, {"dlq_restored", rec.dlq_restored},
+      {"truncated_bytes", rec.truncated_bytes}, {"sagas_live", replayed},
+      {"redelivered", redelivered}};
+  for (size_t i = 0; i < sizeof found / sizeof found[0]; i++) {
+    char key[64];
+    snprintf(key, sizeof key, "recovery_%s", found[i].key);
+    ju(key, found[i].v);
+  }
   jnum("seconds", secs);
   jnum("orders_per_second", (double)cli.new_accepted / secs);
   ju("orders", opt.orders);
@@ -1680,17 +2156,24 @@ int main(int argc, char **argv) {
     ju(key, v[2]);
   }
 
-  /* Conservation: every accepted order ended exactly once. */
+  /* Conservation, over every run on this directory: every order
+   * acknowledged ended exactly once, and nothing outside the broker
+   * happened twice (the venue took it once, the ledger and the custodian
+   * booked it once, one saga per order). */
   uint64_t final[K_N] = {0}, twice = 0, never = 0, unsubmitted_ended = 0;
   uint64_t mal_ok = 0, mal_wrong = 0, in_dlq = (uint64_t)fe_dlq_count(dlq);
+  uint64_t acked = 0, fat = 0, fat_rejected = 0, venue_twice = 0;
+  uint64_t by_reason[256] = {0};
   for (uint64_t no = 0; no < opt.orders; no++) {
     ord_t *o = &ords[no];
     uint8_t ends = __atomic_load_n(&o->ends, __ATOMIC_RELAXED);
     uint8_t kind = __atomic_load_n(&o->kind, __ATOMIC_RELAXED);
+    venue_twice += o->venue_accepted > 1;
     if (!o->submitted) {
       unsubmitted_ended += ends != 0;
       continue;
     }
+    acked++;
     if (ends == 0 && o->bus_status == FE_IDEM_DEAD_LETTERED)
       ends = 1, kind = K_DEAD_LETTER;
     if (ends == 0)
@@ -1699,13 +2182,19 @@ int main(int argc, char **argv) {
       twice++;
     else
       final[kind]++;
+    if (ends == 1 && kind >= K_REJ_VALIDATION && kind <= K_REJ_BOOKING)
+      by_reason[o->bus_reason]++;
     if (o->malformed) {
       int ok = kind == K_REJ_VALIDATION && o->bus_reason == o->malformed;
       mal_ok += ok, mal_wrong += !ok;
     }
+    if (o->fat_finger)
+      fat++, fat_rejected += kind == K_REJ_COMPLIANCE;
   }
   uint64_t sum = 0;
-  printf("  outcomes of the %" PRIu64 " orders accepted:\n", cli.new_accepted);
+  printf("  outcomes of the %" PRIu64 " orders acknowledged%s:\n", acked,
+         resumed ? " (every run on this directory)" : "");
+  ju("orders_acknowledged", acked);
   for (int k = 1; k < K_N; k++) {
     sum += final[k];
     printf("    %-26s %8" PRIu64 "\n", kind_names[k], final[k]);
@@ -1715,19 +2204,48 @@ int main(int argc, char **argv) {
   }
   printf("    rejected by reason:");
   for (int r = 1; r < 256; r++)
-    if (reject_count[r]) {
-      printf(" %s %" PRIu64, reason_name((uint32_t)r), reject_count[r]);
+    if (by_reason[r]) {
+      printf(" %s %" PRIu64, reason_name((uint32_t)r), by_reason[r]);
       char key[64];
       snprintf(key, sizeof key, "rejected_%s", reason_name((uint32_t)r));
-      ju(key, reject_count[r]);
+      ju(key, by_reason[r]);
     }
   printf("\n");
   ju("ended_twice", twice);
   ju("never_ended", never);
+  ju("venue_took_twice", venue_twice);
+  ju("orphan_sagas", orphan_sagas);
+  ju("rereported_after_kill", rereported);
+  ju("redecided_after_kill", redecided);
+  ju("ledger_rebooked", ledger_rebooked);
   int conserved = settled && twice == 0 && never == 0 && unsubmitted_ended == 0 &&
-                  sum == cli.new_accepted &&
+                  sum == acked && venue_twice == 0 && orphan_sagas == 0 &&
                   bs.published == bs.completed + bs.rejected + bs.dead_lettered;
   ju("conservation_ok", (uint64_t)conserved);
+  if (resumed)
+    printf("  across the restart: %" PRIu64 " ends re-reported (%" PRIu64
+           " decided otherwise), %" PRIu64 " sagas restarted (lost before their "
+           "start was journaled), %" PRIu64 " trades not booked again\n",
+           rereported, redecided, lost_sagas, ledger_rebooked);
+  ju("sagas_restarted", lost_sagas);
+
+  fe_compliance_stats_t cs;
+  fe_compliance_stats(kit, &cs);
+  int64_t kit_reserved = fe_compliance_reserved(kit, NULL);
+  printf("  compliance kit: checked %" PRIu64 ", accepted %" PRIu64 ", flagged %" PRIu64
+         ", amended %" PRIu64 "; fat fingers %" PRIu64 " (rejected %" PRIu64
+         "); open orders closed %" PRIu64 " (fills %" PRIu64 "), %" PRIu64
+         " unknown to this run's kit; reserved at the end %.2f\n",
+         cs.checked, cs.accepted, kit_flags, kit_amends, fat, fat_rejected,
+         cs.released, cs.fills, kit_unknown, (double)kit_reserved / S);
+  ju("compliance_checked", cs.checked);
+  ju("compliance_accepted", cs.accepted);
+  ju("compliance_flagged", kit_flags);
+  ju("compliance_amended", kit_amends);
+  ju("compliance_reserved_at_end", (uint64_t)kit_reserved);
+  ju("compliance_unknown_closes", kit_unknown);
+  ju("fat_fingers", fat);
+  ju("fat_fingers_rejected", fat_rejected);
 
   printf("  client side: retries %" PRIu64 " (caught %" PRIu64 "), reused ids %" PRIu64
          " (caught %" PRIu64 "), malformed %" PRIu64 " (rejected with their reason %"
@@ -1833,24 +2351,31 @@ int main(int argc, char **argv) {
   ju("audit_refused", audit_refused + as.lost);
 
   printf("  checks:\n");
-  check(conserved, "conservation: %" PRIu64 " accepted = %" PRIu64 " ended once (%"
-        PRIu64 " twice, %" PRIu64 " never); bus published %" PRIu64 " = completed + "
-        "rejected + dead-lettered", cli.new_accepted, sum, twice, never, bs.published);
+  check(conserved, "conservation: %" PRIu64 " acknowledged = %" PRIu64 " ended once (%"
+        PRIu64 " twice, %" PRIu64 " never); none taken twice by a venue (%" PRIu64
+        ") or given two sagas (%" PRIu64 "); bus published %" PRIu64 " = completed + "
+        "rejected + dead-lettered", acked, sum, twice, never, venue_twice, orphan_sagas,
+        bs.published);
+  check(fat_rejected == fat && kit_reserved == 0,
+        "compliance: every fat-finger order refused by the kit (%" PRIu64 "/%" PRIu64
+        "), every order it accepted closed (%.2f left reserved)", fat_rejected, fat,
+        (double)kit_reserved / S);
   check(cli.retries_caught == cli.retries && cli.reuses_caught == cli.reuses,
         "duplicates caught = injected (retries %" PRIu64 "/%" PRIu64 ", reused ids %"
         PRIu64 "/%" PRIu64 ")", cli.retries_caught, cli.retries, cli.reuses_caught,
         cli.reuses);
-  check(mal_wrong == 0 && mal_ok == (resumed ? mal_ok : cli.malformed),
+  check(mal_wrong == 0 && mal_ok == cli.malformed,
         "every malformed order rejected by validation with its reason (%" PRIu64 "/%"
-        PRIu64 ")", mal_ok, resumed ? mal_ok : cli.malformed);
-  if (cli.new_accepted >= 2000) /* enough XNYS orders in the outage to judge */
+        PRIu64 ")", mal_ok, cli.malformed);
+  if (!resumed && cli.new_accepted >= 2000) /* enough XNYS orders in the outage */
     check(opened[XNYS] > 0 && closed[XNYS] > 0 && redriven > 0 && in_dlq == 0,
           "XNYS outage: breaker opened (%" PRIu64 ") and closed (%" PRIu64
           "), the redrive emptied the DLQ (%" PRIu64 " redriven, %" PRIu64 " left)",
           opened[XNYS], closed[XNYS], redriven, in_dlq);
   else
-    check(in_dlq == 0, "the DLQ is empty (%" PRIu64 " redriven; too few new orders "
-          "to judge the outage)", redriven);
+    check(in_dlq == 0, "the DLQ is empty (%" PRIu64 " redriven%s)", redriven,
+          resumed ? "; the outage is judged on a first run" : "; too few orders to "
+          "judge the outage");
   if (resumed)
     check(cli.new_answered + cli.new_accepted == cli.new_sent && cli.admission_other == 0,
           "resumed: %" PRIu64 " orders answered from the journal, none executed "
@@ -1878,18 +2403,21 @@ int main(int argc, char **argv) {
   }
   if (mhd)
     MHD_stop_daemon(mhd);
+  fe_metrics_destroy(metrics); /* it reads the bus */
   fe_saga_destroy(coord); /* before the bus: it writes to the bus's journal */
   fe_bus_destroy(bus);
   fe_gateway_destroy(gateway);
   for (int v = 0; v < N_VENUES; v++)
     fe_breaker_destroy(breakers[v]);
+  fe_compliance_destroy(kit); /* after the bus that ran its stages */
   fe_dlq_destroy(dlq);
   fe_idem_destroy(idem);
   for (int h = 0; h < H_N; h++)
     fe_hist_destroy(hists[h]);
   fe_recon_report_free(&recon_rep);
   free(fills.m), free(settles.m);
-  free(ords), free(ref_px), free(ledger), free(custodian_book), free(buying_power);
+  munmap(state_map, state_len);
+  free(buying_power);
   if (own_dir)
     nftw(opt.dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
   return failures ? 1 : 0;
