@@ -46,6 +46,7 @@
  * ordering with any other data. */
 #define _POSIX_C_SOURCE 200809L
 #include <sched.h>
+#include <stddef.h>
 #include <stdio.h>
 
 #define XXH_INLINE_ALL
@@ -86,17 +87,18 @@ typedef struct dup_ent {
 typedef struct eff {
   uint64_t gen; /* the snapshot's generation; 0: not computed */
   const fe__tier_t *tiers;
-  int64_t max_qty, max_notional, max_open, max_position, credit;
-  uint32_t ntiers;
+  int64_t max_qty, max_notional, max_position, credit;
+  uint8_t ntiers;
+  uint8_t max_open; /* at most FE_COMPLIANCE_MAX_OPEN + 1: no limit */
   uint8_t unauthorized, restricted;
-  uint16_t pad;
 } eff_t;
 
-/* One account in one symbol.  The identity is written before the cell's
- * index is published (B) and never changes; the rest is the account
- * owner's (see the top).  Line 0 holds what every order reads, line 1 the
- * limits, lines 2-4 the arrival count and the recent orders; the resting
- * slots are read only where mask has a bit. */
+/* One account in one symbol, six lines.  The identity is written before
+ * the cell's index is published (B) and never changes; the rest is the
+ * account owner's (see the top).  Line 0 holds what every event reads,
+ * line 1 the limits in force and the arrival count, lines 2-3 the recent
+ * orders (a new order reads them), lines 4-5 the resting slots (taken
+ * lowest first, so with fewer than 16 open orders only line 4). */
 typedef struct cell {
   uint64_t account;
   char sym[FE_SYMBOL_MAX];
@@ -107,15 +109,16 @@ typedef struct cell {
   int64_t open_buy;     /* open quantity of buys */
   int64_t open_sell;    /* ... of sells */
   eff_t eff;
-  uint64_t seq;         /* orders recorded */
-  uint32_t dup_next, pad;
+  uint64_t seq;         /* orders recorded (also the recent-order ring's
+                           next entry, modulo its depth) */
   dup_ent_t dup[FE_COMPLIANCE_DUP_DEPTH];
   uint32_t resting[FE_COMPLIANCE_MAX_OPEN]; /* order index + 1 */
 } __attribute__((aligned(64))) cell_t;
 
-/* Lines of a cell every check reads (the resting slots are prefetched
- * only where an order rests). */
-#define CELL_HOT_LINES 5
+_Static_assert(sizeof(cell_t) == 6 * 64, "cell_t: six lines");
+_Static_assert(offsetof(cell_t, eff) == 64 && offsetof(cell_t, dup) == 128 &&
+                   offsetof(cell_t, resting) == 256,
+               "cell_t: lines as the prefetch expects");
 
 typedef struct sym_state {
   char sym[FE_SYMBOL_MAX];
@@ -515,7 +518,9 @@ static void eff_fill(eff_t *e, const fe__snap_t *s, uint64_t account,
   e->gen = s->gen;
   e->max_qty = limit_of(s, ar, sr, FE_LIMIT_MAX_QTY);
   e->max_notional = limit_of(s, ar, sr, FE_LIMIT_MAX_NOTIONAL);
-  e->max_open = limit_of(s, ar, sr, FE_LIMIT_MAX_OPEN);
+  int64_t mo = limit_of(s, ar, sr, FE_LIMIT_MAX_OPEN);
+  e->max_open = (uint8_t)(mo > FE_COMPLIANCE_MAX_OPEN ? FE_COMPLIANCE_MAX_OPEN + 1
+                                                      : mo);
   e->max_position = limit_of(s, ar, sr, FE_LIMIT_MAX_POSITION);
   e->credit = limit_of(s, ar, sr, FE_LIMIT_CREDIT);
   e->unauthorized = s->auth_required && (ar == NULL || !ar->authorized);
@@ -582,7 +587,7 @@ static int dup_seen(const cell_t *cl, uint64_t h, uint64_t now,
 }
 
 static void dup_record(cell_t *cl, uint64_t h, uint64_t now) {
-  dup_ent_t *d = &cl->dup[cl->dup_next++ % FE_COMPLIANCE_DUP_DEPTH];
+  dup_ent_t *d = &cl->dup[cl->seq % FE_COMPLIANCE_DUP_DEPTH];
   d->h = h;
   d->ts = now;
 }
@@ -605,11 +610,13 @@ static int64_t band(const eff_t *e, int64_t ref) {
   return -1;
 }
 
-/* Are at least lim (0..FE_COMPLIANCE_MAX_OPEN) orders open in mask?  The
- * usual limit, the tracked maximum, needs no count (the build has no
- * popcount instruction to count with). */
-static int open_at_least(uint32_t mask, int64_t lim) {
-  if (lim >= FE_COMPLIANCE_MAX_OPEN)
+/* Are at least lim orders open in mask (lim above FE_COMPLIANCE_MAX_OPEN:
+ * never)?  The usual limits need no count (the build has no popcount
+ * instruction to count with). */
+static int open_at_least(uint32_t mask, int lim) {
+  if (lim > FE_COMPLIANCE_MAX_OPEN)
+    return 0;
+  if (lim == FE_COMPLIANCE_MAX_OPEN)
     return mask == UINT32_MAX;
   return __builtin_popcount(mask) >= lim;
 }
@@ -700,7 +707,7 @@ static int check_order(chk_t *k, cell_t *cl) {
     cl = cell_get(c, o->account, o->symbol, (uint32_t)si);
     if (cl == NULL)
       return reject_plain(k, FE_CR_TABLE_FULL);
-    cl->eff = fresh;
+    eff_fill(&cl->eff, s, o->account, o->symbol); /* once per cell */
     k->e = e = &cl->eff;
   }
 
@@ -783,7 +790,7 @@ static int check_order(chk_t *k, cell_t *cl) {
 
   /* MAX_OPEN */
   lim = e->max_open;
-  if (m[FE_RULE_MAX_OPEN] && open_at_least(cl->mask, lim) &&
+  if (m[FE_RULE_MAX_OPEN] && open_at_least(cl->mask, (int)lim) &&
       breach(k, FE_RULE_MAX_OPEN, FE_CR_MAX_OPEN, lim,
              __builtin_popcount(cl->mask)))
     return 1;
@@ -1112,9 +1119,12 @@ int fe_compliance_stats(const fe_compliance_t *c, fe_compliance_stats_t *out) {
  *   PF_SLOT events ahead: compute the event's cell key, start loading its
  *     index slot;
  *   PF_CELL events ahead: probe the index (the slot has arrived), start
- *     loading the cell it names -- a candidate, not yet checked;
+ *     loading the lines of the cell it names that the event will read (a
+ *     new order: all but the last; a fill or cancel: the first and the
+ *     resting slots) -- a candidate, not yet checked;
  *   PF_ORD events ahead: check the candidate's identity (its first line
- *     has arrived) and start loading the orders resting in it.
+ *     has arrived) and start loading the orders resting in it and the
+ *     account's reserved word.
  * The event then uses the checked cell, so it costs one probe.  Hints
  * only: a cell not made yet (or a candidate that is not the event's) is
  * looked up again when its event comes, and nothing is written. */
@@ -1149,10 +1159,15 @@ static cell_t *prefetch_cell(const fe_compliance_t *c, const fe_event_t *ev,
   uint64_t v = __atomic_load_n(w, __ATOMIC_ACQUIRE); /* A: pairs with B */
   if (v == 0)
     return NULL;
-  cell_t *cl = &c->cells[v - 1];
-  for (int l = 0; l < CELL_HOT_LINES; l++)
-    __builtin_prefetch((const char *)cl + l * FE_CACHELINE, 1);
-  return cl;
+  const char *cl = (const char *)&c->cells[v - 1];
+  __builtin_prefetch(cl, 1);
+  if (ev->type == FE_EV_NEW_ORDER) { /* limits, recent orders */
+    __builtin_prefetch(cl + 1 * FE_CACHELINE, 1);
+    __builtin_prefetch(cl + 2 * FE_CACHELINE, 1);
+    __builtin_prefetch(cl + 3 * FE_CACHELINE, 1);
+  }
+  __builtin_prefetch(cl + 4 * FE_CACHELINE, 1); /* the first 16 slots */
+  return &c->cells[v - 1];
 }
 
 /* Step 3: the candidate if it is ev's cell, else NULL. */
@@ -1162,6 +1177,8 @@ static cell_t *prefetch_orders(const fe_compliance_t *c, const fe_event_t *ev,
     return NULL;
   for (uint32_t m = cl->mask; m != 0; m &= m - 1)
     __builtin_prefetch(&c->ords[cl->resting[__builtin_ctz(m)] - 1], 1);
+  if (cl->acct != NULL) /* the account's reservation: a line of its own */
+    __builtin_prefetch(cl->acct, 1);
   return cl;
 }
 
