@@ -726,6 +726,7 @@ static int check_order(chk_t *k, cell_t *cl) {
 
   /* COLLAR: also fixes the valuation price. */
   int market = o->type == FE_ORD_MARKET;
+  /* relaxed: a price is one word, needing no order with other data */
   int64_t ref = __atomic_load_n(&c->syms[cl->si].ref, __ATOMIC_RELAXED);
   int64_t w = ref > 0 ? band(e, ref) : -1;
   int buy = is_buy(o->side);
@@ -799,7 +800,7 @@ static int check_order(chk_t *k, cell_t *cl) {
    * this one fill. */
   lim = e->max_position;
   if (m[FE_RULE_MAX_POSITION] && lim != FE_COMPLIANCE_UNLIMITED) {
-    int64_t pos = cl->position;
+    int64_t pos = fe__load_relaxed(&cl->position); /* ours: see the top */
     int64_t base = buy ? pos + cl->open_buy : -(pos - cl->open_sell);
     if (base + o->quantity > lim) {
       int64_t room = lim - base;
@@ -844,6 +845,8 @@ static int check_order(chk_t *k, cell_t *cl) {
   int cm = m[FE_RULE_CREDIT];
   int64_t alim = cm ? e->credit : FE_COMPLIANCE_UNLIMITED;
   int64_t flim = cm ? s->lim[FE_LIMIT_FIRM_CREDIT] : FE_COMPLIANCE_UNLIMITED;
+  /* The account's word is ours (exact); the firm's, read relaxed, is an
+   * estimate for the amendment only: reserve_shared re-checks it. */
   if (cm == FE_MODE_CORRECTIVE && vprice > 0) {
     int64_t room = INT64_MAX;
     if (alim != FE_COMPLIANCE_UNLIMITED)
@@ -953,7 +956,7 @@ static int fill_id(fe_compliance_t *c, reader_t *rd, cell_t *cl,
   int64_t rem = od->remaining;
   int64_t q = qty < rem ? qty : rem;
   int buy = is_buy(od->side);
-  fe__add_owned(&cl->position, buy ? q : -q);
+  fe__add_owned(&cl->position, buy ? q : -q); /* relaxed: monitors read it */
   tally(c, rd, LIFE_FILLS);
   if (q == rem) {
     ord_close(c, rd, cl, j);
@@ -1043,7 +1046,7 @@ int fe_compliance_set_reference(fe_compliance_t *c, const char *symbol,
   int64_t i = sym_get(c, sym);
   if (i < 0)
     return FE_ETABLEFULL;
-  __atomic_store_n(&c->syms[i].ref, price, __ATOMIC_RELAXED);
+  __atomic_store_n(&c->syms[i].ref, price, __ATOMIC_RELAXED); /* see the top */
   bump(&c->md_updates);
   return 0;
 }
@@ -1250,7 +1253,7 @@ static void md_batch(fe_stage_ctx_t *ctx, fe_event_t *const *evs, uint32_t n,
     int64_t si = sym_get(c, o->symbol);
     if (si < 0)
       continue;
-    __atomic_store_n(&c->syms[si].ref, o->price, __ATOMIC_RELAXED);
+    __atomic_store_n(&c->syms[si].ref, o->price, __ATOMIC_RELAXED); /* top */
     stored++;
   }
   if (stored != 0) /* one count per batch: the word is shared */
