@@ -123,9 +123,10 @@
  * fe_compliance_reference) may run on any thread at any time.  No check,
  * fill, release or reference update allocates, locks or makes a system
  * call (the throttle reads the configured clock); per order the stage
- * makes one probe of its cell index and, besides the throttle's, one
- * atomic read-modify-write (the firm's total) plus two on the order
- * pool's shared free list.  fe_compliance_apply() and fe_compliance_pin() may
+ * makes one probe of its cell index, and its only atomic
+ * read-modify-writes besides the throttle's are on what the shards share:
+ * the firm's total (reserve, release) and the order pool's free list
+ * (take, give back).  fe_compliance_apply() and fe_compliance_pin() may
  * be called from any thread, one at a time; apply blocks until readers of
  * the old set have left (a batch).
  */
