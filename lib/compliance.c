@@ -21,15 +21,32 @@
  * ck_pr is not used for that).  A batch pays one seq_cst store (an xchg)
  * and one release store, however many orders it holds.
  *
- * State words (reservations, positions, open counts, reference prices)
- * carry no other data: each is read and changed with relaxed atomics, and
- * its own modification order is all that its invariant needs (the CAS that
- * reserves buying power re-checks the limit against the value it
- * replaces, so the total never passes the limit).  Table entries are
- * published with a release store of their state word (or index word) after
- * their fields are written, and found with an acquire load. */
+ * State and its writers.  Everything an account owns -- its cells (the
+ * account in one symbol: resting orders, open quantities, position, recent
+ * orders, the limits in force), its open orders and its reserved notional
+ * -- has a single writer: the one thread at a time that checks, fills and
+ * releases that account (compliance.h "Threads": the stage sharded by
+ * account gives each account one worker).  Those words are changed by a
+ * load and a store, never a read-modify-write, and need no fence: the
+ * owner reads its own writes in program order, and whoever hands an
+ * account to another thread (the bus's sequences, the caller's lock)
+ * already orders the two threads.  The words other threads may read for
+ * monitoring (a cell's position, an account's reservation, the counters)
+ * are relaxed atomics so that such a reader sees a whole word; it asks
+ * for no ordering with anything else.
+ *
+ * Shared between writers, and so atomic read-modify-writes: the firm's
+ * reserved total (a CAS that re-checks the limit against the value it
+ * replaces, so the total never passes the limit however many shards
+ * reserve at once), the order pool's free list, and the insertions into
+ * the symbol, cell and account tables.  A table entry's fields are written
+ * before the release store that publishes its index (B) and read after
+ * the acquire load that finds it (A).  Reference prices are one word each,
+ * stored and loaded relaxed: an order needs a recent price, not an
+ * ordering with any other data. */
 #define _POSIX_C_SOURCE 200809L
 #include <sched.h>
+#include <stddef.h>
 #include <stdio.h>
 
 #define XXH_INLINE_ALL
@@ -40,49 +57,68 @@
 
 #define MAX_TABLE (UINT64_C(1) << 26)
 
-enum { ORD_EMPTY = 0, ORD_BUSY = 1, ORD_LIVE = 2, ORD_DEAD = 3 };
-
-/* One open order, or a free entry.  Entries come from a pool of
- * max_orders, found through their cell's resting slots (an order is
- * named by account, symbol and client order id).  Fields are written by
- * the checking thread before the release store of state makes the entry
- * LIVE; remaining
- * and reserved change by the order's own thread; other threads (another
- * check's self-match scan) read them with relaxed loads and check state
- * and cell, so they may see an order that just finished: harmless. */
+/* One open order, or a free entry of the pool of max_orders.  An open
+ * order is found through its cell's resting slots (it is named by account,
+ * symbol and client order id, and the cell is the account in the symbol),
+ * so only the account's owner reads or writes its fields; the reservation
+ * it holds is remaining * price (quantity times valuation price, exact:
+ * the check refuses notionals above INT64_MAX / 2).  next is the free
+ * list's link, read by other threads' pops: see ord_alloc. */
 typedef struct ord {
-  uint32_t state;
-  uint32_t cell;
   uint32_t next;      /* free list: index + 1 of the next free entry */
-  uint32_t pad0;
-  uint64_t account;
-  uint64_t seq;       /* arrival number: cancel-oldest picks the lowest */
+  uint32_t side;
+  uint64_t seq;       /* arrival in its cell: cancel-oldest picks the lowest */
   int64_t price;      /* valuation price, FE_PRICE_SCALE */
   int64_t remaining;  /* open quantity */
-  int64_t reserved;   /* notional still reserved */
   uint64_t id[FE_CLORDID_MAX / 8]; /* client order id bytes */
-  uint32_t side;
-  char pad[12];
-} ord_t;
+} __attribute__((aligned(64))) ord_t;
 
 typedef struct dup_ent {
-  uint64_t ver; /* seqlock: odd while written */
-  uint64_t h;
+  uint64_t h;  /* dup_hash; 0: empty */
   uint64_t ts;
 } dup_ent_t;
 
-/* One account in one symbol. */
+/* The limits in force for one account in one symbol under one snapshot
+ * (the account's override or the default, tightened by the symbol's), the
+ * list verdicts and the collar tiers: computed on the cell's first order
+ * under a snapshot, so that later orders read one line instead of two
+ * hash lookups and a minimum per limit.  tiers points into the snapshot
+ * of generation gen, which is alive while a reader holds it. */
+typedef struct eff {
+  uint64_t gen; /* the snapshot's generation; 0: not computed */
+  const fe__tier_t *tiers;
+  int64_t max_qty, max_notional, max_position, credit;
+  uint8_t ntiers;
+  uint8_t max_open; /* at most FE_COMPLIANCE_MAX_OPEN + 1: no limit */
+  uint8_t unauthorized, restricted;
+} eff_t;
+
+/* One account in one symbol, six lines.  The identity is written before
+ * the cell's index is published (B) and never changes; the rest is the
+ * account owner's (see the top).  Line 0 holds what every event reads,
+ * line 1 the limits in force and the arrival count, lines 2-3 the recent
+ * orders (a new order reads them), lines 4-5 the resting slots (taken
+ * lowest first, so with fewer than 16 open orders only line 4). */
 typedef struct cell {
   uint64_t account;
-  uint32_t sym;
-  uint32_t open;        /* open orders */
-  int64_t position;     /* intraday, filled */
+  char sym[FE_SYMBOL_MAX];
+  uint32_t si;          /* the symbol's state index */
+  uint32_t mask;        /* bit j: resting[j] holds an open order */
+  int64_t *acct;        /* the account's reserved word; NULL: not yet */
+  int64_t position;     /* intraday, filled (monitoring reads: relaxed) */
   int64_t open_buy;     /* open quantity of buys */
   int64_t open_sell;    /* ... of sells */
-  uint32_t dup_next;
-  uint32_t resting[FE_COMPLIANCE_MAX_OPEN]; /* order index + 1, or 0 */
+  eff_t eff;
+  uint64_t seq;         /* orders recorded (also the recent-order ring's
+                           next entry, modulo its depth) */
   dup_ent_t dup[FE_COMPLIANCE_DUP_DEPTH];
+  uint32_t resting[FE_COMPLIANCE_MAX_OPEN]; /* order index + 1 */
 } __attribute__((aligned(64))) cell_t;
+
+_Static_assert(sizeof(cell_t) == 6 * 64, "cell_t: six lines");
+_Static_assert(offsetof(cell_t, eff) == 64 && offsetof(cell_t, dup) == 128 &&
+                   offsetof(cell_t, resting) == 256,
+               "cell_t: lines as the prefetch expects");
 
 typedef struct sym_state {
   char sym[FE_SYMBOL_MAX];
@@ -90,11 +126,16 @@ typedef struct sym_state {
   uint64_t pad;
 } sym_state_t;
 
+/* Order lifecycle counters (fe_compliance_stats_t): released, fills,
+ * unknown_orders. */
+enum { LIFE_RELEASED, LIFE_FILLS, LIFE_UNKNOWN, LIFE_COUNT };
+
 /* One reader: its epoch and its own counters (single writer: the reader;
  * fe_compliance_stats sums them with relaxed loads). */
 typedef struct reader {
   uint64_t epoch; /* 0: outside; else the epoch it entered at */
   uint64_t checked, accepted, smp;
+  uint64_t life[LIFE_COUNT]; /* the stage's fills and closes */
   uint64_t rejected[FE_RULE_COUNT + 1];
   uint64_t flagged[FE_RULE_COUNT];
   uint64_t amended[FE_RULE_COUNT];
@@ -107,10 +148,11 @@ struct fe_compliance {
   pthread_mutex_t wlock; /* one apply, pin or copy at a time */
   uint64_t changes, refused, drifts; /* under wlock; read relaxed */
   _Alignas(FE_PAD) int64_t firm_reserved;
-  _Alignas(FE_PAD) uint64_t order_seq;
-  uint64_t free_head; /* tagged free list: tag << 32 | (index + 1) */
+  _Alignas(FE_PAD) uint64_t free_head; /* tagged: tag << 32 | (index + 1) */
   uint64_t cells_used, syms_used;
-  _Alignas(FE_PAD) uint64_t released, fills, unknown, md_updates;
+  /* fills and closes through the API (no reader index: shared, RMW) */
+  _Alignas(FE_PAD) uint64_t life[LIFE_COUNT];
+  uint64_t md_updates;
   fe__keytab_t accounts; /* account -> reserved notional */
   fe__keytab_t symtab;   /* symbol hash -> sym_state index + 1 */
   fe__keytab_t celltab;  /* (account, symbol) hash -> cell index + 1 */
@@ -122,6 +164,16 @@ struct fe_compliance {
 
 static inline void bump(uint64_t *p) {
   __atomic_fetch_add(p, 1, __ATOMIC_RELAXED);
+}
+
+/* Counts a lifecycle event: into the stage reader's own counter (a plain
+ * add), or, from the API (rd NULL), into the shared one (a relaxed RMW:
+ * a count needs no ordering). */
+static inline void tally(fe_compliance_t *c, reader_t *rd, int which) {
+  if (rd != NULL)
+    fe__add_owned(&rd->life[which], 1);
+  else
+    bump(&c->life[which]);
 }
 
 static uint64_t now_ns(const fe_compliance_t *c) {
@@ -200,14 +252,16 @@ static void sym_init(void *base, uint64_t idx, const void *arg) {
 
 typedef struct cell_arg {
   uint64_t account;
-  uint32_t sym;
+  const char *sym;
+  uint32_t si;
 } cell_arg_t;
 
 static void cell_init(void *base, uint64_t idx, const void *arg) {
   cell_t *e = &((cell_t *)base)[idx];
   const cell_arg_t *a = arg;
   e->account = a->account;
-  e->sym = a->sym;
+  memcpy(e->sym, a->sym, FE_SYMBOL_MAX);
+  e->si = a->si;
 }
 
 /* The symbol's state index, made if new; -1 when full (or, fail-closed,
@@ -225,43 +279,52 @@ static int64_t sym_find(const fe_compliance_t *c,
   uint64_t *w = fe__keytab_find(&c->symtab, sym_key(sym));
   if (w == NULL)
     return -1;
-  uint64_t v = __atomic_load_n(w, __ATOMIC_ACQUIRE); /* pairs with B */
+  uint64_t v = __atomic_load_n(w, __ATOMIC_ACQUIRE); /* A: pairs with B */
   if (v == 0 || memcmp(c->syms[v - 1].sym, sym, FE_SYMBOL_MAX) != 0)
     return -1;
   return (int64_t)(v - 1);
 }
 
-static uint64_t cell_key(uint64_t account, uint32_t sym) {
-  uint64_t b[2] = {account, sym};
-  return XXH3_64bits(b, sizeof b);
+/* A cell is keyed by its account and symbol bytes together, so that
+ * finding it is one table probe (the symbol's index is in the cell).  The
+ * table hashes the key again, so the key need only keep distinct pairs
+ * apart: odd multipliers make each word's contribution a bijection, and
+ * one mixing round spreads the sum.  A collision fails closed (the cell
+ * does not match: TABLE_FULL), as any 64-bit key would. */
+static uint64_t cell_key(uint64_t account, const char sym[FE_SYMBOL_MAX]) {
+  uint64_t w[2];
+  memcpy(w, sym, sizeof w);
+  return fe__mix64(account + w[0] * UINT64_C(0x9E3779B97F4A7C15) +
+                   w[1] * UINT64_C(0xC2B2AE3D27D4EB4F));
 }
 
-static cell_t *cell_get(fe_compliance_t *c, uint64_t account, uint32_t sym) {
-  cell_arg_t a = {account, sym};
+static int cell_is(const cell_t *e, uint64_t account,
+                   const char sym[FE_SYMBOL_MAX]) {
+  return e->account == account && memcmp(e->sym, sym, FE_SYMBOL_MAX) == 0;
+}
+
+/* The cell of account in sym (symbol index si), made if new; NULL when a
+ * table is full (or, fail-closed, on a 64-bit key collision). */
+static cell_t *cell_get(fe_compliance_t *c, uint64_t account,
+                        const char sym[FE_SYMBOL_MAX], uint32_t si) {
+  cell_arg_t a = {account, sym, si};
   int64_t i = pool_get(&c->celltab, cell_key(account, sym), &c->cells_used,
                        c->cfg.max_cells, cell_init, c->cells, &a);
-  if (i < 0 || c->cells[i].account != account || c->cells[i].sym != sym)
+  if (i < 0 || !cell_is(&c->cells[i], account, sym))
     return NULL;
   return &c->cells[i];
 }
 
 static cell_t *cell_find(const fe_compliance_t *c, uint64_t account,
-                         uint32_t sym) {
+                         const char sym[FE_SYMBOL_MAX]) {
   uint64_t *w = fe__keytab_find(&c->celltab, cell_key(account, sym));
   if (w == NULL)
     return NULL;
-  uint64_t v = __atomic_load_n(w, __ATOMIC_ACQUIRE); /* pairs with B */
+  uint64_t v = __atomic_load_n(w, __ATOMIC_ACQUIRE); /* A: pairs with B */
   if (v == 0)
     return NULL;
   cell_t *e = &c->cells[v - 1];
-  return e->account == account && e->sym == sym ? e : NULL;
-}
-
-static int id_equal(const ord_t *o, const uint64_t id[4]) {
-  for (int k = 0; k < 4; k++)
-    if (__atomic_load_n(&o->id[k], __ATOMIC_RELAXED) != id[k])
-      return 0;
-  return 1;
+  return cell_is(e, account, sym) ? e : NULL;
 }
 
 static void id_words(const char id[FE_CLORDID_MAX], uint64_t out[4]) {
@@ -270,10 +333,12 @@ static void id_words(const char id[FE_CLORDID_MAX], uint64_t out[4]) {
 
 /* The order pool's free list: a Treiber stack whose head carries a tag
  * bumped by every change, so a pop that read an entry's next before the
- * entry was popped and pushed again fails its CAS (no ABA).  An entry's
- * next is written before the push's release CAS and read after the pop's
- * acquire load of the head; a stale next read by a pop that then fails is
- * discarded. */
+ * entry was popped and pushed again fails its CAS (no ABA).  The push's
+ * release CAS pairs with the pop's acquire (load or CAS) of the head: the
+ * pushing thread's last accesses to the entry (its fields, written by the
+ * order's owner, and next) happen before the popping thread writes them
+ * for a new order.  A pop may read next while another thread rewrites it
+ * (both relaxed atomics); such a pop then fails its CAS and discards it. */
 static ord_t *ord_alloc(fe_compliance_t *c) {
   uint64_t h = __atomic_load_n(&c->free_head, __ATOMIC_ACQUIRE);
   for (;;) {
@@ -299,36 +364,18 @@ static void ord_free(fe_compliance_t *c, ord_t *o) {
                                         __ATOMIC_RELEASE, __ATOMIC_RELAXED));
 }
 
-/* The LIVE order of account with client order id w among cl's resting
- * slots, or NULL. */
-static ord_t *ord_in_cell(fe_compliance_t *c, cell_t *cl, uint64_t account,
-                          const uint64_t w[4]) {
-  for (int j = 0; j < FE_COMPLIANCE_MAX_OPEN; j++) {
-    uint32_t v = __atomic_load_n(&cl->resting[j], __ATOMIC_ACQUIRE);
-    if (v == 0)
-      continue;
-    ord_t *o = &c->ords[v - 1];
-    if (__atomic_load_n(&o->state, __ATOMIC_ACQUIRE) == ORD_LIVE &&
-        __atomic_load_n(&o->account, __ATOMIC_RELAXED) == account &&
-        id_equal(o, w))
-      return o;
+/* The resting slot of cl holding the order with client order id w, or
+ * -1.  Visits only the slots in use. */
+static int ord_slot(const fe_compliance_t *c, const cell_t *cl,
+                    const uint64_t w[4]) {
+  for (uint32_t m = cl->mask; m != 0; m &= m - 1) {
+    int j = __builtin_ctz(m);
+    const ord_t *o = &c->ords[cl->resting[j] - 1];
+    if (o->id[0] == w[0] && o->id[1] == w[1] && o->id[2] == w[2] &&
+        o->id[3] == w[3])
+      return j;
   }
-  return NULL;
-}
-
-/* The LIVE order (account, symbol, id), or NULL. */
-static ord_t *ord_find(fe_compliance_t *c, uint64_t account,
-                       const char sym[FE_SYMBOL_MAX],
-                       const char id[FE_CLORDID_MAX]) {
-  int64_t si = sym_find(c, sym);
-  if (si < 0)
-    return NULL;
-  cell_t *cl = cell_find(c, account, (uint32_t)si);
-  if (cl == NULL)
-    return NULL;
-  uint64_t w[4];
-  id_words(id, w);
-  return ord_in_cell(c, cl, account, w);
+  return -1;
 }
 
 /* ---------------------------------------------------------- the money */
@@ -346,9 +393,11 @@ static int64_t qty_for(int64_t room, int64_t p) {
   return room <= 0 ? 0 : room / p;
 }
 
-/* Adds n to *w if the result stays <= lim (force: regardless).  Relaxed:
- * the word is its own invariant (see the top).  Returns 1 if added. */
-static int reserve(int64_t *w, int64_t n, int64_t lim, int force) {
+/* The firm's total: adds n to *w if the result stays <= lim (force:
+ * regardless).  Several shards reserve at once, so a CAS; relaxed, as the
+ * word is its own invariant (the CAS re-checks the limit against the
+ * value it replaces).  Returns 1 if added. */
+static int reserve_shared(int64_t *w, int64_t n, int64_t lim, int force) {
   int64_t cur = __atomic_load_n(w, __ATOMIC_RELAXED);
   do {
     if (!force && lim != FE_COMPLIANCE_UNLIMITED && cur > lim - n)
@@ -358,8 +407,21 @@ static int reserve(int64_t *w, int64_t n, int64_t lim, int force) {
   return 1;
 }
 
-static void unreserve(int64_t *w, int64_t n) {
-  __atomic_fetch_sub(w, n, __ATOMIC_RELAXED);
+/* The account's total, which only its owner writes (see the top): a load
+ * and a store; relaxed so that fe_compliance_reserved() on another thread
+ * reads a whole word. */
+static int reserve_owned(int64_t *w, int64_t n, int64_t lim, int force) {
+  int64_t cur = __atomic_load_n(w, __ATOMIC_RELAXED);
+  if (!force && lim != FE_COMPLIANCE_UNLIMITED && cur > lim - n)
+    return 0;
+  __atomic_store_n(w, cur + n, __ATOMIC_RELAXED);
+  return 1;
+}
+
+/* Releases n of the account's and the firm's reservations. */
+static void unreserve(fe_compliance_t *c, int64_t *acct, int64_t n) {
+  fe__add_owned(acct, -n);
+  __atomic_fetch_sub(&c->firm_reserved, n, __ATOMIC_RELAXED);
 }
 
 /* ----------------------------------------------------------- the check */
@@ -370,8 +432,7 @@ typedef struct chk {
   reader_t *rd;
   fe_event_t *ev;
   fe_compliance_result_t *res;
-  const fe__arule_t *ar;
-  const fe__srule_t *sr;
+  const eff_t *e; /* the limits in force */
 } chk_t;
 
 static void copy_str(char *dst, const char *src, size_t n) {
@@ -394,12 +455,9 @@ static void emit(chk_t *k, fe_compliance_kind_t kind, int rule,
   e.account = o->account;
   copy_str(e.symbol, o->symbol, FE_SYMBOL_MAX);
   copy_str(e.client_order_id, o->client_order_id, FE_CLORDID_MAX);
-  if (resting != NULL) {
-    uint64_t w[4];
-    for (int j = 0; j < 4; j++)
-      w[j] = __atomic_load_n(&resting->id[j], __ATOMIC_RELAXED);
-    copy_str(e.resting_client_order_id, (const char *)w, FE_CLORDID_MAX);
-  }
+  if (resting != NULL)
+    copy_str(e.resting_client_order_id, (const char *)resting->id,
+             FE_CLORDID_MAX);
   e.limit = limit;
   e.value = value;
   if (before == NULL)
@@ -442,14 +500,38 @@ static void amended(chk_t *k, int rule, uint32_t reason, int64_t limit,
 
 /* The limit in force: the account's override or the default, tightened by
  * the symbol's. */
-static int64_t limit_of(const chk_t *k, int which) {
-  int64_t v = k->s->lim[which];
-  if (k->ar != NULL && k->ar->lim[which] != FE__LIM_UNSET)
-    v = k->ar->lim[which];
-  if (k->sr != NULL && k->sr->lim[which] != FE__LIM_UNSET &&
-      k->sr->lim[which] < v)
-    v = k->sr->lim[which];
+static int64_t limit_of(const fe__snap_t *s, const fe__arule_t *ar,
+                        const fe__srule_t *sr, int which) {
+  int64_t v = s->lim[which];
+  if (ar != NULL && ar->lim[which] != FE__LIM_UNSET)
+    v = ar->lim[which];
+  if (sr != NULL && sr->lim[which] != FE__LIM_UNSET && sr->lim[which] < v)
+    v = sr->lim[which];
   return v;
+}
+
+/* Computes the limits in force for account in sym under s. */
+static void eff_fill(eff_t *e, const fe__snap_t *s, uint64_t account,
+                     const char sym[FE_SYMBOL_MAX]) {
+  const fe__arule_t *ar = fe__snap_account(s, account);
+  const fe__srule_t *sr = fe__snap_symbol(s, sym);
+  e->gen = s->gen;
+  e->max_qty = limit_of(s, ar, sr, FE_LIMIT_MAX_QTY);
+  e->max_notional = limit_of(s, ar, sr, FE_LIMIT_MAX_NOTIONAL);
+  int64_t mo = limit_of(s, ar, sr, FE_LIMIT_MAX_OPEN);
+  e->max_open = (uint8_t)(mo > FE_COMPLIANCE_MAX_OPEN ? FE_COMPLIANCE_MAX_OPEN + 1
+                                                      : mo);
+  e->max_position = limit_of(s, ar, sr, FE_LIMIT_MAX_POSITION);
+  e->credit = limit_of(s, ar, sr, FE_LIMIT_CREDIT);
+  e->unauthorized = s->auth_required && (ar == NULL || !ar->authorized);
+  e->restricted = sr != NULL && sr->restricted;
+  if (sr != NULL && sr->ntiers > 0) {
+    e->tiers = sr->tiers;
+    e->ntiers = sr->ntiers;
+  } else {
+    e->tiers = s->tiers;
+    e->ntiers = s->ntiers;
+  }
 }
 
 static int reject_plain(chk_t *k, uint32_t reason) {
@@ -463,94 +545,115 @@ static int is_buy(uint32_t side) { return side == FE_SIDE_BUY; }
 
 /* Does order (side, price or market) cross resting order r? */
 static int crosses(uint32_t side, int market, int64_t price, const ord_t *r) {
-  uint32_t rs = __atomic_load_n(&r->side, __ATOMIC_RELAXED);
-  if (is_buy(side) == is_buy(rs))
+  if (is_buy(side) == is_buy(r->side))
     return 0;
   if (market)
     return 1;
-  int64_t rp = __atomic_load_n(&r->price, __ATOMIC_RELAXED);
-  return is_buy(side) ? price >= rp : price <= rp;
+  return is_buy(side) ? price >= r->price : price <= r->price;
 }
 
 /* The oldest of cell's resting orders that the order crosses, or NULL. */
-static const ord_t *self_match(fe_compliance_t *c, cell_t *cl, uint32_t ci,
+static const ord_t *self_match(const fe_compliance_t *c, const cell_t *cl,
                                uint32_t side, int market, int64_t price) {
   const ord_t *best = NULL;
   uint64_t best_seq = UINT64_MAX;
-  for (int j = 0; j < FE_COMPLIANCE_MAX_OPEN; j++) {
-    uint32_t v = __atomic_load_n(&cl->resting[j], __ATOMIC_ACQUIRE);
-    if (v == 0)
-      continue;
-    const ord_t *r = &c->ords[v - 1];
-    if (__atomic_load_n(&r->state, __ATOMIC_ACQUIRE) != ORD_LIVE ||
-        __atomic_load_n(&r->cell, __ATOMIC_RELAXED) != ci)
-      continue;
-    uint64_t sq = __atomic_load_n(&r->seq, __ATOMIC_RELAXED);
-    if (crosses(side, market, price, r) && sq < best_seq) {
+  for (uint32_t m = cl->mask; m != 0; m &= m - 1) {
+    const ord_t *r = &c->ords[cl->resting[__builtin_ctz(m)] - 1];
+    if (crosses(side, market, price, r) && r->seq < best_seq) {
       best = r;
-      best_seq = sq;
+      best_seq = r->seq;
     }
   }
   return best;
 }
 
+/* Never 0: 0 marks an empty entry. */
 static uint64_t dup_hash(const fe_order_t *o) {
-  int64_t b[4] = {o->side, o->type, o->quantity, o->price};
-  return XXH3_64bits(b, sizeof b) | 1; /* never 0: 0 marks an empty entry */
+  uint64_t h = fe__mix64((uint64_t)o->side << 8 | o->type);
+  h = fe__mix64(h ^ (uint64_t)o->quantity);
+  return fe__mix64(h ^ (uint64_t)o->price) | 1;
 }
 
-/* Seqlock reader (pairs with dup_record's release stores): 1 when an entry
- * holds h stamped less than window ns before now. */
+/* 1 when one of cl's recent orders hashed to h less than window ns before
+ * now.  The entries are the owner's. */
 static int dup_seen(const cell_t *cl, uint64_t h, uint64_t now,
                     uint64_t window) {
+  int hit = 0;
   for (int j = 0; j < FE_COMPLIANCE_DUP_DEPTH; j++) {
     const dup_ent_t *d = &cl->dup[j];
-    uint64_t v1 = __atomic_load_n(&d->ver, __ATOMIC_ACQUIRE);
-    if (v1 & 1)
-      continue;
-    uint64_t eh = __atomic_load_n(&d->h, __ATOMIC_ACQUIRE);
-    uint64_t ts = __atomic_load_n(&d->ts, __ATOMIC_ACQUIRE);
-    if (__atomic_load_n(&d->ver, __ATOMIC_RELAXED) != v1)
-      continue;
-    if (eh == h && now >= ts && now - ts < window)
-      return 1;
+    hit |= d->h == h && now >= d->ts && now - d->ts < window;
   }
-  return 0;
+  return hit;
 }
 
 static void dup_record(cell_t *cl, uint64_t h, uint64_t now) {
-  uint32_t j = __atomic_fetch_add(&cl->dup_next, 1, __ATOMIC_RELAXED) %
-               FE_COMPLIANCE_DUP_DEPTH;
-  dup_ent_t *d = &cl->dup[j];
-  uint64_t v = __atomic_load_n(&d->ver, __ATOMIC_RELAXED);
-  if ((v & 1) || !__atomic_compare_exchange_n(&d->ver, &v, v + 1, 0,
-                                              __ATOMIC_ACQUIRE,
-                                              __ATOMIC_RELAXED))
-    return; /* another writer holds it: its record will do */
-  __atomic_store_n(&d->h, h, __ATOMIC_RELEASE);
-  __atomic_store_n(&d->ts, now, __ATOMIC_RELEASE);
-  __atomic_store_n(&d->ver, v + 2, __ATOMIC_RELEASE);
+  dup_ent_t *d = &cl->dup[cl->seq % FE_COMPLIANCE_DUP_DEPTH];
+  d->h = h;
+  d->ts = now;
 }
 
-/* The collar band half-width for reference ref, or -1 without tiers. */
-static int64_t band(const chk_t *k, int64_t ref) {
-  const fe__tier_t *t = k->s->tiers;
-  uint32_t n = k->s->ntiers;
-  if (k->sr != NULL && k->sr->ntiers > 0) {
-    t = k->sr->tiers;
-    n = k->sr->ntiers;
+/* The collar band half-width for reference ref (> 0), or -1 without
+ * tiers.  Basis points: ref * value / 10000 in 64 bits whenever it fits
+ * (value <= 10000), which the compiler turns into a multiplication; the
+ * 128-bit division only for references above 922 trillion. */
+static int64_t band(const eff_t *e, int64_t ref) {
+  for (uint32_t i = 0; i < e->ntiers; i++) {
+    const fe__tier_t *t = &e->tiers[i];
+    if (ref < t->from)
+      continue;
+    if (t->basis == FE_COLLAR_ABSOLUTE)
+      return t->value;
+    if (ref <= INT64_MAX / 10000)
+      return ref * t->value / 10000;
+    return (int64_t)((__int128)ref * t->value / 10000);
   }
-  for (uint32_t i = 0; i < n; i++)
-    if (ref >= t[i].from)
-      return t[i].basis == FE_COLLAR_ABSOLUTE
-                 ? t[i].value
-                 : (int64_t)((__int128)ref * t[i].value / 10000);
   return -1;
 }
 
-/* Runs every rule on k->ev; on acceptance records it.  Returns 0 (accept)
- * or 1 (reject, k->res filled). */
-static int check_order(chk_t *k) {
+/* Are at least lim orders open in mask (lim above FE_COMPLIANCE_MAX_OPEN:
+ * never)?  The usual limits need no count (the build has no popcount
+ * instruction to count with). */
+static int open_at_least(uint32_t mask, int lim) {
+  if (lim > FE_COMPLIANCE_MAX_OPEN)
+    return 0;
+  if (lim == FE_COMPLIANCE_MAX_OPEN)
+    return mask == UINT32_MAX;
+  return __builtin_popcount(mask) >= lim;
+}
+
+/* Records the accepted order o (valuation vprice, reserving n) as open in
+ * cl.  Returns 0, or the reason it cannot be tracked: BAD_ORDER (its client
+ * order id is already open there), TABLE_FULL (no free entry or slot). */
+static uint32_t ord_record(fe_compliance_t *c, cell_t *cl,
+                           const fe_order_t *o, int64_t vprice) {
+  uint64_t idw[4];
+  id_words(o->client_order_id, idw);
+  if (ord_slot(c, cl, idw) >= 0)
+    return FE_CR_BAD_ORDER;
+  if (cl->mask == UINT32_MAX)
+    return FE_CR_TABLE_FULL;
+  ord_t *od = ord_alloc(c);
+  if (od == NULL)
+    return FE_CR_TABLE_FULL;
+  od->side = o->side;
+  od->seq = cl->seq++;
+  od->price = vprice;
+  od->remaining = o->quantity;
+  memcpy(od->id, idw, sizeof od->id);
+  int j = __builtin_ctz(~cl->mask);
+  cl->resting[j] = (uint32_t)(od - c->ords) + 1;
+  cl->mask |= 1u << j;
+  if (is_buy(o->side))
+    cl->open_buy += o->quantity;
+  else
+    cl->open_sell += o->quantity;
+  return 0;
+}
+
+/* Runs every rule on k->ev; on acceptance records it.  cl: the order's
+ * cell when the caller found it, else NULL.  Returns 0 (accept) or 1
+ * (reject, k->res filled). */
+static int check_order(chk_t *k, cell_t *cl) {
   fe_compliance_t *c = k->c;
   const fe__snap_t *s = k->s;
   fe_order_t *o = &k->ev->order;
@@ -563,14 +666,25 @@ static int check_order(chk_t *k) {
       (o->type != FE_ORD_MARKET && o->price <= 0))
     return reject_plain(k, FE_CR_BAD_ORDER);
 
-  k->ar = fe__snap_account(s, o->account);
-  k->sr = fe__snap_symbol(s, o->symbol);
+  /* The limits in force: the cell's, recomputed once per snapshot; a cell
+   * not made yet is made only once the list and state rules pass. */
+  if (cl == NULL)
+    cl = cell_find(c, o->account, o->symbol);
+  eff_t fresh;
+  if (cl == NULL) {
+    eff_fill(&fresh, s, o->account, o->symbol);
+    k->e = &fresh;
+  } else {
+    if (FE_UNLIKELY(cl->eff.gen != s->gen))
+      eff_fill(&cl->eff, s, o->account, o->symbol);
+    k->e = &cl->eff;
+  }
+  const eff_t *e = k->e;
 
-  if (m[FE_RULE_AUTHORIZED] && s->auth_required &&
-      (k->ar == NULL || !k->ar->authorized) &&
+  if (m[FE_RULE_AUTHORIZED] && e->unauthorized &&
       breach(k, FE_RULE_AUTHORIZED, FE_CR_UNAUTHORIZED, 0, 0))
     return 1;
-  if (m[FE_RULE_RESTRICTED] && k->sr != NULL && k->sr->restricted &&
+  if (m[FE_RULE_RESTRICTED] && e->restricted &&
       breach(k, FE_RULE_RESTRICTED, FE_CR_RESTRICTED, 0, 0))
     return 1;
   if (m[FE_RULE_TRADING_STATE] && c->cfg.trading != NULL) {
@@ -586,15 +700,19 @@ static int check_order(chk_t *k) {
              0))
     return 1;
 
-  int64_t si = sym_get(c, o->symbol);
-  if (si < 0)
-    return reject_plain(k, FE_CR_TABLE_FULL);
-  cell_t *cl = cell_get(c, o->account, (uint32_t)si);
-  if (cl == NULL)
-    return reject_plain(k, FE_CR_TABLE_FULL);
+  if (cl == NULL) {
+    int64_t si = sym_get(c, o->symbol);
+    if (si < 0)
+      return reject_plain(k, FE_CR_TABLE_FULL);
+    cl = cell_get(c, o->account, o->symbol, (uint32_t)si);
+    if (cl == NULL)
+      return reject_plain(k, FE_CR_TABLE_FULL);
+    eff_fill(&cl->eff, s, o->account, o->symbol); /* once per cell */
+    k->e = e = &cl->eff;
+  }
 
   /* MAX_QTY */
-  int64_t lim = limit_of(k, FE_LIMIT_MAX_QTY);
+  int64_t lim = e->max_qty;
   if (m[FE_RULE_MAX_QTY] && o->quantity > lim) {
     if (m[FE_RULE_MAX_QTY] == FE_MODE_CORRECTIVE && lim > 0) {
       fe_order_t before = *o;
@@ -608,8 +726,9 @@ static int check_order(chk_t *k) {
 
   /* COLLAR: also fixes the valuation price. */
   int market = o->type == FE_ORD_MARKET;
-  int64_t ref = __atomic_load_n(&c->syms[si].ref, __ATOMIC_RELAXED);
-  int64_t w = ref > 0 ? band(k, ref) : -1;
+  /* relaxed: a price is one word, needing no order with other data */
+  int64_t ref = __atomic_load_n(&c->syms[cl->si].ref, __ATOMIC_RELAXED);
+  int64_t w = ref > 0 ? band(e, ref) : -1;
   int buy = is_buy(o->side);
   int64_t edge = w < 0 ? ref : buy ? ref + w : ref - w;
   int64_t vprice = market ? edge : o->price;
@@ -643,7 +762,7 @@ static int check_order(chk_t *k) {
     return reject_plain(k, FE_CR_BAD_ORDER);
 
   /* MAX_NOTIONAL */
-  lim = limit_of(k, FE_LIMIT_MAX_NOTIONAL);
+  lim = e->max_notional;
   int64_t n = notional(o->quantity, vprice);
   if (m[FE_RULE_MAX_NOTIONAL] && n > lim) {
     int64_t q = vprice > 0 ? qty_for(lim, vprice) : 0;
@@ -671,20 +790,18 @@ static int check_order(chk_t *k) {
   }
 
   /* MAX_OPEN */
-  lim = limit_of(k, FE_LIMIT_MAX_OPEN);
-  uint32_t open = __atomic_load_n(&cl->open, __ATOMIC_RELAXED);
-  if (m[FE_RULE_MAX_OPEN] && (int64_t)open >= lim &&
-      breach(k, FE_RULE_MAX_OPEN, FE_CR_MAX_OPEN, lim, open))
+  lim = e->max_open;
+  if (m[FE_RULE_MAX_OPEN] && open_at_least(cl->mask, (int)lim) &&
+      breach(k, FE_RULE_MAX_OPEN, FE_CR_MAX_OPEN, lim,
+             __builtin_popcount(cl->mask)))
     return 1;
 
   /* MAX_POSITION: the worst case if every open order on this side and
    * this one fill. */
-  lim = limit_of(k, FE_LIMIT_MAX_POSITION);
+  lim = e->max_position;
   if (m[FE_RULE_MAX_POSITION] && lim != FE_COMPLIANCE_UNLIMITED) {
-    int64_t pos = __atomic_load_n(&cl->position, __ATOMIC_RELAXED);
-    int64_t side_open = __atomic_load_n(buy ? &cl->open_buy : &cl->open_sell,
-                                        __ATOMIC_RELAXED);
-    int64_t base = buy ? pos + side_open : -(pos - side_open);
+    int64_t pos = fe__load_relaxed(&cl->position); /* ours: see the top */
+    int64_t base = buy ? pos + cl->open_buy : -(pos - cl->open_sell);
     if (base + o->quantity > lim) {
       int64_t room = lim - base;
       if (m[FE_RULE_MAX_POSITION] == FE_MODE_CORRECTIVE && room > 0) {
@@ -702,9 +819,8 @@ static int check_order(chk_t *k) {
 
   /* SELF_MATCH */
   const ord_t *smp = NULL;
-  if (m[FE_RULE_SELF_MATCH]) {
-    smp = self_match(c, cl, (uint32_t)(cl - c->cells), o->side, market,
-                     o->price);
+  if (m[FE_RULE_SELF_MATCH] && cl->mask != 0) {
+    smp = self_match(c, cl, o->side, market, o->price);
     if (smp != NULL) {
       if (m[FE_RULE_SELF_MATCH] == FE_MODE_DETECTIVE) {
         breach(k, FE_RULE_SELF_MATCH, FE_CR_SELF_MATCH, 0, o->price);
@@ -721,12 +837,16 @@ static int check_order(chk_t *k) {
   }
 
   /* CREDIT: reserve on the account, then on the firm. */
-  int64_t *acct = (int64_t *)fe__keytab_get(&c->accounts, o->account);
+  if (cl->acct == NULL)
+    cl->acct = (int64_t *)fe__keytab_get(&c->accounts, o->account);
+  int64_t *acct = cl->acct;
   if (acct == NULL)
     return reject_plain(k, FE_CR_TABLE_FULL);
   int cm = m[FE_RULE_CREDIT];
-  int64_t alim = cm ? limit_of(k, FE_LIMIT_CREDIT) : FE_COMPLIANCE_UNLIMITED;
+  int64_t alim = cm ? e->credit : FE_COMPLIANCE_UNLIMITED;
   int64_t flim = cm ? s->lim[FE_LIMIT_FIRM_CREDIT] : FE_COMPLIANCE_UNLIMITED;
+  /* The account's word is ours (exact); the firm's, read relaxed, is an
+   * estimate for the amendment only: reserve_shared re-checks it. */
   if (cm == FE_MODE_CORRECTIVE && vprice > 0) {
     int64_t room = INT64_MAX;
     if (alim != FE_COMPLIANCE_UNLIMITED)
@@ -747,11 +867,11 @@ static int check_order(chk_t *k) {
     }
   }
   int force = cm == FE_MODE_DETECTIVE;
-  if (!reserve(acct, n, alim, force))
+  if (!reserve_owned(acct, n, alim, force))
     return breach(k, FE_RULE_CREDIT, FE_CR_CREDIT, alim,
                   __atomic_load_n(acct, __ATOMIC_RELAXED) + n);
-  if (!reserve(&c->firm_reserved, n, flim, force)) {
-    unreserve(acct, n);
+  if (!reserve_shared(&c->firm_reserved, n, flim, force)) {
+    fe__add_owned(acct, -n);
     return breach(k, FE_RULE_CREDIT, FE_CR_FIRM_CREDIT, flim,
                   __atomic_load_n(&c->firm_reserved, __ATOMIC_RELAXED) + n);
   }
@@ -766,53 +886,11 @@ static int check_order(chk_t *k) {
              __atomic_load_n(&c->firm_reserved, __ATOMIC_RELAXED));
   }
 
-  /* Record the order: an entry from the pool, published in a resting
-   * slot of its cell (C: its fields, then its LIVE state, are visible to
-   * whoever finds it there). */
-  uint32_t ci = (uint32_t)(cl - c->cells);
-  uint64_t idw[4];
-  id_words(o->client_order_id, idw);
-  ord_t *od = NULL;
-  uint32_t slot = FE_COMPLIANCE_MAX_OPEN;
-  int full = 1;
-  if (ord_in_cell(c, cl, o->account, idw) != NULL) {
-    full = 0; /* that client order id is already open */
-  } else if ((od = ord_alloc(c)) != NULL) {
-    __atomic_store_n(&od->account, o->account, __ATOMIC_RELAXED);
-    for (int j = 0; j < 4; j++)
-      __atomic_store_n(&od->id[j], idw[j], __ATOMIC_RELAXED);
-    __atomic_store_n(&od->cell, ci, __ATOMIC_RELAXED);
-    __atomic_store_n(&od->seq,
-                     __atomic_fetch_add(&c->order_seq, 1, __ATOMIC_RELAXED),
-                     __ATOMIC_RELAXED);
-    __atomic_store_n(&od->price, vprice, __ATOMIC_RELAXED);
-    __atomic_store_n(&od->remaining, o->quantity, __ATOMIC_RELAXED);
-    __atomic_store_n(&od->reserved, n, __ATOMIC_RELAXED);
-    __atomic_store_n(&od->side, o->side, __ATOMIC_RELAXED);
-    __atomic_store_n(&od->state, ORD_LIVE, __ATOMIC_RELEASE); /* C */
-    uint32_t idx1 = (uint32_t)(od - c->ords) + 1;
-    for (uint32_t j = 0; j < FE_COMPLIANCE_MAX_OPEN; j++) {
-      uint32_t z = 0;
-      if (__atomic_load_n(&cl->resting[j], __ATOMIC_RELAXED) == 0 &&
-          __atomic_compare_exchange_n(&cl->resting[j], &z, idx1, 0,
-                                      __ATOMIC_RELEASE, __ATOMIC_RELAXED)) {
-        slot = j;
-        break;
-      }
-    }
+  uint32_t why = ord_record(c, cl, o, vprice);
+  if (why != 0) {
+    unreserve(c, acct, n);
+    return reject_plain(k, why);
   }
-  if (slot == FE_COMPLIANCE_MAX_OPEN) {
-    if (od != NULL) {
-      __atomic_store_n(&od->state, ORD_DEAD, __ATOMIC_RELAXED);
-      ord_free(c, od);
-    }
-    unreserve(acct, n);
-    unreserve(&c->firm_reserved, n);
-    return reject_plain(k, full ? FE_CR_TABLE_FULL : FE_CR_BAD_ORDER);
-  }
-  __atomic_fetch_add(&cl->open, 1, __ATOMIC_RELAXED);
-  __atomic_fetch_add(buy ? &cl->open_buy : &cl->open_sell, o->quantity,
-                     __ATOMIC_RELAXED);
   if (dup_on)
     dup_record(cl, dh, now);
   if (smp != NULL) {
@@ -823,75 +901,73 @@ static int check_order(chk_t *k) {
   return 0;
 }
 
-/* Closes od (cell counts, resting slot, reservation left). */
-static void ord_close(fe_compliance_t *c, ord_t *od) {
-  cell_t *cl = &c->cells[__atomic_load_n(&od->cell, __ATOMIC_RELAXED)];
-  uint32_t idx1 = (uint32_t)(od - c->ords) + 1;
-  for (int j = 0; j < FE_COMPLIANCE_MAX_OPEN; j++) {
-    uint32_t v = idx1;
-    if (__atomic_compare_exchange_n(&cl->resting[j], &v, 0, 0,
-                                    __ATOMIC_RELAXED, __ATOMIC_RELAXED))
-      break;
-  }
-  int64_t rem = __atomic_exchange_n(&od->remaining, 0, __ATOMIC_RELAXED);
-  int64_t res = __atomic_exchange_n(&od->reserved, 0, __ATOMIC_RELAXED);
-  uint32_t side = __atomic_load_n(&od->side, __ATOMIC_RELAXED);
-  __atomic_fetch_sub(is_buy(side) ? &cl->open_buy : &cl->open_sell, rem,
-                     __ATOMIC_RELAXED);
-  __atomic_fetch_sub(&cl->open, 1, __ATOMIC_RELAXED);
-  int64_t *acct = (int64_t *)fe__keytab_find(
-      &c->accounts, __atomic_load_n(&od->account, __ATOMIC_RELAXED));
-  if (acct != NULL)
-    unreserve(acct, res);
-  unreserve(&c->firm_reserved, res);
-  __atomic_store_n(&od->state, ORD_DEAD, __ATOMIC_RELEASE);
+/* Closes the order in cl's resting slot j: releases what it still
+ * reserves and frees its entry. */
+static void ord_close(fe_compliance_t *c, reader_t *rd, cell_t *cl, int j) {
+  ord_t *od = &c->ords[cl->resting[j] - 1];
+  cl->mask &= ~(1u << j);
+  cl->resting[j] = 0;
+  int64_t rem = od->remaining;
+  if (is_buy(od->side))
+    cl->open_buy -= rem;
+  else
+    cl->open_sell -= rem;
+  /* an open order has reserved: cl->acct is set */
+  unreserve(c, cl->acct, notional(rem, od->price));
   ord_free(c, od);
-  bump(&c->released);
+  tally(c, rd, LIFE_RELEASED);
 }
 
-static int release_id(fe_compliance_t *c, uint64_t account,
-                      const char sym[FE_SYMBOL_MAX],
-                      const char id[FE_CLORDID_MAX]) {
-  ord_t *od = ord_find(c, account, sym, id);
-  if (od == NULL) {
-    bump(&c->unknown);
-    return FE_ENOTFOUND;
+/* The resting slot of the open order (account, sym, id) in *clp (found
+ * here when NULL), or -1 (counted as unknown). */
+static int ord_find(fe_compliance_t *c, reader_t *rd, cell_t **clp,
+                    uint64_t account, const char sym[FE_SYMBOL_MAX],
+                    const char id[FE_CLORDID_MAX]) {
+  if (*clp == NULL)
+    *clp = cell_find(c, account, sym);
+  int j = -1;
+  if (*clp != NULL) {
+    uint64_t w[4];
+    id_words(id, w);
+    j = ord_slot(c, *clp, w);
   }
-  ord_close(c, od);
+  if (j < 0)
+    tally(c, rd, LIFE_UNKNOWN);
+  return j;
+}
+
+static int release_id(fe_compliance_t *c, reader_t *rd, cell_t *cl,
+                      uint64_t account, const char sym[FE_SYMBOL_MAX],
+                      const char id[FE_CLORDID_MAX]) {
+  int j = ord_find(c, rd, &cl, account, sym, id);
+  if (j < 0)
+    return FE_ENOTFOUND;
+  ord_close(c, rd, cl, j);
   return 0;
 }
 
-static int fill_id(fe_compliance_t *c, uint64_t account,
-                   const char sym[FE_SYMBOL_MAX],
+static int fill_id(fe_compliance_t *c, reader_t *rd, cell_t *cl,
+                   uint64_t account, const char sym[FE_SYMBOL_MAX],
                    const char id[FE_CLORDID_MAX], int64_t qty) {
-  ord_t *od = ord_find(c, account, sym, id);
-  if (od == NULL) {
-    bump(&c->unknown);
+  int j = ord_find(c, rd, &cl, account, sym, id);
+  if (j < 0)
     return FE_ENOTFOUND;
-  }
-  int64_t rem = __atomic_load_n(&od->remaining, __ATOMIC_RELAXED);
+  ord_t *od = &c->ords[cl->resting[j] - 1];
+  int64_t rem = od->remaining;
   int64_t q = qty < rem ? qty : rem;
-  cell_t *cl = &c->cells[__atomic_load_n(&od->cell, __ATOMIC_RELAXED)];
-  int buy = is_buy(__atomic_load_n(&od->side, __ATOMIC_RELAXED));
-  __atomic_fetch_add(&cl->position, buy ? q : -q, __ATOMIC_RELAXED);
-  bump(&c->fills);
+  int buy = is_buy(od->side);
+  fe__add_owned(&cl->position, buy ? q : -q); /* relaxed: monitors read it */
+  tally(c, rd, LIFE_FILLS);
   if (q == rem) {
-    ord_close(c, od);
+    ord_close(c, rd, cl, j);
     return 0;
   }
-  int64_t price = __atomic_load_n(&od->price, __ATOMIC_RELAXED);
-  int64_t res = __atomic_load_n(&od->reserved, __ATOMIC_RELAXED);
-  int64_t r = notional(q, price);
-  if (r > res)
-    r = res;
-  __atomic_store_n(&od->reserved, res - r, __ATOMIC_RELAXED);
-  __atomic_store_n(&od->remaining, rem - q, __ATOMIC_RELAXED);
-  __atomic_fetch_sub(buy ? &cl->open_buy : &cl->open_sell, q,
-                     __ATOMIC_RELAXED);
-  int64_t *acct = (int64_t *)fe__keytab_find(&c->accounts, account);
-  if (acct != NULL)
-    unreserve(acct, r);
-  unreserve(&c->firm_reserved, r);
+  od->remaining = rem - q;
+  if (buy)
+    cl->open_buy -= q;
+  else
+    cl->open_sell -= q;
+  unreserve(c, cl->acct, notional(q, od->price));
   return 0;
 }
 
@@ -913,7 +989,7 @@ int fe_compliance_fill(fe_compliance_t *c, uint64_t account,
   if (c == NULL || qty <= 0 || id_from_str(client_order_id, id) != 0 ||
       fe__sym_from_str(symbol, sym) != 0)
     return FE_EINVAL;
-  return fill_id(c, account, sym, id, qty);
+  return fill_id(c, NULL, NULL, account, sym, id, qty);
 }
 
 int fe_compliance_release(fe_compliance_t *c, uint64_t account,
@@ -922,7 +998,7 @@ int fe_compliance_release(fe_compliance_t *c, uint64_t account,
   if (c == NULL || id_from_str(client_order_id, id) != 0 ||
       fe__sym_from_str(symbol, sym) != 0)
     return FE_EINVAL;
-  return release_id(c, account, sym, id);
+  return release_id(c, NULL, NULL, account, sym, id);
 }
 
 static void count_result(reader_t *rd, const fe_compliance_result_t *r) {
@@ -934,11 +1010,11 @@ static void count_result(reader_t *rd, const fe_compliance_result_t *r) {
 }
 
 static void check_in(fe_compliance_t *c, const fe__snap_t *s, reader_t *rd,
-                     fe_event_t *ev, fe_compliance_result_t *res) {
+                     fe_event_t *ev, cell_t *cl, fe_compliance_result_t *res) {
   memset(res, 0, sizeof *res);
   res->verdict = FE_CONTINUE;
   chk_t k = {.c = c, .s = s, .rd = rd, .ev = ev, .res = res};
-  check_order(&k);
+  check_order(&k, cl);
   count_result(rd, res);
 }
 
@@ -955,7 +1031,7 @@ int fe_compliance_check(fe_compliance_t *c, uint32_t reader, fe_event_t *ev,
   }
   reader_t *rd = &c->readers[reader];
   const fe__snap_t *s = enter(c, rd);
-  check_in(c, s, rd, ev, out);
+  check_in(c, s, rd, ev, NULL, out);
   leave(rd);
   return out->verdict;
 }
@@ -970,7 +1046,7 @@ int fe_compliance_set_reference(fe_compliance_t *c, const char *symbol,
   int64_t i = sym_get(c, sym);
   if (i < 0)
     return FE_ETABLEFULL;
-  __atomic_store_n(&c->syms[i].ref, price, __ATOMIC_RELAXED);
+  __atomic_store_n(&c->syms[i].ref, price, __ATOMIC_RELAXED); /* see the top */
   bump(&c->md_updates);
   return 0;
 }
@@ -1000,10 +1076,7 @@ int64_t fe_compliance_position(const fe_compliance_t *c, uint64_t account,
    * so a NULL or invalid argument reads as "no position". */
   if (c == NULL || fe__sym_from_str(symbol, sym) != 0)
     return 0;
-  int64_t i = sym_find(c, sym);
-  if (i < 0)
-    return 0;
-  const cell_t *cl = cell_find(c, account, (uint32_t)i);
+  const cell_t *cl = cell_find(c, account, sym);
   return cl == NULL ? 0 : __atomic_load_n(&cl->position, __ATOMIC_RELAXED);
 }
 
@@ -1011,11 +1084,16 @@ int fe_compliance_stats(const fe_compliance_t *c, fe_compliance_stats_t *out) {
   if (c == NULL || out == NULL)
     return FE_EINVAL;
   memset(out, 0, sizeof *out);
+  uint64_t life[LIFE_COUNT];
+  for (int k = 0; k < LIFE_COUNT; k++)
+    life[k] = fe__load_relaxed(&c->life[k]);
   for (int i = 0; i < FE_COMPLIANCE_READERS; i++) {
     const reader_t *r = &c->readers[i];
     out->checked += fe__load_relaxed(&r->checked);
     out->accepted += fe__load_relaxed(&r->accepted);
     out->smp_cancels += fe__load_relaxed(&r->smp);
+    for (int k = 0; k < LIFE_COUNT; k++)
+      life[k] += fe__load_relaxed(&r->life[k]);
     for (int k = 0; k <= FE_RULE_COUNT; k++)
       out->rejected[k] += fe__load_relaxed(&r->rejected[k]);
     for (int k = 0; k < FE_RULE_COUNT; k++) {
@@ -1023,9 +1101,9 @@ int fe_compliance_stats(const fe_compliance_t *c, fe_compliance_stats_t *out) {
       out->amended[k] += fe__load_relaxed(&r->amended[k]);
     }
   }
-  out->released = fe__load_relaxed(&c->released);
-  out->fills = fe__load_relaxed(&c->fills);
-  out->unknown_orders = fe__load_relaxed(&c->unknown);
+  out->released = life[LIFE_RELEASED];
+  out->fills = life[LIFE_FILLS];
+  out->unknown_orders = life[LIFE_UNKNOWN];
   out->md_updates = fe__load_relaxed(&c->md_updates);
   out->changes = fe__load_relaxed(&c->changes);
   out->refused_changes = fe__load_relaxed(&c->refused);
@@ -1036,36 +1114,100 @@ int fe_compliance_stats(const fe_compliance_t *c, fe_compliance_stats_t *out) {
 /* ------------------------------------------------------------ the stages */
 
 /* A batch overlaps its memory misses.  An order's cell (its account in
- * its symbol: open counts, resting slots, recent orders) is a random
- * line in a table larger than the cache, and the check stalls on it;
- * so, as the idempotency burst does, the handler looks PF_CELL events
- * ahead, finds that event's cell (the symbol and cell indexes are small
- * and cached) and starts loading its lines, then PF_ORD events ahead
- * starts loading the entries of the orders resting in it (the duplicate
- * client order id and self-match scans read them).  Hints only: a cell
- * not made yet is skipped, and nothing is written. */
+ * its symbol: limits in force, recent orders, resting slots) is a random
+ * line in a table larger than the cache, and so is the index slot that
+ * leads to it; a lookup that waits for both stalls twice.  So, as the
+ * idempotency burst does, the handler works ahead in three steps with
+ * nothing but prefetches between a load's start and its use:
+ *   PF_SLOT events ahead: compute the event's cell key, start loading its
+ *     index slot;
+ *   PF_CELL events ahead: probe the index (the slot has arrived), start
+ *     loading the lines of the cell it names that the event will read (a
+ *     new order: all but the last; a fill or cancel: the first and the
+ *     resting slots) -- a candidate, not yet checked;
+ *   PF_ORD events ahead: check the candidate's identity (its first line
+ *     has arrived) and start loading the orders resting in it and the
+ *     account's reserved word.
+ * The event then uses the checked cell, so it costs one probe.  Hints
+ * only: a cell not made yet (or a candidate that is not the event's) is
+ * looked up again when its event comes, and nothing is written. */
+#define PF_SLOT 16
 #define PF_CELL 8
 #define PF_ORD 4
 
-static cell_t *prefetch_cell(fe_compliance_t *c, const fe_event_t *ev) {
-  if (ev->type != FE_EV_NEW_ORDER && ev->type != FE_EV_CANCEL &&
-      ev->type != FE_EV_EXEC_REPORT)
+static int has_cell(const fe_event_t *ev) {
+  return ev->type == FE_EV_NEW_ORDER || ev->type == FE_EV_CANCEL ||
+         ev->type == FE_EV_EXEC_REPORT;
+}
+
+/* Step 1.  The slot address mirrors keytab.c's home(): XXH3 of the key,
+ * masked.  Were that to change, this would load a useless line, no more. */
+static uint64_t prefetch_slot(const fe_compliance_t *c, const fe_event_t *ev) {
+  if (!has_cell(ev))
+    return 0;
+  uint64_t key = cell_key(ev->order.account, ev->order.symbol);
+  __builtin_prefetch(
+      &c->celltab.slots[XXH3_64bits(&key, sizeof key) & c->celltab.mask]);
+  return key;
+}
+
+/* Step 2. */
+static cell_t *prefetch_cell(const fe_compliance_t *c, const fe_event_t *ev,
+                             uint64_t key) {
+  if (!has_cell(ev))
     return NULL;
-  int64_t si = sym_find(c, ev->order.symbol);
-  cell_t *cl = si < 0 ? NULL : cell_find(c, ev->order.account, (uint32_t)si);
-  if (cl != NULL)
-    for (size_t off = 0; off < sizeof *cl; off += FE_CACHELINE)
-      __builtin_prefetch((const char *)cl + off, 1);
+  uint64_t *w = fe__keytab_find(&c->celltab, key);
+  if (w == NULL)
+    return NULL;
+  uint64_t v = __atomic_load_n(w, __ATOMIC_ACQUIRE); /* A: pairs with B */
+  if (v == 0)
+    return NULL;
+  const char *cl = (const char *)&c->cells[v - 1];
+  __builtin_prefetch(cl, 1);
+  if (ev->type == FE_EV_NEW_ORDER) { /* limits, recent orders */
+    __builtin_prefetch(cl + 1 * FE_CACHELINE, 1);
+    __builtin_prefetch(cl + 2 * FE_CACHELINE, 1);
+    __builtin_prefetch(cl + 3 * FE_CACHELINE, 1);
+  }
+  __builtin_prefetch(cl + 4 * FE_CACHELINE, 1); /* the first 16 slots */
+  return &c->cells[v - 1];
+}
+
+/* Step 3: the candidate if it is ev's cell, else NULL. */
+static cell_t *prefetch_orders(const fe_compliance_t *c, const fe_event_t *ev,
+                               cell_t *cl) {
+  if (cl == NULL || !cell_is(cl, ev->order.account, ev->order.symbol))
+    return NULL;
+  for (uint32_t m = cl->mask; m != 0; m &= m - 1)
+    __builtin_prefetch(&c->ords[cl->resting[__builtin_ctz(m)] - 1], 1);
+  if (cl->acct != NULL) /* the account's reservation: a line of its own */
+    __builtin_prefetch(cl->acct, 1);
   return cl;
 }
 
-static void prefetch_orders(const fe_compliance_t *c, const cell_t *cl) {
-  if (cl == NULL)
-    return;
-  for (int j = 0; j < FE_COMPLIANCE_MAX_OPEN; j++) {
-    uint32_t v = __atomic_load_n(&cl->resting[j], __ATOMIC_RELAXED);
-    if (v != 0)
-      __builtin_prefetch(&c->ords[v - 1], 1);
+static void order_one(fe_compliance_t *c, const fe__snap_t *s, reader_t *rd,
+                      fe_stage_ctx_t *ctx, fe_event_t *ev, cell_t *cl) {
+  fe_order_t *o = &ev->order;
+  switch (ev->type) {
+  case FE_EV_NEW_ORDER: {
+    fe_compliance_result_t res;
+    check_in(c, s, rd, ev, cl, &res);
+    if (res.verdict != FE_CONTINUE)
+      fe_batch_reject(ctx, ev, res.reason);
+    break;
+  }
+  case FE_EV_CANCEL:
+    release_id(c, rd, cl, o->account, o->symbol, o->client_order_id);
+    break;
+  case FE_EV_EXEC_REPORT:
+    if (o->quantity > 0)
+      fill_id(c, rd, cl, o->account, o->symbol, o->client_order_id,
+              o->quantity);
+    else
+      release_id(c, rd, cl, o->account, o->symbol, o->client_order_id);
+    break;
+  default:
+    break;
   }
 }
 
@@ -1074,36 +1216,27 @@ static void order_batch(fe_stage_ctx_t *ctx, fe_event_t *const *evs,
   fe_compliance_t *c = user;
   reader_t *rd = &c->readers[ctx->worker % FE_COMPLIANCE_READERS];
   const fe__snap_t *s = enter(c, rd);
-  cell_t *ahead[PF_CELL] = {NULL};
-  for (uint32_t i = 0; i < n && i < PF_CELL; i++)
-    ahead[i % PF_CELL] = prefetch_cell(c, evs[i]);
+  /* key[j % PF_SLOT]: event j's key from step 1 until step 2;
+   * cand[j % PF_CELL]: its cell from step 2 (checked at step 3) until
+   * its turn. */
+  uint64_t key[PF_SLOT];
+  cell_t *cand[PF_CELL];
+  for (uint32_t j = 0; j < n && j < PF_SLOT; j++)
+    key[j] = prefetch_slot(c, evs[j]);
+  for (uint32_t j = 0; j < n && j < PF_CELL; j++)
+    cand[j] = prefetch_cell(c, evs[j], key[j]);
+  for (uint32_t j = 0; j < n && j < PF_ORD; j++)
+    cand[j] = prefetch_orders(c, evs[j], cand[j]);
   for (uint32_t i = 0; i < n; i++) {
-    if (i + PF_ORD < n)
-      prefetch_orders(c, ahead[(i + PF_ORD) % PF_CELL]);
-    if (i + PF_CELL < n)
-      ahead[i % PF_CELL] = prefetch_cell(c, evs[i + PF_CELL]);
-    fe_event_t *ev = evs[i];
-    fe_order_t *o = &ev->order;
-    switch (ev->type) {
-    case FE_EV_NEW_ORDER: {
-      fe_compliance_result_t res;
-      check_in(c, s, rd, ev, &res);
-      if (res.verdict != FE_CONTINUE)
-        fe_batch_reject(ctx, ev, res.reason);
-      break;
-    }
-    case FE_EV_CANCEL:
-      release_id(c, o->account, o->symbol, o->client_order_id);
-      break;
-    case FE_EV_EXEC_REPORT:
-      if (o->quantity > 0)
-        fill_id(c, o->account, o->symbol, o->client_order_id, o->quantity);
-      else
-        release_id(c, o->account, o->symbol, o->client_order_id);
-      break;
-    default:
-      break;
-    }
+    cell_t *cl = cand[i % PF_CELL];
+    uint32_t j = i + PF_CELL;
+    cand[i % PF_CELL] =
+        j < n ? prefetch_cell(c, evs[j], key[j % PF_SLOT]) : NULL;
+    if ((j = i + PF_SLOT) < n)
+      key[j % PF_SLOT] = prefetch_slot(c, evs[j]);
+    if ((j = i + PF_ORD) < n)
+      cand[j % PF_CELL] = prefetch_orders(c, evs[j], cand[j % PF_CELL]);
+    order_one(c, s, rd, ctx, evs[i], cl);
   }
   leave(rd);
 }
@@ -1112,6 +1245,7 @@ static void md_batch(fe_stage_ctx_t *ctx, fe_event_t *const *evs, uint32_t n,
                      void *user) {
   (void)ctx;
   fe_compliance_t *c = user;
+  uint64_t stored = 0;
   for (uint32_t i = 0; i < n; i++) {
     const fe_order_t *o = &evs[i]->order;
     if (o->price <= 0)
@@ -1119,9 +1253,11 @@ static void md_batch(fe_stage_ctx_t *ctx, fe_event_t *const *evs, uint32_t n,
     int64_t si = sym_get(c, o->symbol);
     if (si < 0)
       continue;
-    __atomic_store_n(&c->syms[si].ref, o->price, __ATOMIC_RELAXED);
-    bump(&c->md_updates);
+    __atomic_store_n(&c->syms[si].ref, o->price, __ATOMIC_RELAXED); /* top */
+    stored++;
   }
+  if (stored != 0) /* one count per batch: the word is shared */
+    __atomic_fetch_add(&c->md_updates, stored, __ATOMIC_RELAXED);
 }
 
 int fe_compliance_stage(fe_compliance_t *c, fe_stage_def_t *out,
@@ -1299,6 +1435,7 @@ int fe_compliance_create(const fe_compliance_config_t *cfg,
   for (uint64_t i = 0; i < cfg->max_orders; i++) /* every entry free */
     c->ords[i].next = i + 1 < cfg->max_orders ? (uint32_t)(i + 2) : 0;
   c->free_head = 1;
+  s->gen = 1;
   c->snap = s;
   report(c, FE_COMPLIANCE_START, s->fp, (fe_fingerprint_t){0, 0});
   check_drift(c, s->fp);
@@ -1341,6 +1478,7 @@ int fe_compliance_apply(fe_compliance_t *c, const fe_compliance_rules_t *rules,
     pthread_mutex_unlock(&c->wlock);
     return rc;
   }
+  s->gen = c->snap->gen + 1; /* a cell's cached limits name their set */
   fe__snap_t *old = swap_snap(c, s);
   if (s->throttle != NULL && s->throttle == old->throttle) {
     s->owns_throttle = 1;

@@ -80,6 +80,9 @@ typedef struct fe__snap {
   fe_throttle_t *throttle; /* NULL: no throttle */
   int owns_throttle;
   fe_fingerprint_t fp;
+  /* Set when installed: 1, then one more per change (never reused, so a
+   * cell's cached limits computed under another set never match). */
+  uint64_t gen;
   /* The canonical settings, to copy the set back into a draft. */
   fe__setting_t *set;
   size_t n;

@@ -14,7 +14,8 @@
  *     (test_mt_live_changes), counted and reported (test_changes_reported);
  *   fingerprints: order-independent, stable (golden), changed by every
  *     effective change (test_fingerprint), pinning (test_pin);
- *   the stages on a bus (test_bus_stages);
+ *   the stages on a bus (test_bus_stages), the order stage sharded over
+ *   two workers (test_bus_sharded);
  *   NULL and garbage on every public call (test_null_and_garbage).
  */
 #include "helpers.h"
@@ -639,6 +640,32 @@ static void test_table_full(void **state) {
   assert_int_equal(fe_compliance_set_reference(c, "BBB", PX(1)), 0);
   assert_int_equal(fe_compliance_set_reference(c, "CCC", PX(1)), FE_ETABLEFULL);
   fe_compliance_destroy(c);
+  /* max_open never set (no limit) but PREVENTIVE: the tracked maximum is
+   * no max_open breach, the next order fails closed; a closed order's
+   * slot is reused, and the lowest free slot is taken again */
+  fe_compliance_config_init(&cfg);
+  assert_int_equal(fe_compliance_create(&cfg, r, &c, NULL), 0);
+  char ids[FE_COMPLIANCE_MAX_OPEN][16];
+  for (int i = 0; i < FE_COMPLIANCE_MAX_OPEN; i++) {
+    snprintf(ids[i], sizeof ids[i], "M%d", i);
+    ev = order(1, "AAA", FE_SIDE_BUY, 1, PX(1) + i, ids[i]);
+    assert_int_equal(check(c, &ev, NULL), FE_CONTINUE);
+  }
+  ev = order(1, "AAA", FE_SIDE_BUY, 1, PX(1), next_id());
+  assert_int_equal(check(c, &ev, &res), FE_REJECT);
+  assert_int_equal(res.reason, FE_CR_TABLE_FULL);
+  assert_int_equal(fe_compliance_release(c, 1, "AAA", ids[3]), 0);
+  assert_int_equal(fe_compliance_release(c, 1, "AAA", ids[3]), FE_ENOTFOUND);
+  ev = order(1, "AAA", FE_SIDE_BUY, 1, PX(1), "again");
+  assert_int_equal(check(c, &ev, NULL), FE_CONTINUE);
+  ev = order(1, "AAA", FE_SIDE_BUY, 1, PX(1), next_id());
+  assert_int_equal(check(c, &ev, &res), FE_REJECT);
+  assert_int_equal(res.reason, FE_CR_TABLE_FULL);
+  for (int i = 0; i < FE_COMPLIANCE_MAX_OPEN; i++) /* every one still found */
+    assert_int_equal(fe_compliance_release(c, 1, "AAA", i == 3 ? "again"
+                                                              : ids[i]), 0);
+  assert_int_equal(fe_compliance_reserved(c, NULL), 0);
+  fe_compliance_destroy(c);
   /* max_open off: still at most FE_COMPLIANCE_MAX_OPEN open orders per
    * account and symbol are tracked; the next one fails closed */
   assert_int_equal(fe_compliance_rules_mode(r, FE_RULE_MAX_OPEN, FE_MODE_OFF),
@@ -663,10 +690,14 @@ static void test_table_full(void **state) {
 #define MT_THREADS 4
 #define MT_ORDERS 3000
 
+/* The threads never share an account (compliance.h "Threads": one
+ * thread at a time per account, as the stage sharded by account runs
+ * them); they share the firm's total, and in the many-accounts mode the
+ * firm limit is what binds. */
 typedef struct mt_arg {
   fe_compliance_t *c;
   uint32_t reader;
-  uint64_t account; /* 0: thread's own, else shared */
+  int many; /* 0: one account per thread; 1: 50 per thread */
   uint64_t accepted;
   int64_t max_seen;
   fe_t_errs_t *errs;
@@ -677,7 +708,8 @@ static void *mt_credit_main(void *p) {
   for (int i = 0; i < MT_ORDERS; i++) {
     char id[32];
     snprintf(id, sizeof id, "t%u-%d", a->reader, i);
-    uint64_t acct = a->account ? a->account : 100 + a->reader;
+    uint64_t acct = 100 + a->reader +
+                    (a->many ? MT_THREADS * (uint64_t)(1 + i % 50) : 0);
     char sym[8]; /* many symbols: at most 32 open orders each */
     snprintf(sym, sizeof sym, "S%d", i % 200);
     fe_event_t ev = order(acct, sym, FE_SIDE_BUY, 1 + i % 7, PX(1), id);
@@ -690,22 +722,32 @@ static void *mt_credit_main(void *p) {
   return NULL;
 }
 
+/* A module whose only limits are an account's credit and the firm's
+ * (both in whole prices), with room for max_orders open orders. */
+static fe_compliance_t *mk_credit(fe_compliance_rules_t **r, int64_t credit,
+                                  int64_t firm, uint64_t max_orders) {
+  *r = rules();
+  assert_int_equal(fe_compliance_rules_limit(*r, FE_LIMIT_CREDIT, PX(credit)),
+                   0);
+  assert_int_equal(fe_compliance_rules_limit(*r, FE_LIMIT_FIRM_CREDIT,
+                                             PX(firm)), 0);
+  fe_compliance_config_t cfg;
+  fe_compliance_config_init(&cfg);
+  cfg.max_orders = max_orders;
+  fe_compliance_t *c;
+  assert_int_equal(fe_compliance_create(&cfg, *r, &c, NULL), 0);
+  return c;
+}
+
 static void test_mt_credit(void **state) {
   (void)state;
-  for (int shared = 0; shared < 2; shared++) {
-    fe_compliance_rules_t *r = rules();
-    assert_int_equal(fe_compliance_rules_limit(r, FE_LIMIT_CREDIT, PX(2500)), 0);
-    assert_int_equal(fe_compliance_rules_limit(r, FE_LIMIT_FIRM_CREDIT,
-                                               PX(7001)), 0);
-    fe_compliance_config_t cfg;
-    fe_compliance_config_init(&cfg);
-    cfg.max_orders = MT_THREADS * MT_ORDERS;
-    fe_compliance_t *c;
-    assert_int_equal(fe_compliance_create(&cfg, r, &c, NULL), 0);
+  for (int many = 0; many < 2; many++) {
+    fe_compliance_rules_t *r;
+    fe_compliance_t *c = mk_credit(&r, 2500, 7001, MT_THREADS * MT_ORDERS);
     pthread_t th[MT_THREADS];
     mt_arg_t args[MT_THREADS];
     for (uint32_t i = 0; i < MT_THREADS; i++) {
-      args[i] = (mt_arg_t){.c = c, .reader = i, .account = shared ? 42 : 0};
+      args[i] = (mt_arg_t){.c = c, .reader = i, .many = many};
       assert_int_equal(pthread_create(&th[i], NULL, mt_credit_main, &args[i]),
                        0);
     }
@@ -718,18 +760,16 @@ static void test_mt_credit(void **state) {
     int64_t firm = fe_compliance_reserved(c, NULL);
     assert_int_equal(firm, (int64_t)total * PX(1));
     assert_true(firm <= PX(7001));
-    if (shared) {
-      uint64_t a42 = 42;
-      assert_true(fe_compliance_reserved(c, &a42) <= PX(2500));
-      /* 1..7 units per order: the account is filled to within 6 units */
-      assert_true(fe_compliance_reserved(c, &a42) > PX(2500 - 7));
-    } else {
-      for (uint64_t i = 0; i < MT_THREADS; i++) {
-        uint64_t acct = 100 + i;
-        assert_true(fe_compliance_reserved(c, &acct) <= PX(2500));
-      }
-      assert_true(firm > PX(7001 - 7));
+    int64_t sum = 0;
+    for (uint64_t i = 0; i < MT_THREADS * 51; i++) {
+      uint64_t acct = 100 + i;
+      int64_t held = fe_compliance_reserved(c, &acct);
+      assert_true(held <= PX(2500));
+      sum += held;
     }
+    assert_int_equal(sum, firm); /* every reservation is some account's */
+    /* 1..7 units per order: the firm is filled to within 6 units */
+    assert_true(firm > PX(7001 - 7));
     fe_compliance_destroy(c);
     fe_compliance_rules_destroy(r);
   }
@@ -1002,13 +1042,10 @@ static void test_pin(void **state) {
 
 /* ------------------------------------------------------ on the bus */
 
-static void test_bus_stages(void **state) {
-  (void)state;
-  fe_compliance_rules_t *r = rules();
-  assert_int_equal(fe_compliance_rules_collar(r, NULL, 0, FE_COLLAR_BPS, 500),
-                   0);
-  assert_int_equal(fe_compliance_rules_limit(r, FE_LIMIT_MAX_QTY, 100), 0);
-  fe_compliance_t *c = mk(r, NULL);
+/* A started bus running c's market-data stage (worker 0) and, after it,
+ * its order stage: on worker 0 too (shards 1, host-driven) or sharded
+ * over workers 1..shards (library threads). */
+static fe_bus_t *bus_of(fe_compliance_t *c, uint32_t shards) {
   fe_stage_def_t defs[2];
   assert_int_equal(fe_compliance_md_stage(c, &defs[0], NULL), 0);
   assert_int_equal(fe_compliance_stage(c, &defs[1], NULL), 0);
@@ -1016,13 +1053,29 @@ static void test_bus_stages(void **state) {
   defs[1].deps[0] = 0;
   fe_bus_config_t bc;
   fe_bus_config_init(&bc);
-  bc.capacity = 256;
-  bc.host_driven = 1;
+  bc.capacity = 1024;
+  if (shards > 1) {
+    defs[1].shards = shards;
+    defs[1].worker = 1;
+  } else {
+    bc.host_driven = 1;
+  }
   bc.stages = defs;
   bc.n_stages = 2;
   fe_bus_t *bus;
   assert_int_equal(fe_bus_create(&bc, &bus, NULL), 0);
   assert_int_equal(fe_bus_start(bus, NULL), 0);
+  return bus;
+}
+
+static void test_bus_stages(void **state) {
+  (void)state;
+  fe_compliance_rules_t *r = rules();
+  assert_int_equal(fe_compliance_rules_collar(r, NULL, 0, FE_COLLAR_BPS, 500),
+                   0);
+  assert_int_equal(fe_compliance_rules_limit(r, FE_LIMIT_MAX_QTY, 100), 0);
+  fe_compliance_t *c = mk(r, NULL);
+  fe_bus_t *bus = bus_of(c, 1);
   fe_order_t md = order(0, "AAA", 0, 0, PX(100), "").order;
   assert_int_equal(fe_bus_publish_order(bus, FE_EV_MARKET_DATA, &md, 0, 0,
                                         NULL), 0);
@@ -1057,6 +1110,57 @@ static void test_bus_stages(void **state) {
 }
 
 /* ------------------------------------------------------ garbage */
+
+/* The order stage sharded over two worker threads (keyed by account, the
+ * default): each account's state has one writer, the shards share the
+ * firm's total.  Every order is filled whole right after it is accepted,
+ * so at the end nothing is reserved and each position is what its fills
+ * added; under TSan this also checks that the shards share nothing but
+ * the words they reach by atomics. */
+#define SH_ACCOUNTS 64
+#define SH_ORDERS 4000
+
+static void test_bus_sharded(void **state) {
+  (void)state;
+  fe_compliance_rules_t *r;
+  fe_compliance_t *c = mk_credit(&r, 1000, 100000, 1024);
+  fe_bus_t *bus = bus_of(c, 2);
+  int64_t want[SH_ACCOUNTS + 1] = {0};
+  for (int i = 0; i < SH_ORDERS; i++) {
+    uint64_t a = 1 + (uint64_t)(i * 7) % SH_ACCOUNTS;
+    const char *sym = i % 3 ? "AAA" : "BBB";
+    int64_t q = 1 + i % 9;
+    char id[16];
+    snprintf(id, sizeof id, "s%d", i);
+    fe_order_t o = order(a, sym, i % 2 ? FE_SIDE_BUY : FE_SIDE_SELL, q,
+                         PX(10) + i % 5, id).order;
+    fe_order_t f = o;
+    /* a full ring waits for the workers (10 s would mean they hung) */
+    assert_int_equal(fe_bus_publish_order(bus, FE_EV_NEW_ORDER, &o, 0,
+                                          UINT64_C(10000000000), NULL), 0);
+    assert_int_equal(fe_bus_publish_order(bus, FE_EV_EXEC_REPORT, &f, 0,
+                                          UINT64_C(10000000000), NULL), 0);
+    if (strcmp(sym, "AAA") == 0)
+      want[a] += i % 2 ? q : -q;
+  }
+  assert_int_equal(fe_bus_drain(bus, UINT64_C(30000000000)), 0);
+  fe_compliance_stats_t st;
+  fe_compliance_stats(c, &st);
+  assert_int_equal(st.checked, SH_ORDERS);
+  assert_int_equal(st.accepted, SH_ORDERS);
+  assert_int_equal(st.fills, SH_ORDERS);
+  assert_int_equal(st.released, SH_ORDERS);
+  assert_int_equal(st.unknown_orders, 0);
+  assert_int_equal(fe_compliance_reserved(c, NULL), 0);
+  for (uint64_t a = 1; a <= SH_ACCOUNTS; a++) {
+    assert_int_equal(fe_compliance_reserved(c, &a), 0);
+    assert_int_equal(fe_compliance_position(c, a, "AAA"), want[a]);
+  }
+  fe_bus_stop(bus);
+  fe_bus_destroy(bus);
+  fe_compliance_destroy(c);
+  fe_compliance_rules_destroy(r);
+}
 
 static void test_null_and_garbage(void **state) {
   (void)state;
@@ -1270,6 +1374,7 @@ int main(void) {
       FE_T_TEST(test_fingerprint),
       FE_T_TEST(test_pin),
       FE_T_TEST(test_bus_stages),
+      FE_T_TEST(test_bus_sharded),
       FE_T_TEST(test_null_and_garbage),
       FE_T_TEST(test_reasons_distinct),
   };

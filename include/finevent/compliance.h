@@ -105,18 +105,28 @@
  * mode (each open order is tracked for release and self-match).  State is
  * kept across rule changes.
  *
- * Threads.  fe_compliance_check() (and the stage) may run on any number of
- * threads at once, each with its own reader index (the stage uses the
- * bus's worker index).  The buying-power reservation is a compare-and-swap
- * on the account's and the firm's totals: however many threads check
- * concurrently, under PREVENTIVE and CORRECTIVE neither total ever exceeds
- * its limit.  The life of one order (its check, then fills, cancel or
- * release) must be driven by one thread at a time: the bus stage sharded
- * by account does that.  MAX_OPEN and MAX_POSITION are exact when one
- * thread at a time checks a given account (the stage again); concurrent
- * checks of one account may overshoot them, never buying power.  No check, fill, release or reference update
- * allocates, locks or makes a system call (the throttle reads the
- * configured clock).  fe_compliance_apply() and fe_compliance_pin() may
+ * Threads.  Everything the module keeps about one account (its cells,
+ * open orders, position and reserved notional) has a single writer: the
+ * calls that touch an account -- fe_compliance_check() of its orders,
+ * fe_compliance_fill() and fe_compliance_release() of them -- must be made
+ * by one thread at a time, and a host that moves an account to another
+ * thread must order the move (a lock, a queue, the bus's sequences).  The
+ * bus stage keyed by account (its default) does exactly that however many
+ * shards it has, since each account's events go to one worker; sharding
+ * the stage by anything else is not supported.  Different accounts may be
+ * checked on any number of threads at once, each with its own reader
+ * index (the stage uses the bus's worker index).  What accounts share is
+ * the firm's reserved total, reserved by compare-and-swap: however many
+ * threads check concurrently, under PREVENTIVE and CORRECTIVE neither an
+ * account's total nor the firm's ever exceeds its limit.  Monitoring calls
+ * (fe_compliance_reserved, fe_compliance_position, fe_compliance_stats,
+ * fe_compliance_reference) may run on any thread at any time.  No check,
+ * fill, release or reference update allocates, locks or makes a system
+ * call (the throttle reads the configured clock); per order the stage
+ * makes one probe of its cell index, and its only atomic
+ * read-modify-writes besides the throttle's are on what the shards share:
+ * the firm's total (reserve, release) and the order pool's free list
+ * (take, give back).  fe_compliance_apply() and fe_compliance_pin() may
  * be called from any thread, one at a time; apply blocks until readers of
  * the old set have left (a batch).
  */
@@ -505,7 +515,8 @@ FE_API int fe_fingerprint_parse(const char *hex, fe_fingerprint_t *out);
  *   out     may be NULL.
  * Returns FE_CONTINUE (accepted) or FE_REJECT (out->reason says why; the
  * state is unchanged), or FE_EINVAL (c or ev NULL, reader out of range).
- * Any thread (see the top); lock-free, no allocation or system call. */
+ * Any thread, one thread at a time per account (see the top); lock-free,
+ * no allocation or system call. */
 FE_API int fe_compliance_check(fe_compliance_t *c, uint32_t reader,
                                fe_event_t *ev, fe_compliance_result_t *out);
 
@@ -514,8 +525,8 @@ FE_API int fe_compliance_check(fe_compliance_t *c, uint32_t reader,
  * the account's position in its symbol, releases qty's reservation, and
  * closes the order when nothing remains (a fill above the remainder is
  * taken as the remainder).  Returns 0, FE_ENOTFOUND (no such open order:
- * counted), FE_EINVAL (NULL, qty <= 0).  Lock-free; one thread per order
- * at a time. */
+ * counted), FE_EINVAL (NULL, qty <= 0).  Lock-free; one thread at a time
+ * per account, as fe_compliance_check(). */
 FE_API int fe_compliance_fill(fe_compliance_t *c, uint64_t account,
                               const char *symbol, const char *client_order_id,
                               int64_t qty);
@@ -561,8 +572,10 @@ FE_API int fe_compliance_stats(const fe_compliance_t *c,
  * to close: released) and FE_EV_EXEC_REPORT (a fill of order.quantity of
  * the order so named;
  * quantity 0 closes it: the venue rejected or expired it).  Its key is the
- * account (the default), so one order's life stays on one shard.  Set
- * name, deps, shards and worker afterwards as for any stage.
+ * account (the default), so each account's state has one writer however
+ * many shards there are (see "Threads" at the top): leave out->key NULL.
+ * Set name, deps, shards and worker afterwards as
+ * for any stage.
  *
  * fe_compliance_md_stage() fills the market-data stage: a multicast
  * consumer of FE_EV_MARKET_DATA events (order.symbol, order.price = the
