@@ -23,6 +23,7 @@ void fe_bus_config_init(fe_bus_config_t *cfg) {
   cfg->wait = FE_WAIT_PARK;
   cfg->max_batch = FE_BUS_BATCH_DEFAULT;
   cfg->spin_tries = 1000;
+  cfg->journal_user_bytes = UINT32_MAX;
   cfg->catchup_pauses = 64;
   cfg->yield_tries = 50;
   for (int i = 0; i < FE_BUS_MAX_WORKERS; i++)

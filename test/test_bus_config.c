@@ -535,6 +535,7 @@ static void test_config_defaults(void **state) {
   assert_int_equal(cfg.spin_tries, 1000);
   assert_int_equal(cfg.yield_tries, 50);
   assert_int_equal(cfg.catchup_pauses, 64);
+  assert_int_equal(cfg.journal_user_bytes, UINT32_MAX);
   assert_int_equal(cfg.host_driven, 0);
   assert_null(cfg.stages);
   assert_int_equal(cfg.n_stages, 0);

@@ -994,6 +994,20 @@ static void test_submit_burst(void **state) {
   remove_dir();
 }
 
+/* By default the journal keeps the whole user area (bus.h): 80 bytes in
+ * the default 256-byte slot. */
+static void test_default_journals_the_whole_user_area(void **state) {
+  (void)state;
+  fresh_venue(1000);
+  rig_t r;
+  rig_up(&r, NULL);
+  submit_orders(&r, "UA", 2);
+  poll_all(r.bus);
+  rig_close(&r);
+  expect_in(tool_dump(0), "user_len=80");
+  remove_dir();
+}
+
 /* A journal whose records are smaller than a batch's: the journaller and
  * the outcome stage split the batch over several records, and recovery
  * reads them all back (completions, and dead letters with their copies).
@@ -1626,6 +1640,7 @@ static void test_shared_dlq_refused_before_replay(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       FE_T_TEST(test_submit_is_idempotent),
+      FE_T_TEST(test_default_journals_the_whole_user_area),
       FE_T_TEST(test_damaged_last_record_reported),
       FE_T_TEST(test_restart_rebuilds_the_table),
       FE_T_TEST(test_restart_keeps_host_outcome),
