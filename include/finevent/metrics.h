@@ -11,7 +11,10 @@
  *     completed, rejected, dead-lettered, throttled, halted, duplicates;
  *     per stage handled, rejected by reason, retried, failed, batches)
  *     and each stage's queue depth (events published and not yet
- *     processed by it).
+ *     processed by it).  The per-stage outcome and reason series add the
+ *     bus's counts to fe_metrics_count's: with cfg.bus, count there only
+ *     what the bus does not (a host's own outcomes), or the bus's rejects
+ *     are counted twice.
  *   - With cfg.audit: records appended, lost, written, and the audit lag
  *     (appended, not yet written).
  *   - Gauges the host sets (fe_metrics_gauge): journal lag and anything
