@@ -28,6 +28,8 @@
  */
 #include "helpers.h"
 
+#include <sys/prctl.h>
+
 #include <fcntl.h>
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
@@ -813,8 +815,14 @@ static void sigkill_takeover(void **state) {
   g_venue_fd = open(venue, O_WRONLY | O_APPEND); /* the survivor's */
   assert_true(g_venue_fd >= 0);
   g_venue_file = venue;
+  pid_t parent = getpid();
   pid_t pid = fork();
   if (pid == 0) {
+    /* Dies with the test: a failed assertion below must not leave the
+     * child running (the signal survives exec). */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent)
+      _exit(3);
     execl(g_self, g_self, "--child", c.boot, venue, (char *)NULL);
     _exit(3);
   }
