@@ -171,7 +171,7 @@ static uint64_t last_handled(const fe_bus_t *bus, const consumer_t *c,
 }
 
 typedef struct tally {
-  uint64_t handled, rejected, skipped, filtered, done, failed, dead;
+  uint64_t handled, rejected, skipped, filtered, done, rejected_out, dead;
   struct fe_audit *audit; /* the sink's: bus->audit */
 } tally_t;
 
@@ -184,8 +184,8 @@ static void audit_accepted(struct fe_audit *a, const fe_event_t *ev) {
 /* The sink's count of an event whose verdict word was v when it was
  * handed over: rejected or dead-lettered by someone (the sink is
  * downstream of every stage, so every verdict is visible, and v is final
- * unless the sink's own handler gives one, which settle() counts), or
- * done. */
+ * unless the sink's own handler gives one, which apply_verdict()
+ * counts), or done. */
 static inline void tally_verdict(const fe_event_t *ev, uint64_t v,
                                  tally_t *t) {
   if (v == 0) {
@@ -195,7 +195,7 @@ static inline void tally_verdict(const fe_event_t *ev, uint64_t v,
   } else if (v & FE_VERDICT_DEAD)
     t->dead++;
   else
-    t->failed++;
+    t->rejected_out++;
 }
 
 /* The sink's count of an event it finished (its verdict as it is now). */
@@ -241,9 +241,9 @@ static int schedule_retry(fe_bus_t *bus, consumer_t *c, uint64_t seq,
 
 /* Applies a handler's non-continue verdict for ev (at seq, after
  * `attempts` calls).  Returns 1 when the shard must pause at seq. */
-static int settle(fe_bus_t *bus, consumer_t *c, fe_event_t *ev, uint64_t seq,
-                  fe_verdict_t v, uint32_t reason, const char *text,
-                  uint32_t attempts, tally_t *t) {
+static int apply_verdict(fe_bus_t *bus, consumer_t *c, fe_event_t *ev,
+                         uint64_t seq, fe_verdict_t v, uint32_t reason,
+                         const char *text, uint32_t attempts, tally_t *t) {
   if (v == FE_REJECT) {
     reject(c, ev, reason);
     t->rejected++;
@@ -309,7 +309,7 @@ run_stage_as(fe_bus_t *bus, consumer_t *c, uint64_t next, uint64_t end,
       const char *text = ctx->text;
       ctx->reason = 0;
       ctx->text = NULL;
-      if (settle(bus, c, ev, s, r, reason, text, 1, t)) {
+      if (apply_verdict(bus, c, ev, s, r, reason, text, 1, t)) {
         t->handled += handled;
         t->done += done;
         return s;
@@ -408,7 +408,7 @@ static uint64_t run_accountant(fe_bus_t *bus, uint64_t next, uint64_t end,
 }
 
 /* The paused event's next attempt, when it is due.  Returns the sequence
- * c reaches: still retry_seq while paused, retry_seq + 1 once settled. */
+ * c reaches: still retry_seq while paused, retry_seq + 1 once decided. */
 static uint64_t resume_retry(fe_bus_t *bus, consumer_t *c, tally_t *t) {
   uint64_t s = c->retry_seq;
   if (bus_now(bus) < c->retry_at)
@@ -423,7 +423,8 @@ static uint64_t resume_retry(fe_bus_t *bus, consumer_t *c, tally_t *t) {
   if (v == FE_CONTINUE) {
     if (c->counts_outcome)
       tally_outcome(ev, t);
-  } else if (settle(bus, c, ev, s, v, ctx.reason, ctx.text, ctx.attempt, t)) {
+  } else if (apply_verdict(bus, c, ev, s, v, ctx.reason, ctx.text,
+                           ctx.attempt, t)) {
     return s;
   }
   return s + 1;
@@ -437,13 +438,13 @@ static inline void account(consumer_t *c, const tally_t *t) {
   }
   if (c->counts_outcome && t->done)
     fe__add_owned(&c->completed_out, t->done);
-  if (FE_UNLIKELY((t->rejected | t->skipped | t->filtered | t->failed |
-                   t->dead) != 0)) {
+  if (FE_UNLIKELY((t->rejected | t->skipped | t->filtered |
+                   t->rejected_out | t->dead) != 0)) {
     fe__add_owned(&c->rejected, t->rejected);
     fe__add_owned(&c->skipped, t->skipped);
     fe__add_owned(&c->filtered, t->filtered);
     if (c->counts_outcome) {
-      fe__add_owned(&c->rejected_out, t->failed);
+      fe__add_owned(&c->rejected_out, t->rejected_out);
       fe__add_owned(&c->dead_out, t->dead);
     }
   }
