@@ -1581,7 +1581,7 @@ int main(int argc, char **argv) {
   fe_bus_recovery(bus, &rec);
   int resumed = rec.events > 0;
   SETUP(fe_saga_use_journal(coord, fe_bus_journal(bus), &d));
-  SETUP(fe_saga_coord_start(coord));
+  SETUP(fe_saga_thread_start(coord));
   pthread_t world;
   if (pthread_create(&world, NULL, world_main, NULL) != 0) {
     fprintf(stderr, "order_flow: cannot start the venue thread\n");
@@ -1644,7 +1644,7 @@ int main(int argc, char **argv) {
   pthread_cond_signal(&world_cv);
   pthread_mutex_unlock(&world_mu);
   pthread_join(world, NULL);
-  fe_saga_coord_stop(coord);
+  fe_saga_thread_stop(coord);
 
   /* ------------------------------------------------------- summary */
   if (opt.json)

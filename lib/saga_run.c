@@ -772,7 +772,7 @@ void *fe__saga_thread(void *arg) {
   return NULL;
 }
 
-int fe_saga_coord_start(fe_saga_coord_t *c) {
+int fe_saga_thread_start(fe_saga_coord_t *c) {
   if (c == NULL)
     return FE_EINVAL;
   pthread_mutex_lock(&c->ctl_mu);
@@ -798,7 +798,7 @@ int fe_saga_coord_start(fe_saga_coord_t *c) {
   return 0;
 }
 
-int fe_saga_coord_stop(fe_saga_coord_t *c) {
+int fe_saga_thread_stop(fe_saga_coord_t *c) {
   if (c == NULL)
     return FE_EINVAL;
   pthread_mutex_lock(&c->ctl_mu);
