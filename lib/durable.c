@@ -9,6 +9,7 @@
 #include "journal_impl.h"
 #include "jrec.h"
 #include "sync.h"
+#include "verdict.h"
 
 #include <sched.h>
 #include <stdlib.h>
@@ -395,14 +396,13 @@ static int append_outcomes(durable_t *d, uint32_t entries, const uint8_t *end) {
 }
 
 static uint32_t status_of(uint64_t v, uint32_t *stage, uint32_t *reason) {
-  if (v == 0) {
-    *stage = UINT32_MAX;
-    *reason = 0;
+  verdict_info_t d = fe__verdict_decode(v);
+  *stage = d.kind == VERDICT_NONE ? UINT32_MAX : d.stage;
+  *reason = d.reason;
+  if (d.kind == VERDICT_NONE)
     return FE_IDEM_COMPLETED;
-  }
-  *stage = (uint32_t)(v >> 32) - 1;
-  *reason = (uint32_t)v & 0xffff;
-  return v & FE_VERDICT_DEAD ? FE_IDEM_DEAD_LETTERED : FE_IDEM_REJECTED;
+  return d.kind == VERDICT_DEAD_LETTERED ? FE_IDEM_DEAD_LETTERED
+                                         : FE_IDEM_REJECTED;
 }
 
 void fe__outcome_stage(fe_stage_ctx_t *ctx, fe_event_t *const *evs,
