@@ -7,6 +7,7 @@
  */
 #define _GNU_SOURCE
 #include "bus_impl.h"
+#include "verdict.h"
 
 #include <ck_pr.h>
 #include <sched.h>
@@ -79,7 +80,7 @@ classify(const consumer_t *c, const stage_t *st, const fe_event_t *ev,
     return EV_IGNORE;
   if (sharded && shard_of(st, ev) != c->shard)
     return EV_IGNORE;
-  if (FE_UNLIKELY(v != 0) && ((c->ancestors >> ((v >> 32) - 1)) & 1))
+  if (FE_UNLIKELY(v != 0) && ((c->ancestors >> fe__verdict_stage(v)) & 1))
     return EV_SKIP;
   if (FE_UNLIKELY(!st->all_types) && !type_selected(st, ev->type))
     return EV_FILTERED;
@@ -192,7 +193,7 @@ static inline void tally_verdict(const fe_event_t *ev, uint64_t v,
     t->done++;
     if (FE_UNLIKELY(t->audit != NULL))
       audit_accepted(t->audit, ev);
-  } else if (v & FE_VERDICT_DEAD)
+  } else if (fe__verdict_dead(v))
     t->dead++;
   else
     t->rejected_out++;
