@@ -859,6 +859,28 @@ int fe__durable_open(fe_durable_env_t *env, const fe_bus_config_t *cfg,
 }
 
 /* The dead letters recovery found go back into the DLQ. */
+int fe__dlq_put_dead(fe_dlq_t *dlq, const fe_event_t *ev, const void *user,
+                     uint32_t user_len, const fe_dead_letter_t *dl,
+                     uint32_t kind, uint64_t fallback_ns,
+                     uint64_t timeout_ns) {
+  fe_dlq_put_t in = {
+      .event = ev,
+      .user_area = user,
+      .user_len = user_len,
+      .stage = dl->stage,
+      .kind = kind,
+      .reason = dl->reason <= FE_REASON_MAX ? dl->reason : 0,
+      .text = dl->text,
+      .attempts = dl->attempts,
+      .redrive_count = dl->redrives,
+      .first_seen_ns = ev->order.recv_ts_ns ? ev->order.recv_ts_ns
+                                            : fallback_ns,
+      .key = ev->order.client_order_id,
+      .key_len = (uint32_t)strnlen(ev->order.client_order_id,
+                                   FE_CLORDID_MAX)};
+  return fe_dlq_put(dlq, &in, timeout_ns, NULL);
+}
+
 static void restore_dead_letters(fe_durable_env_t *env, durable_t *d) {
   for (size_t i = 0; i < d->n_dls; i++) {
     rentry_t *e = d->dls[i];
@@ -868,29 +890,19 @@ static void restore_dead_letters(fe_durable_env_t *env, durable_t *d) {
     get_event(&e->rec, &ev);
     ev.seq = e->eid; /* a dead letter's copy carries its eid (redrive) */
     ev.flags |= FE_EVF_DLQ_EID;
-    fe_dlq_put_t in = {
-        .event = &ev,
-        .user_area = &e->rec + 1,
-        .user_len = d->user_len,
-        .stage = e->dl_stage,
-        .kind = e->dl.kind,
-        .reason = e->dl_reason,
-        .text = e->dl.text,
-        .attempts = e->dl.attempts,
-        .redrive_count = e->dl.redrives,
-        .first_seen_ns = ev.order.recv_ts_ns ? ev.order.recv_ts_ns
-                                             : e->dl.wall_ns,
-        .key = ev.order.client_order_id,
-        .key_len = (uint32_t)strnlen(ev.order.client_order_id,
-                                     FE_CLORDID_MAX)};
     char text[JREC_DL_TEXT + 1];
     memcpy(text, e->dl.text, JREC_DL_TEXT);
     text[JREC_DL_TEXT] = '\0';
-    in.text = text;
+    fe_dead_letter_t dl = {.stage = e->dl_stage,
+                           .reason = e->dl_reason,
+                           .attempts = e->dl.attempts,
+                           .redrives = e->dl.redrives,
+                           .text = text};
     /* A full queue (or its REJECT policy) refuses: the entry's outcome
      * stays journaled as dead-lettered, but it is no longer in the queue
      * to be redriven.  Counted, so the host can see it. */
-    if (fe_dlq_put(env->dlq, &in, 0, NULL) == 0)
+    if (fe__dlq_put_dead(env->dlq, &ev, &e->rec + 1, d->user_len, &dl,
+                         e->dl.kind, e->dl.wall_ns, 0) == 0)
       d->rep.dlq_restored++;
     else
       d->rep.dlq_refused++;
