@@ -140,23 +140,12 @@ static void dead_letter(fe_bus_t *bus, consumer_t *c, fe_event_t *ev,
     }
   }
   if (bus->dlq != NULL) {
-    fe_dlq_put_t in = {
-        .event = put_ev,
-        .user_area = fe_event_user(ev),
-        .user_len = fe__ring_user_size(&bus->ring),
-        .stage = info.stage,
-        .kind = exhausted ? FE_DLQ_RETRIES_EXHAUSTED : FE_DLQ_FAIL,
-        .reason = reason <= FE_REASON_MAX ? reason : 0,
-        .text = info.text,
-        .attempts = attempts,
-        .redrive_count = info.redrives,
-        .first_seen_ns = ev->order.recv_ts_ns ? ev->order.recv_ts_ns
-                                               : fe_clock_realtime_ns(),
-        .key = ev->order.client_order_id,
-        .key_len = (uint32_t)strnlen(ev->order.client_order_id, FE_CLORDID_MAX)};
     /* A refusal (REJECT policy, full) is counted and alerted by the DLQ;
      * the event still ends dead-lettered here. */
-    fe_dlq_put(bus->dlq, &in, FE_WAIT_FOREVER, NULL);
+    fe__dlq_put_dead(bus->dlq, put_ev, fe_event_user(ev),
+                     fe__ring_user_size(&bus->ring), &info,
+                     exhausted ? FE_DLQ_RETRIES_EXHAUSTED : FE_DLQ_FAIL,
+                     fe_clock_realtime_ns(), FE_WAIT_FOREVER);
   }
   if (bus->on_dead_letter != NULL)
     bus->on_dead_letter(ev, &info, bus->dead_letter_user);
