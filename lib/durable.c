@@ -496,7 +496,11 @@ void fe__outcome_stage(fe_stage_ctx_t *ctx, fe_event_t *const *evs,
   uint64_t now = fe_clock_now_ns();
   if (!failed && now - d->last_retire_ns >= RETIRE_EVERY_NS) {
     d->last_retire_ns = now;
-    fe_journal_retire(d->j, d->retire_below, NULL);
+    /* A refused removal (FE_EIO) leaves the journal writable and the
+     * segments on disk: the journal counts it (retire_failures, with its
+     * errno), the host reads that through fe_bus_journal(), and this stage
+     * tries again a second later.  Nothing here waits on the removal. */
+    (void)fe_journal_retire(d->j, d->retire_below, NULL);
   }
 }
 
