@@ -4,9 +4,10 @@
  * Every reader decodes the word here, so that the public queries
  * (fe_event_rejected, fe_event_dead_lettered), the sink's tally, the
  * ancestor test of the stages and the outcome journal cannot disagree
- * about which stage gave a verdict or why.  The word is written only by
- * worker.c's mark(); these helpers take a value already loaded (the
- * caller chooses the memory order) and are pure.
+ * about which stage gave a verdict or why.  The word is given by
+ * worker.c's mark() and cleared or voided by the ring; these helpers take
+ * a value already loaded (the caller chooses the memory order) and are
+ * pure.
  */
 #ifndef FE_VERDICT_H
 #define FE_VERDICT_H
