@@ -2031,7 +2031,7 @@ int main(int argc, char **argv) {
   /* Queued before the coordinator runs the replayed sagas' steps (which
    * note new answers owed in the same records). */
   uint64_t redelivered = resumed ? redeliver() : 0;
-  SETUP(fe_saga_coord_start(coord));
+  SETUP(fe_saga_thread_start(coord));
   SETUP(fe_bus_start(bus, &d)); /* re-drives the journal's unfinished events */
   fe_bus_recovery(bus, &rec); /* the dead letters are back in the queue now */
   /* The outside world answers once the bus runs, after what recovery
@@ -2107,7 +2107,7 @@ int main(int argc, char **argv) {
   pthread_cond_signal(&world_cv);
   pthread_mutex_unlock(&world_mu);
   pthread_join(world, NULL);
-  fe_saga_coord_stop(coord);
+  fe_saga_thread_stop(coord);
 
   /* ------------------------------------------------------- summary */
   if (opt.json)

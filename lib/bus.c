@@ -8,6 +8,7 @@
  */
 #define _GNU_SOURCE
 #include "bus_impl.h"
+#include "verdict.h"
 
 #include <errno.h>
 #include <sched.h>
@@ -116,31 +117,29 @@ int fe_bus_publish_n(fe_bus_t *bus, uint64_t first, uint32_t n) {
   return 0;
 }
 
-int fe_event_rejected(const fe_event_t *ev, uint32_t *stage, uint32_t *reason) {
+/* 1 with the stage and reason when ev's verdict is of `kind`; else 0 and
+ * the outputs untouched. */
+static int event_verdict(const fe_event_t *ev, uint32_t kind, uint32_t *stage,
+                         uint32_t *reason) {
   if (ev == NULL)
     return 0;
-  uint64_t v = fe__load_relaxed(&ev->verdict);
-  if (v == 0 || v == FE_VERDICT_VOID || (v & FE_VERDICT_DEAD))
+  verdict_info_t d = fe__verdict_decode(fe__load_relaxed(&ev->verdict));
+  if (d.kind != kind)
     return 0;
   if (stage)
-    *stage = (uint32_t)(v >> 32) - 1;
+    *stage = d.stage;
   if (reason)
-    *reason = (uint32_t)v & 0xffff;
+    *reason = d.reason;
   return 1;
+}
+
+int fe_event_rejected(const fe_event_t *ev, uint32_t *stage, uint32_t *reason) {
+  return event_verdict(ev, VERDICT_REJECTED, stage, reason);
 }
 
 int fe_event_dead_lettered(const fe_event_t *ev, uint32_t *stage,
                            uint32_t *reason) {
-  if (ev == NULL)
-    return 0;
-  uint64_t v = fe__load_relaxed(&ev->verdict);
-  if (v == FE_VERDICT_VOID || !(v & FE_VERDICT_DEAD))
-    return 0;
-  if (stage)
-    *stage = (uint32_t)(v >> 32) - 1;
-  if (reason)
-    *reason = (uint32_t)v & 0xffff;
-  return 1;
+  return event_verdict(ev, VERDICT_DEAD_LETTERED, stage, reason);
 }
 
 /* ------------------------------------------------------------- lifecycle */

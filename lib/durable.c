@@ -9,6 +9,7 @@
 #include "journal_impl.h"
 #include "jrec.h"
 #include "sync.h"
+#include "verdict.h"
 
 #include <sched.h>
 #include <stdlib.h>
@@ -395,14 +396,13 @@ static int append_outcomes(durable_t *d, uint32_t entries, const uint8_t *end) {
 }
 
 static uint32_t status_of(uint64_t v, uint32_t *stage, uint32_t *reason) {
-  if (v == 0) {
-    *stage = UINT32_MAX;
-    *reason = 0;
+  verdict_info_t d = fe__verdict_decode(v);
+  *stage = d.kind == VERDICT_NONE ? UINT32_MAX : d.stage;
+  *reason = d.reason;
+  if (d.kind == VERDICT_NONE)
     return FE_IDEM_COMPLETED;
-  }
-  *stage = (uint32_t)(v >> 32) - 1;
-  *reason = (uint32_t)v & 0xffff;
-  return v & FE_VERDICT_DEAD ? FE_IDEM_DEAD_LETTERED : FE_IDEM_REJECTED;
+  return d.kind == VERDICT_DEAD_LETTERED ? FE_IDEM_DEAD_LETTERED
+                                         : FE_IDEM_REJECTED;
 }
 
 void fe__outcome_stage(fe_stage_ctx_t *ctx, fe_event_t *const *evs,
@@ -496,7 +496,11 @@ void fe__outcome_stage(fe_stage_ctx_t *ctx, fe_event_t *const *evs,
   uint64_t now = fe_clock_now_ns();
   if (!failed && now - d->last_retire_ns >= RETIRE_EVERY_NS) {
     d->last_retire_ns = now;
-    fe_journal_retire(d->j, d->retire_below, NULL);
+    /* A refused removal (FE_EIO) leaves the journal writable and the
+     * segments on disk: the journal counts it (retire_failures, with its
+     * errno), the host reads that through fe_bus_journal(), and this stage
+     * tries again a second later.  Nothing here waits on the removal. */
+    (void)fe_journal_retire(d->j, d->retire_below, NULL);
   }
 }
 
@@ -859,6 +863,28 @@ int fe__durable_open(fe_durable_env_t *env, const fe_bus_config_t *cfg,
 }
 
 /* The dead letters recovery found go back into the DLQ. */
+int fe__dlq_put_dead(fe_dlq_t *dlq, const fe_event_t *ev, const void *user,
+                     uint32_t user_len, const fe_dead_letter_t *dl,
+                     uint32_t kind, uint64_t fallback_ns,
+                     uint64_t timeout_ns) {
+  fe_dlq_put_t in = {
+      .event = ev,
+      .user_area = user,
+      .user_len = user_len,
+      .stage = dl->stage,
+      .kind = kind,
+      .reason = dl->reason <= FE_REASON_MAX ? dl->reason : 0,
+      .text = dl->text,
+      .attempts = dl->attempts,
+      .redrive_count = dl->redrives,
+      .first_seen_ns = ev->order.recv_ts_ns ? ev->order.recv_ts_ns
+                                            : fallback_ns,
+      .key = ev->order.client_order_id,
+      .key_len = (uint32_t)strnlen(ev->order.client_order_id,
+                                   FE_CLORDID_MAX)};
+  return fe_dlq_put(dlq, &in, timeout_ns, NULL);
+}
+
 static void restore_dead_letters(fe_durable_env_t *env, durable_t *d) {
   for (size_t i = 0; i < d->n_dls; i++) {
     rentry_t *e = d->dls[i];
@@ -868,29 +894,19 @@ static void restore_dead_letters(fe_durable_env_t *env, durable_t *d) {
     get_event(&e->rec, &ev);
     ev.seq = e->eid; /* a dead letter's copy carries its eid (redrive) */
     ev.flags |= FE_EVF_DLQ_EID;
-    fe_dlq_put_t in = {
-        .event = &ev,
-        .user_area = &e->rec + 1,
-        .user_len = d->user_len,
-        .stage = e->dl_stage,
-        .kind = e->dl.kind,
-        .reason = e->dl_reason,
-        .text = e->dl.text,
-        .attempts = e->dl.attempts,
-        .redrive_count = e->dl.redrives,
-        .first_seen_ns = ev.order.recv_ts_ns ? ev.order.recv_ts_ns
-                                             : e->dl.wall_ns,
-        .key = ev.order.client_order_id,
-        .key_len = (uint32_t)strnlen(ev.order.client_order_id,
-                                     FE_CLORDID_MAX)};
     char text[JREC_DL_TEXT + 1];
     memcpy(text, e->dl.text, JREC_DL_TEXT);
     text[JREC_DL_TEXT] = '\0';
-    in.text = text;
+    fe_dead_letter_t dl = {.stage = e->dl_stage,
+                           .reason = e->dl_reason,
+                           .attempts = e->dl.attempts,
+                           .redrives = e->dl.redrives,
+                           .text = text};
     /* A full queue (or its REJECT policy) refuses: the entry's outcome
      * stays journaled as dead-lettered, but it is no longer in the queue
      * to be redriven.  Counted, so the host can see it. */
-    if (fe_dlq_put(env->dlq, &in, 0, NULL) == 0)
+    if (fe__dlq_put_dead(env->dlq, &ev, &e->rec + 1, d->user_len, &dl,
+                         e->dl.kind, e->dl.wall_ns, 0) == 0)
       d->rep.dlq_restored++;
     else
       d->rep.dlq_refused++;

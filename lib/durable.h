@@ -53,6 +53,19 @@ int fe__durable_failed(const fe_durable_env_t *env);
 /* fe_bus_intent for an event of `stage`. */
 int fe__durable_intent(fe_durable_env_t *env, uint32_t stage,
                        const fe_event_t *ev);
+/* Puts dead-lettered event ev into dlq, as both the bus and recovery do:
+ * ev as the queue keeps it (its seq may carry the journal id, under
+ * FE_EVF_DLQ_EID), its user area (user_len bytes), why it was given up
+ * (dl: stage, reason, attempts, redrives, text; exhausted is not used),
+ * and the queue's kind for it.  The first-seen time is the event's receive
+ * time, or fallback_ns when the publisher left that 0; the key is its
+ * client order id; a reason above FE_REASON_MAX is stored as 0.  Returns
+ * fe_dlq_put()'s result: a refusal is already counted and alerted by the
+ * queue; nothing else is changed.  Blocks up to timeout_ns (the queue's
+ * BLOCK policy). */
+int fe__dlq_put_dead(fe_dlq_t *dlq, const fe_event_t *ev, const void *user,
+                     uint32_t user_len, const fe_dead_letter_t *dl,
+                     uint32_t kind, uint64_t fallback_ns, uint64_t timeout_ns);
 /* What recovery found; the journal (NULL: none). */
 const fe_bus_recovery_t *fe__durable_report(const durable_t *d);
 fe_journal_t *fe__durable_journal(const durable_t *d);

@@ -47,6 +47,13 @@ static inline uint64_t fe__mix64(uint64_t z) {
   return z ^ (z >> 31);
 }
 
+/* splitmix64: the next value of the generator whose state is *s (any
+ * start, 0 included; period 2^64).  Cheap, deterministic per seed and
+ * well mixed: jitter, ids, test data; not for secrets. */
+static inline uint64_t fe__splitmix64(uint64_t *s) {
+  return fe__mix64(*s += UINT64_C(0x9E3779B97F4A7C15));
+}
+
 /* Allocates size bytes aligned to FE_PAD, rounding size up to a multiple
  * of it (aligned_alloc requires that), zeroed and so pre-faulted.  NULL
  * when out of memory.  Free with free(). */

@@ -70,7 +70,8 @@ typedef struct gbuf {
 
 typedef struct jstats {
   uint64_t appends, append_bytes, full_flushes, writes, write_bytes, fsyncs,
-      rotations, retired, segments, first_segment, active_segment, next_lsn;
+      rotations, retired, retire_failures, segments, first_segment,
+      active_segment, next_lsn;
 } jstats_t;
 
 struct fe_journal {
@@ -884,6 +885,7 @@ int fe_journal_retire(fe_journal_t *j, uint64_t finished_below_lsn,
     fe__jseg_name(name, s->index, 0);
     if (unlinkat(j->dfd, name, 0) != 0) {
       fe__store_relaxed(&j->sys_errno, errno);
+      cnt(&j->st.retire_failures, 1);
       rc = FE_EIO;
       break;
     }
@@ -896,6 +898,7 @@ int fe_journal_retire(fe_journal_t *j, uint64_t finished_below_lsn,
     mirror_segments(j);
     if (j->cfg.fsync != FE_FSYNC_NONE && fsync(j->dfd) != 0 && rc == 0) {
       fe__store_relaxed(&j->sys_errno, errno);
+      cnt(&j->st.retire_failures, 1);
       rc = FE_EIO;
     }
   }
@@ -919,6 +922,7 @@ int fe_journal_stats(const fe_journal_t *j, fe_journal_stats_t *s) {
   s->fsyncs = fe__load_relaxed(&t->fsyncs);
   s->rotations = fe__load_relaxed(&t->rotations);
   s->retired = fe__load_relaxed(&t->retired);
+  s->retire_failures = fe__load_relaxed(&t->retire_failures);
   s->segments = fe__load_relaxed(&t->segments);
   s->first_segment = fe__load_relaxed(&t->first_segment);
   s->active_segment = fe__load_relaxed(&t->active_segment);

@@ -117,7 +117,7 @@ void fe_saga_destroy(fe_saga_coord_t *c) {
   if (c == NULL)
     return;
   if (c->thread_on)
-    fe_saga_coord_stop(c);
+    fe_saga_thread_stop(c);
   if (c->journal != NULL)
     fe_journal_pin_release(c->journal, c->jpin);
   pthread_mutex_destroy(&c->ctl_mu);

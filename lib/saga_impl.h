@@ -194,7 +194,7 @@ struct fe_saga_coord {
   uint64_t jpin_at;      /* monotonic ns of its last recomputation */
   fe_saga_bus_map_t busmap; /* fe_saga_bus_stage(): written before the bus
                                starts, read by its workers (saga_bus.c) */
-  pthread_mutex_t ctl_mu; /* serialises coord_start / coord_stop */
+  pthread_mutex_t ctl_mu; /* serialises thread_start / thread_stop */
   pthread_t thread;      /* under ctl_mu */
   int thread_on;         /* under ctl_mu */
 
@@ -202,7 +202,7 @@ struct fe_saga_coord {
   _Alignas(FE_PAD) uint32_t open;   /* O1/O2 */
   uint32_t driver;                  /* D1/D2: 1 while a poll or the
                                        thread drives */
-  uint32_t stop;                    /* coord_stop -> thread */
+  uint32_t stop;                    /* thread_stop -> thread */
 
   /* Shared hot words, one line each. */
   _Alignas(FE_PAD) uint64_t gen;       /* generation counter: fetch_add */

@@ -37,10 +37,8 @@ static uint64_t mono_now(fe_saga_coord_t *c) {
   return c->cfg.now_ns ? c->cfg.now_ns(c->cfg.clock_user) : fe_clock_now_ns();
 }
 
-/* splitmix64: the coordinator's own generator for retry jitter. */
-static uint64_t rng_next(fe_saga_coord_t *c) {
-  return fe__mix64(c->rng += UINT64_C(0x9E3779B97F4A7C15));
-}
+/* The coordinator's own generator for retry jitter. */
+static uint64_t rng_next(fe_saga_coord_t *c) { return fe__splitmix64(&c->rng); }
 
 static uint64_t sat_add(uint64_t a, uint64_t b) {
   return b > UINT64_MAX - a ? UINT64_MAX : a + b;
@@ -772,7 +770,7 @@ void *fe__saga_thread(void *arg) {
   return NULL;
 }
 
-int fe_saga_coord_start(fe_saga_coord_t *c) {
+int fe_saga_thread_start(fe_saga_coord_t *c) {
   if (c == NULL)
     return FE_EINVAL;
   pthread_mutex_lock(&c->ctl_mu);
@@ -798,7 +796,7 @@ int fe_saga_coord_start(fe_saga_coord_t *c) {
   return 0;
 }
 
-int fe_saga_coord_stop(fe_saga_coord_t *c) {
+int fe_saga_thread_stop(fe_saga_coord_t *c) {
   if (c == NULL)
     return FE_EINVAL;
   pthread_mutex_lock(&c->ctl_mu);

@@ -82,9 +82,8 @@ int fe_traceparent_parse(const char *s, size_t len, fe_trace_t *out,
   return 0;
 }
 
-/* Per-thread xoshiro-style generator (splitmix64 steps over a seeded
- * counter): ids need to be unique and unpredictable enough for tracing,
- * not secret. */
+/* Per-thread splitmix64 over a randomly seeded counter: ids need to be
+ * unique and unpredictable enough for tracing, not secret. */
 static _Thread_local uint64_t rng_state;
 static _Thread_local int rng_seeded;
 
@@ -94,10 +93,7 @@ static uint64_t next64(void) {
       rng_state = (uint64_t)(uintptr_t)&rng_state ^ fe_clock_realtime_ns();
     rng_seeded = 1;
   }
-  uint64_t z = (rng_state += 0x9E3779B97F4A7C15ull);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
+  return fe__splitmix64(&rng_state);
 }
 
 static void new_span(fe_trace_t *t) {

@@ -7,6 +7,7 @@
  */
 #define _GNU_SOURCE
 #include "bus_impl.h"
+#include "verdict.h"
 
 #include <ck_pr.h>
 #include <sched.h>
@@ -81,7 +82,7 @@ classify(const consumer_t *c, const stage_t *st, const fe_event_t *ev,
     return EV_IGNORE;
   if (sharded && shard_of(st, ev) != c->shard)
     return EV_IGNORE;
-  if (FE_UNLIKELY(v != 0) && ((c->ancestors >> ((v >> 32) - 1)) & 1))
+  if (FE_UNLIKELY(v != 0) && ((c->ancestors >> fe__verdict_stage(v)) & 1))
     return EV_SKIP;
   if (FE_UNLIKELY(!st->all_types) && !type_selected(st, ev->type))
     return EV_FILTERED;
@@ -141,23 +142,12 @@ static void dead_letter(fe_bus_t *bus, consumer_t *c, fe_event_t *ev,
     }
   }
   if (bus->dlq != NULL) {
-    fe_dlq_put_t in = {
-        .event = put_ev,
-        .user_area = fe_event_user(ev),
-        .user_len = fe__ring_user_size(&bus->ring),
-        .stage = info.stage,
-        .kind = exhausted ? FE_DLQ_RETRIES_EXHAUSTED : FE_DLQ_FAIL,
-        .reason = reason <= FE_REASON_MAX ? reason : 0,
-        .text = info.text,
-        .attempts = attempts,
-        .redrive_count = info.redrives,
-        .first_seen_ns = ev->order.recv_ts_ns ? ev->order.recv_ts_ns
-                                               : fe_clock_realtime_ns(),
-        .key = ev->order.client_order_id,
-        .key_len = (uint32_t)strnlen(ev->order.client_order_id, FE_CLORDID_MAX)};
     /* A refusal (REJECT policy, full) is counted and alerted by the DLQ;
      * the event still ends dead-lettered here. */
-    fe_dlq_put(bus->dlq, &in, FE_WAIT_FOREVER, NULL);
+    fe__dlq_put_dead(bus->dlq, put_ev, fe_event_user(ev),
+                     fe__ring_user_size(&bus->ring), &info,
+                     exhausted ? FE_DLQ_RETRIES_EXHAUSTED : FE_DLQ_FAIL,
+                     fe_clock_realtime_ns(), FE_WAIT_FOREVER);
   }
   if (bus->on_dead_letter != NULL)
     bus->on_dead_letter(ev, &info, bus->dead_letter_user);
@@ -173,7 +163,7 @@ static uint64_t last_handled(const fe_bus_t *bus, const consumer_t *c,
 }
 
 typedef struct tally {
-  uint64_t handled, rejected, skipped, filtered, done, failed, dead;
+  uint64_t handled, rejected, skipped, filtered, done, rejected_out, dead;
   struct fe_audit *audit; /* the sink's: bus->audit */
 } tally_t;
 
@@ -186,18 +176,18 @@ static void audit_accepted(struct fe_audit *a, const fe_event_t *ev) {
 /* The sink's count of an event whose verdict word was v when it was
  * handed over: rejected or dead-lettered by someone (the sink is
  * downstream of every stage, so every verdict is visible, and v is final
- * unless the sink's own handler gives one, which settle() counts), or
- * done. */
+ * unless the sink's own handler gives one, which apply_verdict()
+ * counts), or done. */
 static inline void tally_verdict(const fe_event_t *ev, uint64_t v,
                                  tally_t *t) {
   if (v == 0) {
     t->done++;
     if (FE_UNLIKELY(t->audit != NULL))
       audit_accepted(t->audit, ev);
-  } else if (v & FE_VERDICT_DEAD)
+  } else if (fe__verdict_dead(v))
     t->dead++;
   else
-    t->failed++;
+    t->rejected_out++;
 }
 
 /* The sink's count of an event it finished (its verdict as it is now). */
@@ -243,9 +233,9 @@ static int schedule_retry(fe_bus_t *bus, consumer_t *c, uint64_t seq,
 
 /* Applies a handler's non-continue verdict for ev (at seq, after
  * `attempts` calls).  Returns 1 when the shard must pause at seq. */
-static int settle(fe_bus_t *bus, consumer_t *c, fe_event_t *ev, uint64_t seq,
-                  fe_verdict_t v, uint32_t reason, const char *text,
-                  uint32_t attempts, tally_t *t) {
+static int apply_verdict(fe_bus_t *bus, consumer_t *c, fe_event_t *ev,
+                         uint64_t seq, fe_verdict_t v, uint32_t reason,
+                         const char *text, uint32_t attempts, tally_t *t) {
   if (v == FE_REJECT) {
     reject(c, ev, reason);
     t->rejected++;
@@ -336,7 +326,7 @@ run_stage_as(fe_bus_t *bus, consumer_t *c, uint64_t next, uint64_t end,
         ctx->reason = 0;
         ctx->text = NULL;
         uint64_t at = s + (uint64_t)(p - p0) / size;
-        if (settle(bus, c, ev, at, r, reason, text, 1, t)) {
+        if (apply_verdict(bus, c, ev, at, r, reason, text, 1, t)) {
           t->handled += at + 1 - next - unhandled;
           t->done += done;
           return at;
@@ -452,7 +442,7 @@ static __attribute__((noinline)) void report_timing(fe_bus_t *bus,
 }
 
 /* The paused event's next attempt, when it is due.  Returns the sequence
- * c reaches: still retry_seq while paused, retry_seq + 1 once settled. */
+ * c reaches: still retry_seq while paused, retry_seq + 1 once decided. */
 static uint64_t resume_retry(fe_bus_t *bus, consumer_t *c, tally_t *t) {
   uint64_t s = c->retry_seq;
   if (bus_now(bus) < c->retry_at)
@@ -470,7 +460,8 @@ static uint64_t resume_retry(fe_bus_t *bus, consumer_t *c, tally_t *t) {
   if (v == FE_CONTINUE) {
     if (c->counts_outcome)
       tally_outcome(ev, t);
-  } else if (settle(bus, c, ev, s, v, ctx.reason, ctx.text, ctx.attempt, t)) {
+  } else if (apply_verdict(bus, c, ev, s, v, ctx.reason, ctx.text,
+                           ctx.attempt, t)) {
     return s;
   }
   return s + 1;
@@ -484,13 +475,13 @@ static inline void account(consumer_t *c, const tally_t *t) {
   }
   if (c->counts_outcome && t->done)
     fe__add_owned(&c->completed_out, t->done);
-  if (FE_UNLIKELY((t->rejected | t->skipped | t->filtered | t->failed |
-                   t->dead) != 0)) {
+  if (FE_UNLIKELY((t->rejected | t->skipped | t->filtered |
+                   t->rejected_out | t->dead) != 0)) {
     fe__add_owned(&c->rejected, t->rejected);
     fe__add_owned(&c->skipped, t->skipped);
     fe__add_owned(&c->filtered, t->filtered);
     if (c->counts_outcome) {
-      fe__add_owned(&c->rejected_out, t->failed);
+      fe__add_owned(&c->rejected_out, t->rejected_out);
       fe__add_owned(&c->dead_out, t->dead);
     }
   }

@@ -43,6 +43,7 @@
 #include <cmocka.h>
 
 #include "finevent/finevent.h"
+#include "internal.h" /* fe__splitmix64 */
 
 /* ------------------------------------------------------------------ time */
 
@@ -126,10 +127,7 @@ typedef struct fe_t_rng {
 static inline void fe_t_rng_seed(fe_t_rng_t *r, uint64_t seed) { r->s = seed; }
 
 static inline uint64_t fe_t_rng_next(fe_t_rng_t *r) {
-  uint64_t z = (r->s += UINT64_C(0x9E3779B97F4A7C15));
-  z = (z ^ (z >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
-  z = (z ^ (z >> 27)) * UINT64_C(0x94D049BB133111EB);
-  return z ^ (z >> 31);
+  return fe__splitmix64(&r->s);
 }
 
 /* Uniform-enough value in [lo, hi] (inclusive). */

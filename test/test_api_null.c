@@ -277,8 +277,8 @@
   X(INT, fe_saga_create(NULL, NULL, NULL), FE_EINVAL) \
   X(VOID, fe_saga_destroy(NULL), 0) \
   X(INT, fe_saga_define(NULL, NULL, NULL, NULL), FE_EINVAL) \
-  X(INT, fe_saga_coord_start(NULL), FE_EINVAL) \
-  X(INT, fe_saga_coord_stop(NULL), FE_EINVAL) \
+  X(INT, fe_saga_thread_start(NULL), FE_EINVAL) \
+  X(INT, fe_saga_thread_stop(NULL), FE_EINVAL) \
   X(INT, fe_saga_poll(NULL, 0), FE_EINVAL) \
   X(INT, fe_saga_idle_ns(NULL), UINT64_MAX) \
   X(VOID, fe_saga_wake(NULL), 0) \

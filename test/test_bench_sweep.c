@@ -24,6 +24,7 @@
 #include <finevent/bus.h>
 #include <finevent/hist.h>
 
+#include "internal.h"
 #include "../bench/hgrm.h"
 #include "../bench/machine.h"
 #include "../bench/sweep.h"
@@ -417,11 +418,8 @@ static void test_hgrm_round_trip(void **state) {
   fe_hist_t *h;
   assert_int_equal(fe_hist_create(&c, &h, NULL), 0);
   uint64_t s = 7;
-  for (int i = 0; i < 200000; i++) { /* splitmix64: log-uniform 1 ns .. 1 s */
-    uint64_t z = (s += UINT64_C(0x9E3779B97F4A7C15));
-    z = (z ^ (z >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
-    z = (z ^ (z >> 27)) * UINT64_C(0x94D049BB133111EB);
-    z ^= z >> 31;
+  for (int i = 0; i < 200000; i++) { /* log-uniform 1 ns .. 1 s */
+    uint64_t z = fe__splitmix64(&s);
     fe_hist_record(h, (uint64_t)exp((double)(z % 1000000) / 1000000.0 * log(1e9)));
   }
   char path[] = "/tmp/fe-hgrm-XXXXXX";

@@ -129,6 +129,7 @@ typedef struct rig {
  * the tests of small journals (0: the defaults). */
 static uint64_t rig_segment_bytes;
 static uint32_t rig_user_bytes;
+static int rig_retain_nothing; /* retention 0: finished segments may go */
 /* The restart tests of full tables and queues: the DLQ's capacity (0: the
  * default), an idempotency table filled with other keys before create, and
  * fe_bus_start's result instead of asserting it (start_rc). */
@@ -169,6 +170,8 @@ static void rig_open(rig_t *r, int journal, uint32_t max_batch) {
   r->jc.fsync = FE_FSYNC_NONE;
   if (rig_segment_bytes != 0)
     r->jc.segment_bytes = rig_segment_bytes;
+  if (rig_retain_nothing)
+    r->jc.retention_ns = 0;
   fe_stage_def_init(&r->st[0]);
   r->st[0].name = "validation";
   r->st[0].handler = validate;
@@ -1061,6 +1064,72 @@ static void test_small_journal_splits_batches(void **state) {
   remove_dir();
 }
 
+/* One more order through the bus, then the journal's stats: the outcome
+ * stage retires at most once a second, so the callers repeat this. */
+static fe_journal_stats_t order_and_stats(rig_t *r, const char *prefix,
+                                          int *n) {
+  char id[24];
+  snprintf(id, sizeof id, "%s-%d", prefix, ++*n);
+  assert_fe(submit(r, 1, id, NULL), 0);
+  poll_all(r->bus);
+  fe_t_sleep_ns(20 * FE_T_MS);
+  fe_journal_stats_t js;
+  assert_fe(fe_journal_stats(fe_bus_journal(r->bus), &js), 0);
+  return js;
+}
+
+/* The outcome stage's retirement refused by the system (a directory where
+ * the oldest segment was: unlink fails even for root): the journal counts
+ * it and keeps the segment, the bus carries on, and once the segment can
+ * go a later pass retires it. */
+static void test_retire_failure_is_reported(void **state) {
+  (void)state;
+  fresh_venue(1000);
+  rig_segment_bytes = 4096;
+  rig_user_bytes = 128;
+  rig_retain_nothing = 1;
+  rig_t r;
+  rig_up(&r, NULL);
+  submit_orders(&r, "RF", 48);
+  poll_all(r.bus);
+  /* A finished segment behind the active one (retirement may have taken
+   * every other one already): more orders until the journal rotates. */
+  int n = 0, ok = 0;
+  fe_journal_stats_t js;
+  do
+    js = order_and_stats(&r, "RG", &n);
+  while (js.active_segment == js.first_segment && n < 200);
+  assert_true(js.active_segment > js.first_segment);
+  uint64_t first = js.first_segment;
+  char p[PATH_MAX], aside[PATH_MAX + 8];
+  snprintf(p, sizeof p, "%s/%016" PRIx64 ".fej", dir, first);
+  snprintf(aside, sizeof aside, "%s.aside", p);
+  assert_int_equal(rename(p, aside), 0);
+  assert_int_equal(mkdir(p, 0700), 0);
+  uint64_t deadline = fe_t_now_ns() + FE_T_LONG_MS * FE_T_MS;
+  while (!ok && fe_t_now_ns() < deadline) {
+    js = order_and_stats(&r, "RG", &n);
+    ok = js.retire_failures > 0;
+  }
+  assert_true(ok);
+  assert_int_equal(js.sys_errno, EISDIR);
+  assert_int_equal(js.error, 0);
+  assert_int_equal(js.first_segment, first);
+  fe_bus_stats_t st;
+  assert_fe(fe_bus_stats(r.bus, &st), 0);
+  assert_int_equal(st.completed, 48 + (uint64_t)n);
+  assert_int_equal(rmdir(p), 0);
+  assert_int_equal(rename(aside, p), 0);
+  for (ok = 0; !ok && fe_t_now_ns() < deadline;)
+    ok = order_and_stats(&r, "RG", &n).first_segment > first;
+  assert_true(ok);
+  rig_close(&r);
+  rig_retain_nothing = 0;
+  rig_user_bytes = 0;
+  rig_segment_bytes = 0;
+  remove_dir();
+}
+
 /* A redrive takes the order's key back: duplicates wait for it, then get
  * its outcome instead of the dead letter's, also after a restart. */
 static void test_redrive_takes_the_key_back(void **state) {
@@ -1657,6 +1726,7 @@ int main(void) {
       FE_T_TEST(test_tool_decodes_bus_records),
       FE_T_TEST(test_submit_burst),
       FE_T_TEST(test_small_journal_splits_batches),
+      FE_T_TEST(test_retire_failure_is_reported),
       FE_T_TEST(test_redrive_takes_the_key_back),
       FE_T_TEST(test_crash_in_redrive_after_send),
       FE_T_TEST(test_crash_in_redrive_before_send),

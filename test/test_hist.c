@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "finevent/hist.h"
+#include "internal.h"
 
 #define HOUR_NS UINT64_C(3600000000000)
 
@@ -18,13 +19,8 @@ __extension__ typedef unsigned __int128 u128;
 
 /* ------------------------------------------------------------- helpers */
 
-/* splitmix64: deterministic, so a failure reproduces. */
-static uint64_t rng_next(uint64_t *s) {
-  uint64_t z = (*s += UINT64_C(0x9E3779B97F4A7C15));
-  z = (z ^ (z >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
-  z = (z ^ (z >> 27)) * UINT64_C(0x94D049BB133111EB);
-  return z ^ (z >> 31);
-}
+/* Deterministic, so a failure reproduces. */
+static uint64_t rng_next(uint64_t *s) { return fe__splitmix64(s); }
 
 /* Uniform in [lo, hi]. */
 static uint64_t rng_range(uint64_t *s, uint64_t lo, uint64_t hi) {

@@ -946,13 +946,20 @@ static void test_threads(void **state) {
 
 /* ----------------------------------------------------------- retire */
 
-static void test_retire(void **state) {
-  fx_t *f = *state;
+/* The retirement tests' journal: 30 records of 500 bytes, record i at
+ * T0 + i s, 7 per 4 KiB segment (segment k, 1..4, holds lsns 7k-6..7k; 5
+ * is active), 10 s retention; opened. */
+static fe_journal_t *retire_journal(fx_t *f) {
   f->cfg.segment_bytes = 4096;
   f->cfg.retention_ns = 10 * FE_T_SEC;
-  build(f, 30, len_500, 3); /* record i at T0 + i s; 7 per segment */
+  build(f, 30, len_500, 3);
+  return jopen(f, NULL, NULL);
+}
+
+static void test_retire(void **state) {
+  fx_t *f = *state;
+  fe_journal_t *j = retire_journal(f);
   assert_int_equal(count_segments(f), 5);
-  fe_journal_t *j = jopen(f, NULL, NULL);
   uint32_t removed = 99;
 
   /* by age: segments 1 (newest 7 s) and 2 (14 s) are 10 s old at 30 s,
@@ -1029,16 +1036,46 @@ static void test_retire_never_gap(void **state) {
   assert_fe_ok(fe_journal_close(j));
 }
 
+/* A segment the system will not remove (a directory in its place makes
+ * unlink fail, even for root): FE_EIO, counted with its errno, the later
+ * segments kept (no gap), and the journal still writable; once removable
+ * the next call retires it and the rest. */
+static void test_retire_failure_counted(void **state) {
+  fx_t *f = *state;
+  fe_journal_t *j = retire_journal(f);
+  char p[160], aside[170];
+  seg_path(f, p, sizeof p, 1);
+  snprintf(aside, sizeof aside, "%s.aside", p);
+  assert_int_equal(rename(p, aside), 0);
+  assert_int_equal(mkdir(p, 0700), 0);
+  set_clock(f, T0 + 100 * FE_T_SEC);
+  uint32_t removed = 99;
+  assert_fe(fe_journal_retire(j, UINT64_MAX, &removed), FE_EIO);
+  assert_int_equal(removed, 0);
+  fe_journal_stats_t s = jstats(j);
+  assert_int_equal(s.retire_failures, 1);
+  assert_int_equal(s.sys_errno, EISDIR);
+  assert_int_equal(s.error, 0);
+  assert_int_equal(s.retired, 0);
+  assert_true(seg_size(f, 2) > 0);
+  assert_int_equal(append_key(j, FE_JREC_EVENT, 31, 500), 31);
+  assert_fe_ok(fe_journal_commit(j));
+  assert_int_equal(rmdir(p), 0);
+  assert_int_equal(rename(aside, p), 0);
+  assert_fe_ok(fe_journal_retire(j, UINT64_MAX, &removed));
+  assert_true(removed >= 4);
+  s = jstats(j);
+  assert_int_equal(s.retire_failures, 1);
+  assert_int_equal(s.retired, removed);
+  assert_fe_ok(fe_journal_close(j));
+}
+
 /* ------------------------------------------------------------- pins */
 
-/* Same journal as test_retire: segment k (1..4) holds lsns 7k-6..7k, all
- * old enough; only lsns and pins decide. */
+/* retire_journal(), all of it old enough: only lsns and pins decide. */
 static void test_retire_respects_pins(void **state) {
   fx_t *f = *state;
-  f->cfg.segment_bytes = 4096;
-  f->cfg.retention_ns = 10 * FE_T_SEC;
-  build(f, 30, len_500, 3);
-  fe_journal_t *j = jopen(f, NULL, NULL);
+  fe_journal_t *j = retire_journal(f);
   set_clock(f, T0 + 100 * FE_T_SEC);
   uint32_t a = 99, b = 99, removed = 99;
   assert_fe_ok(fe_journal_pin(j, 8, &a)); /* keeps segment 2 (8..14) */
@@ -2361,6 +2398,7 @@ int main(void) {
       JTEST(test_wait_durable),
       JTEST(test_threads),
       JTEST(test_retire),
+      JTEST(test_retire_failure_counted),
       JTEST(test_retire_never_gap),
       JTEST(test_retire_respects_pins),
       JTEST(test_pins_full_and_bad_args),

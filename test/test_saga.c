@@ -2023,7 +2023,7 @@ static fe_saga_result_t thr_action(fe_saga_call_t *call, void *user) {
   uint32_t k;
   memcpy(&k, call->ctx, sizeof k);
   if (k == UINT32_MAX) { /* asks to stop the coordinator from inside */
-    atomic_store(&t->stop_rc, fe_saga_coord_stop(t->c));
+    atomic_store(&t->stop_rc, fe_saga_thread_stop(t->c));
     return FE_SAGA_DONE;
   }
   __atomic_store_n(&t->tokens[k], call->token, __ATOMIC_RELEASE);
@@ -2112,12 +2112,12 @@ static void test_internal_thread(void **state) {
   assert_fe(fe_saga_create(&cfg, &t.c, NULL), 0);
   assert_fe(fe_saga_define(t.c, &d, NULL, NULL), 0);
   assert_fe(fe_saga_define(t.c, &d2, NULL, NULL), 0);
-  assert_fe(fe_saga_coord_stop(t.c), FE_ESTATE);
-  assert_fe(fe_saga_coord_start(t.c), 0);
-  assert_fe(fe_saga_coord_start(t.c), FE_ESTATE);
+  assert_fe(fe_saga_thread_stop(t.c), FE_ESTATE);
+  assert_fe(fe_saga_thread_start(t.c), 0);
+  assert_fe(fe_saga_thread_start(t.c), FE_ESTATE);
   assert_fe(fe_saga_poll(t.c, 1), FE_ESTATE);
-  assert_fe(fe_saga_coord_start(NULL), FE_EINVAL);
-  assert_fe(fe_saga_coord_stop(NULL), FE_EINVAL);
+  assert_fe(fe_saga_thread_start(NULL), FE_EINVAL);
+  assert_fe(fe_saga_thread_stop(NULL), FE_EINVAL);
   assert_fe(fe_saga_poll(NULL, 1), FE_EINVAL);
   assert_fe(fe_saga_poll(t.c, 0), FE_EINVAL);
 
@@ -2159,12 +2159,12 @@ static void test_internal_thread(void **state) {
   assert_int_equal(atomic_load(&t.stop_rc), FE_ESTATE);
 
   /* Stop; the host drives; start again; destroy while running. */
-  assert_fe(fe_saga_coord_stop(t.c), 0);
-  assert_fe(fe_saga_coord_stop(t.c), FE_ESTATE);
+  assert_fe(fe_saga_thread_stop(t.c), 0);
+  assert_fe(fe_saga_thread_stop(t.c), FE_ESTATE);
   assert_true(fe_saga_poll(t.c, 16) >= 0);
   fe_saga_wake(t.c);
   fe_saga_wake(NULL);
-  assert_fe(fe_saga_coord_start(t.c), 0);
+  assert_fe(fe_saga_thread_start(t.c), 0);
   assert_fe(fe_saga_start(t.c, 1, NULL, 0, &id), 0);
   fe_saga_destroy(t.c);
 }

@@ -632,8 +632,11 @@ FE_API int fe_bus_recovery(const fe_bus_t *bus, fe_bus_recovery_t *out);
 /* The bus's journal (NULL without one), for other users' records
  * appended with fe_journal_append() (host types >= FE_JREC_HOST) or by the
  * saga coordinator (fe_saga_use_journal()); they come back through
- * cfg.on_replay.  Owned by the bus: do not close it (destroy a coordinator
- * that uses it before the bus). */
+ * cfg.on_replay, and for its stats: the outcome stage retires finished
+ * segments once a second, and a removal the system refuses shows there
+ * (retire_failures, sys_errno) while the bus carries on.  Owned by the
+ * bus: do not close it (destroy a coordinator that uses it before the
+ * bus). */
 FE_API fe_journal_t *fe_bus_journal(fe_bus_t *bus);
 
 /* The republish function for fe_dlq_redrive() / fe_dlq_redrive_all() of a

@@ -310,6 +310,9 @@ typedef struct fe_journal_stats {
                               close; not recovery's, not directory fsyncs */
   uint64_t rotations;      /* segments created after open */
   uint64_t retired;        /* segments removed by fe_journal_retire() */
+  uint64_t retire_failures;/* fe_journal_retire() calls that failed with
+                              FE_EIO (an unlink or the directory fsync;
+                              errno in sys_errno): the segments stay */
   uint64_t segments;       /* segment files now */
   uint64_t first_segment;  /* oldest index now */
   uint64_t active_segment; /* the one being written */
@@ -456,10 +459,12 @@ FE_API int fe_journal_wait_durable(fe_journal_t *j, uint64_t lsn,
  * does not qualify, so the segments left stay consecutive.  fsyncs the
  * directory after removing (unless FE_FSYNC_NONE).
  *   removed  out, may be NULL: segments removed (also on failure).
- * Returns 0; FE_EINVAL (j NULL); FE_ESTATE (read-only); FE_EIO (an unlink
- * failed: the segments before it are gone, it and the later ones stay;
- * the journal does not become failed).  Any thread; blocking (holds io_mu,
- * so it waits for a commit in progress and delays the next). */
+ * Returns 0; FE_EINVAL (j NULL); FE_ESTATE (read-only); FE_EIO (the
+ * journal has failed; or an unlink or the directory fsync failed: the
+ * segments before it are gone, it and the later ones stay, the stats count
+ * it in retire_failures with its errno in sys_errno, and the journal does
+ * not become failed).  Any thread; blocking (holds io_mu, so it waits for
+ * a commit in progress and delays the next). */
 FE_API int fe_journal_retire(fe_journal_t *j, uint64_t finished_below_lsn,
                              uint32_t *removed);
 

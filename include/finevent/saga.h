@@ -86,7 +86,7 @@
  *
  * Threads.  ONE thread at a time runs the coordinator: every action,
  * compensation, callback and timer runs on it.  Either the library's own
- * thread (fe_saga_coord_start(): it parks on a futex when idle, until the
+ * thread (fe_saga_thread_start(): it parks on a futex when idle, until the
  * next timer or request, so an idle coordinator uses no CPU) or the host's
  * thread calling fe_saga_poll() (host-driven).  fe_saga_start(),
  * fe_saga_complete(), fe_saga_heartbeat(), fe_saga_abort(),
@@ -176,10 +176,10 @@
  *     fe_saga_replay(c, rec, len);               every record, in order
  *       (or: fe_journal_open(.., fe_saga_journal_replay, c, &j, ..);
  *            fe_saga_use_journal(c, j, &diag);)
- *     fe_saga_coord_start(c)  or  fe_saga_poll(c, n) repeatedly
+ *     fe_saga_thread_start(c)  or  fe_saga_poll(c, n) repeatedly
  *     fe_saga_start / complete / abort / get ... from any thread
- *     fe_saga_coord_stop(c);  fe_saga_destroy(c);
- * The first fe_saga_coord_start() or fe_saga_poll() OPENS the coordinator:
+ *     fe_saga_thread_stop(c);  fe_saga_destroy(c);
+ * The first fe_saga_thread_start() or fe_saga_poll() OPENS the coordinator:
  * definitions and replay are refused after it, requests before it.
  */
 #ifndef FINEVENT_SAGA_H
@@ -275,7 +275,7 @@ typedef struct fe_saga_call {
  * Returns an fe_saga_result_t.  It may call fe_saga_start(),
  * fe_saga_complete() (even on its own token), fe_saga_heartbeat(),
  * fe_saga_abort(), fe_saga_redrive() and the queries; not fe_saga_poll()
- * (FE_ESTATE), fe_saga_coord_stop() (FE_ESTATE) or fe_saga_destroy().  It
+ * (FE_ESTATE), fe_saga_thread_stop() (FE_ESTATE) or fe_saga_destroy().  It
  * delays every other saga while it runs: hand slow work to another thread
  * and return FE_SAGA_PENDING. */
 typedef fe_saga_result_t (*fe_saga_action_fn)(fe_saga_call_t *call,
@@ -516,7 +516,7 @@ FE_API int fe_saga_config_check(const fe_saga_config_t *cfg, fe_diag_t *diag);
 FE_API int fe_saga_create(const fe_saga_config_t *cfg, fe_saga_coord_t **out,
                           fe_diag_t *diag);
 
-/* Stops the internal thread if it runs (as fe_saga_coord_stop()), then
+/* Stops the internal thread if it runs (as fe_saga_thread_stop()), then
  * frees everything; sagas in flight are dropped without records.  Accepts
  * NULL.  No other call on c may be in progress or follow. */
 FE_API void fe_saga_destroy(fe_saga_coord_t *c);
@@ -537,14 +537,14 @@ FE_API int fe_saga_define(fe_saga_coord_t *c, const fe_saga_def_t *d,
  * poll is in progress, or called from an action), FE_ETHREAD (thread
  * creation failed: c is open, nothing runs it; poll or try again).  Any
  * thread; blocking. */
-FE_API int fe_saga_coord_start(fe_saga_coord_t *c);
+FE_API int fe_saga_thread_start(fe_saga_coord_t *c);
 
 /* Asks the coordinator thread to stop after the invocation in progress
- * and waits for it.  Sagas keep their state: fe_saga_coord_start() or
+ * and waits for it.  Sagas keep their state: fe_saga_thread_start() or
  * fe_saga_poll() carries on.  Returns 0, FE_EINVAL, FE_ESTATE (the thread
  * is not running, or called from it).  Any thread but the coordinator's;
  * blocking. */
-FE_API int fe_saga_coord_stop(fe_saga_coord_t *c);
+FE_API int fe_saga_thread_stop(fe_saga_coord_t *c);
 
 /* Host-driven: runs the coordinator once on the calling thread (opening c
  * on the first call): fires the timers due on the monotonic clock, applies
