@@ -721,8 +721,9 @@ typedef void (*fe_stage_timing_fn)(const fe_stage_timing_t *t, void *user);
 /* Has every worker call fn after each batch in which a stage shard called
  * its handler, on the worker's thread (so per-worker recording needs no
  * lock; fe_metrics_attach() plugs the metrics module in this way).  The
- * cost is one clock read per stage per batch, none when fn is NULL (the
- * default).  fn must not block: the worker's stages wait for it.  Call
+ * later attempts of an event paused by FE_RETRY are not reported (each is
+ * a call on its own, after its delay).  The cost is two clock reads per
+ * stage per batch, none when fn is NULL (the default).  fn must not block: the worker's stages wait for it.  Call
  * before fe_bus_start.  Returns 0, FE_EINVAL (bus NULL), FE_ESTATE
  * (started).  Not thread-safe. */
 FE_API int fe_bus_on_stage_timing(fe_bus_t *bus, fe_stage_timing_fn fn,
