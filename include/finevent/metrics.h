@@ -147,7 +147,7 @@ FE_API int fe_metrics_count(fe_metrics_t *m, uint32_t w, uint32_t stage,
  * into the stage's latency histogram and the batch's size into its batch
  * histogram, in the slot of the worker that ran it (fe_bus_on_stage_timing
  * with fe_metrics_stage_timing).  So the latency histogram holds each
- * event's share of its batch, not each event alone: one clock read per
+ * event's share of its batch, not each event alone: two clock reads per
  * stage per batch, not two per event.  Call between fe_bus_create and
  * fe_bus_start.  Returns 0, FE_EINVAL (NULL), FE_ERANGE (m has fewer
  * worker slots than bus has workers, or fewer stages than bus: the
