@@ -560,6 +560,14 @@ static fe_verdict_t validation(fe_stage_ctx_t *ctx, fe_event_t *ev, void *u) {
 
 /* The kit's order stage, as fe_compliance_stage() made it. */
 static fe_stage_batch_fn kit_batch;
+/* The kit keeps each account's state with one writer at a time
+ * (compliance.h, "Threads"): its stage checks orders on a bus worker while
+ * this example closes them where their fate is known (the saga thread,
+ * other stages).  So every call that touches accounts holds this lock: one
+ * acquisition per batch of up to 64 orders on the stage's side.  A host
+ * after the stage's full speed would instead send the closes through the
+ * bus to the stage's worker. */
+static pthread_mutex_t kit_lock = PTHREAD_MUTEX_INITIALIZER;
 static void *kit_user;
 
 /* Compliance: the kit checks the batch.  Left out: orders a venue already
@@ -585,8 +593,11 @@ static void compliance(fe_stage_ctx_t *ctx, fe_event_t *const *evs, uint32_t n,
         stamp(H_COMPLIANCE, ctx->worker, evs[i]);
       todo[k++] = evs[i];
     }
-    if (k > 0)
+    if (k > 0) {
+      pthread_mutex_lock(&kit_lock);
       kit_batch(ctx, todo, k, kit_user);
+      pthread_mutex_unlock(&kit_lock);
+    }
   }
 }
 
@@ -603,10 +614,12 @@ static void kit_close(uint64_t no, uint64_t account, uint32_t symbol, int64_t qt
   sym_name(symbol, sym);
   snprintf(id, sizeof id, "O%llx-%llu", (unsigned long long)(opt.seed & 0xffffff),
            (unsigned long long)no);
+  pthread_mutex_lock(&kit_lock);
   int rc = qty > 0 ? fe_compliance_fill(kit, account, sym, id, qty) : 0;
   if (rc == 0 && fe_compliance_release(kit, account, sym, id) == FE_ENOTFOUND &&
       qty == 0)
     rc = FE_ENOTFOUND; /* (after a fill of the whole order: already closed) */
+  pthread_mutex_unlock(&kit_lock);
   if (rc != 0) /* opened by a run before a kill: that kit is gone */
     __atomic_fetch_add(&kit_unknown, 1, __ATOMIC_RELAXED);
 }
