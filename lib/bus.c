@@ -46,17 +46,13 @@ static __attribute__((noinline)) int claim_one_slow(fe_bus_t *bus,
                                                     fe_event_t **ev,
                                                     uint64_t timeout_ns,
                                                     int wait) {
-  int r = fe__ring_claim_one(&bus->ring, ev);
-  if (FE_LIKELY(r != FE_EFULL))
-    return r;
-  if (!wait) {
-    __atomic_fetch_add(&bus->ring.full, 1, __ATOMIC_RELAXED);
-    return r;
-  }
   uint64_t s = 0;
-  r = fe__ring_claim_wait(&bus->ring, 1, &s, timeout_ns);
+  int r = wait ? fe__ring_claim_wait(&bus->ring, 1, &s, timeout_ns)
+               : fe__ring_claim_n(&bus->ring, 1, &s);
   if (r == 0)
     *ev = fe__ring_slot(&bus->ring, s);
+  else if (r == FE_EFULL) /* fe_bus_try_claim's refusal */
+    __atomic_fetch_add(&bus->ring.full, 1, __ATOMIC_RELAXED);
   return r;
 }
 
@@ -66,15 +62,14 @@ static __attribute__((noinline)) int claim_one_void(fe_ring_t *r, uint64_t s) {
 
 /* One event for a single producer with room by its cached gate: the path a
  * broker at ordinary load takes for every order.  Anything else (multi
- * producer, full by the cache, stopping) goes to claim_one_slow. */
+ * producer, full, stopping) goes to claim_one_slow. */
 static inline __attribute__((always_inline)) int
 claim_one(fe_bus_t *bus, fe_event_t **ev, uint64_t timeout_ns, int wait) {
   fe_ring_t *r = &bus->ring;
-  uint64_t c = fe__load_relaxed(&r->claimed);
+  uint64_t c;
   if (FE_UNLIKELY(r->producer != FE_PRODUCER_SINGLE || fe__ring_stopping(r) ||
-                  c + 1 - r->sp_gate > r->capacity))
+                  fe__ring_sp_take(r, 1, &c) != 0))
     return claim_one_slow(bus, ev, timeout_ns, wait);
-  fe__store_relaxed(&r->claimed, c + 1);
   fe__asym_light(&r->asym); /* stop protocol, as in fe__ring_claim_n */
   if (FE_UNLIKELY(fe__ring_stopping(r)))
     return claim_one_void(r, c);

@@ -118,16 +118,22 @@ static fe_hist_config_t batch_config(void) {
   return c;
 }
 
+/* How many stages bus has (fe_bus_stage_stats answers for each). */
+static uint32_t bus_stages(const fe_bus_t *bus) {
+  uint32_t n = 0;
+  fe_stage_stats_t st;
+  while (n < FE_BUS_MAX_STAGES && fe_bus_stage_stats(bus, n, &st) == 0)
+    n++;
+  return n;
+}
+
 int fe_metrics_create(const fe_metrics_config_t *cfg, fe_metrics_t **out,
                       fe_diag_t *d) {
   if (cfg == NULL || out == NULL)
     return fe__diag(d, FE_EINVAL, "metrics: cfg or out is NULL");
   uint32_t stages = cfg->stages;
-  if (stages == 0 && cfg->bus != NULL) {
-    fe_stage_stats_t st;
-    while (stages < FE_BUS_MAX_STAGES && fe_bus_stage_stats(cfg->bus, stages, &st) == 0)
-      stages++;
-  }
+  if (stages == 0 && cfg->bus != NULL)
+    stages = bus_stages(cfg->bus);
   if (cfg->workers == 0 || cfg->workers > MAX_WORKERS)
     return fe__diag(d, FE_ERANGE, "metrics: workers %u is outside 1..%u", cfg->workers,
                     MAX_WORKERS);
@@ -227,10 +233,7 @@ void fe_metrics_stage_timing(const fe_stage_timing_t *t, void *user) {
 int fe_metrics_attach(fe_metrics_t *m, fe_bus_t *bus, fe_diag_t *d) {
   if (m == NULL || bus == NULL)
     return fe__diag(d, FE_EINVAL, "metrics: attach: m or bus is NULL");
-  uint32_t workers = fe_bus_workers(bus), stages = 0;
-  fe_stage_stats_t st;
-  while (stages < FE_BUS_MAX_STAGES && fe_bus_stage_stats(bus, stages, &st) == 0)
-    stages++;
+  uint32_t workers = fe_bus_workers(bus), stages = bus_stages(bus);
   if (workers > m->workers)
     return fe__diag(d, FE_ERANGE, "metrics: attach: the bus has %u workers, "
                     "the metrics %u worker slots (cfg.workers)", workers,

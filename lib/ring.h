@@ -247,6 +247,12 @@ static inline void fe__ring_reset(fe_event_t *ev, uint64_t seq) {
  * (bus_1p1c_single, medians of 6-7 alternated runs): 8 slots 209, 16
  * 229-257, 32 251-255, 64 262 M ev/s; 32 it is. */
 #define FE_RING_PREFETCH 32
+/* prefetchw: the line arrives writable in one transfer instead of shared
+ * and then upgraded.  __builtin_prefetch(p, 1) emits it only when compiling
+ * for a CPU that has it; every x86-64 CPU this library targets does
+ * (3DNow! prefetch on AMD, PRFCHW on Intel since Broadwell), and older ones
+ * treat it as a NOP.  The workers use it too, for the slots their stages
+ * will write. */
 static inline void fe__ring_prefetch_w(const void *p) {
 #if defined(__x86_64__)
   __asm__ volatile("prefetchw %0" : : "m"(*(const char *)p));
@@ -309,33 +315,6 @@ fe__ring_claim_n(fe_ring_t *r, uint32_t n, uint64_t *first) {
     fe__ring_reset(e, s + i);
   }
   *first = s;
-  return 0;
-}
-
-/* The claim of one event: fe__ring_claim_n(r, 1, ..) written out so that
- * a single producer with room by its cached gate runs one short piece of
- * code with no call, the slot's address computed once. */
-static inline __attribute__((always_inline)) int
-fe__ring_claim_one(fe_ring_t *r, fe_event_t **ev) {
-  if (FE_UNLIKELY(r->producer != FE_PRODUCER_SINGLE)) {
-    uint64_t s = 0;
-    int rc = fe__ring_claim_n(r, 1, &s);
-    if (rc == 0)
-      *ev = fe__ring_slot(r, s);
-    return rc;
-  }
-  if (FE_UNLIKELY(fe__ring_stopping(r)))
-    return FE_ESTOPPED;
-  uint64_t s;
-  if (FE_UNLIKELY(fe__ring_sp_take(r, 1, &s) != 0))
-    return FE_EFULL;
-  fe__asym_light(&r->asym); /* stop protocol, as in fe__ring_claim_n */
-  if (FE_UNLIKELY(fe__ring_stopping(r)))
-    return fe__ring_void_claim(r, s, 1);
-  fe_event_t *e = fe__ring_slot(r, s);
-  fe__ring_prefetch_w((const char *)e + r->prefetch_off);
-  fe__ring_reset(e, s);
-  *ev = e;
   return 0;
 }
 

@@ -18,20 +18,6 @@
 #define FE_PREFETCH 32 /* slots ahead */
 #endif
 
-/* A slot a stage will write (the verdict, the host's fields): fetched for
- * ownership (prefetchw), so that the line arrives writable in one
- * transfer from the producer's core instead of shared and then upgraded.
- * __builtin_prefetch(p, 1) emits it only when compiling for a CPU that has
- * it; every x86-64 CPU this library targets does (3DNow! prefetch on AMD,
- * PRFCHW on Intel since Broadwell), and older ones treat it as a NOP. */
-static inline void prefetch_w(const void *p) {
-#if defined(__x86_64__)
-  __asm__ volatile("prefetchw %0" : : "m"(*(const char *)p));
-#else
-  __builtin_prefetch(p, 1);
-#endif
-}
-
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
@@ -286,7 +272,7 @@ run_stage_as(fe_bus_t *bus, consumer_t *c, uint64_t next, uint64_t end,
    * take it back.  The batch's first ones all at once (their transfers
    * overlap), then the loop keeps FE_PREFETCH ahead up to pf_end. */
   for (uint64_t s = next; s < end && s < next + FE_PREFETCH; s++)
-    prefetch_w(base + (s & mask) * size);
+    fe__ring_prefetch_w(base + (s & mask) * size);
   const uint64_t pf_end = end > next + FE_PREFETCH ? end - FE_PREFETCH : next;
   uint64_t unhandled = 0, done = 0;
   ctx->end_of_batch = 0;
@@ -307,7 +293,7 @@ run_stage_as(fe_bus_t *bus, consumer_t *c, uint64_t next, uint64_t end,
     for (uint8_t *p = p0; p < p_end; p += size) {
       fe_event_t *ev = (fe_event_t *)p;
       if (p < pf_stop)
-        prefetch_w(p + ahead);
+        fe__ring_prefetch_w(p + ahead);
       uint64_t v = fe__load_relaxed(&ev->verdict);
       if (FE_UNLIKELY((v | typed) != 0 || sharded)) {
         int what = classify(c, st, ev, sharded);
@@ -371,7 +357,7 @@ static uint64_t run_batch_stage(fe_bus_t *bus, consumer_t *c, uint64_t next,
   for (uint64_t s = next; s < end; s++) {
     fe_event_t *ev = (fe_event_t *)(base + (s & mask) * size);
     if (s + FE_PREFETCH < end) /* published slots only: see run_stage_as */
-      prefetch_w(base + ((s + FE_PREFETCH) & mask) * size);
+      fe__ring_prefetch_w(base + ((s + FE_PREFETCH) & mask) * size);
     int what = classify(c, st, ev, sharded);
     if (FE_UNLIKELY(what != EV_HANDLE)) {
       tally_unhandled(c, ev, what, t);
