@@ -450,6 +450,8 @@ static fe_compliance_rules_t *g_rules;
 static fe_compliance_t *g_comp;
 static fe_t_def_t g_def;
 static fe_stage_stats_t g_sst; /* outputs the rows may fill */
+static fe_stage_timing_t g_timing = {77, 0, 999, 1, 5}; /* stage and worker
+                                                          out of range */
 static fe_dlq_entry_t g_entry;
 static uint64_t g_u64;
 static uint32_t g_u32;
@@ -496,6 +498,13 @@ static fe_verdict_t pass(fe_stage_ctx_t *ctx, fe_event_t *ev, void *u) {
   X(INT, fe_bus_poll(g_bus, 99), FE_EWORKER) \
   X(INT, fe_bus_submit(g_bus, NULL, NULL), FE_EINVAL) \
   X(INT, fe_bus_start(g_bus, NULL) == 0 ? fe_bus_poll(g_bus, 99) : -999, FE_EWORKER) \
+  X(INT, fe_bus_start(g_bus, NULL) == 0 ? fe_bus_on_stage_timing(g_bus, NULL, NULL) : -999, FE_ESTATE) \
+  X(INT, fe_metrics_attach(g_metrics, NULL, NULL), FE_EINVAL) \
+  X(INT, fe_metrics_attach(NULL, g_bus, NULL), FE_EINVAL) \
+  X(INT, fe_bus_start(g_bus, NULL) == 0 ? fe_metrics_attach(g_metrics, g_bus, NULL) : -999, FE_ESTATE) \
+  X(VOID, fe_metrics_stage_timing(&g_timing, g_metrics), 0) \
+  X(VOID, fe_metrics_stage_timing(&g_timing, NULL), 0) \
+  X(VOID, fe_metrics_stage_timing(NULL, g_metrics), 0) \
   X(INT, fe_dlq_get(g_dlq, 1, NULL, NULL, 0), FE_EINVAL) \
   X(INT, fe_dlq_get(g_dlq, 12345, &g_entry, NULL, 0), FE_ENOTFOUND) \
   X(INT, fe_dlq_put(g_dlq, NULL, 0, NULL), FE_EINVAL) \
