@@ -150,8 +150,11 @@ static void park_idle(uint32_t stages) {
   publish_n(bus, 1, 3);
   FE_T_WAIT_UNTIL(ok, fe_t_handled(t, stages - 1) == n, FE_T_LONG_MS);
   uint64_t latency = fe_t_now_ns() - t0;
-  fe_bus_stats_t after = fe_t_stats(bus);
+  /* The counters after stop: the last stage's worker adds its batch to
+   * `completed` after the handler returns, so right after the handler ran
+   * it may not have yet (seen under TSan on CI). */
   assert_fe_ok(fe_bus_stop(bus));
+  fe_bus_stats_t after = fe_t_stats(bus);
   fe_t_assert_clean(&t->errs);
 
   print_message("  %u workers parked: %.2f ms CPU in %d ms; wake-up to last "
