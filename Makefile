@@ -265,6 +265,9 @@ $(O)/test/test_journal $(O)/test/test_durable: TEST_DEFS = -DFE_JOURNAL_TOOL='"$
 # libraries' included: it links the compliance loader always (as its own
 # suite does) and libfinevent-kafka when librdkafka is present (see the
 # Kafka section).
+# test_bus_inline binds the shared library of its flavour by symbol.
+$(O)/test/test_bus_inline: $(SHARED)
+$(O)/test/test_bus_inline: TEST_DEFS = -DFE_SHARED_LIB='"$(abspath $(SHARED))"'
 $(O)/test/test_api_null: $(CONF_STATIC)
 $(O)/test/test_api_null: TEST_DEFS = -DFE_INCLUDE_DIR='"$(abspath include/finevent)"'
 $(O)/test/test_api_null: TEST_EXTRA = $(CONF_STATIC) $(CONF_LIBS)

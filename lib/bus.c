@@ -7,6 +7,7 @@
  * recovery); bus_create.c builds a bus from its configuration.
  */
 #define _GNU_SOURCE
+#define FE_BUS_PRIV_OUT_OF_LINE /* bus.h: this file defines the exported copies */
 #include "bus_impl.h"
 #include "verdict.h"
 
@@ -19,7 +20,7 @@
 
 int fe_bus_try_claim_n(fe_bus_t *bus, uint32_t n, uint64_t *first) {
   if (FE_UNLIKELY(bus == NULL || first == NULL || n == 0 ||
-                  n > bus->ring.capacity))
+                  n > bus->ring.pub.capacity))
     return FE_EINVAL;
   int r = fe__ring_claim_n(&bus->ring, n, first);
   if (r == FE_EFULL)
@@ -30,7 +31,7 @@ int fe_bus_try_claim_n(fe_bus_t *bus, uint32_t n, uint64_t *first) {
 int fe_bus_claim_n(fe_bus_t *bus, uint32_t n, uint64_t *first,
                    uint64_t timeout_ns) {
   if (FE_UNLIKELY(bus == NULL || first == NULL || n == 0 ||
-                  n > bus->ring.capacity))
+                  n > bus->ring.pub.capacity))
     return FE_EINVAL;
   int r = fe__ring_claim_n(&bus->ring, n, first);
   if (FE_LIKELY(r != FE_EFULL))
@@ -38,14 +39,10 @@ int fe_bus_claim_n(fe_bus_t *bus, uint32_t n, uint64_t *first,
   return fe__ring_claim_wait(&bus->ring, n, first, timeout_ns);
 }
 
-/* The single-event claims' slow paths, out of line and reached by tail
- * calls, so that the fast path below is a leaf: no stack stores (each
- * store the producer makes holds a store-buffer entry that a missing slot
- * line can keep busy, see fe__ring_prefetch_w). */
-static __attribute__((noinline)) int claim_one_slow(fe_bus_t *bus,
-                                                    fe_event_t **ev,
-                                                    uint64_t timeout_ns,
-                                                    int wait) {
+/* The single-event claim and publish are inline in bus.h; these are the
+ * calls they make off their common case, and the exported copies. */
+int fe_bus_priv_claim_slow(fe_bus_t *bus, fe_event_t **ev, uint64_t timeout_ns,
+                       int wait) {
   uint64_t s = 0;
   int r = wait ? fe__ring_claim_wait(&bus->ring, 1, &s, timeout_ns)
                : fe__ring_claim_n(&bus->ring, 1, &s);
@@ -56,53 +53,35 @@ static __attribute__((noinline)) int claim_one_slow(fe_bus_t *bus,
   return r;
 }
 
-static __attribute__((noinline)) int claim_one_void(fe_ring_t *r, uint64_t s) {
-  return fe__ring_void_claim(r, s, 1);
+int fe_bus_priv_claim_void(fe_bus_t *bus, uint64_t seq) {
+  return fe__ring_void_claim(&bus->ring, seq, 1);
 }
 
-/* One event for a single producer with room by its cached gate: the path a
- * broker at ordinary load takes for every order.  Anything else (multi
- * producer, full, stopping) goes to claim_one_slow. */
-static inline __attribute__((always_inline)) int
-claim_one(fe_bus_t *bus, fe_event_t **ev, uint64_t timeout_ns, int wait) {
-  fe_ring_t *r = &bus->ring;
-  uint64_t c;
-  if (FE_UNLIKELY(r->producer != FE_PRODUCER_SINGLE || fe__ring_stopping(r) ||
-                  fe__ring_sp_take(r, 1, &c) != 0))
-    return claim_one_slow(bus, ev, timeout_ns, wait);
-  fe__asym_light(&r->asym); /* stop protocol, as in fe__ring_claim_n */
-  if (FE_UNLIKELY(fe__ring_stopping(r)))
-    return claim_one_void(r, c);
-  fe_event_t *e = fe__ring_slot(r, c);
-  fe__ring_prefetch_w((const char *)e + r->prefetch_off);
-  fe__ring_reset(e, c);
-  *ev = e;
+int fe_bus_priv_publish_slow(fe_bus_t *bus, fe_event_t *ev) {
+  fe__ring_publish(&bus->ring, ev->seq, 1);
   return 0;
 }
 
+void fe_bus_priv_wake(fe_bus_t *bus) {
+  fe__ring_wake_workers(&bus->ring, bus->ring.pub.root_wake_mask);
+}
+
 int fe_bus_try_claim(fe_bus_t *bus, fe_event_t **ev) {
-  if (FE_UNLIKELY(bus == NULL || ev == NULL))
-    return FE_EINVAL;
-  return claim_one(bus, ev, 0, 0);
+  return fe_bus_priv_claim(bus, ev, 0, 0);
 }
 
 int fe_bus_claim(fe_bus_t *bus, fe_event_t **ev, uint64_t timeout_ns) {
-  if (FE_UNLIKELY(bus == NULL || ev == NULL))
-    return FE_EINVAL;
-  return claim_one(bus, ev, timeout_ns, 1);
+  return fe_bus_priv_claim(bus, ev, timeout_ns, 1);
+}
+
+int fe_bus_publish(fe_bus_t *bus, fe_event_t *ev) {
+  return fe_bus_priv_publish(bus, ev);
 }
 
 fe_event_t *fe_bus_event_at(fe_bus_t *bus, uint64_t seq) {
   if (bus == NULL)
     return NULL;
   return fe__ring_slot(&bus->ring, seq);
-}
-
-int fe_bus_publish(fe_bus_t *bus, fe_event_t *ev) {
-  if (FE_UNLIKELY(bus == NULL || ev == NULL))
-    return FE_EINVAL;
-  fe__ring_publish(&bus->ring, ev->seq, 1);
-  return 0;
 }
 
 int fe_bus_publish_n(fe_bus_t *bus, uint64_t first, uint32_t n) {
@@ -188,7 +167,7 @@ static void poll_all(void *arg) {
 int fe_bus_start(fe_bus_t *bus, fe_diag_t *diag) {
   if (bus == NULL)
     return fe__diag(diag, FE_EINVAL, "bus is NULL");
-  if (fe__load_relaxed(&bus->ring.state) != ST_CREATED)
+  if (fe__load_relaxed(&bus->ring.pub.state) != ST_CREATED)
     return fe__diag(diag, FE_ESTATE, "fe_bus_start: the bus was already "
                     "started or stopped");
   if (!bus->host_driven)
@@ -202,7 +181,7 @@ int fe_bus_start(fe_bus_t *bus, fe_diag_t *diag) {
         return r;
       }
     }
-  __atomic_store_n(&bus->ring.state, ST_RUNNING, __ATOMIC_RELEASE);
+  __atomic_store_n(&bus->ring.pub.state, ST_RUNNING, __ATOMIC_RELEASE);
   /* Recovery's dead letters back into the DLQ, then its unfinished events,
    * before anything the host publishes after this returns. */
   int r = fe__durable_start(&bus->env, poll_all, bus, diag);
@@ -216,7 +195,7 @@ int fe_bus_poll(fe_bus_t *bus, uint32_t worker) {
     return FE_EINVAL;
   if (worker >= bus->n_workers)
     return FE_EWORKER;
-  uint32_t st = fe__load_acquire(&bus->ring.state);
+  uint32_t st = fe__load_acquire(&bus->ring.pub.state);
   if (!bus->host_driven || st == ST_CREATED)
     return FE_ESTATE;
   worker_t *w = &bus->workers[worker];
@@ -233,7 +212,7 @@ static int drained(fe_ring_t *r, uint64_t target) {
 int fe_bus_drain(fe_bus_t *bus, uint64_t timeout_ns) {
   if (bus == NULL)
     return FE_EINVAL;
-  if (fe__load_acquire(&bus->ring.state) == ST_CREATED)
+  if (fe__load_acquire(&bus->ring.pub.state) == ST_CREATED)
     return FE_ESTATE;
   uint64_t target = fe__ring_claimed(&bus->ring), deadline = fe__deadline(timeout_ns);
   uint32_t iter = bus->ring.spin_tries; /* drain is not latency critical */
@@ -256,7 +235,7 @@ int fe_bus_drain(fe_bus_t *bus, uint64_t timeout_ns) {
 int fe_bus_stop(fe_bus_t *bus) {
   if (bus == NULL)
     return FE_EINVAL;
-  uint32_t st = fe__load_acquire(&bus->ring.state);
+  uint32_t st = fe__load_acquire(&bus->ring.pub.state);
   if (st >= ST_STOPPING)
     return FE_ESTATE;
   if (st == ST_CREATED && fe__ring_claimed(&bus->ring) != 0)
@@ -266,7 +245,7 @@ int fe_bus_stop(fe_bus_t *bus) {
   fe__ring_wake_all(&bus->ring);
   if (st == ST_CREATED || !bus->host_driven) {
     join_workers(bus);
-    __atomic_store_n(&bus->ring.state, ST_STOPPED, __ATOMIC_RELEASE);
+    __atomic_store_n(&bus->ring.pub.state, ST_STOPPED, __ATOMIC_RELEASE);
   }
   return 0;
 }
@@ -274,7 +253,7 @@ int fe_bus_stop(fe_bus_t *bus) {
 void fe_bus_destroy(fe_bus_t *bus) {
   if (bus == NULL)
     return;
-  uint32_t st = fe__load_acquire(&bus->ring.state);
+  uint32_t st = fe__load_acquire(&bus->ring.pub.state);
   if (st == ST_RUNNING || (st == ST_CREATED && fe__ring_claimed(&bus->ring) == 0))
     fe_bus_stop(bus);
   else
@@ -311,7 +290,7 @@ int fe_bus_on_stage_timing(fe_bus_t *bus, fe_stage_timing_fn fn, void *user) {
     return FE_EINVAL;
   /* Workers read these after fe_bus_start created them: thread creation
    * orders these stores before. */
-  if (fe__load_relaxed(&bus->ring.state) != ST_CREATED)
+  if (fe__load_relaxed(&bus->ring.pub.state) != ST_CREATED)
     return FE_ESTATE;
   bus->on_timing = fn;
   bus->timing_user = user;
@@ -368,7 +347,7 @@ const char *fe_bus_stage_name(const fe_bus_t *bus, uint32_t stage) {
 }
 
 uint32_t fe_bus_capacity(const fe_bus_t *bus) {
-  return bus != NULL ? bus->ring.capacity : 0;
+  return bus != NULL ? bus->ring.pub.capacity : 0;
 }
 uint32_t fe_bus_user_size(const fe_bus_t *bus) {
   return bus != NULL ? fe__ring_user_size(&bus->ring) : 0;

@@ -369,7 +369,7 @@ static int build_stages(fe_bus_t *bus, const fe_bus_config_t *cfg,
           link_gate(c, g++, up->shards[u]);
       }
       if (st->n_deps == 0)
-        bus->ring.root_wake_mask |= 1ull << c->worker;
+        bus->ring.pub.root_wake_mask |= 1ull << c->worker;
       assign(bus, c);
     }
   }
@@ -565,6 +565,7 @@ int fe_bus_create(const fe_bus_config_t *cfg, fe_bus_t **out, fe_diag_t *diag) {
   bus->ring.yield_tries = cfg->yield_tries;
   bus->catchup_pauses = cfg->catchup_pauses;
   bus->ring.wait = cfg->wait;
+  bus->ring.pub.park = cfg->wait == FE_WAIT_PARK;
   bus->host_driven = cfg->host_driven;
   bus->n_workers = n_workers;
   bus->trading = cfg->trading;

@@ -25,16 +25,17 @@ static void unmap(void *p, size_t size) {
 
 int fe__ring_alloc(fe_ring_t *r, uint32_t capacity, uint32_t slot_size,
                    fe_producer_t producer, int meta) {
-  r->capacity = capacity;
-  r->mask = capacity - 1;
-  r->slot_size = (slot_size + FE_CACHELINE - 1) / FE_CACHELINE * FE_CACHELINE;
-  r->prefetch_off = capacity >= 4 * FE_RING_PREFETCH
-                        ? FE_RING_PREFETCH * r->slot_size : 0;
+  r->pub.capacity = capacity;
+  r->pub.mask = capacity - 1;
+  r->pub.slot_size = (slot_size + FE_CACHELINE - 1) / FE_CACHELINE * FE_CACHELINE;
+  r->pub.prefetch_off = capacity >= 4 * FE_RING_PREFETCH
+                        ? FE_RING_PREFETCH * r->pub.slot_size : 0;
   r->producer = producer;
-  r->state = ST_CREATED;
+  r->pub.single = producer == FE_PRODUCER_SINGLE;
+  r->pub.state = ST_CREATED;
   r->stop_target = UINT64_MAX;
-  r->asym = fe__asym_init();
-  if ((r->slots = map((size_t)capacity * r->slot_size)) == NULL ||
+  r->pub.asym = fe__asym_init();
+  if ((r->pub.slots = map((size_t)capacity * r->pub.slot_size)) == NULL ||
       (producer == FE_PRODUCER_MULTI &&
        (r->avail = map((size_t)capacity * sizeof *r->avail)) == NULL) ||
       (meta && fe__ring_alloc_meta(r) != 0))
@@ -44,21 +45,21 @@ int fe__ring_alloc(fe_ring_t *r, uint32_t capacity, uint32_t slot_size,
 
 int fe__ring_alloc_meta(fe_ring_t *r) {
   if (r->meta == NULL &&
-      (r->meta = map((size_t)r->capacity * sizeof *r->meta)) == NULL)
+      (r->meta = map((size_t)r->pub.capacity * sizeof *r->meta)) == NULL)
     return FE_ENOMEM;
   return 0;
 }
 
 void fe__ring_free(fe_ring_t *r) {
-  unmap(r->meta, (size_t)r->capacity * sizeof *r->meta);
-  unmap(r->avail, (size_t)r->capacity * sizeof *r->avail);
-  unmap(r->slots, (size_t)r->capacity * r->slot_size);
-  r->meta = NULL, r->avail = NULL, r->slots = NULL;
+  unmap(r->meta, (size_t)r->pub.capacity * sizeof *r->meta);
+  unmap(r->avail, (size_t)r->pub.capacity * sizeof *r->avail);
+  unmap(r->pub.slots, (size_t)r->pub.capacity * r->pub.slot_size);
+  r->meta = NULL, r->avail = NULL, r->pub.slots = NULL;
 }
 
 void fe__ring_wake_workers(fe_ring_t *r, uint64_t mask) {
-  fe__asym_light(&r->asym); /* see ring.h */
-  uint64_t parked = fe__load_relaxed(&r->parked_mask) & mask;
+  fe__asym_light(&r->pub.asym); /* see ring.h */
+  uint64_t parked = fe__load_relaxed(&r->pub.parked_mask) & mask;
   while (FE_UNLIKELY(parked != 0)) {
     uint32_t *futex = r->futex[__builtin_ctzll(parked)];
     parked &= parked - 1;
@@ -69,7 +70,7 @@ void fe__ring_wake_workers(fe_ring_t *r, uint64_t mask) {
 }
 
 void fe__ring_wake_space(fe_ring_t *r) {
-  fe__asym_light(&r->asym); /* pairs with the heavy side in wait_space */
+  fe__asym_light(&r->pub.asym); /* pairs with the heavy side in wait_space */
   if (FE_UNLIKELY(fe__load_relaxed(&r->space_waiters) != 0)) {
     __atomic_fetch_add(&r->space_futex, 1, __ATOMIC_RELEASE);
     fe__futex_wake(&r->space_futex, -1);
@@ -114,7 +115,7 @@ int fe__ring_wait_space(fe_ring_t *r, uint32_t *iter, uint64_t deadline,
      * between makes the wait return at once. */
     uint32_t v = __atomic_load_n(&r->space_futex, __ATOMIC_ACQUIRE);
     __atomic_fetch_add(&r->space_waiters, 1, __ATOMIC_SEQ_CST);
-    int fenced = fe__asym_heavy(&r->asym) == 0; /* else: do not sleep */
+    int fenced = fe__asym_heavy(&r->pub.asym) == 0; /* else: do not sleep */
     uint64_t now = fe__mono_ns();
     if (fenced && !ready(r, arg) && now < deadline) {
       uint64_t left = deadline - now;
@@ -136,7 +137,7 @@ int fe__ring_void_claim(fe_ring_t *r, uint64_t first, uint32_t n) {
 }
 
 static int space_ready(fe_ring_t *r, uint64_t n) {
-  return fe__ring_claimed(r) + n - fe__ring_end(r) <= r->capacity;
+  return fe__ring_claimed(r) + n - fe__ring_end(r) <= r->pub.capacity;
 }
 
 int fe__ring_claim_wait(fe_ring_t *r, uint32_t n, uint64_t *first,
@@ -158,14 +159,14 @@ int fe__ring_claim_wait(fe_ring_t *r, uint32_t n, uint64_t *first,
 }
 
 uint64_t fe__ring_stop(fe_ring_t *r) {
-  __atomic_store_n(&r->state, ST_STOPPING, __ATOMIC_SEQ_CST);
+  __atomic_store_n(&r->pub.state, ST_STOPPING, __ATOMIC_SEQ_CST);
   /* Heavy side of the claim/stop Dekker (fe__ring_claim_n): after this,
    * every claim not counted below will see ST_STOPPING and void itself.
    * Should membarrier fail, a claim racing with this call had only a
    * compiler barrier: its store leaves the store buffer within
    * nanoseconds, so a millisecond's grace before reading the count covers
    * it (later claims fence for real). */
-  if (fe__asym_heavy(&r->asym) != 0) {
+  if (fe__asym_heavy(&r->pub.asym) != 0) {
     struct timespec grace = {0, 1000000};
     nanosleep(&grace, NULL);
     fe__fence();

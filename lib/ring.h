@@ -87,49 +87,53 @@ _Static_assert(offsetof(slot_meta_t, dl_kind) + 8 <= 64,
 #define META_SENT 4u      /* recovery found it sent: fe_bus_intent refuses */
 
 typedef struct fe_ring {
+  /* First, at the bus's address: what the public header's inline claim and
+   * publish read (fe_bus_priv_fast_t, bus.h), on three lines:
+   *   read-mostly: slots, mask, root_wake_mask, capacity, slot_size,
+   *     prefetch_off, single, park (set at create), asym (create; cleared
+   *     if membarrier ever fails), state (start, stop);
+   *   cursor: single producer, the published count (P1), read by the root
+   *     consumers and by drain/stop; multi producer, the claimed count (CAS);
+   *   claimed, sp_gate: single-producer private claimed count and cached
+   *     gate (claimed is atomic only because drain/stop read it);
+   *   parked_mask: bit w, worker w is parked or about to be (the workers
+   *     set and clear theirs; publishers in park mode read it). */
+  fe_bus_priv_fast_t pub;
+
   /* Read-mostly after create. */
-  uint8_t *slots;
   uint64_t *avail;     /* multi-producer: slot -> published seq + 1 */
   slot_meta_t *meta;   /* capacity entries when idem or journal; else NULL */
-  uint64_t mask;
-  uint32_t capacity, slot_size, spin_tries, yield_tries;
-  uint32_t prefetch_off; /* see fe__ring_prefetch_w */
+  uint32_t spin_tries, yield_tries;
   fe_producer_t producer;
   fe_wait_t wait;
-  int asym;            /* fe__asym_init(): the light fence is free */
   const uint64_t **ends; /* the producers are gated on these sequences */
   uint32_t n_ends;
   uint32_t n_workers;
-  uint64_t root_wake_mask; /* workers gated on the producers */
   uint32_t *futex[FE_BUS_MAX_WORKERS]; /* each worker's park word */
   char pad0[FE_PAD];
 
-  /* Producer side.  cursor: single-producer, the published count (P1);
-   * multi-producer, the claimed count (CAS).  Read by root consumers in
-   * single-producer mode and by drain/stop. */
-  uint64_t cursor;
-  char pad1[FE_PAD - sizeof(uint64_t)];
-  /* Single-producer private: claimed count and cached gate.  `claimed` is
-   * atomic only because drain/stop read it. */
-  uint64_t claimed;
-  uint64_t sp_gate;
-  char pad2[FE_PAD - 2 * sizeof(uint64_t)];
   uint64_t mp_gate; /* multi-producer gate cache (G1/G2) */
   char pad3[FE_PAD - sizeof(uint64_t)];
 
-  /* Control, read on every claim and idle poll, written rarely. */
-  uint32_t state;
+  /* Control, read on idle polls and by publishers in park mode, written
+   * rarely. */
   uint32_t space_waiters; /* threads sleeping until the end seqs move */
-  uint64_t parked_mask;   /* bit w: worker w is parked or about to be */
-  uint64_t stop_target;   /* UINT64_MAX until stop: workers finish this */
   int abort_workers;      /* failed start: exit without draining */
-  char pad4[FE_PAD - 4 * sizeof(uint64_t)];
+  uint64_t stop_target;   /* UINT64_MAX until stop: workers finish this */
+  char pad4[FE_PAD - 2 * sizeof(uint64_t)];
   uint32_t space_futex;
   char pad5[FE_PAD - sizeof(uint32_t)];
 
   /* Slow-path counters (atomic read-modify-write, off the hot path). */
   uint64_t full, voided, parks, wakeups, lost_wakeups;
 } fe_ring_t;
+_Static_assert(offsetof(fe_ring_t, pub) == 0 &&
+                   offsetof(fe_bus_priv_fast_t, cursor) == FE_PAD &&
+                   offsetof(fe_bus_priv_fast_t, claimed) == 2 * FE_PAD &&
+                   offsetof(fe_bus_priv_fast_t, parked_mask) == 3 * FE_PAD &&
+                   sizeof(fe_bus_priv_fast_t) == 4 * FE_PAD,
+               "the inline paths' lines (bus.h) are the ring's");
+_Static_assert(ST_STOPPING == FE_BUS_PRIV_STOPPING, "bus.h knows the stop state");
 
 /* Maps the slots (and, for multi-producer, the availability array; with
  * `meta`, the slot metadata), pre-faulted, and sets the read-mostly
@@ -142,16 +146,16 @@ int fe__ring_alloc_meta(fe_ring_t *r);
 void fe__ring_free(fe_ring_t *r);
 
 static inline fe_event_t *fe__ring_slot(const fe_ring_t *r, uint64_t seq) {
-  return (fe_event_t *)(r->slots + (seq & r->mask) * r->slot_size);
+  return (fe_event_t *)(r->pub.slots + (seq & r->pub.mask) * r->pub.slot_size);
 }
 static inline slot_meta_t *fe__ring_meta(const fe_ring_t *r, uint64_t seq) {
-  return &r->meta[seq & r->mask];
+  return &r->meta[seq & r->pub.mask];
 }
 static inline uint32_t fe__ring_user_size(const fe_ring_t *r) {
-  return r->slot_size - (uint32_t)sizeof(fe_event_t);
+  return r->pub.slot_size - (uint32_t)sizeof(fe_event_t);
 }
 static inline int fe__ring_stopping(const fe_ring_t *r) {
-  return fe__load_relaxed(&r->state) >= ST_STOPPING;
+  return fe__load_relaxed(&r->pub.state) >= ST_STOPPING;
 }
 
 /* The least of n sequences (C1 / P2: each an acquire load). */
@@ -170,19 +174,19 @@ static inline uint64_t fe__ring_end(const fe_ring_t *r) {
 }
 /* Events claimed so far (published, being filled, or voided). */
 static inline uint64_t fe__ring_claimed(const fe_ring_t *r) {
-  return r->producer == FE_PRODUCER_SINGLE ? fe__load_relaxed(&r->claimed)
-                                           : fe__load_relaxed(&r->cursor);
+  return r->producer == FE_PRODUCER_SINGLE ? fe__load_relaxed(&r->pub.claimed)
+                                           : fe__load_relaxed(&r->pub.cursor);
 }
 /* How far a consumer gated on the producers may go from next (C1). */
 static inline uint64_t fe__ring_published(const fe_ring_t *r, uint64_t next,
                                           uint32_t max) {
   if (r->producer == FE_PRODUCER_SINGLE)
-    return fe__load_acquire(&r->cursor); /* C1, pairs with P1 */
+    return fe__load_acquire(&r->pub.cursor); /* C1, pairs with P1 */
   /* Multi-producer: the longest run of published slots from next.  Each
    * acquire pairs with that slot's P1; no need to read the contended claim
    * cursor at all. */
   uint64_t s = next, limit = next + max;
-  while (s < limit && fe__load_acquire(&r->avail[s & r->mask]) == s + 1)
+  while (s < limit && fe__load_acquire(&r->avail[s & r->pub.mask]) == s + 1)
     s++;
   return s;
 }
@@ -208,15 +212,15 @@ int fe__ring_wait_space(fe_ring_t *r, uint32_t *iter, uint64_t deadline,
 static inline __attribute__((always_inline)) void
 fe__ring_publish(fe_ring_t *r, uint64_t first, uint32_t n) {
   if (r->producer == FE_PRODUCER_SINGLE) {
-    fe__store_release(&r->cursor, first + n); /* P1 */
+    fe__store_release(&r->pub.cursor, first + n); /* P1 */
   } else {
     for (uint32_t i = 0; i < n; i++) {
       uint64_t s = first + i;
-      fe__store_release(&r->avail[s & r->mask], s + 1); /* P1 */
+      fe__store_release(&r->avail[s & r->pub.mask], s + 1); /* P1 */
     }
   }
   if (r->wait == FE_WAIT_PARK)
-    fe__ring_wake_workers(r, r->root_wake_mask);
+    fe__ring_wake_workers(r, r->pub.root_wake_mask);
 }
 
 /* A claim that raced with stop and lost: publishes [first, first + n) as
@@ -265,13 +269,13 @@ static inline void fe__ring_prefetch_w(const void *p) {
  * ends (read only when the cached gate says full, P2) leave no room. */
 static inline __attribute__((always_inline)) int
 fe__ring_sp_take(fe_ring_t *r, uint32_t n, uint64_t *s) {
-  uint64_t c = fe__load_relaxed(&r->claimed);
-  if (FE_UNLIKELY(c + n - r->sp_gate > r->capacity)) {
-    r->sp_gate = fe__ring_end(r); /* P2 */
-    if (c + n - r->sp_gate > r->capacity)
+  uint64_t c = fe__load_relaxed(&r->pub.claimed);
+  if (FE_UNLIKELY(c + n - r->pub.sp_gate > r->pub.capacity)) {
+    r->pub.sp_gate = fe__ring_end(r); /* P2 */
+    if (c + n - r->pub.sp_gate > r->pub.capacity)
       return FE_EFULL;
   }
-  fe__store_relaxed(&r->claimed, c + n);
+  fe__store_relaxed(&r->pub.claimed, c + n);
   *s = c;
   return 0;
 }
@@ -284,12 +288,12 @@ static inline __attribute__((always_inline)) int
 fe__ring_claim_n(fe_ring_t *r, uint32_t n, uint64_t *first) {
   if (FE_UNLIKELY(fe__ring_stopping(r)))
     return FE_ESTOPPED;
-  uint64_t cap = r->capacity, s;
+  uint64_t cap = r->pub.capacity, s;
   if (r->producer == FE_PRODUCER_SINGLE) {
     if (fe__ring_sp_take(r, n, &s) != 0)
       return FE_EFULL;
   } else {
-    s = fe__load_relaxed(&r->cursor);
+    s = fe__load_relaxed(&r->pub.cursor);
     do {
       uint64_t gate = fe__load_acquire(&r->mp_gate); /* G2 */
       if (s + n - gate > cap) {
@@ -299,19 +303,19 @@ fe__ring_claim_n(fe_ring_t *r, uint32_t n, uint64_t *first) {
         if (s + n - gate > cap)
           return FE_EFULL;
       }
-    } while (!__atomic_compare_exchange_n(&r->cursor, &s, s + n, 1,
+    } while (!__atomic_compare_exchange_n(&r->pub.cursor, &s, s + n, 1,
                                           __ATOMIC_SEQ_CST, __ATOMIC_RELAXED));
   }
   /* Stop protocol, light side: the claim store above is ordered before
    * this state load; fe__ring_stop() sets the state, runs the heavy side
    * and then reads the claimed count.  So either stop waits for this
    * claim, or we see the stop and void the claim (never both missed). */
-  fe__asym_light(&r->asym);
+  fe__asym_light(&r->pub.asym);
   if (FE_UNLIKELY(fe__ring_stopping(r)))
     return fe__ring_void_claim(r, s, n);
   for (uint32_t i = 0; i < n; i++) {
     fe_event_t *e = fe__ring_slot(r, s + i);
-    fe__ring_prefetch_w((const char *)e + r->prefetch_off);
+    fe__ring_prefetch_w((const char *)e + r->pub.prefetch_off);
     fe__ring_reset(e, s + i);
   }
   *first = s;

@@ -257,8 +257,8 @@ run_stage_as(fe_bus_t *bus, consumer_t *c, uint64_t next, uint64_t end,
   const uint64_t typed = !st->all_types;
   fe_stage_ctx_t *const ctx = &c->ctx;
   /* Locals: the handler call would otherwise force reloads every event. */
-  uint8_t *const base = bus->ring.slots;
-  const uint64_t mask = bus->ring.mask, size = bus->ring.slot_size;
+  uint8_t *const base = bus->ring.pub.slots;
+  const uint64_t mask = bus->ring.pub.mask, size = bus->ring.pub.slot_size;
   const uint64_t ahead = FE_PREFETCH * size;
   /* The last event handed over gets end_of_batch.  Usually that is the
    * batch's last; only a verdict, a type filter or sharding make the
@@ -352,8 +352,8 @@ static uint64_t run_batch_stage(fe_bus_t *bus, consumer_t *c, uint64_t next,
   uint32_t n = 0;
   fe_stage_ctx_t ctx = {.bus = bus, .stage = st->id, .shard = c->shard,
                         .worker = c->worker, .attempt = 1, .priv = c};
-  uint8_t *const base = bus->ring.slots;
-  const uint64_t mask = bus->ring.mask, size = bus->ring.slot_size;
+  uint8_t *const base = bus->ring.pub.slots;
+  const uint64_t mask = bus->ring.pub.mask, size = bus->ring.pub.slot_size;
   for (uint64_t s = next; s < end; s++) {
     fe_event_t *ev = (fe_event_t *)(base + (s & mask) * size);
     if (s + FE_PREFETCH < end) /* published slots only: see run_stage_as */
@@ -657,8 +657,8 @@ int fe__worker_done(const fe_bus_t *bus, const worker_t *w) {
 static void park_worker(fe_bus_t *bus, worker_t *w) {
   uint64_t bit = 1ull << w->index;
   uint32_t v = __atomic_load_n(&w->futex, __ATOMIC_ACQUIRE);
-  __atomic_fetch_or(&bus->ring.parked_mask, bit, __ATOMIC_SEQ_CST);
-  int fenced = fe__asym_heavy(&bus->ring.asym) == 0; /* else: no sleep */
+  __atomic_fetch_or(&bus->ring.pub.parked_mask, bit, __ATOMIC_SEQ_CST);
+  int fenced = fe__asym_heavy(&bus->ring.pub.asym) == 0; /* else: no sleep */
   if (fenced && !worker_has_work(bus, w, 1) && !fe__worker_done(bus, w) &&
       !fe__load_relaxed(&bus->ring.abort_workers)) {
     /* Sleep no longer than until a paused retry is due. */
@@ -675,7 +675,7 @@ static void park_worker(fe_bus_t *bus, worker_t *w) {
         __atomic_fetch_add(&bus->ring.lost_wakeups, 1, __ATOMIC_RELAXED);
     }
   }
-  __atomic_fetch_and(&bus->ring.parked_mask, ~bit, __ATOMIC_RELAXED);
+  __atomic_fetch_and(&bus->ring.pub.parked_mask, ~bit, __ATOMIC_RELAXED);
 }
 
 static void idle_wait(fe_bus_t *bus, worker_t *w, uint32_t *idle) {

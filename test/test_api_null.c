@@ -674,7 +674,9 @@ static void test_garbage_on_real_objects(void **state) {
              N_GARBAGE);
 }
 
-/* Every FE_API function declared in the public headers has a row. */
+/* Every FE_API function declared in the public headers has a row, but for
+ * the fe_*_priv_* ones: the library's side of inline functions (bus.h),
+ * called only by them after their own argument checks. */
 static void test_table_is_complete(void **state) {
   (void)state;
   char cmd[640];
@@ -682,7 +684,7 @@ static void test_table_is_complete(void **state) {
            "ls %s/*.h | grep -v '%s' | xargs cat | tr '\\n' ' ' | "
            "grep -o 'FE_API [^;]*' | "
            "sed -E 's/^FE_API[^(]*[ *](fe_[a-z0-9_]+) *\\(.*/\\1/' | "
-           "grep '^fe_' | sort -u",
+           "grep '^fe_' | grep -v '_priv_' | sort -u",
            FE_INCLUDE_DIR, K_SKIP_HEADERS);
   FILE *p = popen(cmd, "r");
   assert_non_null(p);

@@ -442,6 +442,128 @@ FE_API int fe_bus_create(const fe_bus_config_t *cfg, fe_bus_t **out,
  * blocking. */
 FE_API int fe_bus_start(fe_bus_t *bus, fe_diag_t *diag);
 
+/* ------------------------------------------ claim and publish, inline */
+
+/* The per-event claim and publish are inline functions: a host's producer
+ * loop compiles them in and calls into the library only off the common
+ * case (multi producer, a ring full by the cached gate, a parked worker to
+ * wake, a stop).  A call per event cost the README's one-producer program a fifth
+ * of its throughput.  The library also exports each of them as a function,
+ * for hosts that bind by symbol.
+ *
+ * To compile in, they read the first bytes of every bus, declared here for
+ * that alone: fe_bus_priv_fast_t is private to the library (a host never reads
+ * or writes it), and its layout is part of the ABI (SOVERSION changes with
+ * it).  Each field's line and its writers are described in lib/ring.h. */
+#define FE_BUS_PRIV_LINE 128     /* padding unit: two cache lines */
+#define FE_BUS_PRIV_STOPPING 2   /* state from which claims fail */
+typedef struct fe_bus_priv_fast {
+  /* Read-mostly: set at create; state and asym also at start and stop. */
+  unsigned char *slots;
+  uint64_t mask;           /* capacity - 1 */
+  uint64_t root_wake_mask; /* workers a publish may have to wake */
+  uint32_t capacity;
+  uint32_t slot_size;
+  uint32_t prefetch_off;   /* bytes ahead of a claimed slot to prefetch */
+  uint8_t single;          /* 1: FE_PRODUCER_SINGLE */
+  uint8_t park;            /* 1: FE_WAIT_PARK */
+  uint8_t pad_flags[2];
+  int asym;                /* 1: the light side of a store-load fence is free */
+  uint32_t state;
+  char pad0[FE_BUS_PRIV_LINE - 48];
+  uint64_t cursor;         /* single producer: the published count */
+  char pad1[FE_BUS_PRIV_LINE - 8];
+  uint64_t claimed;        /* single producer: the claimed count */
+  uint64_t sp_gate;        /* single producer: the cached end gate */
+  char pad2[FE_BUS_PRIV_LINE - 16];
+  uint64_t parked_mask;    /* bit w: worker w is parked or about to be */
+  char pad3[FE_BUS_PRIV_LINE - 8];
+} fe_bus_priv_fast_t;
+
+/* The library's side of the inline paths. */
+FE_API int fe_bus_priv_claim_slow(fe_bus_t *bus, fe_event_t **ev,
+                              uint64_t timeout_ns, int wait);
+FE_API int fe_bus_priv_claim_void(fe_bus_t *bus, uint64_t seq);
+FE_API int fe_bus_priv_publish_slow(fe_bus_t *bus, fe_event_t *ev);
+FE_API void fe_bus_priv_wake(fe_bus_t *bus);
+
+/* One claim: the single producer's common case inline, the rest in
+ * fe_bus_priv_claim_slow (wait: 1 for fe_bus_claim). */
+static inline __attribute__((always_inline)) int
+fe_bus_priv_claim(fe_bus_t *bus, fe_event_t **ev, uint64_t timeout_ns,
+                     int wait) {
+  if (__builtin_expect(bus == NULL || ev == NULL, 0))
+    return FE_EINVAL;
+  fe_bus_priv_fast_t *f = (fe_bus_priv_fast_t *)(void *)bus;
+  /* Relaxed: claimed and sp_gate are this thread's own (single producer);
+   * state is re-read below, after the fence that orders it. */
+  uint64_t c = __atomic_load_n(&f->claimed, __ATOMIC_RELAXED);
+  if (__builtin_expect(!f->single ||
+                       !__atomic_load_n(&f->asym, __ATOMIC_RELAXED) ||
+                       __atomic_load_n(&f->state, __ATOMIC_RELAXED) >=
+                           FE_BUS_PRIV_STOPPING ||
+                       c + 1 - f->sp_gate > f->capacity, 0))
+    return fe_bus_priv_claim_slow(bus, ev, timeout_ns, wait);
+  __atomic_store_n(&f->claimed, c + 1, __ATOMIC_RELAXED);
+  /* The stop protocol's light side (asym is set: a compiler barrier is
+   * enough, the stopper's membarrier fences this thread): either the
+   * stopper's read of claimed sees this claim and waits for its publish,
+   * or this read sees the stop and the claim is voided. */
+  __atomic_signal_fence(__ATOMIC_SEQ_CST);
+  if (__builtin_expect(__atomic_load_n(&f->state, __ATOMIC_RELAXED) >=
+                           FE_BUS_PRIV_STOPPING, 0))
+    return fe_bus_priv_claim_void(bus, c);
+  fe_event_t *e = (fe_event_t *)(void *)(f->slots + (c & f->mask) *
+                                                        f->slot_size);
+  /* The slot a few laps of claims ahead, asked for writing: its line is
+   * in a consumer's cache, and a store that misses holds a store-buffer
+   * entry until it arrives.  Never faults. */
+#if defined(__x86_64__)
+  __asm__ volatile("prefetchw %0"
+                   :
+                   : "m"(*((const char *)e + f->prefetch_off)));
+#else
+  __builtin_prefetch((const char *)e + f->prefetch_off, 1);
+#endif
+  e->seq = c;
+  e->type = FE_EV_NEW_ORDER;
+  e->flags = 0;
+  /* Relaxed: the stages read the verdict atomically; the gate that let
+   * this claim reuse the slot ordered their reads before this store. */
+  __atomic_store_n(&e->verdict, 0, __ATOMIC_RELAXED);
+  *ev = e;
+  return 0;
+}
+
+static inline __attribute__((always_inline)) int
+fe_bus_priv_publish(fe_bus_t *bus, fe_event_t *ev) {
+  if (__builtin_expect(bus == NULL || ev == NULL, 0))
+    return FE_EINVAL;
+  fe_bus_priv_fast_t *f = (fe_bus_priv_fast_t *)(void *)bus;
+  int asym = __atomic_load_n(&f->asym, __ATOMIC_RELAXED);
+  if (__builtin_expect(!f->single || (f->park && !asym), 0))
+    return fe_bus_priv_publish_slow(bus, ev);
+  /* Release: the slot's contents, written before, are visible to a stage
+   * whose acquire load of the cursor sees this count.  Single producer:
+   * claims are published in order, so this publishes all before ev too. */
+  __atomic_store_n(&f->cursor, ev->seq + 1, __ATOMIC_RELEASE);
+  if (f->park) {
+    /* Store-load against a parking worker, which sets its bit, fences
+     * every thread (membarrier: this compiler barrier is enough here) and
+     * re-reads the cursor: it sees this publish or this load sees it. */
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    if (__builtin_expect((__atomic_load_n(&f->parked_mask, __ATOMIC_RELAXED) &
+                          f->root_wake_mask) != 0, 0))
+      fe_bus_priv_wake(bus);
+  }
+  return 0;
+}
+
+#ifdef FE_BUS_PRIV_OUT_OF_LINE /* lib/bus.c: the exported copies */
+FE_API int fe_bus_try_claim(fe_bus_t *bus, fe_event_t **ev);
+FE_API int fe_bus_claim(fe_bus_t *bus, fe_event_t **ev, uint64_t timeout_ns);
+FE_API int fe_bus_publish(fe_bus_t *bus, fe_event_t *ev);
+#else
 /* Claims the next slot without waiting.  On success *ev points at the slot,
  * whose header (seq, type = FE_EV_NEW_ORDER) is set and whose payload and
  * user area hold whatever the previous event left: the caller fills it and
@@ -451,20 +573,29 @@ FE_API int fe_bus_start(fe_bus_t *bus, fe_diag_t *diag);
  * Allowed in the created and running states.  Single-producer mode: one
  * thread at a time.  Multi-producer: any thread.  Lock-free; no allocation,
  * no system call. */
-FE_API int fe_bus_try_claim(fe_bus_t *bus, fe_event_t **ev);
+static inline int fe_bus_try_claim(fe_bus_t *bus, fe_event_t **ev) {
+  return fe_bus_priv_claim(bus, ev, 0, 0);
+}
 
 /* Like fe_bus_try_claim(), but when the ring is full waits by the bus's
  * wait strategy for up to timeout_ns nanoseconds (FE_WAIT_FOREVER: no
  * limit).  Returns 0, FE_ETIMEDOUT (still full; nothing changed),
  * FE_ESTOPPED.  Blocking only while the ring is full. */
-FE_API int fe_bus_claim(fe_bus_t *bus, fe_event_t **ev, uint64_t timeout_ns);
+static inline int fe_bus_claim(fe_bus_t *bus, fe_event_t **ev,
+                               uint64_t timeout_ns) {
+  return fe_bus_priv_claim(bus, ev, timeout_ns, 1);
+}
 
 /* Publishes a claimed event: stages may see it from now on and the caller
  * must not touch it again.  Returns 0, or FE_EINVAL when ev is NULL.  In
  * multi-producer mode events become visible in sequence order, so an event
  * waits for earlier claims to be published.  Wait-free; no system call
  * unless a worker is parked. */
-FE_API int fe_bus_publish(fe_bus_t *bus, fe_event_t *ev);
+static inline int fe_bus_publish(fe_bus_t *bus, fe_event_t *ev) {
+  return fe_bus_priv_publish(bus, ev);
+}
+
+#endif
 
 /* Batch claim: n consecutive sequences starting at *first, all or nothing.
  * Reach each slot with fe_bus_event_at(bus, *first + i) and publish them
