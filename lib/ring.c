@@ -4,6 +4,7 @@
  */
 #define _GNU_SOURCE
 #include "ring.h"
+#include "verdict.h"
 
 #include <ck_pr.h>
 #include <sched.h>

@@ -36,14 +36,6 @@
 
 #include <finevent/bus.h>
 
-/* An event's verdict word: 0 while live; else (stage + 1) << 32, the kind
- * in bits 16..23 (0 reject, 1 dead letter) and the reason in bits 0..15. */
-#define FE_VERDICT_DEAD (1ull << 16)
-#define FE_VERDICT_KIND_MASK (0xffull << 16)
-/* Verdict of a void slot: claimed by a producer that saw stop, published
- * so that sequences stay contiguous, skipped by every stage, not counted. */
-#define FE_VERDICT_VOID UINT64_MAX
-
 #define PARK_SAFETY_NS 100000000ull /* longest sleep: bounds a lost wake-up */
 
 enum { ST_CREATED, ST_RUNNING, ST_STOPPING, ST_STOPPED };

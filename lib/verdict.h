@@ -1,5 +1,5 @@
 /*
- * Reading an event's verdict word (its layout: ring.h, FE_VERDICT_*).
+ * An event's verdict word: its layout, and reading it.
  *
  * Every reader decodes the word here, so that the public queries
  * (fe_event_rejected, fe_event_dead_lettered), the sink's tally, the
@@ -12,9 +12,15 @@
 #ifndef FE_VERDICT_H
 #define FE_VERDICT_H
 
-#include "ring.h"
-
 #include <stdint.h>
+
+/* An event's verdict word: 0 while live; else (stage + 1) << 32, the kind
+ * in bits 16..23 (0 reject, 1 dead letter) and the reason in bits 0..15. */
+#define FE_VERDICT_DEAD (1ull << 16)
+#define FE_VERDICT_KIND_MASK (0xffull << 16)
+/* Verdict of a void slot: claimed by a producer that saw stop, published
+ * so that sequences stay contiguous, skipped by every stage, not counted. */
+#define FE_VERDICT_VOID UINT64_MAX
 
 enum { VERDICT_NONE, VERDICT_REJECTED, VERDICT_DEAD_LETTERED };
 
