@@ -674,8 +674,9 @@ static fe_verdict_t booking(fe_stage_ctx_t *ctx, fe_event_t *ev, void *u) {
   if (!is_redriven(ev))
     stamp(H_BOOKING, ctx->worker, ev);
   /* Once per order, whatever a kill re-drives: an order whose saga a
-   * run started keeps it (a saga lost with its unwritten START record
-   * is started again at resume, see restart_lost_sagas()). */
+   * run started keeps it (a saga lost with its unwritten START record,
+   * whose id state.map kept, is started again at resume, see
+   * restart_lost_sagas()). */
   if (__atomic_load_n(&ords[no].saga_id, __ATOMIC_RELAXED) != 0)
     return FE_CONTINUE;
   sctx_t c;
@@ -1751,11 +1752,13 @@ static int quiescent(void) {
   return 1;
 }
 
-/* After a kill: order sagas the bus handed over whose START record was not
- * written yet are gone from the journal (a saga is durable from that
- * record, saga.h), while the bus's outcome may already be journaled, so
- * nothing re-drives them.  Their order says which saga it had: start a
- * new one for each, from the venue's book.  Returns how many. */
+/* After a kill: an order saga whose START record the run did not get to
+ * write is gone from the journal, and so is its order's outcome (booking
+ * started the saga, and fe_saga_start() appended the START, before the
+ * bus journaled the outcome, saga.h).  The bus re-drives the order, but
+ * booking finds the saga id that this order's state in DIR/state.map
+ * kept across the kill, and starts none.  Start a new one for each, from
+ * the venue's book.  Returns how many. */
 static uint64_t restart_lost_sagas(void) {
   uint64_t n = 0;
   for (uint64_t no = 0; no < opt.orders; no++) {

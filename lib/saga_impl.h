@@ -188,7 +188,10 @@ struct fe_saga_coord {
   uint64_t *rec_lsn;     /* per slot: lsn of the oldest record replay needs
                             for its saga (the newest carrying the context;
                             with ctx_size 0 the newest), 0: none.  max
-                            entries, allocated at create */
+                            entries, allocated at create.  Atomic: the
+                            starter of a saga writes its slot's (see
+                            fe__saga_journal_start), the coordinator the
+                            rest and reads them all */
   uint64_t jlast_lsn;    /* newest saga record's lsn (salt, gen_hw) */
   uint64_t jpin_lsn;     /* what the pin holds now */
   uint64_t jpin_at;      /* monotonic ns of its last recomputation */
@@ -324,6 +327,13 @@ void *fe__saga_thread(void *arg);
  * append's error (counted in journal_errors; the record is lost). */
 int fe__saga_log(fe_saga_coord_t *c, sg_slot_t *s, uint32_t type,
                  uint32_t result);
+/* Builds saga s's record of `type` (slot i) into buf (rec_len bytes):
+ * the header and, when the record carries it, the context (*with_ctx).
+ * Returns its length.  Reads s's coordinator fields: a starter passes a
+ * slot image of its own (fe__saga_journal_start). */
+uint32_t fe__saga_rec_build(fe_saga_coord_t *c, sg_slot_t *s, uint32_t i,
+                            uint32_t type, uint32_t result, uint8_t *buf,
+                            int *with_ctx);
 /* fe_saga_replay() of a record at journal lsn `lsn` (0: not from a
  * journal): also keeps rec_lsn and jlast_lsn. */
 int fe__saga_replay_at(fe_saga_coord_t *c, const void *rec, uint32_t len,
@@ -341,6 +351,13 @@ int fe__saga_replay_at(fe_saga_coord_t *c, const void *rec, uint32_t len,
 int fe__saga_journal_put(fe_saga_coord_t *c, uint32_t i, uint32_t type,
                          int ctx);
 int fe__saga_journal_durable(fe_saga_coord_t *c);
+/* start: fe_saga_start()'s caller appends the START record of the saga it
+ * is starting in slot i (generation gen, definition def), before queuing
+ * it; returns 0 or the append's error (nothing appended).  started: the
+ * coordinator takes that record over when it takes the saga up. */
+int fe__saga_journal_start(fe_saga_coord_t *c, uint32_t i, uint64_t gen,
+                           uint16_t def);
+void fe__saga_journal_started(fe_saga_coord_t *c, uint32_t i);
 void fe__saga_journal_pass_end(fe_saga_coord_t *c, int force);
 void fe__saga_journal_open(fe_saga_coord_t *c);
 

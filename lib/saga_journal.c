@@ -7,12 +7,14 @@
  * A pin keeps retire from dropping what replay needs: per live saga the
  * newest record with its context (rec_lsn[], lsn order means everything
  * after it, so its newest record too), and the newest saga record overall
- * (salt, gen_hw).  That minimum never decreases: a saga's rec_lsn only
- * grows while it lives, a new saga's first record is newer than any
- * before it, an ended saga drops out.  So an old value of the pin is
- * always a safe (lower) bound and recomputing it - one scan of the dense
- * rec_lsn array - once a second is enough.  Everything here runs on the
- * coordinator's thread (or before open, on the replaying one).
+ * (salt, gen_hw).  Every record that minimum will ever need is at or above
+ * an old value of it: a saga's rec_lsn only grows while it lives, a new
+ * saga's START is appended after the scan that computed the old value
+ * missed it (see fe__saga_journal_start), an ended saga drops out.  So an
+ * old pin is always a safe (lower) bound and recomputing it - one scan of
+ * the rec_lsn array - once a second is enough.  Everything here runs on
+ * the coordinator's thread (or before open, on the replaying one), but
+ * fe__saga_journal_start, which runs on fe_saga_start()'s caller.
  */
 #include "saga_impl.h"
 
@@ -58,11 +60,57 @@ int fe__saga_journal_put(fe_saga_coord_t *c, uint32_t i, uint32_t type,
   }
   c->jdirty++;
   c->jlast_lsn = lsn;
-  if (type == FE_SAGA_REC_END)
-    c->rec_lsn[i] = 0; /* the slot is free: nothing of it is needed */
+  if (type == FE_SAGA_REC_END) /* the slot is free: nothing of it needed */
+    fe__store_relaxed(&c->rec_lsn[i], 0);
   else if (ctx || type == FE_SAGA_REC_START)
-    c->rec_lsn[i] = lsn;
+    fe__store_relaxed(&c->rec_lsn[i], lsn);
   return 0;
+}
+
+/* The START record is the starter's to append, before fe_saga_start()
+ * returns: whatever the caller appends to the journal after that call
+ * (the bus's outcome of the event whose stage started the saga, when the
+ * coordinator shares the bus's journal) has a higher lsn, so no crash can
+ * keep it and lose the saga.  The coordinator's later records of this
+ * saga come after it too: it takes the saga up only from the queue.
+ *
+ * The pin.  Until the coordinator takes the saga up, the START's lsn is
+ * only in rec_lsn[i], which the starter stores twice: first a lower bound
+ * of the lsn the append will take (the journal's written lsn, at least 1),
+ * then the lsn.  A pin computed meanwhile that misses even the first store
+ * read rec_lsn[i] before it, so the starter's append came after every
+ * append of the coordinator before that scan (both appends take the
+ * journal's lock; were the starter's first, its store would happen before
+ * the scan and be seen): its lsn is above jlast_lsn, the pin's ceiling.
+ * Relaxed stores and loads are enough: the journal's lock orders them. */
+int fe__saga_journal_start(fe_saga_coord_t *c, uint32_t i, uint64_t gen,
+                           uint16_t def) {
+  /* The slot as on_start() will set it (saga_run.c): RUNNING, step 0, no
+   * attempt, nothing done, no wait. */
+  sg_slot_t img;
+  memset(&img, 0, sizeof img);
+  img.def = def;
+  img.state = FE_SAGA_RUNNING;
+  img.phase = PH_FWD;
+  fe__store_relaxed(&img.sgen, gen);
+  _Alignas(8) uint8_t buf[sizeof(fe_saga_rec_t) + FE_SAGA_CTX_MAX];
+  int with_ctx;
+  uint32_t len =
+      fe__saga_rec_build(c, &img, i, FE_SAGA_REC_START, 0, buf, &with_ctx);
+  uint64_t floor = fe_journal_written_lsn(c->journal);
+  fe__store_relaxed(&c->rec_lsn[i], floor != 0 ? floor : 1);
+  uint64_t lsn;
+  int rc = fe_journal_append(c->journal, FE_JREC_SAGA, buf, len, &lsn);
+  fe__store_relaxed(&c->rec_lsn[i], rc == 0 ? lsn : 0);
+  return rc;
+}
+
+void fe__saga_journal_started(fe_saga_coord_t *c, uint32_t i) {
+  uint64_t lsn = fe__load_relaxed(&c->rec_lsn[i]); /* after P2: the final */
+  if (lsn > c->jlast_lsn)
+    c->jlast_lsn = lsn;
+  c->jdirty++; /* this pass commits it, if nobody did */
+  c->st.records++;
 }
 
 /* The commit makes everything appended durable as far as the policy
@@ -87,9 +135,9 @@ int fe__saga_journal_durable(fe_saga_coord_t *c) {
 /* min(rec_lsn of every live saga, jlast_lsn); UINT64_MAX: nothing. */
 static uint64_t needed_from(const fe_saga_coord_t *c) {
   uint64_t lo = c->jlast_lsn ? c->jlast_lsn : UINT64_MAX;
-  const uint64_t *a = c->rec_lsn;
   for (uint32_t i = 0; i < c->max; i++) {
-    uint64_t v = a[i] ? a[i] : UINT64_MAX; /* branch-free: vectorises */
+    uint64_t v = fe__load_relaxed(&c->rec_lsn[i]); /* see journal_start */
+    v = v ? v : UINT64_MAX;
     lo = v < lo ? v : lo;
   }
   return lo;

@@ -37,21 +37,19 @@ static uint32_t rec_flags(const fe_saga_coord_t *c, const sg_slot_t *s) {
   return f;
 }
 
-int fe__saga_log(fe_saga_coord_t *c, sg_slot_t *s, uint32_t type,
-                 uint32_t result) {
-  uint32_t i = sg_index(c, s);
-  fe_saga_rec_t *h = (fe_saga_rec_t *)(void *)c->rec;
+uint32_t fe__saga_rec_build(fe_saga_coord_t *c, sg_slot_t *s, uint32_t i,
+                            uint32_t type, uint32_t result, uint8_t *buf,
+                            int *with_ctx) {
+  fe_saga_rec_t *h = (fe_saga_rec_t *)(void *)buf;
   memset(h, 0, sizeof *h);
-  int with_ctx = c->cfg.ctx_size != 0 &&
-                 (type == FE_SAGA_REC_START || (s->flags & SF_CTX_DIRTY));
-  if (with_ctx) {
-    memcpy(c->rec + sizeof *h, sg_ctx(c, i), c->cfg.ctx_size);
-    s->flags &= (uint8_t)~SF_CTX_DIRTY;
-  }
+  *with_ctx = c->cfg.ctx_size != 0 &&
+              (type == FE_SAGA_REC_START || (s->flags & SF_CTX_DIRTY));
+  if (*with_ctx)
+    memcpy(buf + sizeof *h, sg_ctx(c, i), c->cfg.ctx_size);
   h->magic = FE_SAGA_REC_MAGIC;
   h->version = FE_SAGA_REC_VERSION;
   h->type = (uint16_t)type;
-  h->ctx_len = with_ctx ? c->cfg.ctx_size : 0;
+  h->ctx_len = *with_ctx ? c->cfg.ctx_size : 0;
   h->len = (uint32_t)sizeof *h + h->ctx_len;
   h->saga_id = sg_id(fe__load_relaxed(&s->sgen), i);
   h->def_hash = c->defs[s->def].hash;
@@ -73,11 +71,21 @@ int fe__saga_log(fe_saga_coord_t *c, sg_slot_t *s, uint32_t type,
   if (type == FE_SAGA_REC_STEP &&
       (c->defs[s->def].steps[s->step].flags & FE_SAGA_STEP_DURABLE))
     h->flags |= FE_SAGA_RECF_DURABLE; /* tells a buffering hook to flush */
-  h->checksum = XXH3_64bits(c->rec, h->len);
+  h->checksum = XXH3_64bits(buf, h->len);
+  return h->len;
+}
+
+int fe__saga_log(fe_saga_coord_t *c, sg_slot_t *s, uint32_t type,
+                 uint32_t result) {
+  uint32_t i = sg_index(c, s);
+  int with_ctx;
+  uint32_t len = fe__saga_rec_build(c, s, i, type, result, c->rec, &with_ctx);
+  if (with_ctx)
+    s->flags &= (uint8_t)~SF_CTX_DIRTY;
   c->st.records++;
   if (c->journal != NULL)
     return fe__saga_journal_put(c, i, type, with_ctx || c->cfg.ctx_size == 0);
-  c->cfg.log(c->rec, h->len, c->cfg.user);
+  c->cfg.log(c->rec, len, c->cfg.user);
   return 0;
 }
 
@@ -180,9 +188,9 @@ int fe__saga_replay_at(fe_saga_coord_t *c, const void *rec, uint32_t len,
     memcpy(x, ctx, h.ctx_len);
   uint64_t g = tgen > gen ? tgen : gen;
   if (lsn != 0 && (fresh || h.ctx_len != 0 || c->cfg.ctx_size == 0))
-    c->rec_lsn[slot] = lsn; /* replay needs this record from now on */
+    fe__store_relaxed(&c->rec_lsn[slot], lsn); /* replay needs it from now */
   if (h.type == FE_SAGA_REC_END) {
-    c->rec_lsn[slot] = 0;
+    fe__store_relaxed(&c->rec_lsn[slot], 0);
     s->state = 0;
     s->flags = 0;
     fe__store_relaxed(&s->ctl, g << CTL_GEN_SHIFT);

@@ -50,6 +50,14 @@ int fe_saga_start(fe_saga_coord_t *c, uint32_t def_id, const void *ctx,
     memset(x + ctx_len, 0, c->ctx_stride - ctx_len);
   }
   s->def = (uint16_t)def_id; /* read by the coordinator after P2 */
+  /* Set before open, read-only since: O2 ordered it before this read. */
+  if (c->journal != NULL) {
+    int rc = fe__saga_journal_start(c, i, gen, (uint16_t)def_id);
+    if (rc != 0) {
+      fe__saga_free_push(c, i);
+      return rc;
+    }
+  }
   fe__saga_view_begin(s);
   fe__store_relaxed(&s->sgen, gen);
   fe__store_relaxed(&s->vstate, fe__saga_vstate(FE_SAGA_RUNNING, 0, 0, 0,

@@ -505,7 +505,9 @@ static void on_start(fe_saga_coord_t *c, sg_slot_t *s) {
   c->st.started++;
   c->st.live++;
   publish(c, s, 0);
-  if (c->logs)
+  if (c->journal != NULL) /* the starter appended the START */
+    fe__saga_journal_started(c, sg_index(c, s));
+  else if (c->logs)
     fe__saga_log(c, s, FE_SAGA_REC_START, 0);
   runq_push(c, s);
 }

@@ -136,8 +136,11 @@ typedef struct child {
 
 static child_t ch;
 
+static char ctx_seen[16]; /* the context the last invocation saw */
+
 static fe_saga_result_t step_fn(fe_saga_call_t *call, void *user) {
   (void)user;
+  memcpy(ctx_seen, call->ctx, sizeof ctx_seen);
   int k = (int)call->step, comp = (int)call->compensating;
   int here = ch.kill_step == k && ch.kill_comp == comp;
   if (here && ch.kill == K_STEP_WRITTEN) {
@@ -552,6 +555,15 @@ static fe_saga_coord_t *new_coord(void) {
   return c;
 }
 
+/* A new coordinator replaying the journal of jc, and using it. */
+static fe_saga_coord_t *coord_on_journal(const fe_journal_config_t *jc,
+                                         fe_journal_t **j) {
+  fe_saga_coord_t *c = new_coord();
+  assert_fe(fe_journal_open(jc, fe_saga_journal_replay, c, j, NULL, NULL), 0);
+  assert_fe(fe_saga_use_journal(c, *j, NULL), 0);
+  return c;
+}
+
 static void test_use_journal_errors(void **state) {
   (void)state;
   fe_journal_config_t jc;
@@ -639,10 +651,7 @@ static void test_pin_keeps_what_replay_needs(void **state) {
   fe_journal_config_t jc;
   journal_config(&jc);
   fe_journal_t *j;
-  fe_saga_coord_t *c = new_coord();
-  assert_fe(fe_journal_open(&jc, fe_saga_journal_replay, c, &j, NULL, NULL),
-            0);
-  assert_fe(fe_saga_use_journal(c, j, NULL), 0);
+  fe_saga_coord_t *c = coord_on_journal(&jc, &j);
   assert_fe(fe_saga_poll(c, 1), 0);
   uint64_t id;
   assert_fe(fe_saga_start(c, 0, "keep", 4, &id), 0);
@@ -664,10 +673,7 @@ static void test_pin_keeps_what_replay_needs(void **state) {
   assert_fe(fe_journal_close(j), 0);
 
   /* a restart finds the saga and its context */
-  c = new_coord();
-  assert_fe(fe_journal_open(&jc, fe_saga_journal_replay, c, &j, NULL, NULL),
-            0);
-  assert_fe(fe_saga_use_journal(c, j, NULL), 0);
+  c = coord_on_journal(&jc, &j);
   fe_saga_info_t in;
   assert_fe(fe_saga_get(c, id, &in), 0);
   assert_int_equal(in.state, FE_SAGA_WAITING);
@@ -686,6 +692,48 @@ static void test_pin_keeps_what_replay_needs(void **state) {
   assert_fe(fe_saga_poll(c, 1), 0);
   assert_fe(fe_journal_retire(j, UINT64_MAX, &removed), 0);
   assert_int_equal(removed, before - 1);
+  fe_saga_destroy(c);
+  assert_fe(fe_journal_close(j), 0);
+}
+
+/* A saga started from a bus stage must not be lost when the bus journals
+ * that event's outcome and the process dies before the coordinator took
+ * the saga up: fe_saga_start() appends the START itself, so anything its
+ * caller appends afterwards (here a host record standing for the
+ * outcome) comes later in the journal, and no crash keeps one without
+ * the other.  The coordinator never runs between the start and the
+ * "crash"; the restart finds the saga, with its context, and runs it. */
+static void test_start_journaled_before_return(void **state) {
+  (void)state;
+  ch.kill = K_NONE;
+  fe_journal_config_t jc;
+  journal_config(&jc);
+  fe_journal_t *j;
+  fe_saga_coord_t *c = coord_on_journal(&jc, &j);
+  assert_fe(fe_saga_poll(c, 1), 0); /* opens it */
+  uint64_t w0 = fe_journal_written_lsn(j);
+  uint64_t id;
+  assert_fe(fe_saga_start(c, 0, "start-ctx", 9, &id), 0);
+  uint64_t outcome;
+  assert_fe(fe_journal_append(j, FE_JREC_HOST, "outcome", 7, &outcome), 0);
+  assert_true(outcome > w0 + 1); /* the START took the lsn before it */
+  assert_fe(fe_journal_commit(j), 0);
+  fe_saga_info_t in;
+  assert_fe(fe_saga_get(c, id, &in), 0);
+  assert_int_equal(in.started_ns, 0); /* never taken up */
+  fe_saga_destroy(c);
+  assert_fe(fe_journal_close(j), 0);
+
+  c = coord_on_journal(&jc, &j);
+  assert_fe(fe_saga_get(c, id, &in), 0);
+  assert_int_equal(in.state, FE_SAGA_RUNNING);
+  assert_int_equal(in.step, 0);
+  assert_fe(fe_saga_poll(c, 1), 1); /* step A runs, with the context */
+  assert_int_equal(ctx_seen[0], 's');
+  assert_memory_equal(ctx_seen, "start-ctx", 9);
+  fe_saga_stats_t st;
+  assert_fe(fe_saga_stats(c, &st), 0);
+  assert_int_equal(st.journal_errors, 0);
   fe_saga_destroy(c);
   assert_fe(fe_journal_close(j), 0);
 }
@@ -845,6 +893,18 @@ static void journal_fails(int a_durable) {
     assert_int_equal(in.reason, FE_SAGA_REASON_JOURNAL);
     assert_int_equal(s1.stuck, 1);
   }
+  /* a start whose START cannot be appended is refused whole: no id, no
+   * slot taken (every slot can still be started), nothing taken up */
+  uint64_t none = 0;
+  assert_fe(fe_saga_start(c, 0, NULL, 0, &none), FE_EIO);
+  assert_int_equal(none, 0);
+  while (fe_saga_poll(c, 1) > 0) {
+  }
+  fe_saga_stats_t s2;
+  assert_fe(fe_saga_stats(c, &s2), 0);
+  assert_int_equal(s2.started, s1.started);
+  for (int k = 0; k < 20; k++)
+    assert_fe(fe_saga_start(c, 0, NULL, 0, &none), FE_EIO);
   assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
   signal(SIGXFSZ, old_xfsz);
   fe_saga_destroy(c);
@@ -1008,6 +1068,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_use_journal_errors, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_replay_adapter, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_start_journaled_before_return,
+                                      setup, teardown),
       cmocka_unit_test_setup_teardown(test_pin_keeps_what_replay_needs, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_durable_crash_in_action, setup,

@@ -133,8 +133,13 @@
  * returning 0 means the completion was accepted in memory; it is durable
  * once its record is logged: a confirmation source should re-deliver
  * until the saga shows the step done (the token stays valid until then).
- * A saga is durable from its START record, logged when the coordinator
- * takes it up, not when fe_saga_start() returns.
+ * A saga is durable from its START record.  With a log hook the
+ * coordinator logs it when it takes the saga up, not when fe_saga_start()
+ * returns.  With a journal (below) fe_saga_start() appends it itself
+ * before returning, so that whatever its caller appends to the same
+ * journal afterwards comes later: a bus stage that starts a saga, on a
+ * coordinator that shares the bus's journal, never has its event's
+ * outcome journaled without the saga.
  *
  * Journal.  Instead of a log hook the coordinator can write its records to
  * an fe_journal itself (fe_saga_use_journal(); a journal of its own or the
@@ -475,7 +480,9 @@ typedef struct fe_saga_config {
                           the salt of the records */
   /* Monotonic ns (timeouts, backoffs, history); NULL: fe_clock_now_ns.
    * Wall-clock ns since the epoch (deadlines in records); NULL:
-   * fe_clock_realtime_ns.  Coordinator thread only. */
+   * fe_clock_realtime_ns.  Coordinator thread only, but that with a
+   * journal wall_ns also stamps the START record on fe_saga_start()'s
+   * thread: then it must be thread-safe. */
   uint64_t (*now_ns)(void *clock_user);
   uint64_t (*wall_ns)(void *clock_user);
   void *clock_user;
@@ -580,8 +587,12 @@ FE_API void fe_saga_wake(fe_saga_coord_t *c);
  * Returns 0, FE_EINVAL (c or saga_id NULL, ctx NULL with ctx_len > 0),
  * FE_ENOTFOUND (no definition def_id), FE_ERANGE (ctx_len above ctx_size;
  * or 2^40 ids and tokens used), FE_EFULL (every slot taken: counted),
- * FE_ESTATE (not open).  On failure nothing changed.  Any thread; lock-
- * free, no allocation: O(ctx_size). */
+ * FE_ESTATE (not open); with a journal, the error of appending the START
+ * record (FE_EIO: the journal failed; see fe_journal_append()).  On
+ * failure nothing changed.  Any thread; no allocation, O(ctx_size).
+ * Lock-free with a log hook or no records; with a journal it appends the
+ * START record (fe_saga_use_journal()): the journal's lock, and I/O only
+ * when the journal's buffer is full. */
 FE_API int fe_saga_start(fe_saga_coord_t *c, uint32_t def_id, const void *ctx,
                          uint32_t ctx_len, uint64_t *saga_id);
 
