@@ -132,9 +132,13 @@ int fe__saga_journal_durable(fe_saga_coord_t *c) {
   return 0;
 }
 
-/* min(rec_lsn of every live saga, jlast_lsn); UINT64_MAX: nothing. */
+/* min(rec_lsn of every live saga, jlast_lsn).  With no saga record yet,
+ * the journal's next lsn: a START appended after this scan is above it
+ * (one appended before it is in rec_lsn), while "nothing" would let a
+ * retire within the next second take the first sagas' records. */
 static uint64_t needed_from(const fe_saga_coord_t *c) {
-  uint64_t lo = c->jlast_lsn ? c->jlast_lsn : UINT64_MAX;
+  uint64_t lo = c->jlast_lsn ? c->jlast_lsn
+                             : fe_journal_written_lsn(c->journal) + 1;
   for (uint32_t i = 0; i < c->max; i++) {
     uint64_t v = fe__load_relaxed(&c->rec_lsn[i]); /* see journal_start */
     v = v ? v : UINT64_MAX;

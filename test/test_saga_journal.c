@@ -738,6 +738,141 @@ static void test_start_journaled_before_return(void **state) {
   assert_fe(fe_journal_close(j), 0);
 }
 
+/* Starts on two threads while the coordinator's thread runs the sagas and
+ * the main thread retires the journal as fast as it can, under nothing
+ * but the coordinator's pin (segments of 4 KiB: it rotates all along),
+ * and moves the coordinator's clock on so that every pass recomputes the
+ * pin.  Then everything stops at once: every saga a start returned either
+ * ended (on_end) or comes back from what retire left.  The last of each
+ * thread's sagas wait for ever, so some come back; the rest end, so the
+ * pin moves and retire has segments to take. */
+enum { RACE_THREADS = 2, RACE_STARTS = 400, RACE_WAITING = 40 };
+static uint8_t race_ended[RACE_THREADS][RACE_STARTS]; /* coordinator only */
+static uint64_t race_id[RACE_THREADS][RACE_STARTS];
+static atomic_int race_errors, race_done;
+static fe_saga_coord_t *race_c;
+static uint32_t race_def;
+
+/* The last RACE_WAITING of each thread wait (for a token nobody sends):
+ * they are still live at the stop, and only their records bring them
+ * back. */
+static fe_saga_result_t race_step(fe_saga_call_t *call, void *user) {
+  (void)user;
+  uint32_t who[2];
+  memcpy(who, call->ctx, sizeof who);
+  return who[1] >= RACE_STARTS - RACE_WAITING ? FE_SAGA_PENDING : FE_SAGA_DONE;
+}
+
+static _Atomic uint64_t race_mono;
+static uint64_t race_now(void *u) {
+  (void)u;
+  return atomic_load_explicit(&race_mono, memory_order_relaxed);
+}
+
+static void race_on_end(const fe_saga_end_t *e, void *user) {
+  (void)user;
+  uint32_t who[2];
+  memcpy(who, e->ctx, sizeof who);
+  if (who[0] < RACE_THREADS && who[1] < RACE_STARTS)
+    race_ended[who[0]][who[1]] = 1;
+}
+
+static void *race_starter(void *arg) {
+  uint32_t t = (uint32_t)(uintptr_t)arg;
+  for (uint32_t k = 0; k < RACE_STARTS; k++) {
+    uint32_t who[2] = {t, k};
+    int rc;
+    while ((rc = fe_saga_start(race_c, race_def, who, sizeof who,
+                               &race_id[t][k])) == FE_EFULL)
+      sched_yield();
+    if (rc != 0)
+      atomic_fetch_add(&race_errors, 1);
+  }
+  atomic_fetch_add(&race_done, 1);
+  return NULL;
+}
+
+static fe_saga_coord_t *race_coord(void) {
+  fe_saga_config_t cfg;
+  coord_config(&cfg);
+  cfg.now_ns = race_now; /* moved on by the test: the pin's second */
+  cfg.wall_ns = NULL;
+  cfg.on_end = race_on_end;
+  cfg.max_sagas = RACE_THREADS * RACE_STARTS;
+  fe_saga_coord_t *c;
+  assert_fe(fe_saga_create(&cfg, &c, NULL), 0);
+  fe_saga_def_t d;
+  fe_saga_def_init(&d);
+  d.name = "race";
+  d.n_steps = 1;
+  d.steps[0].name = "only";
+  d.steps[0].action = race_step;
+  d.steps[0].kind = FE_SAGA_RETRIABLE;
+  d.steps[0].timeout_ns = 3600 * SEC;
+  assert_fe(fe_saga_define(c, &d, &race_def, NULL), 0);
+  return c;
+}
+
+static void test_starts_race_retire(void **state) {
+  (void)state;
+  memset(race_ended, 0, sizeof race_ended);
+  atomic_store(&race_errors, 0);
+  atomic_store(&race_done, 0);
+  fe_journal_config_t jc;
+  journal_config(&jc);
+  jc.now_ns = NULL;
+  fe_journal_t *j;
+  race_c = race_coord();
+  assert_fe(fe_journal_open(&jc, NULL, NULL, &j, NULL, NULL), 0);
+  assert_fe(fe_saga_use_journal(race_c, j, NULL), 0);
+  assert_fe(fe_saga_thread_start(race_c), 0);
+  pthread_t th[RACE_THREADS];
+  for (uintptr_t t = 0; t < RACE_THREADS; t++)
+    assert_int_equal(pthread_create(&th[t], NULL, race_starter, (void *)t),
+                     0);
+  uint64_t removed_total = 0;
+  while (atomic_load(&race_done) < RACE_THREADS) {
+    atomic_fetch_add(&race_mono, 2 * SEC);
+    fe_saga_wake(race_c);
+    uint32_t removed = 0;
+    assert_fe(fe_journal_retire(j, UINT64_MAX, &removed), 0);
+    removed_total += removed;
+    sched_yield();
+  }
+  for (int t = 0; t < RACE_THREADS; t++)
+    pthread_join(th[t], NULL);
+  assert_int_equal(atomic_load(&race_errors), 0);
+  fe_saga_destroy(race_c); /* stops its thread, sagas in flight stay */
+  assert_fe(fe_journal_close(j), 0);
+
+  race_c = race_coord();
+  assert_fe(fe_journal_open(&jc, fe_saga_journal_replay, race_c, &j, NULL,
+                            NULL),
+            0);
+  assert_fe(fe_saga_use_journal(race_c, j, NULL), 0);
+  uint32_t live = 0, lost = 0, waiting_ended = 0;
+  for (int t = 0; t < RACE_THREADS; t++)
+    for (int k = 0; k < RACE_STARTS; k++) {
+      fe_saga_info_t in;
+      if (race_ended[t][k]) {
+        waiting_ended += k >= RACE_STARTS - RACE_WAITING;
+        continue;
+      }
+      if (fe_saga_get(race_c, race_id[t][k], &in) == 0)
+        live++;
+      else
+        lost++;
+    }
+  print_message("starts %d, left live %u, lost %u, segments retired "
+                "%" PRIu64 "\n",
+                RACE_THREADS * RACE_STARTS, live, lost, removed_total);
+  assert_int_equal(lost, 0);
+  assert_int_equal(waiting_ended, 0);
+  assert_true(live >= RACE_THREADS * RACE_WAITING);
+  fe_saga_destroy(race_c);
+  assert_fe(fe_journal_close(j), 0);
+}
+
 /* ---------------------------------------------------- durable steps */
 
 /* The crash FE_SAGA_STEP_DURABLE is for: inside the action, right after
@@ -1070,6 +1205,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_replay_adapter, setup, teardown),
       cmocka_unit_test_setup_teardown(test_start_journaled_before_return,
                                       setup, teardown),
+      cmocka_unit_test_setup_teardown(test_starts_race_retire, setup,
+                                      teardown),
       cmocka_unit_test_setup_teardown(test_pin_keeps_what_replay_needs, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_durable_crash_in_action, setup,
