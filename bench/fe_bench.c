@@ -1618,6 +1618,7 @@ static const scenario_t scenarios[] = {
     {"lat_floor_100k", 2, 500000, 0, 100000, run_floor},
     {"lat_1p1c_100k", 2, 500000, FE_WAIT_YIELD, 100000, run_bus},
     {"lat_1p1c_1m", 2, 3000000, FE_WAIT_YIELD, 1000000, run_bus},
+    {"lat_1p1c_1m_audited", 3, 3000000, FE_WAIT_YIELD, 1000000, run_bus},
     {"mem_chase", 1, 5000000, 0, 0, run_chase},
     {"idem_lookup", 1, 20000000, 0, 0, run_idem_lookup},
     {"idem_lookup_batch", 1, 20000000, 0, 0, run_idem_lookup},

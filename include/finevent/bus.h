@@ -334,7 +334,12 @@ typedef struct fe_bus_config {
   void *in_doubt_user;
   /* Fills in what the idempotency table stores for a finished event
    * (venue order id, fill summary, host bytes) after the bus set status,
-   * reason and ref.  Runs on the journal worker; NULL: nothing added. */
+   * reason and ref.  Runs on the journal worker; NULL: nothing added.
+   * It runs before the outcome is journaled (what it adds goes into the
+   * outcome record), so it must not tell anybody the order ended: a crash
+   * after it can re-drive the event.  The outcome is final once the
+   * idempotency table has it (fe_idem_get, a duplicate's answer), which
+   * happens only after the journal took it. */
   void (*on_outcome)(const fe_event_t *ev, fe_idem_outcome_t *out,
                      void *user);
   void *outcome_user;
