@@ -498,18 +498,19 @@ static int firm_reserve(fe_compliance_t *c, reader_t *rd, int64_t n,
 static void firm_release(fe_compliance_t *c, reader_t *rd, int64_t n) {
   if (rd != NULL)
     rd->lease += n;
-  else
+  else /* relaxed: see firm_reserve */
     __atomic_fetch_sub(&c->firm_reserved, n, __ATOMIC_RELAXED);
 }
 
 /* The firm's total less what rd holds back: exact for rd's own view. */
 static int64_t firm_total(const fe_compliance_t *c, const reader_t *rd) {
+  /* relaxed: an estimate (amendment, report), re-checked by the CAS */
   return __atomic_load_n(&c->firm_reserved, __ATOMIC_RELAXED) - rd->lease;
 }
 
 /* Ends rd's section's share of the firm's total (see firm_reserve). */
 static void firm_settle(fe_compliance_t *c, reader_t *rd) {
-  if (rd->lease != 0)
+  if (rd->lease != 0) /* relaxed: see firm_reserve */
     __atomic_fetch_sub(&c->firm_reserved, rd->lease, __ATOMIC_RELAXED);
   rd->lease = 0;
   rd->grabbed = 0;
