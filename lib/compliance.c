@@ -23,27 +23,28 @@
  *
  * State and its writers.  Everything an account owns -- its cells (the
  * account in one symbol: resting orders, open quantities, position, recent
- * orders, the limits in force), its open orders and its reserved notional
- * -- has a single writer: the one thread at a time that checks, fills and
- * releases that account (compliance.h "Threads": the stage sharded by
- * account gives each account one worker).  Those words are changed by a
- * load and a store, never a read-modify-write, and need no fence: the
- * owner reads its own writes in program order, and whoever hands an
- * account to another thread (the bus's sequences, the caller's lock)
+ * orders, the limits in force), its open orders, its reserved notional and
+ * its throttle bucket -- has a single writer: the one thread at a time that
+ * checks, fills and releases that account (compliance.h "Threads": the stage
+ * sharded by account gives each account one worker).  Those words are
+ * changed by a load and a store, never a read-modify-write, and need no
+ * fence: the owner reads its own writes in program order, and whoever hands
+ * an account to another thread (the bus's sequences, the caller's lock)
  * already orders the two threads.  The words other threads may read for
- * monitoring (a cell's position, an account's reservation, the counters)
- * are relaxed atomics so that such a reader sees a whole word; it asks
- * for no ordering with anything else.
+ * monitoring (a cell's position, an account's reservation, the counters) are
+ * relaxed atomics so that such a reader sees a whole word; it asks for no
+ * ordering with anything else.
  *
  * Shared between writers, and so atomic read-modify-writes: the firm's
  * reserved total (a CAS that re-checks the limit against the value it
- * replaces, so the total never passes the limit however many shards
- * reserve at once), the order pool's free list, and the insertions into
- * the symbol, cell and account tables.  A table entry's fields are written
- * before the release store that publishes its index (B) and read after
- * the acquire load that finds it (A).  Reference prices are one word each,
- * stored and loaded relaxed: an order needs a recent price, not an
- * ordering with any other data. */
+ * replaces, so the total never passes the limit however many shards reserve
+ * at once; moved a few times per batch, see firm_reserve), the order pool's
+ * free list (behind each reader's own cache, see ord_alloc), and the
+ * insertions into the symbol, cell and account tables.  A table entry's
+ * fields are written before the release store that publishes its index (B)
+ * and read after the acquire load that finds it (A).  Reference prices are
+ * one word each, stored and loaded relaxed: an order needs a recent price,
+ * not an ordering with any other data. */
 #define _POSIX_C_SOURCE 200809L
 #include <sched.h>
 #include <stddef.h>
@@ -63,7 +64,7 @@
  * so only the account's owner reads or writes its fields; the reservation
  * it holds is remaining * price (quantity times valuation price, exact:
  * the check refuses notionals above INT64_MAX / 2).  next is the free
- * list's link, read by other threads' pops: see ord_alloc. */
+ * list's link, read by other threads' pops: see pool_pop. */
 typedef struct ord {
   uint32_t next;      /* free list: index + 1 of the next free entry */
   uint32_t side;
@@ -104,7 +105,7 @@ typedef struct cell {
   char sym[FE_SYMBOL_MAX];
   uint32_t si;          /* the symbol's state index */
   uint32_t mask;        /* bit j: resting[j] holds an open order */
-  int64_t *acct;        /* the account's reserved word; NULL: not yet */
+  struct acct *acct;    /* the account's state; NULL: not looked up yet */
   int64_t position;     /* intraday, filled (monitoring reads: relaxed) */
   int64_t open_buy;     /* open quantity of buys */
   int64_t open_sell;    /* ... of sells */
@@ -120,6 +121,16 @@ _Static_assert(offsetof(cell_t, eff) == 64 && offsetof(cell_t, dup) == 128 &&
                    offsetof(cell_t, resting) == 256,
                "cell_t: lines as the prefetch expects");
 
+/* One account: its reserved notional and its throttle bucket, on a line of
+ * its own (accounts on different workers never share one).  Every field is
+ * the account owner's (see the top); reserved is also read by monitors,
+ * hence relaxed atomics on it. */
+typedef struct acct {
+  int64_t reserved; /* notional of its open orders */
+  uint64_t tat;     /* throttle: theoretical arrival time, ns (GCRA) */
+  uint64_t tgen;    /* the throttle generation tat was taken under */
+} __attribute__((aligned(64))) acct_t;
+
 typedef struct sym_state {
   char sym[FE_SYMBOL_MAX];
   int64_t ref; /* reference price, 0: none */
@@ -130,10 +141,20 @@ typedef struct sym_state {
  * unknown_orders. */
 enum { LIFE_RELEASED, LIFE_FILLS, LIFE_UNKNOWN, LIFE_COUNT };
 
-/* One reader: its epoch and its own counters (single writer: the reader;
- * fe_compliance_stats sums them with relaxed loads). */
+/* Free order entries a reader keeps for itself (see ord_alloc). */
+#define ORD_CACHE 16
+
+/* One reader: its epoch, its own counters (single writer: the reader;
+ * fe_compliance_stats sums them with relaxed loads), and what only it
+ * touches: its share of the firm's total (see firm_reserve) and its cache
+ * of free order entries. */
 typedef struct reader {
   uint64_t epoch; /* 0: outside; else the epoch it entered at */
+  int64_t lease;   /* firm total added (< 0: owed) beyond this section's
+                      reservations: settled when the section ends */
+  int64_t grabbed; /* taken from the firm total in this section */
+  uint32_t nfree;  /* entries in freec */
+  uint32_t freec[ORD_CACHE]; /* order indices */
   uint64_t checked, accepted, smp;
   uint64_t life[LIFE_COUNT]; /* the stage's fills and closes */
   uint64_t rejected[FE_RULE_COUNT + 1];
@@ -149,15 +170,17 @@ struct fe_compliance {
   uint64_t changes, refused, drifts; /* under wlock; read relaxed */
   _Alignas(FE_PAD) int64_t firm_reserved;
   _Alignas(FE_PAD) uint64_t free_head; /* tagged: tag << 32 | (index + 1) */
-  uint64_t cells_used, syms_used;
+  uint64_t cells_used, syms_used, accts_used;
+  uint64_t thr_gens; /* throttle generations handed out (under wlock) */
   /* fills and closes through the API (no reader index: shared, RMW) */
   _Alignas(FE_PAD) uint64_t life[LIFE_COUNT];
   uint64_t md_updates;
-  fe__keytab_t accounts; /* account -> reserved notional */
+  fe__keytab_t accounts; /* account -> acct index + 1 */
   fe__keytab_t symtab;   /* symbol hash -> sym_state index + 1 */
   fe__keytab_t celltab;  /* (account, symbol) hash -> cell index + 1 */
   sym_state_t *syms;
   cell_t *cells;
+  acct_t *accts;
   ord_t *ords;
   reader_t readers[FE_COMPLIANCE_READERS];
 };
@@ -243,6 +266,11 @@ static int64_t pool_get(fe__keytab_t *kt, uint64_t key, uint64_t *used,
                                   __ATOMIC_ACQUIRE))
     return (int64_t)idx;
   return (int64_t)(expect - 1);
+}
+
+/* An account's state starts zeroed: nothing reserved, a full bucket. */
+static void acct_init(void *base, uint64_t idx, const void *arg) {
+  (void)base, (void)idx, (void)arg;
 }
 
 static void sym_init(void *base, uint64_t idx, const void *arg) {
@@ -339,7 +367,7 @@ static void id_words(const char id[FE_CLORDID_MAX], uint64_t out[4]) {
  * order's owner, and next) happen before the popping thread writes them
  * for a new order.  A pop may read next while another thread rewrites it
  * (both relaxed atomics); such a pop then fails its CAS and discards it. */
-static ord_t *ord_alloc(fe_compliance_t *c) {
+static ord_t *pool_pop(fe_compliance_t *c) {
   uint64_t h = __atomic_load_n(&c->free_head, __ATOMIC_ACQUIRE);
   for (;;) {
     uint32_t i1 = (uint32_t)h;
@@ -354,7 +382,7 @@ static ord_t *ord_alloc(fe_compliance_t *c) {
   }
 }
 
-static void ord_free(fe_compliance_t *c, ord_t *o) {
+static void pool_push(fe_compliance_t *c, ord_t *o) {
   uint32_t i1 = (uint32_t)(o - c->ords) + 1;
   uint64_t h = __atomic_load_n(&c->free_head, __ATOMIC_RELAXED);
   do {
@@ -362,6 +390,33 @@ static void ord_free(fe_compliance_t *c, ord_t *o) {
   } while (!__atomic_compare_exchange_n(&c->free_head, &h,
                                         ((h >> 32) + 1) << 32 | i1, 1,
                                         __ATOMIC_RELEASE, __ATOMIC_RELAXED));
+}
+
+/* An order entry for a new order of rd (NULL: none; then the shared list
+ * alone), or NULL when none is free.  A reader keeps up to ORD_CACHE
+ * entries it freed and takes them back first: with orders opening and
+ * closing at the same pace, as a stage's do, the shared list's CASes
+ * (a locked instruction each, which also stalls the loads in flight
+ * behind it) drop out of the per-order path.  The cache is the reader's
+ * own (one thread at a time, like its epoch slot), so plain accesses; an
+ * entry in it was last written by this thread, as the account's owner, so
+ * reusing it needs no ordering either.  The price: free entries in one
+ * reader's cache are not available to another, so with W readers up to
+ * ORD_CACHE * (W - 1) entries fewer may be open at once (compliance.h,
+ * max_orders). */
+static ord_t *ord_alloc(fe_compliance_t *c, reader_t *rd) {
+  if (rd != NULL && rd->nfree != 0)
+    return &c->ords[rd->freec[--rd->nfree]];
+  return pool_pop(c);
+}
+
+/* Gives o back: into rd's cache while it has room, else to the list. */
+static void ord_free(fe_compliance_t *c, reader_t *rd, ord_t *o) {
+  if (rd != NULL && rd->nfree < ORD_CACHE) {
+    rd->freec[rd->nfree++] = (uint32_t)(o - c->ords);
+    return;
+  }
+  pool_push(c, o);
 }
 
 /* The resting slot of cl holding the order with client order id w, or
@@ -393,18 +448,72 @@ static int64_t qty_for(int64_t room, int64_t p) {
   return room <= 0 ? 0 : room / p;
 }
 
-/* The firm's total: adds n to *w if the result stays <= lim (force:
- * regardless).  Several shards reserve at once, so a CAS; relaxed, as the
- * word is its own invariant (the CAS re-checks the limit against the
- * value it replaces).  Returns 1 if added. */
-static int reserve_shared(int64_t *w, int64_t n, int64_t lim, int force) {
-  int64_t cur = __atomic_load_n(w, __ATOMIC_RELAXED);
+/* The firm's total, firm_reserved, is shared by every reader, and a
+ * locked read-modify-write per order costs more than the rest of a check's
+ * arithmetic.  So inside a read-side section (a batch of the stage, or one
+ * fe_compliance_check) a reader moves it only now and then, keeping the
+ * difference in its lease:
+ *   lease = what the reader added to the word - what its orders took.
+ * Under a limit the lease is never negative: a reservation of n is taken
+ * from the lease while that covers it; otherwise the shortfall, plus an
+ * extra, is added to the word by a CAS that re-checks the limit against
+ * the value it replaces, so the word never passes the limit, and the true
+ * total (the word less every reader's lease) never does either.  The extra
+ * is what the section has taken so far, capped by the room left: a batch
+ * pays a handful of CASes however long it is, and holds back from the
+ * other readers at most about what it has itself reserved (the first grab
+ * of a section takes the shortfall alone, so a single check is exact).  A
+ * release adds to the lease.  Without a limit nothing is checked, and the
+ * lease nets reservations against releases (negative: what the reader
+ * owes the word).  firm_settle() pays the lease back when the section
+ * ends: one atomic add.  Relaxed throughout: the word is its own
+ * invariant and orders no other data.  Returns 1 if reserved (force:
+ * always; only the shortfall is added then, with no extra). */
+static int firm_reserve(fe_compliance_t *c, reader_t *rd, int64_t n,
+                        int64_t lim, int force) {
+  if (lim == FE_COMPLIANCE_UNLIMITED || n <= rd->lease) {
+    rd->lease -= n;
+    return 1;
+  }
+  int64_t d = n - rd->lease, g;
+  int64_t cur = __atomic_load_n(&c->firm_reserved, __ATOMIC_RELAXED);
   do {
-    if (!force && lim != FE_COMPLIANCE_UNLIMITED && cur > lim - n)
-      return 0;
-  } while (!__atomic_compare_exchange_n(w, &cur, cur + n, 1, __ATOMIC_RELAXED,
-                                        __ATOMIC_RELAXED));
+    if (force) {
+      g = d;
+    } else {
+      if (cur > lim - d)
+        return 0;
+      int64_t room = lim - d - cur;
+      g = d + (rd->grabbed < room ? rd->grabbed : room);
+    }
+  } while (!__atomic_compare_exchange_n(&c->firm_reserved, &cur, cur + g, 1,
+                                        __ATOMIC_RELAXED, __ATOMIC_RELAXED));
+  rd->grabbed = rd->grabbed < lim - g ? rd->grabbed + g : lim;
+  rd->lease += g - n;
   return 1;
+}
+
+/* Gives n back to the firm: into rd's lease, or (the API's fills and
+ * releases, outside any section: rd NULL) straight to the word. */
+static void firm_release(fe_compliance_t *c, reader_t *rd, int64_t n) {
+  if (rd != NULL)
+    rd->lease += n;
+  else /* relaxed: see firm_reserve */
+    __atomic_fetch_sub(&c->firm_reserved, n, __ATOMIC_RELAXED);
+}
+
+/* The firm's total less what rd holds back: exact for rd's own view. */
+static int64_t firm_total(const fe_compliance_t *c, const reader_t *rd) {
+  /* relaxed: an estimate (amendment, report), re-checked by the CAS */
+  return __atomic_load_n(&c->firm_reserved, __ATOMIC_RELAXED) - rd->lease;
+}
+
+/* Ends rd's section's share of the firm's total (see firm_reserve). */
+static void firm_settle(fe_compliance_t *c, reader_t *rd) {
+  if (rd->lease != 0) /* relaxed: see firm_reserve */
+    __atomic_fetch_sub(&c->firm_reserved, rd->lease, __ATOMIC_RELAXED);
+  rd->lease = 0;
+  rd->grabbed = 0;
 }
 
 /* The account's total, which only its owner writes (see the top): a load
@@ -419,12 +528,37 @@ static int reserve_owned(int64_t *w, int64_t n, int64_t lim, int force) {
 }
 
 /* Releases n of the account's and the firm's reservations. */
-static void unreserve(fe_compliance_t *c, int64_t *acct, int64_t n) {
-  fe__add_owned(acct, -n);
-  __atomic_fetch_sub(&c->firm_reserved, n, __ATOMIC_RELAXED);
+static void unreserve(fe_compliance_t *c, reader_t *rd, acct_t *a,
+                      int64_t n) {
+  fe__add_owned(&a->reserved, -n);
+  firm_release(c, rd, n);
 }
 
 /* ----------------------------------------------------------- the check */
+
+/* The account's state, made if new; NULL when the table is full. */
+static acct_t *acct_get(fe_compliance_t *c, uint64_t account) {
+  int64_t i = pool_get(&c->accounts, account, &c->accts_used,
+                       c->cfg.max_accounts, acct_init, c->accts, NULL);
+  return i < 0 ? NULL : &c->accts[i];
+}
+
+/* The THROTTLE rule on the account's own bucket: throttle.c's GCRA (its
+ * top derives it) for one token, on a word that only the account's owner
+ * touches, so a load and a store where a shared fe_throttle_t would take a
+ * CAS and a probe of its own key table.  A bucket last taken under
+ * another generation (another rate or burst, or no rate for a while)
+ * starts full, as a new fe_throttle_t's buckets do.  Returns 1 (the token
+ * taken) or 0 (throttled: nothing taken). */
+static int throttle_take(const fe__snap_t *s, acct_t *a, uint64_t now) {
+  uint64_t tat = a->tgen == s->thr_gen ? a->tat : 0;
+  uint64_t next = (tat > now ? tat : now) + s->thr_t;
+  if (next - now > s->thr_limit)
+    return 0;
+  a->tat = next;
+  a->tgen = s->thr_gen;
+  return 1;
+}
 
 typedef struct chk {
   fe_compliance_t *c;
@@ -624,7 +758,7 @@ static int open_at_least(uint32_t mask, int lim) {
 /* Records the accepted order o (valuation vprice, reserving n) as open in
  * cl.  Returns 0, or the reason it cannot be tracked: BAD_ORDER (its client
  * order id is already open there), TABLE_FULL (no free entry or slot). */
-static uint32_t ord_record(fe_compliance_t *c, cell_t *cl,
+static uint32_t ord_record(fe_compliance_t *c, reader_t *rd, cell_t *cl,
                            const fe_order_t *o, int64_t vprice) {
   uint64_t idw[4];
   id_words(o->client_order_id, idw);
@@ -632,7 +766,7 @@ static uint32_t ord_record(fe_compliance_t *c, cell_t *cl,
     return FE_CR_BAD_ORDER;
   if (cl->mask == UINT32_MAX)
     return FE_CR_TABLE_FULL;
-  ord_t *od = ord_alloc(c);
+  ord_t *od = ord_alloc(c, rd);
   if (od == NULL)
     return FE_CR_TABLE_FULL;
   od->side = o->side;
@@ -694,11 +828,20 @@ static int check_order(chk_t *k, cell_t *cl) {
                                              : FE_CR_HALTED, 0, 0))
       return 1;
   }
-  if (m[FE_RULE_THROTTLE] && s->throttle != NULL &&
-      fe_throttle_admit(s->throttle, o->account, 1) != 0 &&
-      breach(k, FE_RULE_THROTTLE, FE_CR_THROTTLED, s->lim[FE_LIMIT_THROTTLE_RATE],
-             0))
-    return 1;
+  /* One clock reading serves the throttle and the duplicate window. */
+  acct_t *acct = cl != NULL ? cl->acct : NULL;
+  uint64_t now = 0;
+  int timed = 0;
+  if (m[FE_RULE_THROTTLE] && s->thr_t != 0) {
+    if (acct == NULL && (acct = acct_get(c, o->account)) == NULL)
+      return reject_plain(k, FE_CR_TABLE_FULL);
+    now = now_ns(c);
+    timed = 1;
+    if (!throttle_take(s, acct, now) &&
+        breach(k, FE_RULE_THROTTLE, FE_CR_THROTTLED,
+               s->lim[FE_LIMIT_THROTTLE_RATE], 0))
+      return 1;
+  }
 
   if (cl == NULL) {
     int64_t si = sym_get(c, o->symbol);
@@ -777,12 +920,13 @@ static int check_order(chk_t *k, cell_t *cl) {
   }
 
   /* DUPLICATE */
-  uint64_t now = 0, dh = 0;
+  uint64_t dh = 0;
   int64_t window = s->lim[FE_LIMIT_DUP_WINDOW_NS];
   int dup_on = m[FE_RULE_DUPLICATE] && window != FE_COMPLIANCE_UNLIMITED &&
                window > 0;
   if (dup_on) {
-    now = now_ns(c);
+    if (!timed)
+      now = now_ns(c);
     dh = dup_hash(o);
     if (dup_seen(cl, dh, now, (uint64_t)window) &&
         breach(k, FE_RULE_DUPLICATE, FE_CR_DUPLICATE, window, 0))
@@ -838,21 +982,22 @@ static int check_order(chk_t *k, cell_t *cl) {
 
   /* CREDIT: reserve on the account, then on the firm. */
   if (cl->acct == NULL)
-    cl->acct = (int64_t *)fe__keytab_get(&c->accounts, o->account);
-  int64_t *acct = cl->acct;
+    cl->acct = acct ? acct : acct_get(c, o->account);
+  acct = cl->acct;
   if (acct == NULL)
     return reject_plain(k, FE_CR_TABLE_FULL);
+  int64_t *held = &acct->reserved;
   int cm = m[FE_RULE_CREDIT];
   int64_t alim = cm ? e->credit : FE_COMPLIANCE_UNLIMITED;
   int64_t flim = cm ? s->lim[FE_LIMIT_FIRM_CREDIT] : FE_COMPLIANCE_UNLIMITED;
-  /* The account's word is ours (exact); the firm's, read relaxed, is an
-   * estimate for the amendment only: reserve_shared re-checks it. */
+  /* The account's word is ours (exact); the firm's is an estimate for the
+   * amendment only: firm_reserve re-checks it. */
   if (cm == FE_MODE_CORRECTIVE && vprice > 0) {
     int64_t room = INT64_MAX;
     if (alim != FE_COMPLIANCE_UNLIMITED)
-      room = alim - __atomic_load_n(acct, __ATOMIC_RELAXED);
+      room = alim - __atomic_load_n(held, __ATOMIC_RELAXED);
     if (flim != FE_COMPLIANCE_UNLIMITED) {
-      int64_t fr = flim - __atomic_load_n(&c->firm_reserved, __ATOMIC_RELAXED);
+      int64_t fr = flim - firm_total(c, k->rd);
       room = fr < room ? fr : room;
     }
     if (n > room) {
@@ -867,28 +1012,27 @@ static int check_order(chk_t *k, cell_t *cl) {
     }
   }
   int force = cm == FE_MODE_DETECTIVE;
-  if (!reserve_owned(acct, n, alim, force))
+  if (!reserve_owned(held, n, alim, force))
     return breach(k, FE_RULE_CREDIT, FE_CR_CREDIT, alim,
-                  __atomic_load_n(acct, __ATOMIC_RELAXED) + n);
-  if (!reserve_shared(&c->firm_reserved, n, flim, force)) {
-    fe__add_owned(acct, -n);
+                  __atomic_load_n(held, __ATOMIC_RELAXED) + n);
+  if (!firm_reserve(c, k->rd, n, flim, force)) {
+    fe__add_owned(held, -n);
     return breach(k, FE_RULE_CREDIT, FE_CR_FIRM_CREDIT, flim,
-                  __atomic_load_n(&c->firm_reserved, __ATOMIC_RELAXED) + n);
+                  firm_total(c, k->rd) + n);
   }
   if (force) {
     if (alim != FE_COMPLIANCE_UNLIMITED &&
-        __atomic_load_n(acct, __ATOMIC_RELAXED) > alim)
+        __atomic_load_n(held, __ATOMIC_RELAXED) > alim)
       breach(k, FE_RULE_CREDIT, FE_CR_CREDIT, alim,
-             __atomic_load_n(acct, __ATOMIC_RELAXED));
-    if (flim != FE_COMPLIANCE_UNLIMITED &&
-        __atomic_load_n(&c->firm_reserved, __ATOMIC_RELAXED) > flim)
-      breach(k, FE_RULE_CREDIT, FE_CR_FIRM_CREDIT, flim,
-             __atomic_load_n(&c->firm_reserved, __ATOMIC_RELAXED));
+             __atomic_load_n(held, __ATOMIC_RELAXED));
+    int64_t firm = firm_total(c, k->rd);
+    if (flim != FE_COMPLIANCE_UNLIMITED && firm > flim)
+      breach(k, FE_RULE_CREDIT, FE_CR_FIRM_CREDIT, flim, firm);
   }
 
-  uint32_t why = ord_record(c, cl, o, vprice);
+  uint32_t why = ord_record(c, k->rd, cl, o, vprice);
   if (why != 0) {
-    unreserve(c, acct, n);
+    unreserve(c, k->rd, acct, n);
     return reject_plain(k, why);
   }
   if (dup_on)
@@ -913,8 +1057,8 @@ static void ord_close(fe_compliance_t *c, reader_t *rd, cell_t *cl, int j) {
   else
     cl->open_sell -= rem;
   /* an open order has reserved: cl->acct is set */
-  unreserve(c, cl->acct, notional(rem, od->price));
-  ord_free(c, od);
+  unreserve(c, rd, cl->acct, notional(rem, od->price));
+  ord_free(c, rd, od);
   tally(c, rd, LIFE_RELEASED);
 }
 
@@ -967,7 +1111,7 @@ static int fill_id(fe_compliance_t *c, reader_t *rd, cell_t *cl,
     cl->open_buy -= q;
   else
     cl->open_sell -= q;
-  unreserve(c, cl->acct, notional(q, od->price));
+  unreserve(c, rd, cl->acct, notional(q, od->price));
   return 0;
 }
 
@@ -1032,6 +1176,7 @@ int fe_compliance_check(fe_compliance_t *c, uint32_t reader, fe_event_t *ev,
   reader_t *rd = &c->readers[reader];
   const fe__snap_t *s = enter(c, rd);
   check_in(c, s, rd, ev, NULL, out);
+  firm_settle(c, rd);
   leave(rd);
   return out->verdict;
 }
@@ -1065,8 +1210,11 @@ int64_t fe_compliance_reserved(const fe_compliance_t *c,
     return FE_EINVAL;
   if (account == NULL)
     return __atomic_load_n(&c->firm_reserved, __ATOMIC_RELAXED);
-  const int64_t *w = (const int64_t *)fe__keytab_find(&c->accounts, *account);
-  return w == NULL ? 0 : __atomic_load_n(w, __ATOMIC_RELAXED);
+  const uint64_t *w = fe__keytab_find(&c->accounts, *account);
+  /* A: pairs with B (pool_get: the entry is zeroed before it is named) */
+  uint64_t v = w == NULL ? 0 : __atomic_load_n(w, __ATOMIC_ACQUIRE);
+  return v == 0 ? 0 : __atomic_load_n(&c->accts[v - 1].reserved,
+                                      __ATOMIC_RELAXED);
 }
 
 int64_t fe_compliance_position(const fe_compliance_t *c, uint64_t account,
@@ -1238,6 +1386,7 @@ static void order_batch(fe_stage_ctx_t *ctx, fe_event_t *const *evs,
       cand[j % PF_CELL] = prefetch_orders(c, evs[j], cand[j % PF_CELL]);
     order_one(c, s, rd, ctx, evs[i], cl);
   }
+  firm_settle(c, rd);
   leave(rd);
 }
 
@@ -1328,34 +1477,29 @@ static int fp_equal(fe_fingerprint_t a, fe_fingerprint_t b) {
   return a.lo == b.lo && a.hi == b.hi;
 }
 
-/* Gives s a throttle: the old snapshot's when the parameters are equal
- * (its buckets carry over; ownership moves to s), else a new one. */
-static int snap_throttle(fe_compliance_t *c, fe__snap_t *s, fe__snap_t *old,
-                         fe_diag_t *d) {
+/* Sets s's throttle (throttle_take) from its rate and burst: interval
+ * T = ceil(1e9 / rate) ns (never faster than the rate), capacity T * burst
+ * (at most 1e18: both are bounded by throttle.h's maxima).  The buckets
+ * carry over from old when rate and burst are unchanged, as a shared
+ * throttle object would be kept; otherwise a new generation starts every
+ * bucket full.  Under wlock (or at create). */
+static void snap_throttle(fe_compliance_t *c, fe__snap_t *s,
+                          const fe__snap_t *old) {
   int64_t rate = s->lim[FE_LIMIT_THROTTLE_RATE];
   int64_t burst = s->lim[FE_LIMIT_THROTTLE_BURST];
   if (rate == FE_COMPLIANCE_UNLIMITED)
-    return 0;
+    return;
   if (burst == FE_COMPLIANCE_UNLIMITED)
     burst = (uint64_t)rate < FE_THROTTLE_BURST_MAX ? rate
                                                    : (int64_t)FE_THROTTLE_BURST_MAX;
-  if (old != NULL && old->throttle != NULL &&
+  s->thr_t = (UINT64_C(1000000000) + (uint64_t)rate - 1) / (uint64_t)rate;
+  s->thr_limit = s->thr_t * (uint64_t)burst;
+  if (old != NULL && old->thr_t != 0 &&
       old->lim[FE_LIMIT_THROTTLE_RATE] == s->lim[FE_LIMIT_THROTTLE_RATE] &&
-      old->lim[FE_LIMIT_THROTTLE_BURST] == s->lim[FE_LIMIT_THROTTLE_BURST]) {
-    s->throttle = old->throttle;
-    return 0; /* ownership moves once the swap is done */
-  }
-  fe_throttle_config_t tc;
-  fe_throttle_config_init(&tc);
-  tc.key_rate = (uint64_t)rate;
-  tc.key_burst = (uint64_t)burst;
-  tc.max_keys = c->cfg.max_accounts;
-  tc.now_ns = c->cfg.now_ns;
-  tc.clock_user = c->cfg.clock_user;
-  int rc = fe_throttle_create(&tc, &s->throttle, d);
-  if (rc == 0)
-    s->owns_throttle = 1;
-  return rc;
+      old->lim[FE_LIMIT_THROTTLE_BURST] == s->lim[FE_LIMIT_THROTTLE_BURST])
+    s->thr_gen = old->thr_gen;
+  else
+    s->thr_gen = ++c->thr_gens;
 }
 
 static void report(fe_compliance_t *c, fe_compliance_kind_t kind,
@@ -1385,6 +1529,7 @@ static void free_tables(fe_compliance_t *c) {
   fe__keytab_free(&c->celltab);
   free(c->syms);
   free(c->cells);
+  free(c->accts);
   free(c->ords);
 }
 
@@ -1423,9 +1568,10 @@ int fe_compliance_create(const fe_compliance_config_t *cfg,
           NULL ||
       (c->cells = fe__zalloc_aligned(cfg->max_cells * sizeof *c->cells)) ==
           NULL ||
+      (c->accts = fe__zalloc_aligned(cfg->max_accounts * sizeof *c->accts)) ==
+          NULL ||
       (c->ords = fe__zalloc_aligned(cfg->max_orders * sizeof *c->ords)) ==
           NULL ||
-      (rc = snap_throttle(c, s, NULL, diag)) != 0 ||
       pthread_mutex_init(&c->wlock, NULL) != 0) {
     free_tables(c);
     free(c);
@@ -1435,6 +1581,7 @@ int fe_compliance_create(const fe_compliance_config_t *cfg,
   for (uint64_t i = 0; i < cfg->max_orders; i++) /* every entry free */
     c->ords[i].next = i + 1 < cfg->max_orders ? (uint32_t)(i + 2) : 0;
   c->free_head = 1;
+  snap_throttle(c, s, NULL);
   s->gen = 1;
   c->snap = s;
   report(c, FE_COMPLIANCE_START, s->fp, (fe_fingerprint_t){0, 0});
@@ -1468,22 +1615,14 @@ int fe_compliance_apply(fe_compliance_t *c, const fe_compliance_rules_t *rules,
     rc = fe__diag(diag, FE_EMISMATCH,
                   "compliance apply: rule set %s is not the approved one", a);
   }
-  if (rc == 0) {
-    rc = snap_throttle(c, s, c->snap, diag);
-    if (rc != 0)
-      fe__snap_free(s);
-  }
   if (rc != 0) {
     fe__store_relaxed(&c->refused, c->refused + 1);
     pthread_mutex_unlock(&c->wlock);
     return rc;
   }
+  snap_throttle(c, s, c->snap);
   s->gen = c->snap->gen + 1; /* a cell's cached limits name their set */
   fe__snap_t *old = swap_snap(c, s);
-  if (s->throttle != NULL && s->throttle == old->throttle) {
-    s->owns_throttle = 1;
-    old->owns_throttle = 0;
-  }
   fe_fingerprint_t prev = old->fp;
   fe__snap_free(old);
   fe__store_relaxed(&c->changes, c->changes + 1);

@@ -77,8 +77,10 @@ typedef struct fe__snap {
   uint64_t acct_mask; /* slots - 1; accts NULL: none */
   fe__srule_t *syms;
   uint64_t sym_mask;
-  fe_throttle_t *throttle; /* NULL: no throttle */
-  int owns_throttle;
+  /* THROTTLE (compliance.c, throttle_take): GCRA emission interval and
+   * capacity in ns (thr_t 0: no throttle), and the generation of the
+   * buckets (the same as the set it replaced when rate and burst are). */
+  uint64_t thr_t, thr_limit, thr_gen;
   fe_fingerprint_t fp;
   /* Set when installed: 1, then one more per change (never reused, so a
    * cell's cached limits computed under another set never match). */

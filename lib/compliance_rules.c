@@ -473,8 +473,6 @@ static void add_tier(fe__tier_t *t, uint32_t *n, const fe__setting_t *s) {
 void fe__snap_free(fe__snap_t *s) {
   if (s == NULL)
     return;
-  if (s->owns_throttle)
-    fe_throttle_destroy(s->throttle);
   free(s->accts);
   free(s->syms);
   free(s->set);

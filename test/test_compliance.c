@@ -4,6 +4,7 @@
  *   every numeric rule in every mode at limit-1, limit, limit+1
  *     (test_boundaries: max_qty, max_notional, credit, firm credit,
  *     max_position, collar, max_open, duplicate window, throttle);
+ *   the throttle's buckets across rule changes (test_throttle_changes);
  *   the list and state rules in every mode (test_lists_and_state);
  *   self-match under each policy and mode (test_self_match);
  *   market orders and the collar (test_market_orders);
@@ -15,7 +16,9 @@
  *   fingerprints: order-independent, stable (golden), changed by every
  *     effective change (test_fingerprint), pinning (test_pin);
  *   the stages on a bus (test_bus_stages), the order stage sharded over
- *   two workers (test_bus_sharded);
+ *   two workers (test_bus_sharded); the firm's total reserved through a
+ *   batch's lease: exact at the limit in one batch (test_bus_batch_credit),
+ *   never past it with two shards at once (test_bus_sharded_firm);
  *   NULL and garbage on every public call (test_null_and_garbage).
  */
 #include "helpers.h"
@@ -1162,6 +1165,190 @@ static void test_bus_sharded(void **state) {
   fe_compliance_rules_destroy(r);
 }
 
+/* The throttle's buckets (one per account) outlive a rule change that
+ * keeps rate and burst, and start full under a new rate or burst, or
+ * after a set without a rate.  Rate 1/s, burst 2, the clock still. */
+static int thr_try(fe_compliance_t *c, uint64_t a) {
+  fe_event_t ev = order(a, "AAA", FE_SIDE_BUY, 1, PX(1), next_id());
+  fe_compliance_result_t res;
+  int v = check(c, &ev, &res);
+  if (v == FE_REJECT)
+    assert_int_equal(res.reason, FE_CR_THROTTLED);
+  return v;
+}
+
+static void test_throttle_changes(void **state) {
+  (void)state;
+  fe_compliance_rules_t *r = rules();
+  assert_int_equal(fe_compliance_rules_limit(r, FE_LIMIT_THROTTLE_RATE, 1), 0);
+  assert_int_equal(fe_compliance_rules_limit(r, FE_LIMIT_THROTTLE_BURST, 2), 0);
+  fe_compliance_t *c = mk(r, NULL);
+  assert_int_equal(thr_try(c, 1), FE_CONTINUE);
+  assert_int_equal(thr_try(c, 1), FE_CONTINUE);
+  assert_int_equal(thr_try(c, 1), FE_REJECT);
+  assert_int_equal(thr_try(c, 2), FE_CONTINUE); /* per account */
+  /* another limit changes: the buckets carry over */
+  assert_int_equal(fe_compliance_rules_limit(r, FE_LIMIT_MAX_QTY, 1000), 0);
+  assert_int_equal(fe_compliance_apply(c, r, NULL), 0);
+  assert_int_equal(thr_try(c, 1), FE_REJECT);
+  /* one second later one token is back */
+  fake_now += UINT64_C(1000000000);
+  assert_int_equal(thr_try(c, 1), FE_CONTINUE);
+  assert_int_equal(thr_try(c, 1), FE_REJECT);
+  /* a new burst: full buckets of 3 */
+  assert_int_equal(fe_compliance_rules_limit(r, FE_LIMIT_THROTTLE_BURST, 3), 0);
+  assert_int_equal(fe_compliance_apply(c, r, NULL), 0);
+  for (int i = 0; i < 3; i++)
+    assert_int_equal(thr_try(c, 1), FE_CONTINUE);
+  assert_int_equal(thr_try(c, 1), FE_REJECT);
+  /* the rule off keeps the buckets (the rate is still set); no rate for
+   * a while, then the same rate and burst again: full */
+  assert_int_equal(fe_compliance_rules_mode(r, FE_RULE_THROTTLE, FE_MODE_OFF),
+                   0);
+  assert_int_equal(fe_compliance_apply(c, r, NULL), 0);
+  assert_int_equal(thr_try(c, 1), FE_CONTINUE);
+  assert_int_equal(fe_compliance_rules_limit(r, FE_LIMIT_THROTTLE_RATE,
+                                             FE_COMPLIANCE_UNLIMITED), 0);
+  assert_int_equal(fe_compliance_rules_mode(r, FE_RULE_THROTTLE,
+                                            FE_MODE_PREVENTIVE), 0);
+  assert_int_equal(fe_compliance_apply(c, r, NULL), 0);
+  assert_int_equal(fe_compliance_rules_limit(r, FE_LIMIT_THROTTLE_RATE, 1), 0);
+  assert_int_equal(fe_compliance_apply(c, r, NULL), 0);
+  for (int i = 0; i < 3; i++)
+    assert_int_equal(thr_try(c, 1), FE_CONTINUE);
+  assert_int_equal(thr_try(c, 1), FE_REJECT);
+  fe_compliance_destroy(c);
+  fe_compliance_rules_destroy(r);
+}
+
+/* A batch of the stage reserves on the firm through its lease
+ * (compliance.c, firm_reserve): one worker's batch must stay exact at the
+ * firm limit, in every mode that checks it, and across a release inside
+ * the batch.  Firm limit 1000.00, orders at 1.00 from distinct accounts,
+ * all published before the worker polls (one batch). */
+static void pub(fe_bus_t *bus, uint32_t type, uint64_t a, int64_t q,
+                const char *id) {
+  fe_order_t o = order(a, "AAA", FE_SIDE_BUY, q, PX(1), id).order;
+  assert_int_equal(fe_bus_publish_order(bus, type, &o, 0, 0, NULL), 0);
+}
+
+static void test_bus_batch_credit(void **state) {
+  (void)state;
+  const int modes[] = {FE_MODE_PREVENTIVE, FE_MODE_CORRECTIVE,
+                       FE_MODE_DETECTIVE};
+  for (size_t mi = 0; mi < sizeof modes / sizeof modes[0]; mi++) {
+    int mode = modes[mi];
+    fe_compliance_rules_t *r;
+    fe_compliance_t *c = mk_credit(&r, 100000, 1000, 1024);
+    assert_int_equal(fe_compliance_rules_mode(r, FE_RULE_CREDIT,
+                                              (fe_compliance_mode_t)mode), 0);
+    assert_int_equal(fe_compliance_apply(c, r, NULL), 0);
+    fe_bus_t *bus = bus_of(c, 1);
+    char id[16];
+    for (uint64_t a = 1; a <= 9; a++) { /* 900 of 1000 */
+      snprintf(id, sizeof id, "a%" PRIu64, a);
+      pub(bus, FE_EV_NEW_ORDER, a, 100, id);
+    }
+    pub(bus, FE_EV_NEW_ORDER, 10, 101, "a10"); /* 1001: one over */
+    pub(bus, FE_EV_NEW_ORDER, 11, 100, "a11"); /* exactly 1000 */
+    pub(bus, FE_EV_NEW_ORDER, 12, 1, "a12");   /* one over */
+    pub(bus, FE_EV_EXEC_REPORT, 1, 100, "a1"); /* 100 back */
+    pub(bus, FE_EV_NEW_ORDER, 13, 101, "a13"); /* one over again */
+    pub(bus, FE_EV_NEW_ORDER, 14, 100, "a14"); /* exactly 1000 again */
+    for (int i = 0; i < 100; i++)
+      fe_bus_poll(bus, 0);
+    uint64_t a10 = 10, a11 = 11, a13 = 13, a14 = 14;
+    fe_compliance_stats_t st;
+    fe_compliance_stats(c, &st);
+    assert_int_equal(st.checked, 14);
+    if (mode == FE_MODE_PREVENTIVE) {
+      assert_int_equal(fe_bus_stage_rejects(bus, 1, FE_CR_FIRM_CREDIT), 3);
+      assert_int_equal(fe_compliance_reserved(c, &a10), 0);
+      assert_int_equal(fe_compliance_reserved(c, &a11), PX(100));
+      assert_int_equal(fe_compliance_reserved(c, &a14), PX(100));
+      assert_int_equal(fe_compliance_reserved(c, NULL), PX(1000));
+    } else if (mode == FE_MODE_CORRECTIVE) {
+      /* a10 clamped to the 100 left; a11 and a12 find nothing left; a13
+       * clamped to the 100 a1's fill gave back; a14 finds nothing */
+      assert_int_equal(fe_bus_stage_rejects(bus, 1, FE_CR_FIRM_CREDIT), 3);
+      assert_int_equal(fe_compliance_reserved(c, &a10), PX(100));
+      assert_int_equal(fe_compliance_reserved(c, &a11), 0);
+      assert_int_equal(fe_compliance_reserved(c, &a13), PX(100));
+      assert_int_equal(fe_compliance_reserved(c, &a14), 0);
+      assert_int_equal(st.amended[FE_RULE_CREDIT], 2);
+      assert_int_equal(fe_compliance_reserved(c, NULL), PX(1000));
+    } else {
+      /* every order passes, each one over the limit is flagged */
+      assert_int_equal(st.accepted, 14);
+      assert_int_equal(st.flagged[FE_RULE_CREDIT], 5);
+      assert_int_equal(fe_compliance_reserved(c, NULL),
+                       PX(900 + 101 + 100 + 1 - 100 + 101 + 100));
+    }
+    fe_bus_stop(bus);
+    while (fe_bus_poll(bus, 0) != FE_ESTOPPED)
+      ;
+    fe_bus_destroy(bus);
+    fe_compliance_destroy(c);
+    fe_compliance_rules_destroy(r);
+  }
+}
+
+/* The firm limit binding while two shards reserve at once: sampled from
+ * another thread, the firm's total never passes it, and at the end it is
+ * exactly what the accounts hold; filling every accepted order gives it
+ * all back.  (Orders ask four times the limit.) */
+#define SF_ACCOUNTS 64
+#define SF_ORDERS 4000
+#define SF_FIRM 5000
+
+static void test_bus_sharded_firm(void **state) {
+  (void)state;
+  fe_compliance_rules_t *r;
+  fe_compliance_t *c = mk_credit(&r, 1000000, SF_FIRM, 2 * SF_ORDERS);
+  fe_bus_t *bus = bus_of(c, 2);
+  int64_t max_seen = 0;
+  for (int pass = 0; pass < 2; pass++) {
+    for (int i = 0; i < SF_ORDERS; i++) {
+      uint64_t a = 1 + (uint64_t)(i * 7) % SF_ACCOUNTS;
+      char id[16];
+      snprintf(id, sizeof id, "f%d", i);
+      /* pass 0: the orders; pass 1: a whole fill of each */
+      fe_order_t o = order(a, i % 2 ? "AAA" : "BBB", FE_SIDE_BUY,
+                           1 + i % 9, PX(1), id).order;
+      assert_int_equal(fe_bus_publish_order(bus, pass ? FE_EV_EXEC_REPORT
+                                                      : FE_EV_NEW_ORDER,
+                                            &o, 0, UINT64_C(10000000000),
+                                            NULL), 0);
+      int64_t firm = fe_compliance_reserved(c, NULL);
+      if (firm > max_seen)
+        max_seen = firm;
+    }
+    assert_int_equal(fe_bus_drain(bus, UINT64_C(30000000000)), 0);
+    int64_t sum = 0;
+    for (uint64_t a = 1; a <= SF_ACCOUNTS; a++)
+      sum += fe_compliance_reserved(c, &a);
+    assert_int_equal(fe_compliance_reserved(c, NULL), sum);
+    if (pass == 0) {
+      assert_true(sum > 0);
+      assert_true(sum <= PX(SF_FIRM));
+    } else {
+      assert_int_equal(sum, 0);
+    }
+  }
+  assert_true(max_seen <= PX(SF_FIRM));
+  fe_compliance_stats_t st;
+  fe_compliance_stats(c, &st);
+  assert_int_equal(st.checked, SF_ORDERS);
+  assert_int_equal(st.accepted + st.rejected[FE_RULE_CREDIT], SF_ORDERS);
+  assert_true(st.rejected[FE_RULE_CREDIT] > 0);
+  assert_int_equal(st.fills, st.accepted);
+  assert_int_equal(st.unknown_orders, st.rejected[FE_RULE_CREDIT]);
+  fe_bus_stop(bus);
+  fe_bus_destroy(bus);
+  fe_compliance_destroy(c);
+  fe_compliance_rules_destroy(r);
+}
+
 static void test_null_and_garbage(void **state) {
   (void)state;
   fe_compliance_rules_t *r = rules();
@@ -1375,6 +1562,9 @@ int main(void) {
       FE_T_TEST(test_pin),
       FE_T_TEST(test_bus_stages),
       FE_T_TEST(test_bus_sharded),
+      FE_T_TEST(test_throttle_changes),
+      FE_T_TEST(test_bus_batch_credit),
+      FE_T_TEST(test_bus_sharded_firm),
       FE_T_TEST(test_null_and_garbage),
       FE_T_TEST(test_reasons_distinct),
   };

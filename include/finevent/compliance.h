@@ -10,8 +10,9 @@
  *   RESTRICTED     the symbol is not on the restricted list
  *   TRADING_STATE  the account's trading state (a borrowed fe_trading_t,
  *                  trading.h: HALTED, REDUCING) allows the order
- *   THROTTLE       per-account message rate (an fe_throttle_t the module
- *                  owns, throttle.h: rate and burst)
+ *   THROTTLE       per-account message rate: throttle.h's GCRA token
+ *                  bucket (rate and burst), one bucket per account kept
+ *                  with the account's state
  *   SANITY         quantity > 0, a known side and type, quantity * price
  *                  fits (never switched off: always preventive)
  *   MAX_QTY        quantity <= max_qty
@@ -99,7 +100,8 @@
  * State.  Reservations, open orders, positions, resting orders, recent
  * orders and reference prices live in fixed tables sized at create
  * (cfg.max_accounts, max_symbols, max_cells: account-and-symbol pairs,
- * max_orders: open orders at once): a full table fails closed (the order
+ * max_orders: open orders at once, less up to 16 free entries that each
+ * other reader keeps for itself): a full table fails closed (the order
  * is rejected with reason TABLE_FULL), as does an account with
  * FE_COMPLIANCE_MAX_OPEN open orders in one symbol whatever max_open's
  * mode (each open order is tracked for release and self-match).  State is
@@ -116,19 +118,30 @@
  * the stage by anything else is not supported.  Different accounts may be
  * checked on any number of threads at once, each with its own reader
  * index (the stage uses the bus's worker index).  What accounts share is
- * the firm's reserved total, reserved by compare-and-swap: however many
- * threads check concurrently, under PREVENTIVE and CORRECTIVE neither an
- * account's total nor the firm's ever exceeds its limit.  Monitoring calls
- * (fe_compliance_reserved, fe_compliance_position, fe_compliance_stats,
- * fe_compliance_reference) may run on any thread at any time.  No check,
- * fill, release or reference update allocates, locks or makes a system
- * call (the throttle reads the configured clock); per order the stage
- * makes one probe of its cell index, and its only atomic
- * read-modify-writes besides the throttle's are on what the shards share:
- * the firm's total (reserve, release) and the order pool's free list
- * (take, give back).  fe_compliance_apply() and fe_compliance_pin() may
- * be called from any thread, one at a time; apply blocks until readers of
- * the old set have left (a batch).
+ * the firm's reserved total, reserved by compare-and-swap against the
+ * firm limit: however many threads check concurrently, under PREVENTIVE
+ * and CORRECTIVE neither an account's total nor the firm's ever exceeds
+ * its limit.  A batch of the stage moves the firm's total a few times,
+ * not once per order: it sets aside headroom (at most about what the
+ * batch has reserved so far, and only what fits under the limit), draws
+ * its orders' reservations from it, adds what its fills and cancels
+ * release, and hands the rest back when the batch ends.  So while another
+ * shard's batch is in progress a check may find less room than the
+ * orders themselves hold (it is refused rather than let over the limit),
+ * and fe_compliance_reserved(NULL) counts that headroom; one worker alone
+ * is exact at the limit, and every figure is exact once the batches in
+ * progress have ended.  Monitoring calls (fe_compliance_reserved,
+ * fe_compliance_position, fe_compliance_stats, fe_compliance_reference)
+ * may run on any thread at any time.  No check, fill, release or
+ * reference update allocates, locks or makes a system call (the throttle
+ * and the duplicate window read the configured clock, once per order);
+ * per order the stage makes one probe of its cell index and, besides
+ * those of a borrowed fe_trading_t, no atomic read-modify-write: the
+ * firm's total is moved per batch (above), and each reader keeps a few
+ * free order entries of its own so that the shared free list is touched
+ * only when orders open faster than they close.  fe_compliance_apply() and
+ * fe_compliance_pin() may be called from any thread, one at a time; apply
+ * blocks until readers of the old set have left (a batch).
  */
 #ifndef FINEVENT_COMPLIANCE_H
 #define FINEVENT_COMPLIANCE_H
@@ -549,7 +562,12 @@ FE_API int64_t fe_compliance_reference(const fe_compliance_t *c,
                                        const char *symbol);
 
 /* Reserved notional of an account (account != NULL) or of the firm
- * (account NULL), for monitoring.  Returns it (>= 0), or FE_EINVAL. */
+ * (account NULL), for monitoring.  The firm's figure moves once per batch
+ * of the stage ("Threads" at the top): while batches are in progress it
+ * includes the headroom they set aside under a firm limit (so it never
+ * passes the limit either), and without a firm limit it lags by what they
+ * have not yet handed over; exact whenever none is.  Returns it (>= 0),
+ * or FE_EINVAL.  Any thread; lock-free. */
 FE_API int64_t fe_compliance_reserved(const fe_compliance_t *c,
                                       const uint64_t *account);
 
