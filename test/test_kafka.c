@@ -252,9 +252,17 @@ static fe_verdict_t exec_stage(fe_stage_ctx_t *ctx, fe_event_t *ev, void *user) 
     if (write(g_venue_fd, line, (size_t)l) != l)
       return fe_retry(ctx, 9);
     if (g_stall_file != NULL && access(g_stall_file, F_OK) == 0) {
-      char done[PATH_MAX];
-      snprintf(done, sizeof done, "%sed", g_stall_file); /* ".stalled" */
-      close(open(done, O_CREAT | O_WRONLY, 0600));
+      /* ".stalled" holds the order's number: written aside, then renamed,
+       * so that the test never reads it half written. */
+      char done[PATH_MAX], tmp[PATH_MAX + 8];
+      snprintf(done, sizeof done, "%sed", g_stall_file);
+      snprintf(tmp, sizeof tmp, "%s.tmp", done);
+      FILE *f = fopen(tmp, "w");
+      if (f != NULL) {
+        fprintf(f, "%" PRIu64 "\n", n);
+        fclose(f);
+        rename(tmp, done);
+      }
       for (;;) /* sent, and never finished: in doubt (SIGKILL ends it) */
         fe_t_sleep_ms(10);
     }
@@ -323,6 +331,9 @@ static const fe_kafka_prop_t *g_sink_props;
 static uint32_t g_n_sink_props;
 static fe_kafka_full_t g_on_full = FE_KAFKA_FULL_SPILL;
 static const char *g_group = "fe";
+/* The exec stage's worker.  0: the intent stage's own, so a stalled venue
+ * call also stops intents (nothing behind the stalled batch gets one). */
+static uint32_t g_exec_worker;
 
 static void inst_up(inst_t *in, cluster_t *c, uint32_t capacity,
                     uint32_t max_inflight, const char *boot) {
@@ -379,6 +390,7 @@ static void inst_up(inst_t *in, cluster_t *c, uint32_t capacity,
   st[1].user = &in->seq;
   st[1].n_deps = 1;
   st[1].deps[0] = 0;
+  st[1].worker = g_exec_worker;
   fe_bus_config_t bc;
   fe_bus_config_init(&bc);
   bc.capacity = capacity;
@@ -481,7 +493,7 @@ static int outlog_has(outlog_t *l, uint64_t want) {
 /* The intents topic, read as it grows: which orders have an intent. */
 typedef struct intents {
   rd_kafka_t *rk;
-  uint8_t seen[MAX_ORDERS];
+  uint8_t seen[MAX_ORDERS]; /* 1 + the partition of the order's intent */
 } intents_t;
 
 static intents_t *intents_open(cluster_t *c) {
@@ -501,22 +513,24 @@ static intents_t *intents_open(cluster_t *c) {
   return it;
 }
 
-/* Orders with an intent in the log that the venue never saw. */
-static uint64_t intents_unsent(intents_t *it, const char *venue, uint32_t *cnt) {
+/* Orders of partition p with an intent in the log that the venue never
+ * saw. */
+static uint64_t intents_unsent(intents_t *it, const char *venue, int32_t p,
+                               uint32_t *cnt) {
   rd_kafka_message_t *m;
   while ((m = rd_kafka_consumer_poll(it->rk, 20)) != NULL) {
     /* "FEI1", partition, offset, then the order: its id at 16 + 64. */
     if (m->err == 0 && m->len == FE_KAFKA_INTENT_BYTES) {
       uint64_t n = strtoull((const char *)m->payload + 16 + 64 + 1, NULL, 10);
-      if (n < MAX_ORDERS)
-        it->seen[n] = 1;
+      if (n < MAX_ORDERS && m->partition >= 0 && m->partition < NPART)
+        it->seen[n] = (uint8_t)(1 + m->partition);
     }
     rd_kafka_message_destroy(m);
   }
   venue_counts(venue, cnt);
   uint64_t unsent = 0;
   for (int n = 0; n < MAX_ORDERS; n++)
-    unsent += it->seen[n] && cnt[n] == 0;
+    unsent += it->seen[n] == 1 + p && cnt[n] == 0;
   return unsent;
 }
 
@@ -561,6 +575,7 @@ static int setup(void **state) {
   g_stall_file = NULL;
   g_sink_props = NULL, g_n_sink_props = 0, g_group = "fe";
   g_on_full = FE_KAFKA_FULL_SPILL;
+  g_exec_worker = 0;
   return 0;
 }
 
@@ -600,6 +615,7 @@ static int teardown(void **state) {
   if (g_live.venue[0] != 0) {
     venue_file_unlink(g_live.venue, ".stall");
     venue_file_unlink(g_live.venue, ".stalled");
+    venue_file_unlink(g_live.venue, ".stalled.tmp");
     venue_file_unlink(g_live.venue, "");
     g_live.venue[0] = 0;
   }
@@ -931,6 +947,10 @@ static int child_main(const char *boot, const char *venue) {
   snprintf(stall, sizeof stall, "%s.stall", venue);
   g_stall_file = stall;
   atomic_store(&g_exec_delay_us, 200);
+  /* Its own worker for the venue: once execution stalls, the source and
+   * the intent stage go on, so every order taken behind the stalled one
+   * gets an intent and stays unsent. */
+  g_exec_worker = 1;
   inst_t *in = calloc(1, sizeof *in);
   inst_up(in, NULL, 1024, 256, boot);
   for (;;)
@@ -963,7 +983,7 @@ static void sigkill_takeover(void **state) {
   }
   assert_true(pid > 0);
   g_live.child = pid;
-  const uint64_t N = 4000;
+  const uint64_t N = 4000, M = 200;
   pacer_start(c, 0, N, 2);
   static uint32_t cnt[MAX_ORDERS];
   int ok;
@@ -972,47 +992,75 @@ static void sigkill_takeover(void **state) {
   assert_true(ok);
   inst_t *b = calloc(1, sizeof *b);
   inst_up(b, c, 1024, 256, NULL);
-  FE_T_WAIT_UNTIL(ok, kstats(b).owned > 0, 30000);
+  /* Both own partitions.  Under load the child can miss the join round
+   * and the survivor gets all of them for a generation; the child then
+   * rejoins in the next one.  A child with no partition never stalls. */
+  FE_T_WAIT_UNTIL(ok, kstats(b).owned > 0 && kstats(b).owned < NPART, 60000);
   assert_true(ok);
   /* Both run.  Then the child's execution stalls right after a send
    * (that order is in doubt, sent) while its source and intent stage go
-   * on (the orders behind it are in doubt, unsent): kill it once Kafka
-   * holds intents for orders the venue never saw. */
+   * on (the orders behind it are in doubt, unsent). */
   uint64_t at = kstats(b).outcomes;
   FE_T_WAIT_UNTIL(ok, kstats(b).outcomes >= at + 50, 20000);
+  pacer_join();
   char stall[PATH_MAX];
   snprintf(stall, sizeof stall, "%s.stall", venue);
   int sfd = open(stall, O_CREAT | O_WRONLY, 0600);
   assert_true(sfd >= 0);
   close(sfd);
+  /* Orders behind the stalled one, whatever the child had left: the pacer
+   * is long done (the child's first join takes longer than its 2 s), so
+   * without these the stalled order can be the last of the child's
+   * partitions and nothing is left to be in doubt unsent.  The child takes
+   * them and writes their intents (its exec stage has its own worker, see
+   * child_main); at least those of the stalled order's partition that
+   * come after it stay unsent. */
+  send_range(c, N, N + M);
   char stalled[PATH_MAX];
   snprintf(stalled, sizeof stalled, "%s.stalled", venue);
   FE_T_WAIT_UNTIL(ok, access(stalled, F_OK) == 0, 30000);
+  if (!ok)
+    print_message("sigkill: the child never stalled; survivor owns %" PRIu64
+                  ", assigned %" PRIu64 ", revoked %" PRIu64 "\n",
+                  kstats(b).owned, kstats(b).assigned, kstats(b).revoked);
   assert_true(ok);
+  FILE *sf = fopen(stalled, "r");
+  assert_non_null(sf);
+  unsigned long long xs = 0;
+  assert_int_equal(fscanf(sf, "%llu", &xs), 1);
+  fclose(sf);
+  fe_order_t xo;
+  order_of(xs, &xo);
+  int32_t xp = (int32_t)(xo.account % NPART); /* send_raw()'s partition */
   outlog_t *l = calloc(1, sizeof *l);
   outlog_open(l, c);
   intents_t *it = intents_open(c);
-  FE_T_WAIT_UNTIL(ok, intents_unsent(it, venue, cnt) >= 5, 30000);
+  /* Kill it once Kafka holds intents, in the stalled order's partition,
+   * for orders the venue never saw.  Only that partition counts: the
+   * survivor's own partitions always have a few intents whose order is
+   * not sent yet (its intent stage runs ahead of its venue), and counting
+   * those let the kill come before the child had any. */
+  FE_T_WAIT_UNTIL(ok, intents_unsent(it, venue, xp, cnt) >= 5, 30000);
   assert_true(ok);
   kill(pid, SIGKILL);
   int st;
   waitpid(pid, &st, 0);
   g_live.child = 0;
   assert_true(WIFSIGNALED(st));
-  pacer_join();
-  FE_T_WAIT_UNTIL(ok, outlog_has(l, N), 120000);
+  FE_T_WAIT_UNTIL(ok, outlog_has(l, N + M), 120000);
   assert_true(ok);
   fe_kafka_stats_t s = kstats(b);
   assert_int_equal(s.owned, NPART);
   venue_counts(venue, cnt);
   uint32_t twice = 0, missing = 0;
-  for (uint64_t n = 0; n < N; n++) {
+  for (uint64_t n = 0; n < N + M; n++) {
     twice += cnt[n] > 1;
     missing += l->final[n] >= 1 && cnt[n] != 1; /* acknowledged, not sent once */
   }
-  print_message("sigkill: in doubt sent %" PRIu64 ", unsent %" PRIu64
-                ", restored %" PRIu64 ", outcomes in doubt %u\n",
-                s.in_doubt_sent, s.in_doubt_unsent, s.restored, l->in_doubt);
+  print_message("sigkill: stalled at o%llu (partition %d), in doubt sent %"
+                PRIu64 ", unsent %" PRIu64 ", restored %" PRIu64
+                ", outcomes in doubt %u\n", xs, xp, s.in_doubt_sent,
+                s.in_doubt_unsent, s.restored, l->in_doubt);
   assert_int_equal(twice, 0);
   assert_int_equal(missing, 0);
   assert_true(s.in_doubt_sent >= 1);   /* the stalled order */
