@@ -616,6 +616,8 @@ static int teardown(void **state) {
     venue_file_unlink(g_live.venue, ".stall");
     venue_file_unlink(g_live.venue, ".stalled");
     venue_file_unlink(g_live.venue, ".stalled.tmp");
+    venue_file_unlink(g_live.venue, ".child");
+    venue_file_unlink(g_live.venue, ".child.tmp");
     venue_file_unlink(g_live.venue, "");
     g_live.venue[0] = 0;
   }
@@ -953,8 +955,38 @@ static int child_main(const char *boot, const char *venue) {
   g_exec_worker = 1;
   inst_t *in = calloc(1, sizeof *in);
   inst_up(in, NULL, 1024, 256, boot);
-  for (;;)
-    pause();
+  /* What it is doing, for the test's failure messages: "<venue>.child". */
+  char path[PATH_MAX], tmp[PATH_MAX + 8];
+  snprintf(path, sizeof path, "%s.child", venue);
+  snprintf(tmp, sizeof tmp, "%s.tmp", path);
+  for (;;) {
+    fe_kafka_stats_t s = kstats(in);
+    FILE *f = fopen(tmp, "w");
+    if (f != NULL) {
+      fprintf(f, "owned %" PRIu64 " assigned %" PRIu64 " revoked %" PRIu64
+              " consumed %" PRIu64 " submitted %" PRIu64 " intents %" PRIu64
+              " outcomes %" PRIu64 " inflight %" PRIu64 " rebuild_failed %"
+              PRIu64 " restored %" PRIu64 " pauses %" PRIu64 "\n", s.owned,
+              s.assigned, s.revoked, s.consumed, s.submitted, s.intents,
+              s.outcomes, s.inflight, s.rebuild_failed, s.restored, s.pauses);
+      fclose(f);
+      rename(tmp, path);
+    }
+    fe_t_sleep_ms(100);
+  }
+}
+
+/* The child's last "<venue>.child" line, into a failure message. */
+static void print_child(const char *venue) {
+  char path[PATH_MAX], line[512] = "(none)\n";
+  snprintf(path, sizeof path, "%s.child", venue);
+  FILE *f = fopen(path, "r");
+  if (f != NULL) {
+    if (fgets(line, sizeof line, f) == NULL)
+      snprintf(line, sizeof line, "(empty)\n");
+    fclose(f);
+  }
+  print_message("sigkill: the child: %s", line);
 }
 
 static char g_self[PATH_MAX];
@@ -1018,11 +1050,16 @@ static void sigkill_takeover(void **state) {
   send_range(c, N, N + M);
   char stalled[PATH_MAX];
   snprintf(stalled, sizeof stalled, "%s.stalled", venue);
-  FE_T_WAIT_UNTIL(ok, access(stalled, F_OK) == 0, 30000);
-  if (!ok)
+  /* Bounded above what the child may take to start on its partitions: it
+   * rebuilds each one on assignment (rebuild_timeout_ms, 30 s, then a
+   * retry each second). */
+  FE_T_WAIT_UNTIL(ok, access(stalled, F_OK) == 0, 90000);
+  if (!ok) {
     print_message("sigkill: the child never stalled; survivor owns %" PRIu64
                   ", assigned %" PRIu64 ", revoked %" PRIu64 "\n",
                   kstats(b).owned, kstats(b).assigned, kstats(b).revoked);
+    print_child(venue);
+  }
   assert_true(ok);
   FILE *sf = fopen(stalled, "r");
   assert_non_null(sf);
