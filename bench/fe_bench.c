@@ -70,7 +70,9 @@
  * event: accepted at the sink, or rejected by a stage) is handed to an
  * audit trail (FE_AUDIT_FULL_BLOCK, a checkpoint every 1024 records, no
  * fsync; -F for FE_FSYNC_GROUP), whose writer is a third thread; the time
- * runs until the trail has written every record.  audit_append and
+ * runs until the trail has written every record.  lat_1p1c_1m_audited is
+ * lat_1p1c_1m with the same trail: what auditing every verdict does to an
+ * order's latency at a given rate (-r).  audit_append and
  * audit_append_fsync: see run_audit().
  *
  * mem_chase is no library code: the machine's floor for the idempotency
