@@ -40,30 +40,41 @@ int fe_bus_claim_n(fe_bus_t *bus, uint32_t n, uint64_t *first,
 }
 
 /* The single-event claim and publish are inline in bus.h; these are the
- * calls they make off their common case, and the exported copies. */
+ * calls they make off their common case, and the exported copies.  The
+ * inline code checked the arguments; these check them again, cheaply,
+ * for a host that calls them by mistake. */
 int fe_bus_priv_claim_slow(fe_bus_t *bus, fe_event_t **ev, uint64_t timeout_ns,
-                       int wait) {
+                           int wait) {
+  if (ev == NULL)
+    return FE_EINVAL;
   uint64_t s = 0;
-  int r = wait ? fe__ring_claim_wait(&bus->ring, 1, &s, timeout_ns)
-               : fe__ring_claim_n(&bus->ring, 1, &s);
+  int r = wait ? fe_bus_claim_n(bus, 1, &s, timeout_ns)
+               : fe_bus_try_claim_n(bus, 1, &s);
   if (r == 0)
     *ev = fe__ring_slot(&bus->ring, s);
-  else if (r == FE_EFULL) /* fe_bus_try_claim's refusal */
-    __atomic_fetch_add(&bus->ring.full, 1, __ATOMIC_RELAXED);
   return r;
 }
 
+/* Only the claim the inline path just took, and only once the bus is
+ * stopping: anything else would void a sequence somebody else owns. */
 int fe_bus_priv_claim_void(fe_bus_t *bus, uint64_t seq) {
+  if (bus == NULL || bus->ring.pub.producer != FE_PRODUCER_SINGLE ||
+      seq + 1 != fe__load_relaxed(&bus->ring.pub.claimed) ||
+      !fe__ring_stopping(&bus->ring))
+    return FE_EINVAL;
   return fe__ring_void_claim(&bus->ring, seq, 1);
 }
 
 int fe_bus_priv_publish_slow(fe_bus_t *bus, fe_event_t *ev) {
+  if (bus == NULL || ev == NULL)
+    return FE_EINVAL;
   fe__ring_publish(&bus->ring, ev->seq, 1);
   return 0;
 }
 
 void fe_bus_priv_wake(fe_bus_t *bus) {
-  fe__ring_wake_workers(&bus->ring, bus->ring.pub.root_wake_mask);
+  if (bus != NULL)
+    fe__ring_wake_workers(&bus->ring, bus->ring.pub.root_wake_mask);
 }
 
 int fe_bus_try_claim(fe_bus_t *bus, fe_event_t **ev) {
@@ -219,7 +230,7 @@ int fe_bus_drain(fe_bus_t *bus, uint64_t timeout_ns) {
   while (!drained(&bus->ring, target)) {
     if (fe__mono_ns() >= deadline)
       return FE_ETIMEDOUT;
-    if (bus->ring.wait == FE_WAIT_PARK) {
+    if (bus->ring.pub.wait == FE_WAIT_PARK) {
       fe__ring_wait_space(&bus->ring, &iter, deadline, drained, target);
     } else if (iter++ < bus->ring.spin_tries + bus->ring.yield_tries) {
       sched_yield();

@@ -564,8 +564,7 @@ int fe_bus_create(const fe_bus_config_t *cfg, fe_bus_t **out, fe_diag_t *diag) {
   bus->ring.spin_tries = cfg->spin_tries;
   bus->ring.yield_tries = cfg->yield_tries;
   bus->catchup_pauses = cfg->catchup_pauses;
-  bus->ring.wait = cfg->wait;
-  bus->ring.pub.park = cfg->wait == FE_WAIT_PARK;
+  bus->ring.pub.wait = cfg->wait;
   bus->host_driven = cfg->host_driven;
   bus->n_workers = n_workers;
   bus->trading = cfg->trading;

@@ -31,8 +31,7 @@ int fe__ring_alloc(fe_ring_t *r, uint32_t capacity, uint32_t slot_size,
   r->pub.slot_size = (slot_size + FE_CACHELINE - 1) / FE_CACHELINE * FE_CACHELINE;
   r->pub.prefetch_off = capacity >= 4 * FE_RING_PREFETCH
                         ? FE_RING_PREFETCH * r->pub.slot_size : 0;
-  r->producer = producer;
-  r->pub.single = producer == FE_PRODUCER_SINGLE;
+  r->pub.producer = producer;
   r->pub.state = ST_CREATED;
   r->stop_target = UINT64_MAX;
   r->pub.asym = fe__asym_init();
@@ -107,7 +106,7 @@ int fe__ring_wait_space(fe_ring_t *r, uint32_t *iter, uint64_t deadline,
                                                                : FE_ETIMEDOUT;
   }
   *iter = i + 1;
-  if (r->wait != FE_WAIT_PARK || i < r->spin_tries + r->yield_tries) {
+  if (r->pub.wait != FE_WAIT_PARK || i < r->spin_tries + r->yield_tries) {
     sched_yield();
   } else {
     /* Dekker with fe__ring_wake_space(): we count ourselves, fence, then

@@ -82,7 +82,7 @@ typedef struct fe_ring {
   /* First, at the bus's address: what the public header's inline claim and
    * publish read (fe_bus_priv_fast_t, bus.h), on three lines:
    *   read-mostly: slots, mask, root_wake_mask, capacity, slot_size,
-   *     prefetch_off, single, park (set at create), asym (create; cleared
+   *     prefetch_off, producer, wait (set at create), asym (create; cleared
    *     if membarrier ever fails), state (start, stop);
    *   cursor: single producer, the published count (P1), read by the root
    *     consumers and by drain/stop; multi producer, the claimed count (CAS);
@@ -96,8 +96,6 @@ typedef struct fe_ring {
   uint64_t *avail;     /* multi-producer: slot -> published seq + 1 */
   slot_meta_t *meta;   /* capacity entries when idem or journal; else NULL */
   uint32_t spin_tries, yield_tries;
-  fe_producer_t producer;
-  fe_wait_t wait;
   const uint64_t **ends; /* the producers are gated on these sequences */
   uint32_t n_ends;
   uint32_t n_workers;
@@ -166,13 +164,13 @@ static inline uint64_t fe__ring_end(const fe_ring_t *r) {
 }
 /* Events claimed so far (published, being filled, or voided). */
 static inline uint64_t fe__ring_claimed(const fe_ring_t *r) {
-  return r->producer == FE_PRODUCER_SINGLE ? fe__load_relaxed(&r->pub.claimed)
+  return r->pub.producer == FE_PRODUCER_SINGLE ? fe__load_relaxed(&r->pub.claimed)
                                            : fe__load_relaxed(&r->pub.cursor);
 }
 /* How far a consumer gated on the producers may go from next (C1). */
 static inline uint64_t fe__ring_published(const fe_ring_t *r, uint64_t next,
                                           uint32_t max) {
-  if (r->producer == FE_PRODUCER_SINGLE)
+  if (r->pub.producer == FE_PRODUCER_SINGLE)
     return fe__load_acquire(&r->pub.cursor); /* C1, pairs with P1 */
   /* Multi-producer: the longest run of published slots from next.  Each
    * acquire pairs with that slot's P1; no need to read the contended claim
@@ -203,7 +201,7 @@ int fe__ring_wait_space(fe_ring_t *r, uint32_t *iter, uint64_t deadline,
  * below first + n, so claims must be published in order. */
 static inline __attribute__((always_inline)) void
 fe__ring_publish(fe_ring_t *r, uint64_t first, uint32_t n) {
-  if (r->producer == FE_PRODUCER_SINGLE) {
+  if (r->pub.producer == FE_PRODUCER_SINGLE) {
     fe__store_release(&r->pub.cursor, first + n); /* P1 */
   } else {
     for (uint32_t i = 0; i < n; i++) {
@@ -211,7 +209,7 @@ fe__ring_publish(fe_ring_t *r, uint64_t first, uint32_t n) {
       fe__store_release(&r->avail[s & r->pub.mask], s + 1); /* P1 */
     }
   }
-  if (r->wait == FE_WAIT_PARK)
+  if (r->pub.wait == FE_WAIT_PARK)
     fe__ring_wake_workers(r, r->pub.root_wake_mask);
 }
 
@@ -219,23 +217,13 @@ fe__ring_publish(fe_ring_t *r, uint64_t first, uint32_t n) {
  * void events every stage steps over.  Returns FE_ESTOPPED. */
 int fe__ring_void_claim(fe_ring_t *r, uint64_t first, uint32_t n);
 
-/* The header fields a claim resets: the sequence, the default type, the
- * bus's private words.  Consumers read the verdict atomically; this store
- * is ordered after their reads by P2 (the gate passed this slot). */
-static inline void fe__ring_reset(fe_event_t *ev, uint64_t seq) {
-  ev->seq = seq;
-  ev->type = FE_EV_NEW_ORDER;
-  ev->flags = 0;
-  fe__store_relaxed(&ev->verdict, 0);
-}
-
 /* The producer asks for the slot FE_RING_PREFETCH ahead of the one it
  * claims, for writing (prefetchw): the slot's line was last written by the
  * consumers a lap ago and is in another core's cache or in memory, and a
  * store that misses holds a store-buffer entry until the line arrives.
  * With ~10 stores per event the buffer fills after a few events and the
  * producer stalls on every line in turn; a prefetch overlaps the transfers
- * without holding an entry.  fe_ring_t.prefetch_off is that distance in
+ * without holding an entry.  fe_ring_t.pub.prefetch_off is that distance in
  * bytes, or 0 in a ring of fewer than 4 * FE_RING_PREFETCH slots, where
  * the slot ahead may still be in a stage's hands.  Past the ring's end the
  * address is not a slot: x86 prefetches never fault, and the few wasted
@@ -243,20 +231,6 @@ static inline void fe__ring_reset(fe_event_t *ev, uint64_t seq) {
  * (bus_1p1c_single, medians of 6-7 alternated runs): 8 slots 209, 16
  * 229-257, 32 251-255, 64 262 M ev/s; 32 it is. */
 #define FE_RING_PREFETCH 32
-/* prefetchw: the line arrives writable in one transfer instead of shared
- * and then upgraded.  __builtin_prefetch(p, 1) emits it only when compiling
- * for a CPU that has it; every x86-64 CPU this library targets does
- * (3DNow! prefetch on AMD, PRFCHW on Intel since Broadwell), and older ones
- * treat it as a NOP.  The workers use it too, for the slots their stages
- * will write. */
-static inline void fe__ring_prefetch_w(const void *p) {
-#if defined(__x86_64__)
-  __asm__ volatile("prefetchw %0" : : "m"(*(const char *)p));
-#else
-  __builtin_prefetch(p, 1);
-#endif
-}
-
 /* A single producer takes n sequences from *s on: 0, or FE_EFULL when the
  * ends (read only when the cached gate says full, P2) leave no room. */
 static inline __attribute__((always_inline)) int
@@ -281,7 +255,7 @@ fe__ring_claim_n(fe_ring_t *r, uint32_t n, uint64_t *first) {
   if (FE_UNLIKELY(fe__ring_stopping(r)))
     return FE_ESTOPPED;
   uint64_t cap = r->pub.capacity, s;
-  if (r->producer == FE_PRODUCER_SINGLE) {
+  if (r->pub.producer == FE_PRODUCER_SINGLE) {
     if (fe__ring_sp_take(r, n, &s) != 0)
       return FE_EFULL;
   } else {
@@ -307,8 +281,8 @@ fe__ring_claim_n(fe_ring_t *r, uint32_t n, uint64_t *first) {
     return fe__ring_void_claim(r, s, n);
   for (uint32_t i = 0; i < n; i++) {
     fe_event_t *e = fe__ring_slot(r, s + i);
-    fe__ring_prefetch_w((const char *)e + r->pub.prefetch_off);
-    fe__ring_reset(e, s + i);
+    fe_bus_priv_prefetch_w((const char *)e + r->pub.prefetch_off);
+    fe_bus_priv_reset(e, s + i);
   }
   *first = s;
   return 0;

@@ -272,7 +272,7 @@ run_stage_as(fe_bus_t *bus, consumer_t *c, uint64_t next, uint64_t end,
    * take it back.  The batch's first ones all at once (their transfers
    * overlap), then the loop keeps FE_PREFETCH ahead up to pf_end. */
   for (uint64_t s = next; s < end && s < next + FE_PREFETCH; s++)
-    fe__ring_prefetch_w(base + (s & mask) * size);
+    fe_bus_priv_prefetch_w(base + (s & mask) * size);
   const uint64_t pf_end = end > next + FE_PREFETCH ? end - FE_PREFETCH : next;
   uint64_t unhandled = 0, done = 0;
   ctx->end_of_batch = 0;
@@ -293,7 +293,7 @@ run_stage_as(fe_bus_t *bus, consumer_t *c, uint64_t next, uint64_t end,
     for (uint8_t *p = p0; p < p_end; p += size) {
       fe_event_t *ev = (fe_event_t *)p;
       if (p < pf_stop)
-        fe__ring_prefetch_w(p + ahead);
+        fe_bus_priv_prefetch_w(p + ahead);
       uint64_t v = fe__load_relaxed(&ev->verdict);
       if (FE_UNLIKELY((v | typed) != 0 || sharded)) {
         int what = classify(c, st, ev, sharded);
@@ -357,7 +357,7 @@ static uint64_t run_batch_stage(fe_bus_t *bus, consumer_t *c, uint64_t next,
   for (uint64_t s = next; s < end; s++) {
     fe_event_t *ev = (fe_event_t *)(base + (s & mask) * size);
     if (s + FE_PREFETCH < end) /* published slots only: see run_stage_as */
-      fe__ring_prefetch_w(base + ((s + FE_PREFETCH) & mask) * size);
+      fe_bus_priv_prefetch_w(base + ((s + FE_PREFETCH) & mask) * size);
     int what = classify(c, st, ev, sharded);
     if (FE_UNLIKELY(what != EV_HANDLE)) {
       tally_unhandled(c, ev, what, t);
@@ -484,7 +484,7 @@ static inline void account(consumer_t *c, const tally_t *t) {
  * park mode, wakes the workers and producers waiting on it. */
 static void advance(fe_bus_t *bus, consumer_t *c, uint64_t reached) {
   fe__store_release(&c->seq, reached); /* C2 */
-  if (bus->ring.wait == FE_WAIT_PARK) {
+  if (bus->ring.pub.wait == FE_WAIT_PARK) {
     if (c->wake_mask)
       fe__ring_wake_workers(&bus->ring, c->wake_mask);
     if (c->wakes_space)
@@ -680,9 +680,9 @@ static void park_worker(fe_bus_t *bus, worker_t *w) {
 
 static void idle_wait(fe_bus_t *bus, worker_t *w, uint32_t *idle) {
   uint32_t i = (*idle)++;
-  if (bus->ring.wait == FE_WAIT_SPIN || i < bus->ring.spin_tries) {
+  if (bus->ring.pub.wait == FE_WAIT_SPIN || i < bus->ring.spin_tries) {
     ck_pr_stall();
-  } else if (bus->ring.wait == FE_WAIT_YIELD ||
+  } else if (bus->ring.pub.wait == FE_WAIT_YIELD ||
              i < bus->ring.spin_tries + bus->ring.yield_tries) {
     sched_yield();
   } else {

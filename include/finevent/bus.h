@@ -470,12 +470,11 @@ typedef struct fe_bus_priv_fast {
   uint32_t capacity;
   uint32_t slot_size;
   uint32_t prefetch_off;   /* bytes ahead of a claimed slot to prefetch */
-  uint8_t single;          /* 1: FE_PRODUCER_SINGLE */
-  uint8_t park;            /* 1: FE_WAIT_PARK */
-  uint8_t pad_flags[2];
+  fe_producer_t producer;
+  fe_wait_t wait;
   int asym;                /* 1: the light side of a store-load fence is free */
   uint32_t state;
-  char pad0[FE_BUS_PRIV_LINE - 48];
+  char pad0[FE_BUS_PRIV_LINE - 52];
   uint64_t cursor;         /* single producer: the published count */
   char pad1[FE_BUS_PRIV_LINE - 8];
   uint64_t claimed;        /* single producer: the claimed count */
@@ -492,6 +491,32 @@ FE_API int fe_bus_priv_claim_void(fe_bus_t *bus, uint64_t seq);
 FE_API int fe_bus_priv_publish_slow(fe_bus_t *bus, fe_event_t *ev);
 FE_API void fe_bus_priv_wake(fe_bus_t *bus);
 
+/* prefetchw: asks for the line at p for writing, so that it arrives
+ * writable in one transfer instead of shared and then upgraded; a store
+ * that misses would hold a store-buffer entry until the line came.  Never
+ * faults.  __builtin_prefetch(p, 1) emits it only when compiling for a CPU
+ * that has it; every x86-64 CPU this library targets does (3DNow! prefetch
+ * on AMD, PRFCHW on Intel since Broadwell), older ones treat it as a NOP.
+ * The claims and the workers use it (lib/ring.h says how far ahead). */
+static inline void fe_bus_priv_prefetch_w(const void *p) {
+#if defined(__x86_64__)
+  __asm__ volatile("prefetchw %0" : : "m"(*(const char *)p));
+#else
+  __builtin_prefetch(p, 1);
+#endif
+}
+
+/* The header fields a claim resets: the sequence, the default type, the
+ * bus's private words.  Relaxed: the stages read the verdict atomically,
+ * and the gate that let this claim reuse the slot ordered their reads
+ * before this store. */
+static inline void fe_bus_priv_reset(fe_event_t *ev, uint64_t seq) {
+  ev->seq = seq;
+  ev->type = FE_EV_NEW_ORDER;
+  ev->flags = 0;
+  __atomic_store_n(&ev->verdict, 0, __ATOMIC_RELAXED);
+}
+
 /* One claim: the single producer's common case inline, the rest in
  * fe_bus_priv_claim_slow (wait: 1 for fe_bus_claim). */
 static inline __attribute__((always_inline)) int
@@ -503,7 +528,7 @@ fe_bus_priv_claim(fe_bus_t *bus, fe_event_t **ev, uint64_t timeout_ns,
   /* Relaxed: claimed and sp_gate are this thread's own (single producer);
    * state is re-read below, after the fence that orders it. */
   uint64_t c = __atomic_load_n(&f->claimed, __ATOMIC_RELAXED);
-  if (__builtin_expect(!f->single ||
+  if (__builtin_expect(f->producer != FE_PRODUCER_SINGLE ||
                        !__atomic_load_n(&f->asym, __ATOMIC_RELAXED) ||
                        __atomic_load_n(&f->state, __ATOMIC_RELAXED) >=
                            FE_BUS_PRIV_STOPPING ||
@@ -520,22 +545,8 @@ fe_bus_priv_claim(fe_bus_t *bus, fe_event_t **ev, uint64_t timeout_ns,
     return fe_bus_priv_claim_void(bus, c);
   fe_event_t *e = (fe_event_t *)(void *)(f->slots + (c & f->mask) *
                                                         f->slot_size);
-  /* The slot a few laps of claims ahead, asked for writing: its line is
-   * in a consumer's cache, and a store that misses holds a store-buffer
-   * entry until it arrives.  Never faults. */
-#if defined(__x86_64__)
-  __asm__ volatile("prefetchw %0"
-                   :
-                   : "m"(*((const char *)e + f->prefetch_off)));
-#else
-  __builtin_prefetch((const char *)e + f->prefetch_off, 1);
-#endif
-  e->seq = c;
-  e->type = FE_EV_NEW_ORDER;
-  e->flags = 0;
-  /* Relaxed: the stages read the verdict atomically; the gate that let
-   * this claim reuse the slot ordered their reads before this store. */
-  __atomic_store_n(&e->verdict, 0, __ATOMIC_RELAXED);
+  fe_bus_priv_prefetch_w((const char *)e + f->prefetch_off);
+  fe_bus_priv_reset(e, c);
   *ev = e;
   return 0;
 }
@@ -545,14 +556,16 @@ fe_bus_priv_publish(fe_bus_t *bus, fe_event_t *ev) {
   if (__builtin_expect(bus == NULL || ev == NULL, 0))
     return FE_EINVAL;
   fe_bus_priv_fast_t *f = (fe_bus_priv_fast_t *)(void *)bus;
-  int asym = __atomic_load_n(&f->asym, __ATOMIC_RELAXED);
-  if (__builtin_expect(!f->single || (f->park && !asym), 0))
+  const int park = f->wait == FE_WAIT_PARK;
+  if (__builtin_expect(f->producer != FE_PRODUCER_SINGLE ||
+                       (park && !__atomic_load_n(&f->asym, __ATOMIC_RELAXED)),
+                       0))
     return fe_bus_priv_publish_slow(bus, ev);
   /* Release: the slot's contents, written before, are visible to a stage
    * whose acquire load of the cursor sees this count.  Single producer:
    * claims are published in order, so this publishes all before ev too. */
   __atomic_store_n(&f->cursor, ev->seq + 1, __ATOMIC_RELEASE);
-  if (f->park) {
+  if (park) {
     /* Store-load against a parking worker, which sets its bit, fences
      * every thread (membarrier: this compiler barrier is enough here) and
      * re-reads the cursor: it sees this publish or this load sees it. */
