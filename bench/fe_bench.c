@@ -75,6 +75,16 @@
  * order's latency at a given rate (-r).  audit_append and
  * audit_append_fsync: see run_audit().
  *
+ * calls_4stage is no bus: the floor of any bus that runs bus_1p1c's four
+ * functions as four C stages.  One thread hands each event of a batch of
+ * 256 slots (in cache, the bus's slot stride) to the four fe_stage_fn
+ * through pointers the compiler cannot see through, event by event, with
+ * the verdict test between calls; no ring, no second thread, and the
+ * events filled once before the clock starts (filling is the producer's
+ * work, on the other core).  Set beside
+ * `inline` (the same work compiled into one loop, as the Disruptor's JIT
+ * does with its one handler) it shows what the calls themselves cost.
+ *
  * mem_chase is no library code: the machine's floor for the idempotency
  * scenarios.  One thread follows a random cycle through a 128 MiB buffer
  * on transparent huge pages (the size of idem_lookup's table), one
@@ -448,6 +458,43 @@ static inline void fill_event(fe_event_t *ev, uint64_t i) {
   ev->order.notional = 0;
 }
 
+/* calls_4stage: see the header. */
+static int run_calls(const scenario_t *sc, const opts_t *o, uint64_t n,
+                     result_t *r) {
+  (void)sc;
+  enum { BATCH = 256 };
+  pin_self(o, 0);
+  const size_t size = (sizeof(fe_event_t) + 63) / 64 * 64;
+  uint8_t *slots = aligned_alloc(64, BATCH * size);
+  if (slots == NULL)
+    return -1;
+  memset(slots, 0, BATCH * size);
+  static sink_t sink;
+  memset(&sink, 0, sizeof sink);
+  /* volatile: the calls stay indirect, as a bus's are */
+  static fe_stage_fn volatile fns[4] = {st_validate, st_comply, st_execute,
+                                        st_settle};
+  fe_stage_fn f[4] = {fns[0], fns[1], fns[2], fns[3]};
+  fe_stage_ctx_t ctx;
+  memset(&ctx, 0, sizeof ctx);
+  /* Filled once: filling is the producer's work, on the other core. */
+  for (uint32_t i = 0; i < BATCH; i++)
+    fill_event((fe_event_t *)(slots + i * size), i);
+  double t0 = now_s();
+  for (uint64_t done = 0; done < n; done += BATCH) {
+    for (uint32_t i = 0; i < BATCH; i++) {
+      fe_event_t *ev = (fe_event_t *)(slots + i * size);
+      for (int k = 0; k < 4; k++)
+        if (f[k](&ctx, ev, &sink) != FE_CONTINUE)
+          break;
+    }
+  }
+  r->mev_s = (double)n / (now_s() - t0) / 1e6;
+  r->sink = sink.v;
+  free(slots);
+  return 0;
+}
+
 /* A fresh scratch directory for a journal scenario under $TMPDIR (default
  * /tmp), named after it, into dir.  0, or -1 with a message. */
 static int scratch_dir(const scenario_t *sc, char dir[512]) {
@@ -699,6 +746,10 @@ static int run_bus(const scenario_t *sc, const opts_t *o, uint64_t n,
   cfg.producer = producers > 1 ? FE_PRODUCER_MULTI : FE_PRODUCER_SINGLE;
   cfg.stages = st;
   cfg.n_stages = make_stages(shape, o->batch_handlers, st, &sink);
+  /* _fused: the stages set fuse, so their worker runs them as one pass */
+  if (strstr(sc->name, "fused") != NULL && !o->batch_handlers)
+    for (uint32_t i = 0; i < cfg.n_stages; i++)
+      st[i].fuse = 1;
   if (o->pin)
     for (int w = 0; w < FE_BUS_MAX_WORKERS; w++)
       cfg.cpu[w] = (producers + w) % 2; /* 2 cores: producers first */
@@ -1614,8 +1665,10 @@ static const scenario_t scenarios[] = {
     {"mutex_queue", 2, 5000000, 0, 0, run_handoff},
     {"bus_1p1c", 2, 50000000, FE_WAIT_YIELD, 0, run_bus},
     {"bus_1p1c_single", 2, 50000000, FE_WAIT_YIELD, 0, run_bus},
+    {"bus_1p1c_fused", 2, 50000000, FE_WAIT_YIELD, 0, run_bus},
     {"bus_3p1c", 4, 30000000, FE_WAIT_YIELD, 0, run_bus},
     {"bus_diamond", 2, 30000000, FE_WAIT_YIELD, 0, run_bus},
+    {"bus_diamond_fused", 2, 30000000, FE_WAIT_YIELD, 0, run_bus},
     {"bus_1p1c_journaled", 2, 10000000, FE_WAIT_YIELD, 0, run_bus},
     {"bus_1p1c_audited", 3, 2000000, FE_WAIT_YIELD, 0, run_bus},
     {"bus_1p1c_submit", 2, 2000000, FE_WAIT_YIELD, 0, run_bus},
@@ -1628,6 +1681,7 @@ static const scenario_t scenarios[] = {
     {"lat_1p1c_100k", 2, 500000, FE_WAIT_YIELD, 100000, run_bus},
     {"lat_1p1c_1m", 2, 3000000, FE_WAIT_YIELD, 1000000, run_bus},
     {"lat_1p1c_1m_audited", 3, 3000000, FE_WAIT_YIELD, 1000000, run_bus},
+    {"calls_4stage", 1, 200000000, 0, 0, run_calls},
     {"mem_chase", 1, 5000000, 0, 0, run_chase},
     {"idem_lookup", 1, 20000000, 0, 0, run_idem_lookup},
     {"idem_lookup_batch", 1, 20000000, 0, 0, run_idem_lookup},

@@ -30,8 +30,10 @@ echo "# vs_disruptor $(date -u +%FT%TZ), $(nproc) cores," \
 for r in $(seq "$rounds"); do
   ours bus_1p1c_single; theirs 1c 50000000
   ours bus_1p1c;        theirs 1c 50000000
+  ours bus_1p1c_fused;  ours calls_4stage
   ours bus_3p1c;        theirs 3p1c 30000000
   ours bus_diamond;     theirs diamond 30000000
+  ours bus_diamond_fused
   ours bus_4stage_yield; theirs 4s 20000000
 done > "$out/runs"
 awk '{v[$1] = v[$1] " " $2; n[$1]++}

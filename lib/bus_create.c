@@ -125,6 +125,12 @@ static int check_stage(const fe_bus_config_t *cfg, uint32_t i, fe_diag_t *d) {
         return fe__diag(d, FE_EDEPEND, "stage \"%s\": deps[%u] repeats stage "
                         "%u", s->name, k, s->deps[k]);
   }
+  if (s->fuse > 1)
+    return fe__diag(d, FE_EINVAL, "stage \"%s\": fuse %u: must be 0 or 1",
+                    s->name, s->fuse);
+  if (s->fuse && s->handler == NULL)
+    return fe__diag(d, FE_EINVAL, "stage \"%s\": fuse is for handler stages; "
+                    "a batch_handler takes its events as one batch", s->name);
   if (s->shards == 0 || s->shards > FE_BUS_MAX_SHARDS)
     return fe__diag(d, FE_ESHARDS, "stage \"%s\": shards %u: must be between 1 "
                     "and %d", s->name, s->shards, FE_BUS_MAX_SHARDS);
@@ -330,6 +336,7 @@ static int build_stages(fe_bus_t *bus, const fe_bus_config_t *cfg,
     st->n_shards = d->shards;
     st->retry = d->retry;
     st->parallel_to_journal = d->parallel_to_journal;
+    st->fuse = d->fuse;
     st->all_types = d->n_types == 0;
     for (uint32_t k = 0; k < d->n_types; k++) {
       if (d->types[k] < 64)
@@ -530,11 +537,28 @@ static int link_ring(fe_bus_t *bus) {
   return 0;
 }
 
+/* Whether worker w runs the fused pass (worker.c): a group of 2..8
+ * consumers, every one a handler stage that set fuse, with one shard and
+ * no type filter, on a bus with no audit trail (whose per-event records
+ * the fused pass does not write). */
+static int fusable(const fe_bus_t *bus, const worker_t *w) {
+  if (!w->group || w->n < 2 || w->n > 8 || bus->audit != NULL)
+    return 0;
+  for (uint32_t i = 0; i < w->n; i++) {
+    const stage_t *st = w->list[i]->stage;
+    if (st == NULL || st->fn == NULL || !st->fuse || st->n_shards != 1 ||
+        !st->all_types)
+      return 0;
+  }
+  return 1;
+}
+
 static int build_groups(fe_bus_t *bus) {
   for (uint32_t w = 0; w < bus->n_workers; w++) {
     int r = build_group(&bus->workers[w]);
     if (r != 0)
       return r;
+    bus->workers[w].fused = fusable(bus, &bus->workers[w]);
   }
   return 0;
 }

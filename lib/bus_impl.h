@@ -70,6 +70,7 @@ struct stage {
   uint32_t big_types[FE_STAGE_MAX_TYPES];
   fe_retry_policy_t retry;
   uint32_t parallel_to_journal;
+  uint32_t fuse;            /* fe_stage_def_t.fuse */
 };
 
 typedef struct worker {
@@ -90,6 +91,10 @@ typedef struct worker {
                                 consumers, and no gate on another worker
                                 waits for one of them (build_group) */
   int aligned;               /* all consumers at one seq, none paused */
+  int fused;                 /* the group pass starts with the fused pass
+                                (worker.c): 2..8 consumers, each a handler
+                                stage with fuse set, one shard, every type,
+                                and no audit trail (build_groups) */
   int root;                  /* a consumer is gated on the producers */
   uint32_t n_ext;
   const uint64_t **ext;      /* gates on other workers' consumers */

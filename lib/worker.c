@@ -536,15 +536,201 @@ static uint64_t group_gate(const fe_bus_t *bus, const worker_t *w,
   return g;
 }
 
+/* The fused pass (fe_stage_def_t.fuse): a worker whose consumers are all
+ * fused handler stages runs them over the batch event by event, as one
+ * wavefront: in step s, consumer j (in topological order) takes event
+ * s - j.  So when j takes event e, every consumer before it has already
+ * taken e + 1, and j knows at once whether e is its last event of the
+ * batch: it is not when e + 1's verdict word is still 0 (no stage, here or
+ * upstream, gave one, so j will take e + 1 too); on any verdict word the
+ * pass stops there, and the rest of the batch goes stage by stage
+ * (group_pass), where last_handled() finds each stage's last event.  That
+ * keeps end_of_batch exact: a call gets 0 only when the same stage takes
+ * e + 1 later in the batch.  The pass also stops at the first verdict that
+ * is not FE_CONTINUE, after applying it as run_stage_as() does (a retry
+ * pauses the stage at its event; the ones after it on this worker stop
+ * before it, exactly as in the group pass).
+ *
+ * What the caller gets: from[j], the first sequence consumer j did not
+ * take, and its tally so far.  A consumer paused by a retry gets
+ * paused[j] = 1 and from[j] = the paused sequence.
+ *
+ * Relaxed loads of the verdict words are enough for the same reason as in
+ * classify(): a verdict from an upstream stage on another worker
+ * happens-before our read through C2/C1; one from a consumer before j on
+ * this worker is program order; one from a parallel stage elsewhere may or
+ * may not be seen, and only makes the pass stop early. */
+#define FUSE_MAX 8
+
+typedef struct fused_stop {
+  uint64_t step;    /* the step the pass stopped in (end + n - 1: none) */
+  uint32_t who;     /* the consumer it stopped at */
+  int called;       /* who's handler was called on its event */
+  int paused;       /* ... and paused it (FE_RETRY) */
+} fused_stop_t;
+
+/* The handlers of a fused worker, in list order. */
+typedef struct fused_fns {
+  fe_stage_fn fn[FUSE_MAX];
+  void *user[FUSE_MAX];
+  fe_stage_ctx_t *ctx[FUSE_MAX];
+} fused_fns_t;
+
+/* Consumer j's call on ev, after = the event it takes next (NULL: ev is
+ * its last of the batch).  0 to go on; else the pass stops, *stop says
+ * where. */
+static inline __attribute__((always_inline)) int
+fused_call(fe_bus_t *bus, worker_t *w, const fused_fns_t *f, uint32_t j,
+           uint64_t s, uint64_t e, fe_event_t *ev, const fe_event_t *after,
+           tally_t *t, fused_stop_t *stop) {
+  if (after != NULL && FE_UNLIKELY(fe__load_relaxed(&after->verdict) != 0)) {
+    *stop = (fused_stop_t){s, j, 0, 0};
+    return 1;
+  }
+  if (after == NULL)
+    f->ctx[j]->end_of_batch = 1;
+  fe_verdict_t r = f->fn[j](f->ctx[j], ev, f->user[j]);
+  if (FE_LIKELY(r == FE_CONTINUE))
+    return 0;
+  consumer_t *c = w->list[j];
+  uint32_t reason = c->ctx.reason;
+  const char *text = c->ctx.text;
+  c->ctx.reason = 0;
+  c->ctx.text = NULL;
+  int paused = apply_verdict(bus, c, ev, e, r, reason, text, 1, &t[j]);
+  *stop = (fused_stop_t){s, j, 1, paused};
+  return 1;
+}
+
+/* One step s of the wavefront with the edges tested: the first n - 1
+ * steps, where the later consumers have not started, and the last ones,
+ * where the earlier ones are done. */
+static inline __attribute__((always_inline)) int
+fused_edge_step(fe_bus_t *bus, worker_t *w, const fused_fns_t *f,
+                uint64_t next, uint64_t end, uint64_t s, tally_t *t,
+                fused_stop_t *stop, const uint32_t n) {
+  uint8_t *const base = bus->ring.pub.slots;
+  const uint64_t mask = bus->ring.pub.mask, size = bus->ring.pub.slot_size;
+  const fe_event_t *after =
+      s + 1 < end ? (const fe_event_t *)(base + ((s + 1) & mask) * size)
+                  : NULL;
+  for (uint32_t j = 0; j < n; j++) {
+    if (s < next + j) /* j starts at step next + j */
+      break;
+    uint64_t e = s - j;
+    if (e >= end) { /* j is done; e - 1 is the next one's last */
+      after = NULL;
+      continue;
+    }
+    fe_event_t *ev = (fe_event_t *)(base + (e & mask) * size);
+    if (fused_call(bus, w, f, j, s, e, ev, after, t, stop))
+      return 1;
+    after = ev;
+  }
+  return 0;
+}
+
+/* The wavefront over [next, end).  In the middle steps every consumer
+ * has an event and a next one: no edge tests, one slot address per step
+ * (q[j + 1] is consumer j's event, q[j] the one it takes next: the event
+ * consumer j - 1 took in this step, or for consumer 0 the next slot), and
+ * with constant n the stages are unrolled. */
+static inline __attribute__((always_inline)) void
+fused_steps(fe_bus_t *bus, worker_t *w, uint64_t next, uint64_t end,
+            tally_t *t, fused_stop_t *stop, const uint32_t n) {
+  uint8_t *const base = bus->ring.pub.slots;
+  const uint64_t mask = bus->ring.pub.mask, size = bus->ring.pub.slot_size;
+  fused_fns_t f;
+  for (uint32_t j = 0; j < n; j++) {
+    f.fn[j] = w->list[j]->stage->fn;
+    f.user[j] = w->list[j]->stage->user;
+    f.ctx[j] = &w->list[j]->ctx;
+    f.ctx[j]->end_of_batch = 0;
+  }
+  /* Published slots only, as in run_stage_as. */
+  for (uint64_t s = next; s < end && s < next + FE_PREFETCH; s++)
+    fe_bus_priv_prefetch_w(base + (s & mask) * size);
+  const uint64_t mid = next + n - 1; /* first step with every consumer */
+  uint64_t s = next;
+  for (; s < mid && s < end + n - 1; s++) {
+    if (s + FE_PREFETCH < end)
+      fe_bus_priv_prefetch_w(base + ((s + FE_PREFETCH) & mask) * size);
+    if (fused_edge_step(bus, w, &f, next, end, s, t, stop, n))
+      return;
+  }
+  if (s + 1 < end) {
+    fe_event_t *q[FUSE_MAX + 1];
+    for (uint32_t j = 0; j < n; j++)
+      q[j + 1] = (fe_event_t *)(base + ((s - j) & mask) * size);
+    for (; s + 1 < end; s++) {
+      q[0] = (fe_event_t *)(base + ((s + 1) & mask) * size);
+      if (s + FE_PREFETCH < end)
+        fe_bus_priv_prefetch_w(base + ((s + FE_PREFETCH) & mask) * size);
+#pragma GCC unroll 8
+      for (uint32_t j = 0; j < n; j++)
+        if (fused_call(bus, w, &f, j, s, s - j, q[j + 1], q[j], t, stop))
+          return;
+#pragma GCC unroll 8
+      for (uint32_t j = n; j > 0; j--)
+        q[j] = q[j - 1];
+    }
+  }
+  for (; s < end + n - 1; s++)
+    if (fused_edge_step(bus, w, &f, next, end, s, t, stop, n))
+      return;
+  *stop = (fused_stop_t){end + n - 1, 0, 0, 0};
+}
+
+/* Runs the fused pass over [next, end) (see above) and fills from[],
+ * paused[] and the tallies. */
+static void fused_pass(fe_bus_t *bus, worker_t *w, uint64_t next,
+                       uint64_t end, uint64_t from[], int paused[],
+                       tally_t t[]) {
+  const uint32_t n = w->n;
+  fused_stop_t stop;
+  /* Constant n for the common chains: the compiler unrolls the stages. */
+  if (n == 2)
+    fused_steps(bus, w, next, end, t, &stop, 2);
+  else if (n == 3)
+    fused_steps(bus, w, next, end, t, &stop, 3);
+  else if (n == 4)
+    fused_steps(bus, w, next, end, t, &stop, 4);
+  else
+    fused_steps(bus, w, next, end, t, &stop, n);
+  /* In the stop's step, consumers before `who` took s - j, the ones after
+   * it took s - j - 1 (so their next is s - j), and `who` took its event
+   * only if its handler was called and did not pause it. */
+  for (uint32_t j = 0; j < n; j++) {
+    uint64_t s = stop.step, f;
+    int took = j < stop.who || (j == stop.who && stop.called && !stop.paused);
+    if (s + (uint64_t)took < next + j)
+      f = next; /* not started */
+    else
+      f = s + (uint64_t)took - j;
+    if (f > end)
+      f = end;
+    from[j] = f;
+    paused[j] = j == stop.who && stop.paused;
+    /* Every call up to from[j] (and the paused event's) handled the
+     * event; the ones that continued a live event complete it at the
+     * sink.  A verdict call's own tally came from apply_verdict(). */
+    uint64_t calls = f - next + (uint64_t)paused[j];
+    t[j].handled += calls;
+    if (w->list[j]->counts_outcome)
+      t[j].done += calls - (j == stop.who && stop.called);
+  }
+}
+
 /* One pass of an aligned worker (every consumer at seq `next`, none
  * paused): the gates are read once for the whole group, each consumer in
  * topological order runs over the same batch (so a chain of stages on one
  * worker pays the per-batch work once, and each stage's calls stay in
  * sequence order with exact end_of_batch), then every consumer's progress
- * is published.  A consumer whose upstream on this worker stopped early (a
- * paused retry) stops there too; the worker then leaves the group pass
- * until its consumers line up again (worker_poll).  Returns how many
- * sequences the group advanced. */
+ * is published.  A fused worker first takes the batch event by event
+ * (fused_pass), and the loop below runs only what that left.  A consumer
+ * whose upstream on this worker stopped early (a paused retry) stops there
+ * too; the worker then leaves the group pass until its consumers line up
+ * again (worker_poll).  Returns how many sequences the group advanced. */
 static uint32_t group_pass(fe_bus_t *bus, worker_t *w) {
   consumer_t *const *list = w->list;
   const uint32_t n = w->n;
@@ -556,6 +742,17 @@ static uint32_t group_pass(fe_bus_t *bus, worker_t *w) {
   }
   uint64_t end = batch_end(bus, next, w->cached_gate);
   uint64_t reached[64];
+  tally_t fused_t[FUSE_MAX];
+  uint64_t from[FUSE_MAX];
+  int paused[FUSE_MAX];
+  /* Fused only from a live first event (its verdict is what consumer 0
+   * would otherwise need to test), and with no timing hook to feed. */
+  int fused = w->fused && FE_LIKELY(bus->on_timing == NULL) &&
+              fe__load_relaxed(&fe__ring_slot(&bus->ring, next)->verdict) == 0;
+  if (fused) {
+    memset(fused_t, 0, sizeof fused_t);
+    fused_pass(bus, w, next, end, from, paused, fused_t);
+  }
   int short_pass = 0;
   for (uint32_t i = 0; i < n; i++) {
     consumer_t *c = list[i];
@@ -565,9 +762,17 @@ static uint32_t group_pass(fe_bus_t *bus, worker_t *w) {
         if (reached[__builtin_ctzll(up)] < e)
           e = reached[__builtin_ctzll(up)];
     tally_t t = {0, 0, 0, 0, 0, 0, 0, c->counts_outcome ? bus->audit : NULL};
-    reached[i] = e == next                 ? next
-                 : c->stage != NULL        ? run_stage(bus, c, next, e, &t)
-                                           : run_accountant(bus, next, e, &t);
+    uint64_t start = next;
+    if (fused) {
+      t = fused_t[i];
+      start = from[i];
+    }
+    if (fused && paused[i])
+      reached[i] = start;
+    else
+      reached[i] = start >= e           ? e
+                   : c->stage != NULL   ? run_stage(bus, c, start, e, &t)
+                                        : run_accountant(bus, start, e, &t);
     account(c, &t);
     short_pass |= reached[i] != end;
   }

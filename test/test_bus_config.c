@@ -332,6 +332,26 @@ static void test_handler_and_batch_handler(void **state) {
   expect_ok(&d);
 }
 
+/* fe_stage_def_t.fuse: 0 or 1, and only with a handler. */
+static void test_fuse(void **state) {
+  (void)state;
+  fe_t_def_t d;
+  base(&d);
+  d.st[0].fuse = 2;
+  expect_fail(&d.cfg, FE_EINVAL, "fuse", NULL);
+  base(&d);
+  d.st[0].fuse = UINT32_MAX;
+  expect_fail(&d.cfg, FE_EINVAL, "fuse", NULL);
+  base(&d);
+  d.st[0].handler = NULL;
+  d.st[0].batch_handler = noop_batch;
+  d.st[0].fuse = 1;
+  expect_fail(&d.cfg, FE_EINVAL, "batch_handler", NULL);
+  base(&d);
+  d.st[0].fuse = 1, d.st[1].fuse = 1;
+  expect_ok(&d);
+}
+
 static void test_names(void **state) {
   (void)state;
   fe_t_def_t d;
@@ -644,6 +664,7 @@ int main(void) {
       FE_T_TEST(test_no_stages),
       FE_T_TEST(test_no_handler),
       FE_T_TEST(test_handler_and_batch_handler),
+      FE_T_TEST(test_fuse),
       FE_T_TEST(test_names),
       FE_T_TEST(test_name_is_copied),
       FE_T_TEST(test_dependencies),

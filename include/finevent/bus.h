@@ -238,6 +238,23 @@ typedef struct fe_stage_def {
                               they saw */
   fe_retry_policy_t retry; /* used on FE_RETRY (default: fe_retry_policy_init:
                               1 ms doubling to 100 ms, 5 attempts) */
+  uint32_t fuse;        /* 1: the handler finishes its work on an event before
+                           it returns (it defers nothing to end_of_batch), so
+                           the stages after it on its worker may take each
+                           event straight after it.  A worker whose stages
+                           (2 to 8) all set it runs them as one pass over a
+                           batch, event by event, instead of one pass per
+                           stage: a chain of cheap stages costs less (see
+                           README, Performance).  Verdicts, retries,
+                           end_of_batch, counters and order are as without
+                           it.  No effect on a worker with a sharded or
+                           type-filtered stage, or on a bus with an audit
+                           trail.  0 (default): the stages after it on the
+                           worker see a batch only after its end_of_batch
+                           call, as on another worker -- what a stage that
+                           buffers work until end_of_batch (a batched write)
+                           needs.  Handler stages only (FE_EINVAL with a
+                           batch_handler) */
 } fe_stage_def_t;
 
 /* Bus configuration.  Initialise with fe_bus_config_init(). */
