@@ -31,11 +31,14 @@
  *   bus_3p1c          `3p1c`: three FE_PRODUCER_MULTI producers, each
  *                     publishing one event at a time, the four stages on
  *                     one worker;
+ *   bus_1p1c_fused    `1c` with bus_1p1c's four stages, fused
+ *                     (fe_stage_def_t.fuse: one event-by-event pass), the
+ *                     producer as in bus_1p1c_single;
  *   bus_diamond       `diamond`: validation -> {compliance, market-data
  *                     check (status 3 when price > 1,000,000)} ->
  *                     execution -> settlement, all on one worker (the
  *                     Disruptor runs a thread per handler; on two cores the
- *                     bus groups them).
+ *                     bus groups them); bus_diamond_fused: the same, fused.
  *
  * saga_3step is the saga coordinator's: `events` sagas of three steps
  * (compensatable, pivot, retriable) whose actions return DONE at once,
@@ -722,8 +725,8 @@ static int run_bus(const scenario_t *sc, const opts_t *o, uint64_t n,
   int producers = shape == SHAPE_SHARDED ? 2 : strstr(sc->name, "3p1c") ? 3 : 1;
   /* The shapes of the Disruptor's anchors publish one event at a time
    * through the README's calls. */
-  int each = (shape == SHAPE_SINGLE || shape == SHAPE_DIAMOND || producers == 3)
-             && o->claim == 1;
+  int each = (shape == SHAPE_SINGLE || shape == SHAPE_DIAMOND || producers == 3 ||
+              strstr(sc->name, "fused") != NULL) && o->claim == 1;
   int lat = strncmp(sc->name, "lat_", 4) == 0;
   int journaled = strstr(sc->name, "journaled") != NULL;
   int submit = strstr(sc->name, "submit") != NULL;
