@@ -391,8 +391,8 @@ void fe_batch_fail(fe_stage_ctx_t *ctx, fe_event_t *ev, uint32_t reason) {
 
 /* Aligned so that its loop's placement does not move with unrelated code:
  * when the fused pass grew group_pass, this function moved by 32 bytes and
- * bus_diamond measured 4 % lower (6 alternated runs each, 10:28 UTC); at
- * 64 bytes it measured level with the build before. */
+ * bus_diamond measured 4 % lower (6 alternated runs each, 10:26 UTC); at
+ * 64 bytes it measured level with the build before (5 runs each). */
 static __attribute__((aligned(64))) uint64_t
 run_stage_plain(fe_bus_t *bus, consumer_t *c, uint64_t next,
                                 uint64_t end, tally_t *t) {
