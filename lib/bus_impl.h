@@ -94,7 +94,8 @@ typedef struct worker {
   int fused;                 /* the group pass starts with the fused pass
                                 (worker.c): 2..8 consumers, each a handler
                                 stage with fuse set, one shard, every type,
-                                and no audit trail (build_groups) */
+                                and no audit trail (build_groups); off
+                                per pass while a timing hook is set */
   int root;                  /* a consumer is gated on the producers */
   uint32_t n_ext;
   const uint64_t **ext;      /* gates on other workers' consumers */

@@ -18,6 +18,7 @@
  * fuse a later stage takes a batch only after the earlier stage's
  * end_of_batch call, with it the fused pass really runs).  Then:
  *   - batches shorter than the chain (only the wavefront's edges);
+ *   - a timing hook turns the fused pass off (it reports per stage);
  *   - fused and plain make the same calls (sequence, end_of_batch,
  *     attempt) and end with the same counters under random rejects,
  *     failures and retries in random batches;
@@ -73,12 +74,12 @@ static uint64_t test_clock(void *u) {
   return S.clock;
 }
 
-/* A started host-driven bus of n stages (names, handlers, fuse and
- * workers set by the caller) chained in order, each retrying after a fixed
- * retry_ns, on an injected clock. */
-static fe_bus_t *start_chain(fe_stage_def_t *st, uint32_t n, uint32_t capacity,
-                             uint32_t max_batch, uint64_t (*clock)(void *),
-                             uint64_t retry_ns) {
+/* A host-driven bus of n stages (names, handlers, fuse and workers set by
+ * the caller) chained in order, each retrying after a fixed retry_ns, on an
+ * injected clock; started if start. */
+static fe_bus_t *new_chain(fe_stage_def_t *st, uint32_t n, uint32_t capacity,
+                           uint32_t max_batch, uint64_t (*clock)(void *),
+                           uint64_t retry_ns, int start) {
   for (uint32_t i = 0; i < n; i++) {
     if (i > 0)
       st[i].n_deps = 1, st[i].deps[0] = i - 1;
@@ -94,19 +95,22 @@ static fe_bus_t *start_chain(fe_stage_def_t *st, uint32_t n, uint32_t capacity,
   fe_diag_t d;
   if (fe_bus_create(&cfg, &bus, &d) != 0)
     fail_msg("create: %s", d.msg);
-  assert_int_equal(fe_bus_start(bus, NULL), 0);
+  if (start)
+    assert_int_equal(fe_bus_start(bus, NULL), 0);
   return bus;
 }
 
-static fe_bus_t *chain_bus(void) {
+static fe_bus_t *chain_bus_started(int start) {
   fe_stage_def_t st[N_ST];
   static const char *names[N_ST] = {"validate", "comply", "execute"};
   for (uint32_t i = 0; i < N_ST; i++) {
     fe_stage_def_init(&st[i]);
     st[i].name = names[i], st[i].handler = record, st[i].fuse = FUSE;
   }
-  return start_chain(st, N_ST, 64, 16, test_clock, 1000);
+  return new_chain(st, N_ST, 64, 16, test_clock, 1000, start);
 }
+
+static fe_bus_t *chain_bus(void) { return chain_bus_started(1); }
 
 /* Publishes n orders; order i has quantity qty(i). */
 static void publish(fe_bus_t *bus, uint32_t n, int64_t (*qty)(uint32_t)) {
@@ -323,6 +327,37 @@ static void test_fused_short_batches(void **state) {
   FUSE = 0;
 }
 
+/* A timing hook reports per stage and per batch, which the fused pass
+ * cannot: with one installed a fused worker runs stage by stage, and each
+ * stage's report counts the whole batch. */
+static uint32_t timed_reports[N_ST], timed_handled[N_ST];
+static void on_timing(const fe_stage_timing_t *t, void *u) {
+  (void)u;
+  timed_reports[t->stage]++;
+  timed_handled[t->stage] += t->handled;
+}
+
+static void test_fused_with_timing_hook(void **state) {
+  (void)state;
+  FUSE = 1;
+  reset();
+  memset(timed_reports, 0, sizeof timed_reports);
+  memset(timed_handled, 0, sizeof timed_handled);
+  fe_bus_t *bus = chain_bus_started(0);
+  assert_int_equal(fe_bus_on_stage_timing(bus, on_timing, NULL), 0);
+  assert_int_equal(fe_bus_start(bus, NULL), 0);
+  publish(bus, 16, qty_plain);
+  assert_int_equal(fe_bus_poll(bus, 0), 16);
+  for (uint32_t st = 0; st < N_ST; st++) {
+    assert_int_equal(timed_reports[st], 1);
+    assert_int_equal(timed_handled[st], 16);
+    expect_one_eob_on_last(st);
+  }
+  assert_true(call_no[1][0] > call_no[0][15]); /* stage by stage */
+  fe_bus_destroy(bus);
+  FUSE = 0;
+}
+
 /* Differential: a chain of 5 stages, the first on worker 0 and the other
  * four on worker 1 (so the fused pass meets verdicts it did not give),
  * every handler's verdict
@@ -377,7 +412,7 @@ static void diff_run_once(uint32_t fuse, fe_bus_stats_t *bs,
     st[i].name = names[i], st[i].handler = diff_handler, st[i].fuse = fuse;
     st[i].worker = i == 0 ? 0 : 1;
   }
-  fe_bus_t *bus = start_chain(st, DIFF_ST, 128, 32, diff_now, 100);
+  fe_bus_t *bus = new_chain(st, DIFF_ST, 128, 32, diff_now, 100, 1);
   diff_clock = 1;
   uint32_t rng = 12345, sent = 0;
   while (sent < DIFF_EV) {
@@ -520,6 +555,7 @@ int main(void) {
       cmocka_unit_test(test_retry_mid_batch_counts_once_fused),
       cmocka_unit_test(test_diamond_on_one_worker_fused),
       cmocka_unit_test(test_fused_short_batches),
+      cmocka_unit_test(test_fused_with_timing_hook),
       cmocka_unit_test(test_fused_matches_plain),
       cmocka_unit_test(test_fused_threads),
   };

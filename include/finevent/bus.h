@@ -248,8 +248,10 @@ typedef struct fe_stage_def {
                            README, Performance).  Verdicts, retries,
                            end_of_batch, counters and order are as without
                            it.  No effect on a worker with a sharded or
-                           type-filtered stage, or on a bus with an audit
-                           trail.  0 (default): the stages after it on the
+                           type-filtered stage, on a bus with an audit
+                           trail, or with a stage timing hook
+                           (fe_bus_on_stage_timing: it times each stage
+                           over the batch).  0 (default): the stages after it on the
                            worker see a batch only after its end_of_batch
                            call, as on another worker -- what a stage that
                            buffers work until end_of_batch (a batched write)
@@ -889,7 +891,9 @@ typedef void (*fe_stage_timing_fn)(const fe_stage_timing_t *t, void *user);
  * lock; fe_metrics_attach() plugs the metrics module in this way).  The
  * later attempts of an event paused by FE_RETRY are not reported (each is
  * a call on its own, after its delay).  The cost is two clock reads per
- * stage per batch, none when fn is NULL (the default).  fn must not block: the worker's stages wait for it.  Call
+ * stage per batch, none when fn is NULL (the default); with a hook, fused
+ * stages (fe_stage_def_t.fuse) run stage by stage.  fn must not block: the
+ * worker's stages wait for it.  Call
  * before fe_bus_start.  Returns 0, FE_EINVAL (bus NULL), FE_ESTATE
  * (started).  Not thread-safe. */
 FE_API int fe_bus_on_stage_timing(fe_bus_t *bus, fe_stage_timing_fn fn,
