@@ -155,6 +155,7 @@ typedef struct opts {
   uint32_t claim;     /* events per producer claim (1: single publish) */
   int wait;           /* 0: scenario's default */
   int batch_handlers; /* stages as fe_stage_batch_fn */
+  int fuse;           /* the stages set fuse (the _fused scenarios: always) */
   int64_t spin, yields, catchup; /* -1: the library's defaults */
   int pin;            /* pin threads to CPUs 0, 1, ... */
   int json;
@@ -749,8 +750,9 @@ static int run_bus(const scenario_t *sc, const opts_t *o, uint64_t n,
   cfg.producer = producers > 1 ? FE_PRODUCER_MULTI : FE_PRODUCER_SINGLE;
   cfg.stages = st;
   cfg.n_stages = make_stages(shape, o->batch_handlers, st, &sink);
-  /* _fused: the stages set fuse, so their worker runs them as one pass */
-  if (strstr(sc->name, "fused") != NULL && !o->batch_handlers)
+  /* -u and the _fused scenarios: the stages set fuse, so a worker whose
+   * stages all do runs them as one pass */
+  if ((o->fuse || strstr(sc->name, "fused") != NULL) && !o->batch_handlers)
     for (uint32_t i = 0; i < cfg.n_stages; i++)
       st[i].fuse = 1;
   if (o->pin)
@@ -1766,6 +1768,8 @@ static void usage(FILE *f) {
           "  -Y, --yields N    park: yields before sleeping (library default 50)\n"
           "  -C, --catchup N   pauses of a worker that caught up with its producer\n"
           "                    (library default 64; 0: none)\n"
+          "  -u, --fuse        the stages set fuse (fe_stage_def_t): a worker whose\n"
+          "                    stages all set it runs them as one pass\n"
           "  -p, --pin         pin threads to CPUs\n"
           "  -F, --fsync-group journaled scenarios: fsync every group (default: none)\n"
           "  -j, --json        JSON lines\n"
@@ -1773,7 +1777,7 @@ static void usage(FILE *f) {
           "  -l, --list        list scenarios\n"
           "      --sweep GRID  run the grid 'knob=v1,v2;knob=...' over one scenario\n"
           "                    (knobs: ring batch wait spin yields catchup pin claim handler\n"
-          "                    rate events); prints one row per point, best first\n"
+          "                    fuse rate events); prints one row per point, best first\n"
           "      --objective O p99 | mev_s: sweep order (default: p99 for lat_*)\n"
           "      --csv         sweep rows as CSV (--json: as one JSON document)\n"
           "      --hgrm FILE   latency scenarios: write HdrHistogram .hgrm percentile\n"
@@ -1821,6 +1825,7 @@ static void knobs_of(const opts_t *o, const scenario_t *sc, uint64_t n,
   k[SWEEP_PIN] = (uint64_t)o->pin;
   k[SWEEP_CLAIM] = o->claim;
   k[SWEEP_HANDLER] = (uint64_t)o->batch_handlers;
+  k[SWEEP_FUSE] = (uint64_t)o->fuse;
   k[SWEEP_RATE] = o->rate ? o->rate : sc->rate;
   k[SWEEP_EVENTS] = n;
 }
@@ -1836,6 +1841,7 @@ static void apply_knobs(opts_t *o, const uint64_t k[SWEEP_N_KNOBS]) {
   o->pin = (int)k[SWEEP_PIN];
   o->claim = (uint32_t)k[SWEEP_CLAIM];
   o->batch_handlers = (int)k[SWEEP_HANDLER];
+  o->fuse = (int)k[SWEEP_FUSE];
   o->rate = k[SWEEP_RATE];
   o->events = k[SWEEP_EVENTS];
 }
@@ -1998,13 +2004,13 @@ int main(int argc, char **argv) {
       {"pin", 0, 0, 'p'},    {"json", 0, 0, 'j'},  {"runs", 1, 0, 'k'},
       {"list", 0, 0, 'l'},   {"help", 0, 0, 'h'},  {"handler", 1, 0, 'H'},
       {"spin", 1, 0, 'S'},   {"yields", 1, 0, 'Y'}, {"fsync-group", 0, 0, 'F'},
-      {"catchup", 1, 0, 'C'},
+      {"catchup", 1, 0, 'C'}, {"fuse", 0, 0, 'u'},
       {"sweep", 1, 0, OPT_SWEEP}, {"objective", 1, 0, OPT_OBJECTIVE},
       {"csv", 0, 0, OPT_CSV}, {"hgrm", 1, 0, OPT_HGRM},
       {0, 0, 0, 0}};
   int ch;
   uint64_t v;
-  while ((ch = getopt_long(argc, argv, "n:r:R:b:c:w:pjk:lhH:S:Y:C:F", lo, NULL)) != -1) {
+  while ((ch = getopt_long(argc, argv, "n:r:R:b:c:w:pujk:lhH:S:Y:C:F", lo, NULL)) != -1) {
     int bad = 0;
     switch (ch) {
     case 'n': bad = parse_u64(optarg, &o.events) || o.events == 0; break;
@@ -2025,6 +2031,7 @@ int main(int argc, char **argv) {
     case 'Y': bad = parse_u64(optarg, &v) || v > UINT32_MAX; o.yields = (int64_t)v; break;
     case 'C': bad = parse_u64(optarg, &v) || v > UINT32_MAX; o.catchup = (int64_t)v; break;
     case 'p': o.pin = 1; break;
+    case 'u': o.fuse = 1; break;
     case OPT_SWEEP: o.sweep = optarg; break;
     case OPT_OBJECTIVE:
       o.objective = !strcmp(optarg, "p99") ? SWEEP_OBJ_P99 : !strcmp(optarg, "mev_s") ? SWEEP_OBJ_MEV_S : -2;

@@ -26,6 +26,7 @@ static const struct {
     [SWEEP_PIN] = {"pin", K_BOOL, 0, 1},
     [SWEEP_CLAIM] = {"claim", K_NUM, 1, 65536},
     [SWEEP_HANDLER] = {"handler", K_HANDLER, 0, 1},
+    [SWEEP_FUSE] = {"fuse", K_BOOL, 0, 1},
     [SWEEP_RATE] = {"rate", K_NUM, 1, 1000000000},
     [SWEEP_EVENTS] = {"events", K_NUM, 1, UINT64_MAX},
 };

@@ -45,6 +45,7 @@ typedef enum sweep_knob {
   SWEEP_PIN,
   SWEEP_CLAIM,
   SWEEP_HANDLER,
+  SWEEP_FUSE,
   SWEEP_RATE,
   SWEEP_EVENTS,
   SWEEP_N_KNOBS

@@ -110,10 +110,10 @@ static void test_parse_every_knob(void **state) {
   char err[256];
   assert_int_equal(sweep_parse(" ring = 2 , 1073741824 ; batch=1;wait=park;spin=0,4294967295;"
                                "yields=7;catchup=0;pin=on,off;claim=1,65536;handler=event,batch;"
-                               "rate=1,1000000000;events=5 ;",
+                               "fuse=off,on;rate=1,1000000000;events=5 ;",
                                &g, err, sizeof err), 0);
   assert_int_equal(g.n_axes, SWEEP_N_KNOBS);
-  assert_int_equal(g.points, 2 * 2 * 2 * 2 * 2 * 2);
+  assert_int_equal(g.points, 2 * 2 * 2 * 2 * 2 * 2 * 2);
   for (uint32_t a = 0; a < g.n_axes; a++)
     assert_int_equal(g.axis[a].knob, (sweep_knob_t)a);
   assert_int_equal(g.axis[SWEEP_RING].v[1], UINT64_C(1) << 30);
@@ -317,16 +317,16 @@ static void test_outputs_carry_record_and_knobs(void **state) {
         rows_seen += p[1] >= '1' && p[1] <= '9';
       assert_int_equal(rows_seen, 4);
       assert_non_null(strstr(s, "rank,scenario,label,ring,batch,wait,spin,yields,catchup,pin,claim,"
-                                "handler,rate,events,runs,mev_s"));
+                                "handler,fuse,rate,events,runs,mev_s"));
       assert_non_null(strstr(s, "1,lat_fake,\"batch=16 wait=spin\",65536,16,spin,200,50,64,off,1,"
-                                "event,100000,1000,3,17.0000,16.0000,18.0000,11.76,100,16010,"));
+                                "event,off,100000,1000,3,17.0000,16.0000,18.0000,11.76,100,16010,"));
     } else {
       assert_non_null(strstr(s, "\"machine\":{\"cpu\":\"Test CPU X-1 @ 3.00GHz\""));
       assert_non_null(strstr(s, "\"tsc_invariant\":\"yes\""));
       assert_non_null(strstr(s, "\"swept\":[\"batch\",\"wait\"]"));
       assert_non_null(strstr(s, "\"knobs\":{\"ring\":65536,\"batch\":16,\"wait\":\"spin\","
                                 "\"spin\":200,\"yields\":50,\"catchup\":64,\"pin\":\"off\",\"claim\":1,"
-                                "\"handler\":\"event\",\"rate\":100000,\"events\":1000}"));
+                                "\"handler\":\"event\",\"fuse\":\"off\",\"rate\":100000,\"events\":1000}"));
       assert_non_null(strstr(s, "\"p99_ns\":16010"));
       /* braces balance */
       int depth = 0;
