@@ -537,12 +537,12 @@ static int link_ring(fe_bus_t *bus) {
   return 0;
 }
 
-/* Whether worker w runs the fused pass (worker.c): a group of 2..8
+/* Whether worker w runs the fused pass (worker.c): a group of 2..FUSE_MAX
  * consumers, every one a handler stage that set fuse, with one shard and
  * no type filter, on a bus with no audit trail (whose per-event records
  * the fused pass does not write). */
 static int fusable(const fe_bus_t *bus, const worker_t *w) {
-  if (!w->group || w->n < 2 || w->n > 8 || bus->audit != NULL)
+  if (!w->group || w->n < 2 || w->n > FUSE_MAX || bus->audit != NULL)
     return 0;
   for (uint32_t i = 0; i < w->n; i++) {
     const stage_t *st = w->list[i]->stage;

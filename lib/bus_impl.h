@@ -73,6 +73,8 @@ struct stage {
   uint32_t fuse;            /* fe_stage_def_t.fuse */
 };
 
+#define FUSE_MAX 8 /* consumers a fused worker may have (bus.h: 2 to 8) */
+
 typedef struct worker {
   uint32_t futex; /* bumped by wakers; the parked worker sleeps on it */
   char pad0[FE_PAD - sizeof(uint32_t)];
@@ -92,7 +94,7 @@ typedef struct worker {
                                 waits for one of them (build_group) */
   int aligned;               /* all consumers at one seq, none paused */
   int fused;                 /* the group pass starts with the fused pass
-                                (worker.c): 2..8 consumers, each a handler
+                                (worker.c): 2..FUSE_MAX consumers, each a handler
                                 stage with fuse set, one shard, every type,
                                 and no audit trail (build_groups); off
                                 per pass while a timing hook is set */

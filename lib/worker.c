@@ -23,6 +23,13 @@
 
 /* ------------------------------------------------------------- consumers */
 
+/* The slot of sequence s, from the ring's geometry held in locals (a
+ * handler call would force fe__ring_slot() to reload it). */
+static inline fe_event_t *slot_at(uint8_t *base, uint64_t mask, uint64_t size,
+                                  uint64_t s) {
+  return (fe_event_t *)(base + (s & mask) * size);
+}
+
 /* How far a consumer gated on the producers may go from next (C1). */
 static inline uint64_t producers_gate(const fe_bus_t *bus, uint64_t next) {
   return fe__ring_published(&bus->ring, next, bus->max_batch);
@@ -265,14 +272,14 @@ run_stage_as(fe_bus_t *bus, consumer_t *c, uint64_t next, uint64_t end,
    * backward walk necessary. */
   uint64_t last = end - 1;
   if (sharded || typed ||
-      fe__load_relaxed(&((fe_event_t *)(base + (last & mask) * size))->verdict))
+      fe__load_relaxed(&slot_at(base, mask, size, last)->verdict))
     last = last_handled(bus, c, next, end, sharded);
   /* Only published slots are prefetched: a slot the producer has yet to
    * fill would be pulled away from it, and its next store would have to
    * take it back.  The batch's first ones all at once (their transfers
    * overlap), then the loop keeps FE_PREFETCH ahead up to pf_end. */
   for (uint64_t s = next; s < end && s < next + FE_PREFETCH; s++)
-    fe_bus_priv_prefetch_w(base + (s & mask) * size);
+    fe_bus_priv_prefetch_w(slot_at(base, mask, size, s));
   const uint64_t pf_end = end > next + FE_PREFETCH ? end - FE_PREFETCH : next;
   uint64_t unhandled = 0, done = 0;
   ctx->end_of_batch = 0;
@@ -355,9 +362,9 @@ static uint64_t run_batch_stage(fe_bus_t *bus, consumer_t *c, uint64_t next,
   uint8_t *const base = bus->ring.pub.slots;
   const uint64_t mask = bus->ring.pub.mask, size = bus->ring.pub.slot_size;
   for (uint64_t s = next; s < end; s++) {
-    fe_event_t *ev = (fe_event_t *)(base + (s & mask) * size);
+    fe_event_t *ev = slot_at(base, mask, size, s);
     if (s + FE_PREFETCH < end) /* published slots only: see run_stage_as */
-      fe_bus_priv_prefetch_w(base + ((s + FE_PREFETCH) & mask) * size);
+      fe_bus_priv_prefetch_w(slot_at(base, mask, size, s + FE_PREFETCH));
     int what = classify(c, st, ev, sharded);
     if (FE_UNLIKELY(what != EV_HANDLE)) {
       tally_unhandled(c, ev, what, t);
@@ -394,8 +401,8 @@ void fe_batch_fail(fe_stage_ctx_t *ctx, fe_event_t *ev, uint32_t reason) {
  * bus_diamond measured 4 % lower (6 alternated runs each, 10:26 UTC); at
  * 64 bytes it measured level with the build before (5 runs each). */
 static __attribute__((aligned(64))) uint64_t
-run_stage_plain(fe_bus_t *bus, consumer_t *c, uint64_t next,
-                                uint64_t end, tally_t *t) {
+run_stage_plain(fe_bus_t *bus, consumer_t *c, uint64_t next, uint64_t end,
+                tally_t *t) {
   if (c->stage->batch_fn != NULL)
     return run_batch_stage(bus, c, next, end, t);
   int sharded = c->stage->n_shards > 1;
@@ -565,7 +572,6 @@ static uint64_t group_gate(const fe_bus_t *bus, const worker_t *w,
  * happens-before our read through C2/C1; one from a consumer before j on
  * this worker is program order; one from a parallel stage elsewhere may or
  * may not be seen, and only makes the pass stop early. */
-#define FUSE_MAX 8
 
 typedef struct fused_stop {
   uint64_t step;    /* the step the pass stopped in (end + n - 1: none) */
@@ -616,9 +622,8 @@ fused_edge_step(fe_bus_t *bus, worker_t *w, const fused_fns_t *f,
                 fused_stop_t *stop, const uint32_t n) {
   uint8_t *const base = bus->ring.pub.slots;
   const uint64_t mask = bus->ring.pub.mask, size = bus->ring.pub.slot_size;
-  const fe_event_t *after =
-      s + 1 < end ? (const fe_event_t *)(base + ((s + 1) & mask) * size)
-                  : NULL;
+  const fe_event_t *after = s + 1 < end ? slot_at(base, mask, size, s + 1)
+                                        : NULL;
   for (uint32_t j = 0; j < n; j++) {
     if (s < next + j) /* j starts at step next + j */
       break;
@@ -627,7 +632,7 @@ fused_edge_step(fe_bus_t *bus, worker_t *w, const fused_fns_t *f,
       after = NULL;
       continue;
     }
-    fe_event_t *ev = (fe_event_t *)(base + (e & mask) * size);
+    fe_event_t *ev = slot_at(base, mask, size, e);
     if (fused_call(bus, w, f, j, s, e, ev, after, t, stop))
       return 1;
     after = ev;
@@ -654,23 +659,23 @@ fused_steps(fe_bus_t *bus, worker_t *w, uint64_t next, uint64_t end,
   }
   /* Published slots only, as in run_stage_as. */
   for (uint64_t s = next; s < end && s < next + FE_PREFETCH; s++)
-    fe_bus_priv_prefetch_w(base + (s & mask) * size);
+    fe_bus_priv_prefetch_w(slot_at(base, mask, size, s));
   const uint64_t mid = next + n - 1; /* first step with every consumer */
   uint64_t s = next;
   for (; s < mid && s < end + n - 1; s++) {
     if (s + FE_PREFETCH < end)
-      fe_bus_priv_prefetch_w(base + ((s + FE_PREFETCH) & mask) * size);
+      fe_bus_priv_prefetch_w(slot_at(base, mask, size, s + FE_PREFETCH));
     if (fused_edge_step(bus, w, &f, next, end, s, t, stop, n))
       return;
   }
   if (s + 1 < end) {
     fe_event_t *q[FUSE_MAX + 1];
     for (uint32_t j = 0; j < n; j++)
-      q[j + 1] = (fe_event_t *)(base + ((s - j) & mask) * size);
+      q[j + 1] = slot_at(base, mask, size, s - j);
     for (; s + 1 < end; s++) {
-      q[0] = (fe_event_t *)(base + ((s + 1) & mask) * size);
+      q[0] = slot_at(base, mask, size, s + 1);
       if (s + FE_PREFETCH < end)
-        fe_bus_priv_prefetch_w(base + ((s + FE_PREFETCH) & mask) * size);
+        fe_bus_priv_prefetch_w(slot_at(base, mask, size, s + FE_PREFETCH));
 #pragma GCC unroll 8
       for (uint32_t j = 0; j < n; j++)
         if (fused_call(bus, w, &f, j, s, s - j, q[j + 1], q[j], t, stop))
@@ -686,11 +691,10 @@ fused_steps(fe_bus_t *bus, worker_t *w, uint64_t next, uint64_t end,
   *stop = (fused_stop_t){end + n - 1, 0, 0, 0};
 }
 
-/* Runs the fused pass over [next, end) (see above) and fills from[],
- * paused[] and the tallies. */
-static void fused_pass(fe_bus_t *bus, worker_t *w, uint64_t next,
-                       uint64_t end, uint64_t from[], int paused[],
-                       tally_t t[]) {
+/* Runs the fused pass over [next, end) (see above) and fills from[] and
+ * the tallies.  Returns the consumer a retry paused, or FUSE_MAX: none. */
+static uint32_t fused_pass(fe_bus_t *bus, worker_t *w, uint64_t next,
+                           uint64_t end, uint64_t from[], tally_t t[]) {
   const uint32_t n = w->n;
   fused_stop_t stop;
   /* Constant n for the common chains: the compiler unrolls the stages. */
@@ -705,6 +709,7 @@ static void fused_pass(fe_bus_t *bus, worker_t *w, uint64_t next,
   /* In the stop's step, consumers before `who` took s - j, the ones after
    * it took s - j - 1 (so their next is s - j), and `who` took its event
    * only if its handler was called and did not pause it. */
+  uint32_t paused = stop.paused ? stop.who : FUSE_MAX;
   for (uint32_t j = 0; j < n; j++) {
     uint64_t s = stop.step, f;
     int took = j < stop.who || (j == stop.who && stop.called && !stop.paused);
@@ -715,15 +720,15 @@ static void fused_pass(fe_bus_t *bus, worker_t *w, uint64_t next,
     if (f > end)
       f = end;
     from[j] = f;
-    paused[j] = j == stop.who && stop.paused;
     /* Every call up to from[j] (and the paused event's) handled the
      * event; the ones that continued a live event complete it at the
      * sink.  A verdict call's own tally came from apply_verdict(). */
-    uint64_t calls = f - next + (uint64_t)paused[j];
+    uint64_t calls = f - next + (j == paused);
     t[j].handled += calls;
     if (w->list[j]->counts_outcome)
       t[j].done += calls - (j == stop.who && stop.called);
   }
+  return paused;
 }
 
 /* One pass of an aligned worker (every consumer at seq `next`, none
@@ -749,14 +754,14 @@ static uint32_t group_pass(fe_bus_t *bus, worker_t *w) {
   uint64_t reached[64];
   tally_t fused_t[FUSE_MAX];
   uint64_t from[FUSE_MAX];
-  int paused[FUSE_MAX];
+  uint32_t paused = FUSE_MAX;
   /* Fused only from a live first event (its verdict is what consumer 0
    * would otherwise need to test), and with no timing hook to feed. */
   int fused = w->fused && FE_LIKELY(bus->on_timing == NULL) &&
               fe__load_relaxed(&fe__ring_slot(&bus->ring, next)->verdict) == 0;
   if (fused) {
     memset(fused_t, 0, sizeof fused_t);
-    fused_pass(bus, w, next, end, from, paused, fused_t);
+    paused = fused_pass(bus, w, next, end, from, fused_t);
   }
   int short_pass = 0;
   for (uint32_t i = 0; i < n; i++) {
@@ -772,7 +777,7 @@ static uint32_t group_pass(fe_bus_t *bus, worker_t *w) {
       t = fused_t[i];
       start = from[i];
     }
-    if (fused && paused[i])
+    if (i == paused)
       reached[i] = start;
     else
       reached[i] = start >= e           ? e
