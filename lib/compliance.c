@@ -54,6 +54,7 @@
 #include <xxhash.h>
 
 #include "compliance_impl.h"
+#include "gcra.h"
 #include "sync.h"
 
 #define MAX_TABLE (UINT64_C(1) << 26)
@@ -242,7 +243,8 @@ static uint64_t sym_key(const char sym[FE_SYMBOL_MAX]) {
 }
 
 /* Gets the index (value word idx + 1, allocated from pool counter *used of
- * max) for key in kt, making it with init(idx) when new.  Returns the
+ * max) for key in kt, making it with init(idx) when new (init NULL: the
+ * zeroed entry is the new one).  Returns the
  * index, or -1 when a table is full.  Lock-free: concurrent makers of the
  * same key each take a pool entry, one wins the CAS, the others' entries
  * are wasted (rare: two first orders of one cell at once). */
@@ -259,18 +261,14 @@ static int64_t pool_get(fe__keytab_t *kt, uint64_t key, uint64_t *used,
   uint64_t idx = __atomic_fetch_add(used, 1, __ATOMIC_RELAXED);
   if (idx >= max)
     return -1;
-  init(base, idx, arg);
+  if (init != NULL)
+    init(base, idx, arg);
   uint64_t expect = 0;
   /* B: the entry's fields are written before its index is published. */
   if (__atomic_compare_exchange_n(w, &expect, idx + 1, 0, __ATOMIC_RELEASE,
                                   __ATOMIC_ACQUIRE))
     return (int64_t)idx;
   return (int64_t)(expect - 1);
-}
-
-/* An account's state starts zeroed: nothing reserved, a full bucket. */
-static void acct_init(void *base, uint64_t idx, const void *arg) {
-  (void)base, (void)idx, (void)arg;
 }
 
 static void sym_init(void *base, uint64_t idx, const void *arg) {
@@ -536,15 +534,16 @@ static void unreserve(fe_compliance_t *c, reader_t *rd, acct_t *a,
 
 /* ----------------------------------------------------------- the check */
 
-/* The account's state, made if new; NULL when the table is full. */
+/* The account's state, made if new (zeroed: nothing reserved, a full
+ * bucket); NULL when the table is full. */
 static acct_t *acct_get(fe_compliance_t *c, uint64_t account) {
   int64_t i = pool_get(&c->accounts, account, &c->accts_used,
-                       c->cfg.max_accounts, acct_init, c->accts, NULL);
+                       c->cfg.max_accounts, NULL, c->accts, NULL);
   return i < 0 ? NULL : &c->accts[i];
 }
 
-/* The THROTTLE rule on the account's own bucket: throttle.c's GCRA (its
- * top derives it) for one token, on a word that only the account's owner
+/* The THROTTLE rule on the account's own bucket: the GCRA of gcra.h, as
+ * throttle.c uses it, for one token, on a word that only the account's owner
  * touches, so a load and a store where a shared fe_throttle_t would take a
  * CAS and a probe of its own key table.  A bucket last taken under
  * another generation (another rate or burst, or no rate for a while)
@@ -552,8 +551,8 @@ static acct_t *acct_get(fe_compliance_t *c, uint64_t account) {
  * taken) or 0 (throttled: nothing taken). */
 static int throttle_take(const fe__snap_t *s, acct_t *a, uint64_t now) {
   uint64_t tat = a->tgen == s->thr_gen ? a->tat : 0;
-  uint64_t next = (tat > now ? tat : now) + s->thr_t;
-  if (next - now > s->thr_limit)
+  uint64_t next = fe__gcra_take(tat, now, s->thr_t, s->thr_limit);
+  if (next == 0)
     return 0;
   a->tat = next;
   a->tgen = s->thr_gen;
@@ -1492,7 +1491,7 @@ static void snap_throttle(fe_compliance_t *c, fe__snap_t *s,
   if (burst == FE_COMPLIANCE_UNLIMITED)
     burst = (uint64_t)rate < FE_THROTTLE_BURST_MAX ? rate
                                                    : (int64_t)FE_THROTTLE_BURST_MAX;
-  s->thr_t = (UINT64_C(1000000000) + (uint64_t)rate - 1) / (uint64_t)rate;
+  s->thr_t = fe__gcra_interval((uint64_t)rate);
   s->thr_limit = s->thr_t * (uint64_t)burst;
   if (old != NULL && old->thr_t != 0 &&
       old->lim[FE_LIMIT_THROTTLE_RATE] == s->lim[FE_LIMIT_THROTTLE_RATE] &&

@@ -1,28 +1,8 @@
 /* Admission throttles: see include/finevent/throttle.h.
  *
- * GCRA.  Each bucket is one 64-bit word, its "theoretical arrival time"
- * (tat), in ns on the throttle's clock.  With emission interval
- * T = ceil(1e9 / rate) ns and limit L = T * burst, the bucket at time now
- * holds
- *
- *     tokens(now) = burst - (max(tat, now) - now) / T
- *
- * i.e. max(tat, now) - now is the bucket's debt in ns: T per token taken,
- * paid off at 1 ns per ns of time (one token per T ns, the rate), and
- * never below 0 (the max: a bucket never holds more than burst).  Taking n
- * tokens is tat' = max(tat, now) + T * n, and it is allowed when the debt
- * stays within the capacity:
- *
- *     tat' - now <= L          <=>   tokens(now) >= n
- *
- * which is exactly a token bucket of that rate and burst, refilled
- * continuously at ns resolution, with no timer and one word of state.
- * (For n = 1 this is the textbook test now >= tat - tau with
- * tau = T * (burst - 1); for n > 1 the textbook form would admit n orders
- * when only one token is left, so we test the whole debt instead.)  A
- * fresh or reset bucket has tat = 0: full.  Bounds: T <= 1e9 and
- * n <= burst <= 1e9, so T * n <= L <= 1e18, and tat' <= now + 1e18 cannot
- * overflow while now < 2^63.
+ * GCRA (the arithmetic and why it is a token bucket: gcra.h).  Each
+ * bucket is one 64-bit word, its "theoretical arrival time" (tat), in ns
+ * on the throttle's clock; a fresh or reset bucket has tat = 0: full.
  *
  * Memory order.  A tat word carries no other data: threads only ever
  * read-modify-write it as a whole, and the modification order of that one
@@ -65,11 +45,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gcra.h"
 #include "internal.h"
 #include "keytab.h"
 #include "sync.h"
-
-#define NS_PER_SEC UINT64_C(1000000000)
 
 typedef struct counters {
   uint64_t admitted, throttled_global, throttled_key, table_full, rollbacks;
@@ -102,14 +81,6 @@ static inline uint64_t now_of(const fe_throttle_t *t) {
   return t->now_ns != NULL ? t->now_ns(t->clock_user) : fe_clock_now_ns();
 }
 
-/* The tat after taking cost ns of tokens at now, or 0 when the bucket
- * holds too few (a valid tat is always > now >= 0). */
-static inline uint64_t take(uint64_t tat, uint64_t now, uint64_t cost,
-                            uint64_t limit) {
-  uint64_t next = (tat > now ? tat : now) + cost;
-  return next - now <= limit ? next : 0;
-}
-
 /* Gives back cost ns of tokens taken at now from *tat, less the time they
  * were out (see the top: never more than exact). */
 static void give_back(fe_throttle_t *t, uint64_t *tat, uint64_t cost,
@@ -137,7 +108,7 @@ int fe_throttle_admit(fe_throttle_t *t, uint64_t key, uint32_t n) {
     }
     uint64_t cur = fe__load_relaxed(ktat), next;
     do {
-      next = take(cur, now, kcost, t->k_limit);
+      next = fe__gcra_take(cur, now, kcost, t->k_limit);
       if (next == 0) {
         count(t, throttled_key);
         return FE_ETHROTTLED;
@@ -145,7 +116,7 @@ int fe_throttle_admit(fe_throttle_t *t, uint64_t key, uint32_t n) {
       /* Peek before committing, so that the common global reject needs
        * no rollback. */
       if (t->g_t != 0 &&
-          take(fe__load_relaxed(&t->g_tat), now, gcost, t->g_limit) == 0) {
+          fe__gcra_take(fe__load_relaxed(&t->g_tat), now, gcost, t->g_limit) == 0) {
         count(t, throttled_global);
         return FE_ETHROTTLED;
       }
@@ -155,7 +126,7 @@ int fe_throttle_admit(fe_throttle_t *t, uint64_t key, uint32_t n) {
   if (t->g_t != 0) {
     uint64_t cur = fe__load_relaxed(&t->g_tat), next;
     do {
-      next = take(cur, now, gcost, t->g_limit);
+      next = fe__gcra_take(cur, now, gcost, t->g_limit);
       if (next == 0) {
         if (ktat != NULL) give_back(t, ktat, kcost, now);
         count(t, throttled_global);
@@ -223,10 +194,6 @@ static int check_config(const fe_throttle_config_t *cfg, fe_diag_t *diag) {
   return 0;
 }
 
-static uint64_t interval_ns(uint64_t rate) {
-  return rate == 0 ? 0 : (NS_PER_SEC + rate - 1) / rate; /* ceil: never faster */
-}
-
 int fe_throttle_create(const fe_throttle_config_t *cfg, fe_throttle_t **out,
                        fe_diag_t *diag) {
   if (out == NULL) return fe__diag(diag, FE_EINVAL, "throttle: out is NULL");
@@ -237,9 +204,9 @@ int fe_throttle_create(const fe_throttle_config_t *cfg, fe_throttle_t **out,
   if (t == NULL)
     return fe__diag(diag, FE_ENOMEM, "throttle: cannot allocate %zu bytes",
                     sizeof *t);
-  t->g_t = interval_ns(cfg->global_rate);
+  t->g_t = fe__gcra_interval(cfg->global_rate);
   t->g_limit = t->g_t * cfg->global_burst;
-  t->k_t = interval_ns(cfg->key_rate);
+  t->k_t = fe__gcra_interval(cfg->key_rate);
   t->k_limit = t->k_t * cfg->key_burst;
   t->n_max = UINT64_MAX;
   if (cfg->global_rate != 0) t->n_max = cfg->global_burst;
