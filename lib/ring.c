@@ -28,9 +28,10 @@ int fe__ring_alloc(fe_ring_t *r, uint32_t capacity, uint32_t slot_size,
                    fe_producer_t producer, int meta) {
   r->pub.capacity = capacity;
   r->pub.mask = capacity - 1;
-  r->pub.slot_size = (slot_size + FE_CACHELINE - 1) / FE_CACHELINE * FE_CACHELINE;
+  r->pub.slot_size =
+      (slot_size + FE_CACHELINE - 1) / FE_CACHELINE * FE_CACHELINE;
   r->pub.prefetch_off = capacity >= 4 * FE_RING_PREFETCH
-                        ? FE_RING_PREFETCH * r->pub.slot_size : 0;
+                            ? FE_RING_PREFETCH * r->pub.slot_size : 0;
   r->pub.producer = producer;
   r->pub.state = ST_CREATED;
   r->stop_target = UINT64_MAX;

@@ -164,8 +164,9 @@ static inline uint64_t fe__ring_end(const fe_ring_t *r) {
 }
 /* Events claimed so far (published, being filled, or voided). */
 static inline uint64_t fe__ring_claimed(const fe_ring_t *r) {
-  return r->pub.producer == FE_PRODUCER_SINGLE ? fe__load_relaxed(&r->pub.claimed)
-                                           : fe__load_relaxed(&r->pub.cursor);
+  return r->pub.producer == FE_PRODUCER_SINGLE
+             ? fe__load_relaxed(&r->pub.claimed)
+             : fe__load_relaxed(&r->pub.cursor);
 }
 /* How far a consumer gated on the producers may go from next (C1). */
 static inline uint64_t fe__ring_published(const fe_ring_t *r, uint64_t next,

@@ -251,12 +251,12 @@ typedef struct fe_stage_def {
                            type-filtered stage, on a bus with an audit
                            trail, or with a stage timing hook
                            (fe_bus_on_stage_timing: it times each stage
-                           over the batch).  0 (default): the stages after it on the
-                           worker see a batch only after its end_of_batch
-                           call, as on another worker -- what a stage that
-                           buffers work until end_of_batch (a batched write)
-                           needs.  Handler stages only (FE_EINVAL with a
-                           batch_handler) */
+                           over the batch).  0 (default): the stages after
+                           it on the worker see a batch only after its
+                           end_of_batch call, as on another worker -- what
+                           a stage that buffers work until end_of_batch (a
+                           batched write) needs.  Handler stages only
+                           (FE_EINVAL with a batch_handler) */
 } fe_stage_def_t;
 
 /* Bus configuration.  Initialise with fe_bus_config_init(). */
@@ -471,14 +471,14 @@ FE_API int fe_bus_start(fe_bus_t *bus, fe_diag_t *diag);
 /* The per-event claim and publish are inline functions: a host's producer
  * loop compiles them in and calls into the library only off the common
  * case (multi producer, a ring full by the cached gate, a parked worker to
- * wake, a stop).  A call per event cost the README's one-producer program a fifth
- * of its throughput.  The library also exports each of them as a function,
- * for hosts that bind by symbol.
+ * wake, a stop).  A call per event cost the README's one-producer program a
+ * fifth of its throughput.  The library also exports each of them as a
+ * function, for hosts that bind by symbol.
  *
  * To compile in, they read the first bytes of every bus, declared here for
- * that alone: fe_bus_priv_fast_t is private to the library (a host never reads
- * or writes it), and its layout is part of the ABI (SOVERSION changes with
- * it).  Each field's line and its writers are described in lib/ring.h. */
+ * that alone: fe_bus_priv_fast_t is private to the library (a host never
+ * reads or writes it), and its layout is part of the ABI (SOVERSION changes
+ * with it).  Each field's line and its writers are described in lib/ring.h. */
 #define FE_BUS_PRIV_LINE 128     /* padding unit: two cache lines */
 #define FE_BUS_PRIV_STOPPING 2   /* state from which claims fail */
 typedef struct fe_bus_priv_fast {
@@ -505,7 +505,7 @@ typedef struct fe_bus_priv_fast {
 
 /* The library's side of the inline paths. */
 FE_API int fe_bus_priv_claim_slow(fe_bus_t *bus, fe_event_t **ev,
-                              uint64_t timeout_ns, int wait);
+                                  uint64_t timeout_ns, int wait);
 FE_API int fe_bus_priv_claim_void(fe_bus_t *bus, uint64_t seq);
 FE_API int fe_bus_priv_publish_slow(fe_bus_t *bus, fe_event_t *ev);
 FE_API void fe_bus_priv_wake(fe_bus_t *bus);
@@ -540,7 +540,7 @@ static inline void fe_bus_priv_reset(fe_event_t *ev, uint64_t seq) {
  * fe_bus_priv_claim_slow (wait: 1 for fe_bus_claim). */
 static inline __attribute__((always_inline)) int
 fe_bus_priv_claim(fe_bus_t *bus, fe_event_t **ev, uint64_t timeout_ns,
-                     int wait) {
+                  int wait) {
   if (__builtin_expect(bus == NULL || ev == NULL, 0))
     return FE_EINVAL;
   fe_bus_priv_fast_t *f = (fe_bus_priv_fast_t *)(void *)bus;
@@ -893,9 +893,8 @@ typedef void (*fe_stage_timing_fn)(const fe_stage_timing_t *t, void *user);
  * a call on its own, after its delay).  The cost is two clock reads per
  * stage per batch, none when fn is NULL (the default); with a hook, fused
  * stages (fe_stage_def_t.fuse) run stage by stage.  fn must not block: the
- * worker's stages wait for it.  Call
- * before fe_bus_start.  Returns 0, FE_EINVAL (bus NULL), FE_ESTATE
- * (started).  Not thread-safe. */
+ * worker's stages wait for it.  Call before fe_bus_start.  Returns 0,
+ * FE_EINVAL (bus NULL), FE_ESTATE (started).  Not thread-safe. */
 FE_API int fe_bus_on_stage_timing(fe_bus_t *bus, fe_stage_timing_fn fn,
                                   void *user);
 
